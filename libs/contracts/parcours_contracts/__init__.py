@@ -1,0 +1,45 @@
+"""Parcours event contracts: the only vocabulary services share."""
+
+from parcours_contracts.events import (
+    ALL_EVENT_TYPES,
+    Event,
+    EventEnvelope,
+    Recipient,
+    InvoiceSummary,
+    InvoiceReceived,
+    InvoiceUnroutable,
+    DispatchRequested,
+    InvoiceDispatched,
+    DispatchFailed,
+    DeliveryAcked,
+    LinkClicked,
+    ReminderDue,
+    TenantApiKeyIssued,
+    TenantApiKeyRevoked,
+    TOPIC_OF,
+    parse_event,
+    topic_for,
+)
+from parcours_contracts import topics
+
+__all__ = [
+    "ALL_EVENT_TYPES",
+    "Event",
+    "EventEnvelope",
+    "Recipient",
+    "InvoiceSummary",
+    "InvoiceReceived",
+    "InvoiceUnroutable",
+    "DispatchRequested",
+    "InvoiceDispatched",
+    "DispatchFailed",
+    "DeliveryAcked",
+    "LinkClicked",
+    "ReminderDue",
+    "TenantApiKeyIssued",
+    "TenantApiKeyRevoked",
+    "TOPIC_OF",
+    "parse_event",
+    "topic_for",
+    "topics",
+]

@@ -1,0 +1,250 @@
+"""Event models. Every event carries the envelope; `type` is the discriminator.
+
+Money travels as decimal strings (pydantic dumps Decimal as str), dates as ISO 8601,
+instants as UTC. Adding an optional field keeps `schema_version`; removing or changing
+the meaning of a field bumps it.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from typing import Annotated, Literal, Self, Union
+from uuid import UUID, uuid4
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, TypeAdapter, field_validator
+
+from parcours_contracts import topics
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class EventEnvelope(_Model):
+    """Fields every event carries."""
+
+    event_id: UUID = Field(default_factory=uuid4, description="Unique id; consumers deduplicate on it.")
+    schema_version: int = Field(default=1, ge=1)
+    tenant_id: str = Field(min_length=1, max_length=64)
+    occurred_at: AwareDatetime = Field(default_factory=utcnow, description="When it happened, UTC.")
+    correlation_id: str = Field(min_length=1, max_length=128, description="Ties together every event of one flow.")
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _to_utc(cls, value: datetime) -> datetime:
+        return value.astimezone(timezone.utc)
+
+
+class InvoiceEvent(EventEnvelope):
+    """Envelope of every event about one invoice; the Kafka key is `invoice_id`."""
+
+    invoice_id: UUID
+
+    @property
+    def key(self) -> str:
+        return str(self.invoice_id)
+
+    @classmethod
+    def following(cls, cause: InvoiceEvent, **fields) -> Self:
+        """A new event caused by `cause`: same tenant, invoice and correlation id."""
+        return cls(
+            tenant_id=cause.tenant_id,
+            invoice_id=cause.invoice_id,
+            correlation_id=cause.correlation_id,
+            **fields,
+        )
+
+
+class Recipient(_Model):
+    email: EmailStr
+    name: str | None = Field(default=None, max_length=200)
+
+
+class InvoiceSummary(_Model):
+    """What downstream services need to know of an invoice to deliver and dun it."""
+
+    number: str = Field(min_length=1, max_length=64)
+    issue_date: date
+    due_date: date
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    total_excl_tax: Decimal
+    total_tax: Decimal
+    total_incl_tax: Decimal
+    seller_name: str
+    buyer_name: str
+    customer_ref: str = Field(description="The tenant's own reference of the buyer (router's directory key).")
+    has_pdf: bool = False
+
+
+class InvoiceReceived(InvoiceEvent):
+    """Ingest accepted an invoice."""
+
+    type: Literal["invoice.received"] = "invoice.received"
+    invoice: InvoiceSummary
+
+
+class InvoiceUnroutable(InvoiceEvent):
+    """Router could not choose a channel: an incident for the credit team."""
+
+    type: Literal["invoice.unroutable"] = "invoice.unroutable"
+    customer_ref: str
+    reason: str
+    purpose: Literal["invoice", "reminder"] = "invoice"
+
+
+class ReminderInfo(_Model):
+    strategy: str
+    step: str
+    sequence: int = Field(ge=1)
+
+
+class DispatchRequested(InvoiceEvent):
+    """Router asks a channel adapter to deliver the invoice (or a reminder of it)."""
+
+    type: Literal["dispatch.requested"] = "dispatch.requested"
+    dispatch_id: UUID = Field(default_factory=uuid4, description="One delivery attempt on one channel.")
+    channel: str
+    fallback_channels: list[str] = Field(default_factory=list, description="Next channels, in order, if this one fails.")
+    recipients: list[Recipient] = Field(min_length=1)
+    purpose: Literal["invoice", "reminder"] = "invoice"
+    reminder: ReminderInfo | None = None
+    invoice: InvoiceSummary
+
+
+class SentMessage(_Model):
+    recipient: EmailStr
+    message_id: str
+
+
+class InvoiceDispatched(InvoiceEvent):
+    """A channel handed the invoice (or reminder) over to its transport."""
+
+    type: Literal["invoice.dispatched"] = "invoice.dispatched"
+    dispatch_id: UUID
+    channel: str
+    purpose: Literal["invoice", "reminder"] = "invoice"
+    reminder: ReminderInfo | None = None
+    messages: list[SentMessage] = Field(min_length=1)
+
+
+class DispatchFailed(InvoiceEvent):
+    """A channel could not deliver."""
+
+    type: Literal["dispatch.failed"] = "dispatch.failed"
+    dispatch_id: UUID
+    channel: str
+    purpose: Literal["invoice", "reminder"] = "invoice"
+    reason: str
+    permanent: bool = True
+    fallback_channels: list[str] = Field(default_factory=list)
+
+
+class DeliveryAcked(InvoiceEvent):
+    """A partner acknowledged technical receipt of the invoice."""
+
+    type: Literal["delivery.acked"] = "delivery.acked"
+    channel: str
+    ack_id: str = Field(min_length=1, max_length=200)
+    status: str = Field(default="received", max_length=64)
+    acked_at: AwareDatetime
+
+
+class LinkClicked(InvoiceEvent):
+    """A recipient opened the tracked link."""
+
+    type: Literal["link.clicked"] = "link.clicked"
+    dispatch_id: UUID
+    recipient: EmailStr
+    ip: str | None = None
+    user_agent: str | None = Field(default=None, max_length=512)
+
+
+class ReminderDue(InvoiceEvent):
+    """Dunning decided that a reminder must go out now."""
+
+    type: Literal["reminder.due"] = "reminder.due"
+    reminder: ReminderInfo
+    reason: str
+    invoice: InvoiceSummary
+
+
+class TenantEvent(EventEnvelope):
+    """Envelope of tenant-level events (no invoice); the Kafka key is `tenant_id`."""
+
+    @property
+    def key(self) -> str:
+        return self.tenant_id
+
+
+class TenantApiKeyIssued(TenantEvent):
+    """A tenant API key exists; services keep its hash to authenticate requests."""
+
+    type: Literal["tenant.api_key_issued"] = "tenant.api_key_issued"
+    key_id: str
+    key_hash: str = Field(description="SHA-256 hex of the key; the key itself never travels.")
+    tenant_name: str
+
+
+class TenantApiKeyRevoked(TenantEvent):
+    type: Literal["tenant.api_key_revoked"] = "tenant.api_key_revoked"
+    key_id: str
+
+
+Event = Annotated[
+    Union[
+        InvoiceReceived,
+        InvoiceUnroutable,
+        DispatchRequested,
+        InvoiceDispatched,
+        DispatchFailed,
+        DeliveryAcked,
+        LinkClicked,
+        ReminderDue,
+        TenantApiKeyIssued,
+        TenantApiKeyRevoked,
+    ],
+    Field(discriminator="type"),
+]
+
+ALL_EVENT_TYPES: dict[str, type[EventEnvelope]] = {
+    "invoice.received": InvoiceReceived,
+    "invoice.unroutable": InvoiceUnroutable,
+    "dispatch.requested": DispatchRequested,
+    "invoice.dispatched": InvoiceDispatched,
+    "dispatch.failed": DispatchFailed,
+    "delivery.acked": DeliveryAcked,
+    "link.clicked": LinkClicked,
+    "reminder.due": ReminderDue,
+    "tenant.api_key_issued": TenantApiKeyIssued,
+    "tenant.api_key_revoked": TenantApiKeyRevoked,
+}
+
+TOPIC_OF: dict[type[EventEnvelope], str] = {
+    InvoiceReceived: topics.INVOICE_RECEIVED,
+    InvoiceUnroutable: topics.INVOICE_UNROUTABLE,
+    DispatchRequested: topics.DISPATCH_REQUESTED,
+    InvoiceDispatched: topics.INVOICE_DISPATCHED,
+    DispatchFailed: topics.DISPATCH_FAILED,
+    DeliveryAcked: topics.DELIVERY_ACKED,
+    LinkClicked: topics.LINK_CLICKED,
+    ReminderDue: topics.REMINDER_DUE,
+    TenantApiKeyIssued: topics.TENANT_EVENTS,
+    TenantApiKeyRevoked: topics.TENANT_EVENTS,
+}
+
+_event_adapter: TypeAdapter = TypeAdapter(Event)
+
+
+def topic_for(event: EventEnvelope) -> str:
+    """The topic an event is published on."""
+    return TOPIC_OF[type(event)]
+
+
+def parse_event(raw: bytes | str) -> EventEnvelope:
+    """Parse a message value into its event model; raises pydantic.ValidationError."""
+    return _event_adapter.validate_json(raw)

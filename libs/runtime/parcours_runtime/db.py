@@ -1,0 +1,37 @@
+"""Engine, sessions and the runtime's own tables (outbox, inbox, api keys).
+
+The runtime tables live in `runtime_metadata`; each service creates them in its own
+database next to its own tables."""
+
+from __future__ import annotations
+
+from sqlalchemy import MetaData, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+runtime_metadata = MetaData()
+
+
+def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
+    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def ensure_schema(engine: AsyncEngine, *metadatas: MetaData) -> None:
+    """Create missing tables. Serialised by an advisory lock so replicas can start together."""
+    async with engine.begin() as conn:
+        await conn.execute(text("SELECT pg_advisory_xact_lock(7261001)"))
+        for metadata in (runtime_metadata, *metadatas):
+            await conn.run_sync(metadata.create_all)
+
+
+async def ping(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+
+
+def asyncpg_dsn(url: str) -> str:
+    """The plain libpq DSN asyncpg.connect() takes, from a SQLAlchemy URL."""
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)

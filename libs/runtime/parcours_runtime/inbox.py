@@ -1,0 +1,30 @@
+"""Idempotent inbox: a consumer records each event id it processed in the same
+transaction as the effects, so a redelivered event has no second effect."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from sqlalchemy import Column, DateTime, String, Table, func
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from parcours_runtime.db import runtime_metadata
+
+inbox_table = Table(
+    "inbox",
+    runtime_metadata,
+    Column("consumer", String, primary_key=True),
+    Column("event_id", PG_UUID(as_uuid=True), primary_key=True),
+    Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+
+async def claim(session: AsyncSession, consumer: str, event_id: UUID) -> bool:
+    """True the first time `consumer` sees `event_id` (in this transaction's view)."""
+    result = await session.execute(
+        insert(inbox_table).values(consumer=consumer, event_id=event_id)
+        .on_conflict_do_nothing().returning(inbox_table.c.event_id)
+    )
+    return result.first() is not None

@@ -1,0 +1,141 @@
+"""Transactional outbox.
+
+Handlers and routes never publish to Kafka. They add events to the outbox table in the
+same transaction as their state change; `OutboxRelay` publishes committed rows and deletes
+them. A NOTIFY (delivered by PostgreSQL only on commit) wakes the relay, so it does not poll;
+a slow safety tick covers a lost notification. Delivery is at least once: consumers
+deduplicate on event_id through their inbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import BigInteger, Column, DateTime, Identity, LargeBinary, String, Table, delete, func, insert, select, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from parcours_contracts import topic_for
+from parcours_contracts.events import EventEnvelope
+from parcours_runtime.db import asyncpg_dsn, runtime_metadata
+from parcours_runtime.tracing import current_trace_headers
+
+log = logging.getLogger(__name__)
+
+NOTIFY_CHANNEL = "parcours_outbox"
+
+outbox_table = Table(
+    "outbox",
+    runtime_metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("topic", String, nullable=False),
+    Column("key", String, nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("headers", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+
+async def add_to_outbox(session: AsyncSession, events: list[EventEnvelope]) -> None:
+    """Stage events in the caller's transaction, with the current trace context."""
+    if not events:
+        return
+    trace_headers = current_trace_headers()
+    rows = [
+        {
+            "topic": topic_for(event),
+            "key": event.key,
+            "payload": event.model_dump_json().encode(),
+            "headers": {"event-type": event.type, "event-id": str(event.event_id), **trace_headers},
+        }
+        for event in events
+    ]
+    await session.execute(insert(outbox_table), rows)
+    await session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+
+
+async def outbox_backlog(session: AsyncSession) -> int:
+    return (await session.execute(select(func.count()).select_from(outbox_table))).scalar_one()
+
+
+class OutboxRelay:
+    def __init__(self, engine: AsyncEngine, producer: AIOKafkaProducer, *, database_url: str,
+                 batch_size: int = 500, safety_tick_seconds: float = 1.5):
+        self._engine = engine
+        self._producer = producer
+        self._dsn = asyncpg_dsn(database_url)
+        self._batch_size = batch_size
+        self._safety_tick = safety_tick_seconds
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._listener: asyncpg.Connection | None = None
+        self.published = 0
+
+    async def relay_once(self) -> int:
+        """Publish one batch of committed rows; returns how many were published."""
+        async with self._engine.begin() as conn:
+            rows = (await conn.execute(
+                select(outbox_table).order_by(outbox_table.c.id)
+                .limit(self._batch_size).with_for_update(skip_locked=True)
+            )).all()
+            if not rows:
+                return 0
+            sends = [
+                await self._producer.send(
+                    row.topic, row.payload, key=row.key.encode(),
+                    headers=[(k, str(v).encode()) for k, v in row.headers.items()],
+                )
+                for row in rows
+            ]
+            await asyncio.gather(*sends)  # all acked by the broker before we delete
+            await conn.execute(delete(outbox_table).where(outbox_table.c.id.in_([r.id for r in rows])))
+        self.published += len(rows)
+        return len(rows)
+
+    async def flush(self) -> None:
+        while await self.relay_once():
+            pass
+
+    async def _listen(self) -> None:
+        try:
+            if self._listener is None or self._listener.is_closed():
+                self._listener = await asyncpg.connect(self._dsn)
+                await self._listener.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("outbox listener unavailable, relying on the safety tick: %s", exc)
+            self._listener = None
+
+    async def run(self) -> None:
+        backoff = 0.1
+        while not self._stopping:
+            await self._listen()
+            self._wake.clear()
+            try:
+                published = await self.relay_once()
+                backoff = 0.1
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # broker or database away: keep the rows, try again
+                log.warning("outbox relay failed, retrying in %.1fs: %s", backoff, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if published == self._batch_size:
+                continue
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self._safety_tick)
+            except TimeoutError:
+                pass
+
+    async def stop(self) -> None:
+        """Stop the loop, then publish whatever is still committed."""
+        self._stopping = True
+        self._wake.set()
+        try:
+            await self.flush()
+        finally:
+            if self._listener is not None and not self._listener.is_closed():
+                await self._listener.close()

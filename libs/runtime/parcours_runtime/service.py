@@ -1,0 +1,248 @@
+"""Process host: one asyncio loop runs a service's HTTP API, its consumer, its outbox relay
+and its background jobs, sharing one context. SIGTERM stops consuming, lets in-flight work
+finish, flushes the outbox and exits 0."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+import uvicorn
+from aiokafka import AIOKafkaProducer
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from opentelemetry import trace
+from opentelemetry.propagate import extract
+from sqlalchemy import MetaData
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from parcours_contracts import topics
+from parcours_contracts.events import EventEnvelope
+from parcours_runtime.consumer import EventConsumer, Handler
+from parcours_runtime.db import create_engine, ensure_schema, ping, session_factory
+from parcours_runtime.kafka import ensure_topics, make_producer, wait_for_broker
+from parcours_runtime.logs import setup_logging
+from parcours_runtime.outbox import OutboxRelay
+from parcours_runtime.problems import install_problem_handlers
+from parcours_runtime.settings import ServiceSettings
+from parcours_runtime.tenancy import TENANCY_HANDLERS
+from parcours_runtime.tracing import setup_tracing, tracer
+
+log = logging.getLogger(__name__)
+
+
+class BackgroundJob(Protocol):
+    async def run(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+@dataclass
+class ServiceContext:
+    """Process-wide singletons, built once at start-up and handed to routes and handlers."""
+
+    name: str
+    settings: Any
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    producer: AIOKafkaProducer
+    http: httpx.AsyncClient
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ServiceDefinition:
+    """What one service plugs into the host."""
+
+    name: str
+    metadata: MetaData
+    create_app: Callable[[ServiceContext], FastAPI]
+    handlers: Callable[[ServiceContext], dict[type[EventEnvelope], Handler]] = lambda ctx: {}
+    background: Callable[[ServiceContext], list[BackgroundJob]] = lambda ctx: []
+    on_start: Callable[[ServiceContext], Awaitable[None]] | None = None
+    on_stop: Callable[[ServiceContext], Awaitable[None]] | None = None
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self):  # the host owns signals, not uvicorn
+        yield
+
+
+def _health_routes(app: FastAPI, host: "ServiceHost") -> None:
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz():
+        return {"status": "ok", "service": host.definition.name}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz():
+        checks = await host.readiness()
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+
+def _trace_http(app: FastAPI, service: str) -> None:
+    @app.middleware("http")
+    async def _span(request: Request, call_next):
+        with tracer(service).start_as_current_span(
+            f"{request.method} {request.url.path}", context=extract(dict(request.headers)),
+            kind=trace.SpanKind.SERVER, attributes={"http.request.method": request.method},
+        ) as span:
+            response = await call_next(request)
+            span.set_attribute("http.response.status_code", response.status_code)
+            return response
+
+
+class ServiceHost:
+    def __init__(self, definition: ServiceDefinition, settings: ServiceSettings):
+        self.definition = definition
+        self.settings = settings
+        self.ctx: ServiceContext | None = None
+        self.consumer: EventConsumer | None = None
+        self.relay: OutboxRelay | None = None
+        self.jobs: list[BackgroundJob] = []
+        self.app: FastAPI | None = None
+        self._server: _Server | None = None
+        self._tasks: list[asyncio.Task] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.settings.http_host}:{self.settings.http_port}"
+
+    async def start(self) -> None:
+        s, name = self.settings, self.definition.name
+        setup_tracing(name)
+        engine = create_engine(s.database_url, pool_size=s.db_pool_size)
+        await _retry_until(lambda: ensure_schema(engine, self.definition.metadata), f"database for {name}")
+        await wait_for_broker(s.kafka_bootstrap_servers)
+        await ensure_topics(s.kafka_bootstrap_servers, topics.ALL_WITH_DLQ, s.topic_partitions)
+        producer = make_producer(s.kafka_bootstrap_servers, f"parcours-{name}")
+        await producer.start()
+        self.ctx = ctx = ServiceContext(name=name, settings=s, engine=engine, sessions=session_factory(engine),
+                                        producer=producer, http=httpx.AsyncClient(timeout=30))
+        if self.definition.on_start:
+            await self.definition.on_start(ctx)
+
+        self.relay = OutboxRelay(engine, producer, database_url=s.database_url, batch_size=s.outbox_batch_size)
+        self._spawn(self.relay.run(), "outbox-relay")
+        handlers = {**TENANCY_HANDLERS, **self.definition.handlers(ctx)}
+        self.consumer = EventConsumer(
+            group_id=name, bootstrap_servers=s.kafka_bootstrap_servers, handlers=handlers,
+            sessions=ctx.sessions, producer=producer, max_attempts=s.consumer_max_attempts,
+            backoff_seconds=s.consumer_backoff_seconds, batch_size=s.consumer_batch_size,
+            session_timeout_ms=s.consumer_session_timeout_ms,
+        )
+        await self.consumer.start()
+        self._spawn(self.consumer.run(), "consumer")
+        self.jobs = self.definition.background(ctx)
+        for job in self.jobs:
+            self._spawn(job.run(), type(job).__name__)
+
+        self.app = app = self.definition.create_app(ctx)
+        app.state.ctx = ctx
+        app.state.host = self
+        install_problem_handlers(app)
+        _health_routes(app, self)
+        _trace_http(app, name)
+        self._server = _Server(uvicorn.Config(app, host=s.http_host, port=s.http_port, log_level="warning",
+                                              lifespan="off", access_log=False))
+        self._spawn(self._server.serve(), "http")
+        while not self._server.started:
+            if self._tasks[-1].done():
+                self._tasks[-1].result()  # raises why the server could not start
+            await asyncio.sleep(0.02)
+        log.info("%s ready on %s", name, self.url)
+
+    def _spawn(self, coro, name: str) -> None:
+        self._tasks.append(asyncio.create_task(coro, name=name))
+
+    async def readiness(self) -> dict[str, str]:
+        assert self.ctx is not None
+        checks = {}
+        try:
+            await asyncio.wait_for(ping(self.ctx.engine), 2)
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = f"unreachable: {type(exc).__name__}"
+        try:
+            await asyncio.wait_for(self.ctx.producer.client.fetch_all_metadata(), 2)
+            checks["broker"] = "ok"
+        except Exception as exc:
+            checks["broker"] = f"unreachable: {type(exc).__name__}"
+        for task in self._tasks:
+            if task.done():
+                checks[task.get_name()] = "stopped"
+        return checks
+
+    async def wait(self) -> None:
+        """Return when any part of the service stops by itself (which is a failure)."""
+        done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task.exception():
+                raise task.exception()
+            raise RuntimeError(f"{task.get_name()} stopped unexpectedly")
+
+    async def stop(self) -> None:
+        """Graceful: stop HTTP, finish in-flight events, stop jobs, flush the outbox."""
+        if self._server is not None:
+            self._server.should_exit = True
+        if self.consumer is not None:
+            await self.consumer.stop()
+        for job in self.jobs:
+            await job.stop()
+        if self.relay is not None:
+            with contextlib.suppress(Exception):
+                await self.relay.stop()
+        for task in self._tasks:
+            if task.get_name() != "http":
+                task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.ctx is not None:
+            if self.definition.on_stop:
+                await self.definition.on_stop(self.ctx)
+            await self.ctx.producer.stop()
+            await self.ctx.http.aclose()
+            await self.ctx.engine.dispose()
+        self._tasks.clear()
+
+
+async def _retry_until(action: Callable[[], Awaitable[None]], what: str, timeout: float = 60.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            return await action()
+        except (OSError, ConnectionError) as exc:
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"{what} unreachable: {exc}") from exc
+            await asyncio.sleep(0.5)
+
+
+def run(definition: ServiceDefinition, settings: ServiceSettings) -> None:
+    """`python -m parcours_<name>`: serve until SIGTERM/SIGINT, then stop gracefully (exit 0)."""
+    setup_logging(definition.name, settings.log_level)
+
+    async def main() -> int:
+        host = ServiceHost(definition, settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await host.start()
+        print(f"{definition.name} listening on {host.url}", flush=True)
+        stopped = asyncio.create_task(stop.wait())
+        failed = asyncio.create_task(host.wait())
+        await asyncio.wait([stopped, failed], return_when=asyncio.FIRST_COMPLETED)
+        code = 0
+        if failed.done() and failed.exception():
+            log.error("stopping after a failure: %r", failed.exception())
+            code = 1
+        failed.cancel()
+        await host.stop()
+        return code
+
+    raise SystemExit(asyncio.run(main()))

@@ -1,0 +1,38 @@
+"""Settings every service has. Each service subclasses with env prefix PARCOURS_<NAME>_."""
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore")
+
+    environment: str = Field(default="development", description="development | test | production")
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/parcours"
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    log_level: str = "INFO"
+    topic_partitions: int = Field(default=4, ge=1, description="Used when this service creates a missing topic.")
+    consumer_max_attempts: int = Field(default=5, ge=1, description="Attempts before a message goes to the DLQ.")
+    consumer_backoff_seconds: float = Field(default=0.2, ge=0)
+    consumer_batch_size: int = Field(default=500, ge=1)
+    consumer_session_timeout_ms: int = Field(
+        default=10000, ge=1000,
+        description="Group session timeout; Tansu also holds a first join for half of it, so dev and tests use 2000.")
+    outbox_batch_size: int = Field(default=500, ge=1)
+    db_pool_size: int = Field(default=10, ge=1)
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    def refuse_dev_secret(self, name: str, value: str, dev_default: str) -> None:
+        if self.is_production and value == dev_default:
+            raise ValueError(f"{name} must be set to a real secret in production")
+
+    @model_validator(mode="after")
+    def _check_url(self):
+        if not self.database_url.startswith("postgresql+asyncpg://"):
+            raise ValueError("database_url must be a postgresql+asyncpg:// URL")
+        return self

@@ -1,0 +1,36 @@
+"""OpenTelemetry: one tracer provider per process, W3C trace context in Kafka headers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.propagate import extract, inject
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+
+KafkaHeaders = list[tuple[str, bytes]]
+
+
+def setup_tracing(service_name: str) -> None:
+    """Install an SDK tracer provider unless one is already installed (tests may bring their own)."""
+    if isinstance(trace.get_tracer_provider(), TracerProvider):
+        return
+    trace.set_tracer_provider(TracerProvider(resource=Resource.create({"service.name": f"parcours-{service_name}"})))
+
+
+def tracer(name: str = "parcours") -> trace.Tracer:
+    return trace.get_tracer(name)
+
+
+def current_trace_headers() -> dict[str, str]:
+    """The active context as W3C headers (traceparent, tracestate)."""
+    carrier: dict[str, str] = {}
+    inject(carrier)
+    return carrier
+
+
+def context_from_kafka_headers(headers: Iterable[tuple[str, bytes]] | None) -> otel_context.Context:
+    carrier = {k: v.decode("latin-1") for k, v in (headers or ()) if k in ("traceparent", "tracestate")}
+    return extract(carrier)

@@ -1,0 +1,109 @@
+"""Real infrastructure for every test: PostgreSQL (embedded, or PARCOURS_TEST_POSTGRES_DSN),
+a Tansu Kafka-protocol broker per test (or PARCOURS_TEST_KAFKA_BOOTSTRAP), services run
+in-process or as real processes."""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from parcours_devstack.broker import TansuBroker
+from parcours_devstack.ports import free_port
+from parcours_devstack.postgres import EmbeddedPostgres, create_database, server_url
+from parcours_devstack.services import ServiceProcess, service_env
+
+_db_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory) -> str:
+    """DSN of a PostgreSQL server (postgresql://…/postgres)."""
+    external = os.environ.get("PARCOURS_TEST_POSTGRES_DSN")
+    if external:
+        yield external
+        return
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data").start()
+    try:
+        yield server.dsn
+    finally:
+        server.destroy()
+
+
+@pytest.fixture
+def make_database(pg_server):
+    """Factory: a fresh, empty database; returns its SQLAlchemy async URL."""
+
+    def make(prefix: str = "t") -> str:
+        name = f"{prefix}_{os.getpid()}_{next(_db_counter)}_{uuid.uuid4().hex[:6]}"
+        create_database(pg_server, name)
+        return server_url(pg_server, name)
+
+    return make
+
+
+@pytest.fixture
+def kafka(tmp_path) -> str:
+    """Bootstrap servers of a fresh, empty broker for this test."""
+    external = os.environ.get("PARCOURS_TEST_KAFKA_BOOTSTRAP")
+    if external:
+        yield external
+        return
+    broker = TansuBroker(log_path=tmp_path / "broker.log").start()
+    try:
+        yield broker.bootstrap_servers
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+async def run_service(make_database, kafka):
+    """Factory: start a service in this process (real DB, broker, HTTP port); stopped after the test."""
+    from parcours_runtime.service import ServiceHost
+
+    hosts: list[ServiceHost] = []
+
+    async def start(name: str, **overrides) -> ServiceHost:
+        app_module = importlib.import_module(f"parcours_{name}.app")
+        config_module = importlib.import_module(f"parcours_{name}.config")
+        settings = config_module.Settings(**{
+            "environment": "test",
+            "database_url": overrides.pop("database_url", None) or make_database(name),
+            "kafka_bootstrap_servers": kafka,
+            "http_port": free_port(),
+            "consumer_backoff_seconds": 0.05,
+            "consumer_session_timeout_ms": 2000,
+            **overrides,
+        })
+        host = ServiceHost(app_module.definition(), settings)
+        await host.start()
+        hosts.append(host)
+        return host
+
+    yield start
+    for host in reversed(hosts):
+        await host.stop()
+
+
+@pytest.fixture
+def spawn_service(make_database, kafka, tmp_path):
+    """Factory: start a service as a real process (for kill -9); killed after the test."""
+    processes: list[ServiceProcess] = []
+
+    def spawn(name: str, *, database_url: str | None = None, port: int | None = None,
+              extra: dict[str, str] | None = None) -> ServiceProcess:
+        port = port or free_port()
+        env = service_env(name, database_url=database_url or make_database(name), bootstrap=kafka, port=port,
+                          extra={"ENVIRONMENT": "test", "CONSUMER_BACKOFF_SECONDS": "0.05",
+                                 "CONSUMER_SESSION_TIMEOUT_MS": "2000", **(extra or {})})
+        proc = ServiceProcess(name, env, port, log_path=tmp_path / f"{name}-{len(processes)}.log").start()
+        processes.append(proc)
+        return proc
+
+    yield spawn
+    for proc in processes:
+        proc.kill()

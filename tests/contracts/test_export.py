@@ -1,0 +1,236 @@
+"""The committed contract docs match the models, hang together, and describe real events."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import jsonschema
+import pytest
+import yaml
+
+from parcours_contracts import (
+    ALL_EVENT_TYPES,
+    DeliveryAcked,
+    DispatchFailed,
+    DispatchRequested,
+    InvoiceDispatched,
+    InvoiceReceived,
+    InvoiceSummary,
+    InvoiceUnroutable,
+    LinkClicked,
+    Recipient,
+    ReminderDue,
+    TenantApiKeyIssued,
+    TenantApiKeyRevoked,
+    parse_event,
+    topic_for,
+    topics,
+)
+from parcours_contracts.events import ReminderInfo, SentMessage
+from parcours_contracts.export import (
+    ASYNCAPI_FILE, DEAD_LETTER, build_asyncapi, check, event_schemas, main, write,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+TENANT = "acme-fr"
+INVOICE_ID = UUID("6f1c2b7e-3d4a-4e8b-9c0d-1a2b3c4d5e6f")
+DISPATCH_ID = UUID("0b9e8d7c-6a5f-4e3d-8c2b-1a0f9e8d7c6b")
+CORRELATION = "ingest-req-5f2c9a"
+AT = datetime(2025, 3, 14, 9, 26, 53, tzinfo=timezone(timedelta(hours=1)))
+
+SUMMARY = InvoiceSummary(
+    number="F-2025-00042",
+    issue_date=date(2025, 3, 14),
+    due_date=date(2025, 4, 13),
+    currency="EUR",
+    total_excl_tax=Decimal("1250.00"),
+    total_tax=Decimal("250.00"),
+    total_incl_tax=Decimal("1500.00"),
+    seller_name="Acme SAS",
+    buyer_name="Dupont & Fils SARL",
+    customer_ref="C-00917",
+    has_pdf=True,
+)
+REMINDER = ReminderInfo(strategy="standard-b2b", step="j+7", sequence=1)
+ENVELOPE: dict[str, Any] = dict(tenant_id=TENANT, correlation_id=CORRELATION, occurred_at=AT)
+ABOUT_INVOICE: dict[str, Any] = dict(ENVELOPE, invoice_id=INVOICE_ID)
+
+EXAMPLES = {
+    "invoice.received": InvoiceReceived(**ABOUT_INVOICE, invoice=SUMMARY),
+    "invoice.unroutable": InvoiceUnroutable(
+        **ABOUT_INVOICE, customer_ref="C-00917", reason="no channel configured for customer C-00917"
+    ),
+    "dispatch.requested": DispatchRequested(
+        **ABOUT_INVOICE,
+        dispatch_id=DISPATCH_ID,
+        channel="email",
+        fallback_channels=["postal"],
+        recipients=[Recipient(email="compta@dupont-fils.fr", name="Service comptable")],
+        purpose="reminder",
+        reminder=REMINDER,
+        invoice=SUMMARY,
+    ),
+    "invoice.dispatched": InvoiceDispatched(
+        **ABOUT_INVOICE,
+        dispatch_id=DISPATCH_ID,
+        channel="email",
+        messages=[SentMessage(recipient="compta@dupont-fils.fr", message_id="<20250314.1@mail.acme.test>")],
+    ),
+    "dispatch.failed": DispatchFailed(
+        **ABOUT_INVOICE,
+        dispatch_id=DISPATCH_ID,
+        channel="email",
+        reason="550 5.1.1 mailbox unavailable",
+        fallback_channels=["postal"],
+    ),
+    "delivery.acked": DeliveryAcked(
+        **ABOUT_INVOICE, channel="peppol", ack_id="MLR-7781", acked_at=AT + timedelta(minutes=3)
+    ),
+    "link.clicked": LinkClicked(
+        **ABOUT_INVOICE,
+        dispatch_id=DISPATCH_ID,
+        recipient="compta@dupont-fils.fr",
+        ip="203.0.113.7",
+        user_agent="Mozilla/5.0 (X11; Linux x86_64) Firefox/124.0",
+    ),
+    "reminder.due": ReminderDue(
+        **ABOUT_INVOICE, reminder=REMINDER, reason="unpaid 7 days after due date", invoice=SUMMARY
+    ),
+    "tenant.api_key_issued": TenantApiKeyIssued(
+        **ENVELOPE,
+        key_id="key_01",
+        key_hash="9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        tenant_name="Acme",
+    ),
+    "tenant.api_key_revoked": TenantApiKeyRevoked(**ENVELOPE, key_id="key_01"),
+}
+
+
+def _validator(schema: dict[str, Any]) -> jsonschema.Draft202012Validator:
+    validator = jsonschema.Draft202012Validator
+    validator.check_schema(schema)
+    return validator(schema, format_checker=validator.FORMAT_CHECKER)
+
+
+def _refs(node: Any):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref":
+                yield value
+            else:
+                yield from _refs(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _refs(item)
+
+
+def _resolve(document: dict[str, Any], ref: str) -> Any:
+    assert ref.startswith("#/"), ref
+    node: Any = document
+    for part in ref[2:].split("/"):
+        part = part.replace("~1", "/").replace("~0", "~")
+        assert isinstance(node, dict) and part in node, f"{ref}: no {part!r}"
+        node = node[part]
+    return node
+
+
+def test_committed_docs_match_the_models():
+    assert check(ROOT) == [], "contract docs are stale: run `make contracts`"
+    committed = yaml.safe_load((ROOT / ASYNCAPI_FILE).read_text(encoding="utf-8"))
+    assert committed == build_asyncapi()
+
+
+def test_check_reports_missing_stale_and_orphaned_files(tmp_path, capsys):
+    assert len(check(tmp_path)) == len(ALL_EVENT_TYPES) + 1
+    write(tmp_path)
+    assert check(tmp_path) == []
+    (tmp_path / "docs/schemas/invoice.received.json").write_text("{}\n")
+    (tmp_path / "docs/schemas/invoice.deleted.json").write_text("{}\n")
+    assert check(tmp_path) == ["docs/schemas/invoice.deleted.json", "docs/schemas/invoice.received.json"]
+    with pytest.raises(SystemExit) as exit_:
+        main(["--check", "--root", str(tmp_path)])
+    assert exit_.value.code == 1
+    out = capsys.readouterr().out
+    assert "docs/schemas/invoice.received.json" in out and "run `make contracts`" in out
+    main(["--root", str(tmp_path)])
+    assert check(tmp_path) == []
+
+
+def test_every_event_type_is_on_exactly_its_topic_channel():
+    assert set(EXAMPLES) == set(ALL_EVENT_TYPES)
+    channels = build_asyncapi()["channels"]
+    assert set(channels) == set(topics.ALL_WITH_DLQ)
+    for topic in topics.ALL:
+        expected = {event_type for event_type, event in EXAMPLES.items() if topic_for(event) == topic}
+        assert channels[topic]["address"] == topic
+        assert set(channels[topic]["messages"]) == expected, topic
+        assert set(channels[topics.dlq(topic)]["messages"]) == {DEAD_LETTER}
+    tenant_messages = set(channels[topics.TENANT_EVENTS]["messages"])
+    assert tenant_messages == {"tenant.api_key_issued", "tenant.api_key_revoked"}
+
+
+def test_every_ref_in_the_asyncapi_document_resolves():
+    document = build_asyncapi()
+    refs = set(_refs(document))
+    assert refs
+    for ref in refs:
+        _resolve(document, ref)
+    assert not any("$defs" in ref for ref in refs)
+    for operation_id, operation in document["operations"].items():
+        channel = _resolve(document, operation["channel"]["$ref"])
+        for message in operation["messages"]:
+            assert _resolve(document, message["$ref"]) in channel["messages"].values(), operation_id
+
+
+def test_message_keys_and_headers_are_documented():
+    components = build_asyncapi()["components"]
+    for event_type, message in components["messages"].items():
+        key = message["bindings"]["kafka"]["key"]
+        if event_type.startswith("tenant."):
+            assert "tenant_id" in key["description"]
+        elif event_type != DEAD_LETTER:
+            assert key["format"] == "uuid" and "invoice_id" in key["description"]
+    assert "traceparent" in components["schemas"]["EventHeaders"]["properties"]
+    dead_letter_headers = components["schemas"]["DeadLetterHeaders"]["properties"]
+    for header in ("parcours-error", "parcours-attempts", "parcours-consumer", "parcours-original-topic",
+                   "parcours-original-partition", "parcours-original-offset", "traceparent"):
+        assert header in dead_letter_headers
+
+
+@pytest.mark.parametrize("event_type", list(ALL_EVENT_TYPES))
+def test_schema_validates_a_serialized_event(event_type):
+    event = EXAMPLES[event_type]
+    assert type(event) is ALL_EVENT_TYPES[event_type]
+    _validator(event_schemas()[event_type]).validate(event.model_dump(mode="json"))
+    assert parse_event(event.model_dump_json()) == event
+
+
+@pytest.mark.parametrize("event_type", list(ALL_EVENT_TYPES))
+def test_asyncapi_payload_validates_a_serialized_event(event_type):
+    document = build_asyncapi()
+    payload = _resolve(document, document["components"]["messages"][event_type]["payload"]["$ref"])
+    # Resolve #/components/... refs against the whole document, as an AsyncAPI tool would.
+    schema = {**payload, "components": document["components"]}
+    jsonschema.Draft7Validator(schema).validate(EXAMPLES[event_type].model_dump(mode="json"))
+
+
+def test_invoice_received_without_invoice_id_fails_the_schema():
+    payload = EXAMPLES["invoice.received"].model_dump(mode="json")
+    del payload["invoice_id"]
+    errors = list(_validator(event_schemas()["invoice.received"]).iter_errors(payload))
+    assert [error.validator for error in errors] == ["required"]
+    assert "'invoice_id' is a required property" in errors[0].message
+
+
+def test_schema_requires_the_discriminator_like_parse_event():
+    payload = EXAMPLES["tenant.api_key_revoked"].model_dump(mode="json")
+    del payload["type"]
+    assert not _validator(event_schemas()["tenant.api_key_revoked"]).is_valid(payload)
+    with pytest.raises(ValueError):
+        parse_event(json.dumps(payload))

@@ -1,0 +1,184 @@
+"""The shared runtime end to end on the real broker and database: outbox → Kafka →
+consumer → inbox, duplicates, poison messages, DLQ and replay."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from fastapi import FastAPI
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
+
+from parcours_contracts import InvoiceReceived, InvoiceSummary, topics
+from parcours_devstack.ports import free_port
+from parcours_runtime import dlq
+from parcours_runtime.service import ServiceDefinition, ServiceHost
+from parcours_runtime.settings import ServiceSettings
+from parcours_runtime.uow import UnitOfWork
+
+metadata = MetaData()
+seen = Table("seen", metadata, Column("id", Integer, primary_key=True, autoincrement=True),
+             Column("invoice_number", String, nullable=False))
+
+
+def summary(number: str) -> InvoiceSummary:
+    return InvoiceSummary(number=number, issue_date=date(2026, 11, 1), due_date=date(2026, 12, 1), currency="EUR",
+                          total_excl_tax=Decimal("100.00"), total_tax=Decimal("20.00"),
+                          total_incl_tax=Decimal("120.00"), seller_name="S", buyer_name="B", customer_ref="C")
+
+
+def received(number: str) -> InvoiceReceived:
+    invoice_id = uuid.uuid4()
+    return InvoiceReceived(tenant_id="t1", invoice_id=invoice_id, correlation_id=str(invoice_id), invoice=summary(number))
+
+
+class Failing(Exception):
+    pass
+
+
+attempts: dict[str, int] = {}
+
+
+async def record(event: InvoiceReceived, uow: UnitOfWork) -> None:
+    number = event.invoice.number
+    attempts[number] = attempts.get(number, 0) + 1
+    await uow.session.execute(seen.insert().values(invoice_number=number))
+    if number.startswith("FAIL") or (number.startswith("FLAKY") and attempts[number] < 3):
+        raise Failing(f"cannot take {number}")
+
+
+def recorder() -> ServiceDefinition:
+    return ServiceDefinition(name="recorder", metadata=metadata, create_app=lambda ctx: FastAPI(),
+                             handlers=lambda ctx: {InvoiceReceived: record})
+
+
+async def count(host: ServiceHost, number: str | None = None) -> int:
+    query = select(func.count()).select_from(seen)
+    if number:
+        query = query.where(seen.c.invoice_number == number)
+    async with host.ctx.sessions() as session:
+        return (await session.execute(query)).scalar_one()
+
+
+async def eventually(predicate, timeout: float = 20.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def host(make_database, kafka):
+    settings = ServiceSettings(environment="test", database_url=make_database("rec"), kafka_bootstrap_servers=kafka,
+                               http_port=free_port(), consumer_max_attempts=4, consumer_session_timeout_ms=2000, consumer_backoff_seconds=0.01)
+    attempts.clear()
+    h = ServiceHost(recorder(), settings)
+    await h.start()
+    yield h
+    await h.stop()
+
+
+async def test_outbox_events_reach_the_consumer_once(host):
+    events = [received(f"INV-{i}") for i in range(50)]
+    async with UnitOfWork(host.ctx.sessions) as uow:
+        uow.publish(*events)
+        await uow.commit()
+    await eventually(lambda: _eq(count(host), 50))
+    assert host.relay.published == 50
+    for i in range(50):
+        assert await count(host, f"INV-{i}") == 1
+
+
+async def test_rolled_back_unit_of_work_publishes_nothing(host):
+    async with UnitOfWork(host.ctx.sessions) as uow:
+        uow.publish(received("NEVER"))
+        # no commit: leaving the block rolls back the state change and the event together
+    marker = received("AFTER")
+    async with UnitOfWork(host.ctx.sessions) as uow:
+        uow.publish(marker)
+        await uow.commit()
+    await eventually(lambda: _eq(count(host, "AFTER"), 1))
+    assert await count(host, "NEVER") == 0
+
+
+async def test_redelivered_event_has_one_effect(host, kafka):
+    event = received("DUP-1")
+    producer = AIOKafkaProducer(bootstrap_servers=kafka, enable_idempotence=False)
+    await producer.start()
+    for _ in range(3):  # the same event three times, as a crashed relay would resend it
+        await producer.send_and_wait(topics.INVOICE_RECEIVED, event.model_dump_json().encode(), key=event.key.encode())
+    sentinel = received("DUP-SENTINEL")
+    await producer.send_and_wait(topics.INVOICE_RECEIVED, sentinel.model_dump_json().encode(), key=event.key.encode())
+    await producer.stop()
+    await eventually(lambda: _eq(count(host, "DUP-SENTINEL"), 1))
+    assert await count(host, "DUP-1") == 1
+
+
+async def test_poison_and_failing_messages_go_to_dlq_and_the_consumer_moves_on(host, kafka):
+    producer = AIOKafkaProducer(bootstrap_servers=kafka, enable_idempotence=False)
+    await producer.start()
+    key = uuid.uuid4().hex.encode()
+    await producer.send_and_wait(topics.INVOICE_RECEIVED, b'{"type": "invoice.received", "oops": true}', key=key)
+    await producer.send_and_wait(topics.INVOICE_RECEIVED, b"\xff not json", key=key)
+    failing = received("FAIL-1")
+    await producer.send_and_wait(topics.INVOICE_RECEIVED, failing.model_dump_json().encode(), key=key)
+    flaky = received("FLAKY-1")
+    await producer.send_and_wait(topics.INVOICE_RECEIVED, flaky.model_dump_json().encode(), key=key)
+    after = received("AFTER-POISON")
+    await producer.send_and_wait(topics.INVOICE_RECEIVED, after.model_dump_json().encode(), key=key)
+    await producer.stop()
+
+    await eventually(lambda: _eq(count(host, "AFTER-POISON"), 1))
+    assert await count(host, "FLAKY-1") == 1, "a transient failure retried to success has one effect"
+    assert attempts["FLAKY-1"] == 3
+    assert attempts["FAIL-1"] == 4, "bounded retries"
+    assert await count(host, "FAIL-1") == 0, "failed attempts roll back their effects"
+
+    letters = await dlq.peek(kafka, topics.INVOICE_RECEIVED)
+    assert len(letters) == 3
+    assert [l["attempts"] for l in letters] == ["1", "1", "4"]
+    assert "unparseable" in letters[0]["error"]
+    assert "Failing: cannot take FAIL-1" in letters[2]["error"]
+    assert letters[2]["consumer"] == "recorder"
+    assert letters[2]["original"].startswith("invoice.received[")
+
+
+async def test_dlq_replay_reinjects_once(host, kafka):
+    producer = AIOKafkaProducer(bootstrap_servers=kafka, enable_idempotence=False)
+    await producer.start()
+    event = received("FAIL-REPLAYED")
+    await producer.send_and_wait(topics.INVOICE_RECEIVED, event.model_dump_json().encode(), key=event.key.encode())
+    await producer.stop()
+    await eventually(lambda: _eq(_dlq_size(kafka), 1))
+    assert attempts["FAIL-REPLAYED"] == 4
+
+    assert await dlq.replay(kafka, topics.INVOICE_RECEIVED) == 1
+    assert await dlq.replay(kafka, topics.INVOICE_RECEIVED) == 0, "the replay group remembers its position"
+    # The handler still refuses it, so the replayed event is handled again and dead-lettered again.
+    await eventually(lambda: _eq(_dlq_size(kafka), 2))
+    assert attempts["FAIL-REPLAYED"] == 8
+
+
+async def _dlq_size(kafka):
+    return len(await dlq.peek(kafka, topics.INVOICE_RECEIVED))
+
+
+async def _eq(awaitable, expected):
+    return (await awaitable) == expected
+
+
+async def test_graceful_stop_flushes_outbox(make_database, kafka):
+    settings = ServiceSettings(environment="test", database_url=make_database("rec"), kafka_bootstrap_servers=kafka,
+                               http_port=free_port(), consumer_session_timeout_ms=2000)
+    h = ServiceHost(recorder(), settings)
+    await h.start()
+    async with UnitOfWork(h.ctx.sessions) as uow:
+        uow.publish(*[received(f"STOP-{i}") for i in range(20)])
+        await uow.commit()
+    await h.stop()
+    assert h.relay.published == 20
