@@ -107,3 +107,31 @@ def spawn_service(make_database, kafka, tmp_path):
     yield spawn
     for proc in processes:
         proc.kill()
+
+
+@pytest.fixture
+def tenant_key():
+    """Factory: make a tenant API key known to a running service the way production does it,
+    by a `tenant.api_key_issued` event on the broker; returns the key once it authenticates."""
+    import asyncio
+
+    from sqlalchemy import select
+
+    from parcours_contracts import TenantApiKeyIssued
+    from parcours_runtime.tenancy import api_keys_table, generate_api_key, hash_api_key
+    from parcours_runtime.uow import UnitOfWork
+
+    async def issue(host, tenant_id: str = "acme", tenant_name: str = "ACME SAS") -> str:
+        key_id, key = generate_api_key()
+        async with UnitOfWork(host.ctx.sessions) as uow:
+            uow.publish(TenantApiKeyIssued(tenant_id=tenant_id, correlation_id=f"tenant-{tenant_id}", key_id=key_id,
+                                           key_hash=hash_api_key(key), tenant_name=tenant_name))
+            await uow.commit()
+        for _ in range(400):
+            async with host.ctx.sessions() as session:
+                if (await session.execute(select(api_keys_table.c.key_id).where(api_keys_table.c.key_id == key_id))).first():
+                    return key
+            await asyncio.sleep(0.05)
+        raise AssertionError("the service never learned the API key")
+
+    return issue
