@@ -61,6 +61,8 @@ class InvoiceEvent(EventEnvelope):
 
 
 class Recipient(_Model):
+    """One addressee of a delivery."""
+
     email: EmailStr
     name: str | None = Field(default=None, max_length=200)
 
@@ -92,12 +94,14 @@ class InvoiceUnroutable(InvoiceEvent):
     """Router could not choose a channel: an incident for the credit team."""
 
     type: Literal["invoice.unroutable"] = "invoice.unroutable"
-    customer_ref: str
-    reason: str
+    customer_ref: str = Field(max_length=64)
+    reason: str = Field(max_length=2000)
     purpose: Literal["invoice", "reminder"] = "invoice"
 
 
 class ReminderInfo(_Model):
+    """Which step of which dunning strategy a reminder is."""
+
     strategy: str
     step: str
     sequence: int = Field(ge=1)
@@ -117,6 +121,8 @@ class DispatchRequested(InvoiceEvent):
 
 
 class SentMessage(_Model):
+    """One message a channel handed over, and the transport's id for it."""
+
     recipient: EmailStr
     message_id: str
 
@@ -139,7 +145,8 @@ class DispatchFailed(InvoiceEvent):
     dispatch_id: UUID
     channel: str
     purpose: Literal["invoice", "reminder"] = "invoice"
-    reason: str
+    reminder: ReminderInfo | None = None
+    reason: str = Field(max_length=2000)
     permanent: bool = True
     fallback_channels: list[str] = Field(default_factory=list)
 
@@ -186,11 +193,13 @@ class TenantApiKeyIssued(TenantEvent):
 
     type: Literal["tenant.api_key_issued"] = "tenant.api_key_issued"
     key_id: str
-    key_hash: str = Field(description="SHA-256 hex of the key; the key itself never travels.")
-    tenant_name: str
+    key_hash: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 hex of the key; the key itself never travels.")
+    tenant_name: str = Field(min_length=1, max_length=200)
 
 
 class TenantApiKeyRevoked(TenantEvent):
+    """A tenant API key no longer authenticates anywhere."""
+
     type: Literal["tenant.api_key_revoked"] = "tenant.api_key_revoked"
     key_id: str
 

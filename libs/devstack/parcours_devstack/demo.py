@@ -1,0 +1,99 @@
+"""Demo tenant, customers and invoices posted through the public APIs, as an ERP would."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, timedelta
+from decimal import Decimal
+
+import httpx
+
+DEMO_TENANT = "demo"
+ADMIN_TOKEN = "dev-admin-token"
+
+CUSTOMERS = [
+    {"ref": "CUST-ALPHA", "name": "Alpha Industries SAS", "group": "key-accounts",
+     "contacts": [{"email": "ap@alpha.example", "name": "Service comptabilité fournisseurs", "role": "accounting"}]},
+    {"ref": "CUST-BETA", "name": "Beta Conseil SARL", "group": "default",
+     "contacts": [{"email": "factures@beta.example", "name": "Claire Martin", "role": "billing"},
+                  {"email": "daf@beta.example", "name": "Direction financière", "role": "accounting"}]},
+    {"ref": "CUST-GAMMA", "name": "Gamma Logistique", "group": "default",
+     "contacts": [{"email": "compta@gamma.example", "role": "accounting"}]},
+]
+
+
+def invoice_body(number: str, customer: dict, *, issued: date, due_in_days: int, lines: list[tuple[str, str, str, str]]) -> dict:
+    """An invoice whose totals add up: lines are (description, quantity, unit price, VAT rate)."""
+    invoice_lines, base_by_rate = [], {}
+    for description, quantity, unit_price, rate in lines:
+        total = (Decimal(quantity) * Decimal(unit_price)).quantize(Decimal("0.01"))
+        invoice_lines.append({"description": description, "quantity": quantity, "unit_price": unit_price,
+                              "vat_rate": rate, "line_total_excl_tax": str(total)})
+        base_by_rate[Decimal(rate)] = base_by_rate.get(Decimal(rate), Decimal("0")) + total
+    excl = sum(base_by_rate.values(), Decimal("0"))
+    tax = sum(((base * rate / 100).quantize(Decimal("0.01")) for rate, base in base_by_rate.items()), Decimal("0"))
+    return {
+        "number": number, "issue_date": issued.isoformat(), "due_date": (issued + timedelta(days=due_in_days)).isoformat(),
+        "currency": "EUR",
+        "seller": {"name": "Parcours Démo SARL", "siren": "123456789", "vat_id": "FR32123456789"},
+        "buyer": {"customer_ref": customer["ref"], "name": customer["name"]},
+        "lines": invoice_lines,
+        "totals": {"total_excl_tax": str(excl), "total_tax": str(tax), "total_incl_tax": str(excl + tax)},
+    }
+
+
+async def ensure_tenant(ingest_url: str, known_key: str | None) -> str:
+    """The demo tenant's API key: the one from the last run if it still works, else a new one."""
+    async with httpx.AsyncClient(base_url=ingest_url, timeout=30) as client:
+        if known_key:
+            probe = await client.get("/v1/invoices/00000000-0000-0000-0000-000000000000",
+                                     headers={"Authorization": f"Bearer {known_key}"})
+            if probe.status_code == 404:
+                return known_key
+        admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        created = await client.post("/v1/tenants", json={"name": "Parcours Démo SARL", "tenant_id": DEMO_TENANT}, headers=admin)
+        if created.status_code == 201:
+            return created.json()["api_key"]
+        if created.status_code != 409:
+            created.raise_for_status()
+        issued = await client.post(f"/v1/tenants/{DEMO_TENANT}/api-keys", headers=admin)
+        issued.raise_for_status()
+        return issued.json()["api_key"]
+
+
+async def wait_until_known(url: str, path: str, key: str, timeout: float = 60) -> None:
+    """Services learn API keys from the broker; wait until `url` accepts `key`."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+        while (await client.get(path, headers={"Authorization": f"Bearer {key}"})).status_code == 401:
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"{url} still refuses the demo key")
+            await asyncio.sleep(0.2)
+
+
+async def load_demo(urls: dict[str, str], key: str, today: date | None = None) -> list[dict]:
+    """Customers in the router's directory and a handful of invoices through ingest."""
+    today = today or date.today()
+    auth = {"Authorization": f"Bearer {key}"}
+    await wait_until_known(urls["router"], "/v1/customers", key)
+    async with httpx.AsyncClient(timeout=30) as client:
+        for customer in CUSTOMERS:
+            body = {k: v for k, v in customer.items() if k != "ref"} | {"channels": ["email_link"], "language": "fr"}
+            (await client.put(f"{urls['router']}/v1/customers/{customer['ref']}", json=body, headers=auth)).raise_for_status()
+        invoices = [
+            invoice_body(f"DEMO-{today:%Y%m%d}-001", CUSTOMERS[0], issued=today, due_in_days=30,
+                         lines=[("Audit de conformité facturation électronique", "3", "950.00", "20")]),
+            invoice_body(f"DEMO-{today:%Y%m%d}-002", CUSTOMERS[1], issued=today - timedelta(days=20), due_in_days=30,
+                         lines=[("Abonnement plateforme (mois)", "1", "1200.00", "20"), ("Formation", "2", "450.00", "20")]),
+            invoice_body(f"DEMO-{today:%Y%m%d}-003", CUSTOMERS[2], issued=today - timedelta(days=40), due_in_days=30,
+                         lines=[("Transport palettes", "12", "85.50", "20"), ("Livre technique", "1", "42.00", "5.5")]),
+        ]
+        accepted = []
+        for body in invoices:
+            response = await client.post(f"{urls['ingest']}/v1/invoices", json=body,
+                                         headers=auth | {"Idempotency-Key": f"demo-{body['number']}"})
+            if response.status_code == 409:  # already there from an earlier run
+                continue
+            response.raise_for_status()
+            accepted.append(response.json())
+        return accepted

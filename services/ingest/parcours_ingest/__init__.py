@@ -1,0 +1,1 @@
+"""Parcours ingest: the front door for invoices and the issuer of tenants and API keys."""

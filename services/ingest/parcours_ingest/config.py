@@ -1,0 +1,24 @@
+"""Ingest settings (env prefix PARCOURS_INGEST_)."""
+
+from pydantic import Field, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from parcours_runtime.settings import ServiceSettings
+
+DEV_ADMIN_TOKEN = "dev-admin-token"
+
+
+class Settings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="PARCOURS_INGEST_", extra="ignore")
+
+    http_port: int = 8101
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/parcours_ingest"
+    admin_token: str = Field(default=DEV_ADMIN_TOKEN, min_length=1,
+                             description="Bearer token of the tenant administration API.")
+    max_body_bytes: int = Field(default=20 * 1024 * 1024, ge=1024,
+                                description="Largest accepted request body (the base64 PDF included).")
+
+    @model_validator(mode="after")
+    def _refuse_dev_admin_token(self):
+        self.refuse_dev_secret("admin_token", self.admin_token, DEV_ADMIN_TOKEN)
+        return self

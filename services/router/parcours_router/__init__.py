@@ -1,0 +1,1 @@
+"""Parcours router: owns the customer directory and decides which channel delivers what."""

@@ -1,0 +1,44 @@
+"""What makes a customer's directory entry acceptable, beyond its schema."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem with a customer entry: where (a path into the entry) and why."""
+
+    path: tuple[str | int, ...]
+    detail: str
+    code: str
+
+
+def check_customer(*, contact_emails: Sequence[str], channels: Sequence[str], offered: Sequence[str]) -> list[Issue]:
+    """Every issue of a customer entry against the channels the platform offers (empty: acceptable)."""
+    return [*_duplicate_contacts(contact_emails), *_channel_issues(channels, offered)]
+
+
+def _duplicate_contacts(emails: Sequence[str]) -> list[Issue]:
+    issues, seen = [], set()
+    for index, email in enumerate(emails):
+        key = email.casefold()  # one mailbox, however it is capitalised
+        if key in seen:
+            issues.append(Issue(("contacts", index, "email"), f"{email} is already a contact of this customer.",
+                                "duplicate"))
+        seen.add(key)
+    return issues
+
+
+def _channel_issues(channels: Sequence[str], offered: Sequence[str]) -> list[Issue]:
+    issues, seen = [], set()
+    for index, channel in enumerate(channels):
+        if channel not in offered:
+            issues.append(Issue(("channels", index),
+                                f"Unknown channel {channel!r}; offered channels: {', '.join(offered)}.",
+                                "unknown_channel"))
+        elif channel in seen:
+            issues.append(Issue(("channels", index), f"Channel {channel!r} is listed twice.", "duplicate"))
+        seen.add(channel)
+    return issues

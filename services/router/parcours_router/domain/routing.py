@@ -1,0 +1,51 @@
+"""Which channel delivers, which ones are kept in reserve, and why a delivery cannot be routed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+# InvoiceUnroutable field limits
+MAX_REF = 64
+MAX_REASON = 2000
+
+
+@dataclass(frozen=True)
+class Route:
+    """Deliver on `channel`; if it fails for good, try `fallback_channels` in order."""
+
+    channel: str
+    fallback_channels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Unroutable:
+    """No channel can take the delivery."""
+
+    reason: str
+
+
+def first_route(*, preferred: Sequence[str], offered: Sequence[str]) -> Route | Unroutable:
+    """The customer's first preferred channel still offered, the others in reserve."""
+    usable = [channel for channel in preferred if channel in offered]
+    if not usable:
+        # The platform stopped offering every channel this customer chose.
+        return Unroutable(clip(f"none of the customer's channels is offered any more: {', '.join(preferred)}"))
+    return Route(usable[0], tuple(usable[1:]))
+
+
+def after_failure(*, fallback_channels: Sequence[str], reason: str) -> Route | Unroutable:
+    """After a permanent failure: the next channel in reserve, or unroutable when none is left."""
+    if not fallback_channels:
+        return Unroutable(clip(f"all channels failed: {reason}"))
+    return Route(fallback_channels[0], tuple(fallback_channels[1:]))
+
+
+def unknown_customer(ref: str) -> Unroutable:
+    """The invoice names a customer the tenant's directory does not have."""
+    return Unroutable(clip(f"unknown customer {ref}"))
+
+
+def clip(text: str, limit: int = MAX_REASON) -> str:
+    """`text` cut to `limit` characters, marked when cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,62 @@
+"""The router's memory of its routing decisions: what it asked each dispatch to deliver,
+so that a permanent failure can be retried on the next channel with the same content."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from sqlalchemy import DateTime, String, Uuid, func, select
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from parcours_contracts import DispatchRequested
+from parcours_router.store.base import Base
+
+
+class Dispatch(Base):
+    __tablename__ = "dispatches"
+
+    dispatch_id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64), index=True)
+    invoice_id: Mapped[UUID] = mapped_column(Uuid, index=True)
+    channel: Mapped[str] = mapped_column(String(64))
+    fallback_channels: Mapped[list[str]] = mapped_column(JSONB)
+    recipients: Mapped[list[dict]] = mapped_column(JSONB)
+    purpose: Mapped[str] = mapped_column(String(16))
+    reminder: Mapped[dict | None] = mapped_column(JSONB, nullable=True)
+    invoice: Mapped[dict] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Set once a permanent failure of this dispatch was acted on, so a repeated report acts once.
+    failure_handled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+async def record_dispatch(session: AsyncSession, *, request: DispatchRequested) -> None:
+    """Remember a dispatch the router is about to request."""
+    data = request.model_dump(mode="json")
+    session.add(Dispatch(
+        dispatch_id=request.dispatch_id, tenant_id=request.tenant_id, invoice_id=request.invoice_id,
+        channel=request.channel, fallback_channels=data["fallback_channels"], recipients=data["recipients"],
+        purpose=request.purpose, reminder=data["reminder"], invoice=data["invoice"],
+    ))
+    await session.flush()
+
+
+async def claim_failed_dispatch(session: AsyncSession, *, tenant_id: str, dispatch_id: UUID) -> Dispatch | None:
+    """The tenant's dispatch `dispatch_id`, locked, if its failure was not acted on yet."""
+    dispatch = (await session.scalars(
+        select(Dispatch).where(Dispatch.dispatch_id == dispatch_id, Dispatch.tenant_id == tenant_id)
+        .with_for_update()
+    )).first()
+    if dispatch is None or dispatch.failure_handled_at is not None:
+        return None
+    dispatch.failure_handled_at = func.now()
+    return dispatch
+
+
+async def find_dispatch(session: AsyncSession, *, tenant_id: str, dispatch_id: UUID) -> Dispatch | None:
+    """The tenant's dispatch `dispatch_id`, if the router requested it."""
+    return (await session.scalars(
+        select(Dispatch).where(Dispatch.dispatch_id == dispatch_id, Dispatch.tenant_id == tenant_id)
+    )).first()

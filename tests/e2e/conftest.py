@@ -1,0 +1,64 @@
+"""The five services as real processes on one broker, one PostgreSQL server (a database
+each) and one SMTP sink."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from parcours_devstack import demo
+from parcours_devstack.ports import free_port
+from parcours_devstack.services import SERVICES, ServiceProcess
+from parcours_devstack.smtp_sink import SmtpSink
+
+
+@dataclass
+class RunningStack:
+    processes: dict[str, ServiceProcess]
+    sink: SmtpSink
+    api_key: str
+
+    def url(self, service: str) -> str:
+        return self.processes[service].url
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+    async def restart(self, service: str, *, crash: bool) -> None:
+        process = self.processes[service]
+        if crash:
+            process.kill()
+        else:
+            assert process.terminate() == 0, f"{service} did not stop cleanly"
+        process.start()
+        await asyncio.to_thread(process.wait_ready, 60)
+
+
+@pytest.fixture
+async def stack(spawn_service):
+    sink = SmtpSink()
+    await sink.start()
+    ports = {name: free_port() for name in SERVICES}
+    tracker_url = f"http://127.0.0.1:{ports['tracker']}"
+    extra = {
+        "channels": {"SMTP_PORT": str(sink.smtp_port), "TRACKER_PUBLIC_URL": tracker_url},
+        "tracker": {"PUBLIC_URL": tracker_url},
+        "dunning": {"TIME_TRAVEL": "true", "TICK_SECONDS": "3600"},
+    }
+    processes = {name: spawn_service(name, port=ports[name], extra=extra.get(name)) for name in SERVICES}
+    await asyncio.gather(*(asyncio.to_thread(p.wait_ready, 90) for p in processes.values()))
+    async with httpx.AsyncClient(timeout=30) as client:
+        created = await client.post(f"{processes['ingest'].url}/v1/tenants", json={"name": "ACME SAS", "tenant_id": "acme"},
+                                    headers={"Authorization": f"Bearer {demo.ADMIN_TOKEN}"})
+        assert created.status_code == 201, created.text
+    key = created.json()["api_key"]
+    for service, path in (("router", "/v1/customers"), ("tracker", "/v1/invoices")):
+        await demo.wait_until_known(processes[service].url, path, key)
+    try:
+        yield RunningStack(processes, sink, key)
+    finally:
+        await sink.stop()
