@@ -79,7 +79,8 @@ class InvoiceSummary(_Model):
     total_incl_tax: Decimal
     seller_name: str
     buyer_name: str
-    customer_ref: str = Field(description="The tenant's own reference of the buyer (router's directory key).")
+    customer_ref: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$",
+                              description="The tenant's own reference of the buyer (router's directory key).")
     has_pdf: bool = False
 
 
@@ -117,6 +118,7 @@ class DispatchRequested(InvoiceEvent):
     recipients: list[Recipient] = Field(min_length=1)
     purpose: Literal["invoice", "reminder"] = "invoice"
     reminder: ReminderInfo | None = None
+    language: Literal["fr", "en"] | None = Field(default=None, description="The customer's language; channels default to French.")
     invoice: InvoiceSummary
 
 

@@ -27,6 +27,7 @@ class Dispatch(Base):
     purpose: Mapped[str] = mapped_column(String(16))
     reminder: Mapped[dict | None] = mapped_column(JSONB, nullable=True)
     invoice: Mapped[dict] = mapped_column(JSONB)
+    language: Mapped[str | None] = mapped_column(String(8), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     # Set once a permanent failure of this dispatch was acted on, so a repeated report acts once.
     failure_handled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -39,24 +40,19 @@ async def record_dispatch(session: AsyncSession, *, request: DispatchRequested) 
         dispatch_id=request.dispatch_id, tenant_id=request.tenant_id, invoice_id=request.invoice_id,
         channel=request.channel, fallback_channels=data["fallback_channels"], recipients=data["recipients"],
         purpose=request.purpose, reminder=data["reminder"], invoice=data["invoice"],
+        language=request.language,
     ))
     await session.flush()
 
 
-async def claim_failed_dispatch(session: AsyncSession, *, tenant_id: str, dispatch_id: UUID) -> Dispatch | None:
-    """The tenant's dispatch `dispatch_id`, locked, if its failure was not acted on yet."""
-    dispatch = (await session.scalars(
+async def lock_dispatch(session: AsyncSession, *, tenant_id: str, dispatch_id: UUID) -> Dispatch | None:
+    """The tenant's dispatch `dispatch_id`, locked for this transaction, if the router requested it."""
+    return (await session.scalars(
         select(Dispatch).where(Dispatch.dispatch_id == dispatch_id, Dispatch.tenant_id == tenant_id)
         .with_for_update()
     )).first()
-    if dispatch is None or dispatch.failure_handled_at is not None:
-        return None
+
+
+def mark_failure_handled(dispatch: Dispatch) -> None:
+    """Remember that this dispatch's permanent failure was acted on."""
     dispatch.failure_handled_at = func.now()
-    return dispatch
-
-
-async def find_dispatch(session: AsyncSession, *, tenant_id: str, dispatch_id: UUID) -> Dispatch | None:
-    """The tenant's dispatch `dispatch_id`, if the router requested it."""
-    return (await session.scalars(
-        select(Dispatch).where(Dispatch.dispatch_id == dispatch_id, Dispatch.tenant_id == tenant_id)
-    )).first()

@@ -1,0 +1,1 @@
+"""Parcours channels: hands invoices and reminders to their delivery channels."""

@@ -1,0 +1,34 @@
+"""`email_link`: one email per recipient with a tracked link to the invoice page."""
+
+from __future__ import annotations
+
+from parcours_channels.adapters.mail.compose import Attachment, invoice_message
+from parcours_channels.adapters.mail.smtp import SMTP_SLOTS, send_mail
+from parcours_channels.adapters.send_once import deliver_once
+from parcours_channels.domain.outcome import DeliveryResult
+from parcours_channels.domain.wording import message_id_for
+from parcours_contracts import DispatchRequested, Recipient
+from parcours_runtime.service import ServiceContext
+
+
+class EmailLinkAdapter:
+    name = "email_link"
+
+    async def deliver(self, request: DispatchRequested, ctx: ServiceContext) -> DeliveryResult:
+        """Email each recipient not yet sent; Message-IDs are stable per (dispatch, recipient)."""
+        settings = ctx.settings
+        attachment = await self.attachment_for(request, ctx)
+
+        async def send_one(recipient: Recipient, message_id: str) -> None:
+            message = invoice_message(request, recipient, message_id=message_id, settings=settings,
+                                      attachment=attachment)
+            await send_mail(message, settings=settings, slots=ctx.extras[SMTP_SLOTS])
+
+        return await deliver_once(
+            request, ctx, send_one=send_one,
+            message_id_for=lambda email: message_id_for(request.dispatch_id, email, settings.message_id_domain),
+        )
+
+    async def attachment_for(self, request: DispatchRequested, ctx: ServiceContext) -> Attachment | None:
+        """The file to attach, if any: none for a link email."""
+        return None

@@ -1,0 +1,86 @@
+"""The MIME message of one invoice email: multipart/alternative text + HTML, with the PDF
+attached when there is one; headers as RFC 5322 wants them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import EmailPolicy
+from email.utils import format_datetime
+
+from parcours_channels.adapters.mail.render import RenderedEmail, render_email
+from parcours_channels.config import Settings
+from parcours_channels.domain.wording import DEFAULT_LANGUAGE, one_line
+from parcours_contracts import DispatchRequested, Recipient
+from parcours_runtime.links import issue_link_token
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content: bytes
+    maintype: str = "application"
+    subtype: str = "pdf"
+
+
+class _WirePolicy(EmailPolicy):
+    """SMTP line endings; the Message-ID is never folded: folding is legal, but parsers then
+    keep the leading space, and the Message-ID is what bounces and replies are matched on."""
+
+    def fold(self, name: str, value: str) -> str:
+        if name.lower() == "message-id":
+            return f"{name}: {str(value).strip()}{self.linesep}"
+        return super().fold(name, value)
+
+    def fold_binary(self, name: str, value: str) -> bytes:
+        if name.lower() == "message-id":
+            return self.fold(name, value).encode("ascii")
+        return super().fold_binary(name, value)
+
+
+WIRE_POLICY = _WirePolicy(linesep="\r\n")
+
+
+def to_wire(message: EmailMessage) -> bytes:
+    """The bytes handed to SMTP: 7-bit clean (bodies are quoted-printable or base64)."""
+    return message.as_bytes(policy=WIRE_POLICY)
+
+
+def tracked_link(request: DispatchRequested, recipient: Recipient, settings: Settings) -> str:
+    """The recipient's own link to the invoice page; tracker records the click."""
+    token = issue_link_token(
+        settings.link_secret.get_secret_value(), tenant_id=request.tenant_id, invoice_id=request.invoice_id,
+        dispatch_id=request.dispatch_id, recipient=recipient.email, ttl_seconds=settings.link_ttl_days * 86400,
+    )
+    return f"{settings.tracker_public_url.rstrip('/')}/l/{token}"
+
+
+def compose_message(*, rendered: RenderedEmail, sender: str, recipient: Recipient, message_id: str,
+                    attachment: Attachment | None = None, sent_at: datetime | None = None) -> EmailMessage:
+    """A ready-to-send message from rendered content."""
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = Address(display_name=one_line(recipient.name or ""), addr_spec=recipient.email)
+    message["Subject"] = rendered.subject
+    message["Date"] = format_datetime(sent_at or datetime.now(timezone.utc))
+    message["Message-ID"] = message_id
+    message["Content-Language"] = rendered.language
+    # Quoted-printable keeps the message 7-bit: no reliance on the relay's 8BITMIME.
+    message.set_content(rendered.text, cte="quoted-printable")
+    message.add_alternative(rendered.html, subtype="html", cte="quoted-printable")
+    if attachment is not None:  # turns the message into multipart/mixed around the alternative
+        message.add_attachment(attachment.content, maintype=attachment.maintype, subtype=attachment.subtype,
+                               filename=attachment.filename)
+    return message
+
+
+def invoice_message(request: DispatchRequested, recipient: Recipient, *, message_id: str, settings: Settings,
+                    attachment: Attachment | None = None) -> EmailMessage:
+    """The message one recipient of a dispatch gets: rendered in the customer's language, linked, addressed."""
+    rendered = render_email(invoice=request.invoice, purpose=request.purpose, reminder=request.reminder,
+                            link=tracked_link(request, recipient, settings), recipient_name=recipient.name,
+                            language=request.language or DEFAULT_LANGUAGE)
+    return compose_message(rendered=rendered, sender=settings.mail_from, recipient=recipient, message_id=message_id,
+                           attachment=attachment)

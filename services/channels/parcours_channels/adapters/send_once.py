@@ -1,0 +1,74 @@
+"""Send each recipient its message at most once per dispatch, across crashes and redeliveries.
+
+The ledger row of a recipient is written before the send and marked 'sent' in its own
+transaction right after the transport accepted, so the handler's transaction rolling back
+(a crash, a later recipient's 4xx) never makes a retry send that recipient again."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from parcours_channels.adapters import RecipientRefused
+from parcours_channels.domain.outcome import DeliveryResult
+from parcours_channels.domain.wording import recipient_key
+from parcours_channels.store.sends import SENT, claim_recipients, mark_sent
+from parcours_contracts import DispatchRequested, Recipient, SentMessage
+from parcours_runtime.consumer import PermanentError
+from parcours_runtime.service import ServiceContext
+from parcours_runtime.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+SendOne = Callable[[Recipient, str], Awaitable[None]]  # (recipient, message id); raises if not accepted
+
+
+async def deliver_once(request: DispatchRequested, ctx: ServiceContext, *, message_id_for: Callable[[str], str],
+                       send_one: SendOne) -> DeliveryResult:
+    """Send to every recipient not yet sent, in parallel; the result lists everyone sent so far."""
+    recipients = _unique(request.recipients)
+    async with UnitOfWork(ctx.sessions) as uow:  # committed at once: the rows must outlive a rollback
+        ledger = await claim_recipients(
+            uow.session, tenant_id=request.tenant_id, invoice_id=request.invoice_id,
+            dispatch_id=request.dispatch_id, channel=request.channel,
+            message_ids={recipient_key(r.email): message_id_for(r.email) for r in recipients},
+        )
+        await uow.commit()
+    if any(recipient_key(r.email) not in ledger for r in recipients):
+        raise PermanentError(f"dispatch {request.dispatch_id} is already recorded for another tenant")
+
+    pending = [r for r in recipients if ledger[recipient_key(r.email)].state != SENT]
+    outcomes = await asyncio.gather(
+        *(_send_and_record(request, ctx, r, ledger[recipient_key(r.email)].message_id, send_one) for r in pending),
+        return_exceptions=True,
+    )
+    refused = {recipient_key(r.email): o for r, o in zip(pending, outcomes) if isinstance(o, RecipientRefused)}
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException) and not isinstance(outcome, RecipientRefused):
+            raise outcome  # retry the event: those accepted are recorded and will not be sent again
+    if refused:
+        log.warning("dispatch %s: %d recipient(s) refused for good", request.dispatch_id, len(refused))
+    messages = tuple(
+        SentMessage(recipient=r.email, message_id=ledger[recipient_key(r.email)].message_id)
+        for r in recipients if recipient_key(r.email) not in refused
+    )
+    failure = "; ".join(f"{address}: {reason}" for address, reason in refused.items()) or None
+    return DeliveryResult(messages=messages, failure=failure, permanent=True)
+
+
+def _unique(recipients: list[Recipient]) -> list[Recipient]:
+    """One message per mailbox, even if the request names it twice."""
+    by_key: dict[str, Recipient] = {}
+    for recipient in recipients:
+        by_key.setdefault(recipient_key(recipient.email), recipient)
+    return list(by_key.values())
+
+
+async def _send_and_record(request: DispatchRequested, ctx: ServiceContext, recipient: Recipient, message_id: str,
+                           send_one: SendOne) -> None:
+    await send_one(recipient, message_id)
+    async with UnitOfWork(ctx.sessions) as uow:
+        await mark_sent(uow.session, tenant_id=request.tenant_id, dispatch_id=request.dispatch_id,
+                        recipient=recipient_key(recipient.email))
+        await uow.commit()

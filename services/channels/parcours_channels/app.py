@@ -1,0 +1,34 @@
+"""Wiring of the channels service."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import FastAPI
+
+from parcours_channels import api, handlers
+from parcours_channels.adapters.mail.smtp import SMTP_SLOTS
+from parcours_channels.adapters.registry import ADAPTERS, load_adapters
+from parcours_channels.store import Base
+from parcours_runtime.service import ServiceContext, ServiceDefinition
+
+
+def create_app(ctx: ServiceContext) -> FastAPI:
+    app = FastAPI(
+        title="Parcours channels",
+        version="0.1.0",
+        description="Delivers invoices and reminders through pluggable channel adapters "
+                    "(email with a tracked link, email with the PDF) and reports how each delivery went.",
+    )
+    app.include_router(api.router)
+    return app
+
+
+async def _on_start(ctx: ServiceContext) -> None:
+    ctx.extras[ADAPTERS] = load_adapters()
+    ctx.extras[SMTP_SLOTS] = asyncio.Semaphore(ctx.settings.smtp_concurrency)
+
+
+def definition() -> ServiceDefinition:
+    return ServiceDefinition(name="channels", metadata=Base.metadata, create_app=create_app,
+                             handlers=handlers.build, on_start=_on_start)

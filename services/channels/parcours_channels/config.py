@@ -1,0 +1,41 @@
+"""Settings of the channels service (env prefix PARCOURS_CHANNELS_)."""
+
+from email.utils import parseaddr
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from parcours_runtime.settings import ServiceSettings
+
+DEV_LINK_SECRET = "dev-link-secret"
+
+
+class Settings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="PARCOURS_CHANNELS_", extra="ignore")
+
+    http_port: int = 8103
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/parcours_channels"
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=2525, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_timeout: float = Field(default=30, gt=0, description="Seconds for each SMTP connect/command.")
+    smtp_concurrency: int = Field(default=8, ge=1, description="SMTP sessions open at once, process-wide.")
+    mail_from: str = "Parcours <invoices@parcours.localhost>"
+    message_id_domain: str = Field(default="parcours.localhost", pattern=r"^[A-Za-z0-9.-]+$")
+
+    tracker_public_url: str = Field(default="http://127.0.0.1:8104", pattern=r"^https?://")
+    link_secret: SecretStr = SecretStr(DEV_LINK_SECRET)
+    link_ttl_days: int = Field(default=180, ge=1)
+    attachment_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+
+    @model_validator(mode="after")
+    def _check_mail_settings(self):
+        self.refuse_dev_secret("link_secret", self.link_secret.get_secret_value(), DEV_LINK_SECRET)
+        if "@" not in parseaddr(self.mail_from)[1]:
+            raise ValueError("mail_from must hold an address, e.g. 'Parcours <invoices@example.com>'")
+        if (self.smtp_username is None) != (self.smtp_password is None):
+            raise ValueError("smtp_username and smtp_password go together")
+        return self

@@ -1,0 +1,1 @@
+"""Pure rules of delivery: wording, identifiers, and which event a delivery ends with."""

@@ -1,0 +1,74 @@
+"""HTTP API: each invoice's reminder plan (tenant API key) and, with time travel on, the
+admin routes that move the clock and run a scheduler pass (admin token)."""
+
+from __future__ import annotations
+
+import hmac
+from datetime import datetime
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from parcours_runtime.problems import Problem
+from parcours_runtime.tenancy import Tenant, authenticate
+
+from parcours_dunning.domain.clock import SettableClock
+from parcours_dunning.scheduler import PassResult
+from parcours_dunning.store.schedule import ReminderPlanRead, read_plan
+
+router = APIRouter()
+
+
+@router.get("/v1/invoices/{invoice_id}/reminders", response_model=ReminderPlanRead, tags=["reminders"],
+            summary="The invoice's reminder plan and what became of each step")
+async def get_reminders(invoice_id: UUID, request: Request, tenant: Tenant = Depends(authenticate)) -> ReminderPlanRead:
+    async with request.app.state.ctx.sessions() as session:
+        plan = await read_plan(session, tenant_id=tenant.id, invoice_id=invoice_id)
+    if plan is None:
+        raise Problem(404, f"No invoice {invoice_id} is known to dunning for this tenant.")
+    return plan
+
+
+async def require_admin(request: Request) -> None:
+    """FastAPI dependency: the admin token in `Authorization: Bearer <token>`."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    expected = request.app.state.ctx.settings.admin_token
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
+        raise Problem(401, "Send the admin token as `Authorization: Bearer <token>`.",
+                      headers={"WWW-Authenticate": "Bearer"})
+
+
+admin_router = APIRouter(prefix="/v1/admin", tags=["admin (time travel)"], dependencies=[Depends(require_admin)])
+
+
+class ClockWrite(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    now: AwareDatetime
+
+
+class ClockRead(BaseModel):
+    now: datetime
+
+
+def _settable_clock(request: Request) -> SettableClock:
+    clock = request.app.state.ctx.extras["clock"]
+    if not isinstance(clock, SettableClock):
+        raise Problem(409, "The service clock cannot be set.")
+    return clock
+
+
+@admin_router.get("/clock", response_model=ClockRead, summary="The service's current time")
+async def get_clock(request: Request) -> ClockRead:
+    return ClockRead(now=request.app.state.ctx.extras["clock"].now())
+
+
+@admin_router.put("/clock", response_model=ClockRead, summary="Travel to another instant")
+async def set_clock(body: ClockWrite, request: Request) -> ClockRead:
+    return ClockRead(now=_settable_clock(request).set(body.now))
+
+
+@admin_router.post("/scheduler/run", response_model=PassResult, summary="Run one scheduler pass now")
+async def run_scheduler(request: Request) -> PassResult:
+    return await request.app.state.ctx.extras["scheduler"].run_once()

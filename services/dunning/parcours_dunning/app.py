@@ -1,0 +1,41 @@
+"""Wiring: the clock, the scheduler job, the routes and the handlers."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from parcours_runtime.service import ServiceContext, ServiceDefinition
+
+from parcours_dunning import handlers
+from parcours_dunning.api import admin_router, router
+from parcours_dunning.domain.clock import SettableClock, SystemClock
+from parcours_dunning.scheduler import ReminderScheduler
+from parcours_dunning.store import metadata
+
+
+async def on_start(ctx: ServiceContext) -> None:
+    # Time travel starts at the real now and moves only when told to.
+    ctx.extras["clock"] = SettableClock(SystemClock().now()) if ctx.settings.time_travel else SystemClock()
+
+
+def background(ctx: ServiceContext) -> list[ReminderScheduler]:
+    ctx.extras["scheduler"] = scheduler = ReminderScheduler(ctx)
+    return [scheduler]
+
+
+def create_app(ctx: ServiceContext) -> FastAPI:
+    app = FastAPI(
+        title="Parcours dunning",
+        version="0.1.0",
+        description="Plans each invoice's reminders with a dunning strategy and emits `reminder.due` when one "
+                    "falls due. With time travel on (never in production), `/v1/admin` moves the clock.",
+    )
+    app.include_router(router)
+    if ctx.settings.time_travel:
+        app.include_router(admin_router)
+    return app
+
+
+def definition() -> ServiceDefinition:
+    return ServiceDefinition(name="dunning", metadata=metadata, create_app=create_app, handlers=handlers.build,
+                             background=background, on_start=on_start)

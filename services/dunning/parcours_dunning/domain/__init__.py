@@ -1,0 +1,1 @@
+"""Pure dunning rules: clocks, strategies, plans and decisions. No IO, no framework."""

@@ -1,0 +1,42 @@
+"""Wiring of the ingest service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from parcours_runtime.service import ServiceContext, ServiceDefinition
+from parcours_ingest import handlers
+from parcours_ingest.api import router
+from parcours_ingest.domain.invoice import Invoice
+from parcours_ingest.store import metadata
+
+DESCRIPTION = """Ingest takes invoices from ERPs (`POST /v1/invoices`, tenant API key), checks that they
+add up, stores them and announces each one with an `invoice.received` event. It also owns the
+tenants and issues their API keys (`/v1/tenants`, admin token)."""
+
+
+def create_app(ctx: ServiceContext) -> FastAPI:
+    app = FastAPI(title="Parcours ingest", version="0.1.0", description=DESCRIPTION)
+    app.include_router(router)
+    app.openapi = lambda: _openapi_with_invoice_schema(app)
+    return app
+
+
+def _openapi_with_invoice_schema(app: FastAPI) -> dict[str, Any]:
+    """The invoice body is parsed by hand (Decimal numbers, size limit), so add its schema ourselves."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        invoice_schema = Invoice.model_json_schema(ref_template="#/components/schemas/{model}")
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for name, definition in invoice_schema.pop("$defs", {}).items():
+            components[name] = definition  # validation-mode schemas: they accept what the read side serves
+        components["Invoice"] = invoice_schema
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+def definition() -> ServiceDefinition:
+    return ServiceDefinition(name="ingest", metadata=metadata, create_app=create_app, handlers=handlers.build)

@@ -1,0 +1,1 @@
+"""Pure rules of ingest: the invoice model, its arithmetic, tenant ids, request fingerprints."""

@@ -1,0 +1,134 @@
+"""The invoice an ERP sends, named after the EN 16931 semantic model (BT = business term,
+BG = business group). A deliberate subset: what delivery and dunning need, plus the
+amounts needed to check the invoice adds up.
+
+Amounts are Decimal. Bodies are parsed with JSON numbers read as Decimal (never float), and
+strings such as "120.50" are accepted too."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import date
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+PDF_MAGIC = b"%PDF-"
+# The same as InvoiceSummary.customer_ref in the contracts: it travels in the event and in router URLs.
+CUSTOMER_REF_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+
+
+def _plain_notation(value: Decimal) -> Decimal:
+    """1E+2 → 100, keeping the scale the sender gave otherwise (1.50 stays 1.50)."""
+    return Decimal(format(value, "f"))
+
+
+Amount = Annotated[Decimal, Field(max_digits=18, decimal_places=2), AfterValidator(_plain_notation)]
+Quantity = Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=6), AfterValidator(_plain_notation)]
+UnitPrice = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=6), AfterValidator(_plain_notation)]
+VatRate = Annotated[Decimal, Field(ge=0, le=100, max_digits=7, decimal_places=4), AfterValidator(_plain_notation)]
+
+Siren = Annotated[str, Field(pattern=r"^[0-9]{9}$", description="French SIREN (9 digits), legal registration identifier.")]
+Siret = Annotated[str, Field(pattern=r"^[0-9]{14}$", description="French SIRET (14 digits), establishment identifier.")]
+VatId = Annotated[str, Field(pattern=r"^[A-Z]{2}[0-9A-Za-z+*.]{2,13}$",
+                             description="VAT identifier with its ISO 3166-1 country prefix, e.g. FR32123456789.")]
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Seller(_Part):
+    """BG-4 Seller."""
+
+    name: str = Field(min_length=1, max_length=200, description="BT-27 Seller name.")
+    siren: Siren | None = Field(default=None, description="BT-30 Seller legal registration identifier (SIREN, scheme 0002).")
+    siret: Siret | None = Field(default=None, description="BT-29 Seller identifier (SIRET, scheme 0009).")
+    vat_id: VatId | None = Field(default=None, description="BT-31 Seller VAT identifier.")
+
+
+class Buyer(_Part):
+    """BG-7 Buyer."""
+
+    customer_ref: str = Field(pattern=CUSTOMER_REF_PATTERN,
+                              description="The tenant's own reference of this customer (akin to BT-46 Buyer identifier); "
+                                          "the router's customer directory is keyed on it.")
+    name: str = Field(min_length=1, max_length=200, description="BT-44 Buyer name.")
+    siren: Siren | None = Field(default=None, description="BT-47 Buyer legal registration identifier (SIREN, scheme 0002).")
+    siret: Siret | None = Field(default=None, description="BT-46 Buyer identifier (SIRET, scheme 0009).")
+    vat_id: VatId | None = Field(default=None, description="BT-48 Buyer VAT identifier.")
+
+
+class InvoiceLine(_Part):
+    """BG-25 Invoice line."""
+
+    description: str = Field(min_length=1, max_length=1000, description="BT-153 Item name / BT-154 Item description.")
+    quantity: Quantity = Field(description="BT-129 Invoiced quantity (> 0).")
+    unit_price: UnitPrice = Field(description="BT-146 Item net price, excluding VAT (≥ 0).")
+    vat_rate: VatRate = Field(description="BT-152 Invoiced item VAT rate, in percent (0–100).")
+    line_total_excl_tax: Amount = Field(
+        description="BT-131 Invoice line net amount: quantity × unit price, rounded half up to 2 decimals.")
+
+
+class Totals(_Part):
+    """BG-22 Document totals."""
+
+    total_excl_tax: Amount = Field(description="BT-109 Invoice total amount without VAT: the sum of the line net amounts.")
+    total_tax: Amount = Field(description="BT-110 Invoice total VAT amount: per VAT rate (BG-23), "
+                                          "the taxable base × rate / 100 rounded half up to 2 decimals, summed.")
+    total_incl_tax: Amount = Field(description="BT-112 Invoice total amount with VAT: BT-109 + BT-110.")
+
+
+class InvoiceContent(_Part):
+    """The invoice's data, as stored and served back (the PDF is kept and served apart)."""
+
+    number: str = Field(min_length=1, max_length=64, description="BT-1 Invoice number; unique per tenant.")
+    issue_date: date = Field(description="BT-2 Invoice issue date.")
+    due_date: date = Field(description="BT-9 Payment due date; on or after the issue date.")
+    currency: str = Field(pattern=r"^[A-Z]{3}$", description="BT-5 Invoice currency code (ISO 4217), e.g. EUR.")
+    seller: Seller = Field(description="BG-4 Seller.")
+    buyer: Buyer = Field(description="BG-7 Buyer.")
+    lines: list[InvoiceLine] = Field(min_length=1, max_length=10000, description="BG-25 Invoice lines (at least one).")
+    totals: Totals = Field(description="BG-22 Document totals.")
+
+    @field_validator("due_date")
+    @classmethod
+    def _due_after_issue(cls, due_date: date, info: ValidationInfo) -> date:
+        issue_date = info.data.get("issue_date")
+        if issue_date is not None and due_date < issue_date:
+            raise ValueError(f"the due date must be on or after the issue date ({issue_date.isoformat()})")
+        return due_date
+
+
+class Invoice(InvoiceContent):
+    """An invoice as received from the tenant's ERP."""
+
+    pdf: str | None = Field(default=None, description="The invoice rendered as PDF (BT-125 attached document), base64-encoded.",
+                            json_schema_extra={"contentEncoding": "base64", "contentMediaType": "application/pdf"})
+
+    @field_validator("pdf")
+    @classmethod
+    def _pdf_is_base64_pdf(cls, pdf: str | None) -> str | None:
+        if pdf is not None:
+            decode_pdf(pdf)
+        return pdf
+
+    def pdf_bytes(self) -> bytes | None:
+        return decode_pdf(self.pdf) if self.pdf is not None else None
+
+    def document(self) -> dict:
+        """The invoice as stored and served: JSON types, money as decimal strings, without the PDF."""
+        return self.model_dump(mode="json", exclude={"pdf"})
+
+
+def decode_pdf(encoded: str) -> bytes:
+    """The bytes of a base64 PDF (line breaks tolerated); ValueError if it is not one."""
+    try:
+        content = base64.b64decode("".join(encoded.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("the PDF must be base64-encoded") from None
+    if not content.startswith(PDF_MAGIC):
+        raise ValueError("the decoded content is not a PDF (it must start with %PDF-)")
+    return content

@@ -1,0 +1,5 @@
+"""Ingest's own database: tenants, invoices (+ their PDFs) and idempotency keys."""
+
+from parcours_ingest.store.models import Base
+
+metadata = Base.metadata

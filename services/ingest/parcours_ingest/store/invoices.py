@@ -1,0 +1,64 @@
+"""Queries on invoices, their PDFs and idempotency keys; always scoped to one tenant."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from parcours_ingest.domain.invoice import Invoice
+from parcours_ingest.store.models import IdempotencyKeyRow, InvoicePdfRow, InvoiceRow
+
+
+async def add_invoice(session: AsyncSession, *, tenant_id: str, invoice_id: uuid.UUID, invoice: Invoice,
+                      correlation_id: str) -> InvoiceRow:
+    """Insert the invoice (and its PDF); raises IntegrityError if the tenant already has its number."""
+    pdf = invoice.pdf_bytes()
+    row = InvoiceRow(id=invoice_id, tenant_id=tenant_id, number=invoice.number, issue_date=invoice.issue_date,
+                     due_date=invoice.due_date, currency=invoice.currency, customer_ref=invoice.buyer.customer_ref,
+                     total_incl_tax=invoice.totals.total_incl_tax, document=invoice.document(),
+                     has_pdf=pdf is not None, correlation_id=correlation_id)
+    session.add(row)
+    await session.flush()  # the unique (tenant, number) check happens here, before anything else is staged
+    if pdf is not None:
+        session.add(InvoicePdfRow(invoice_id=invoice_id, tenant_id=tenant_id, content=pdf))
+        await session.flush()
+    await session.refresh(row, ["received_at"])
+    return row
+
+
+async def get_invoice(session: AsyncSession, *, tenant_id: str, invoice_id: uuid.UUID) -> InvoiceRow | None:
+    """The tenant's invoice, or None (also when it belongs to another tenant)."""
+    return (await session.execute(
+        select(InvoiceRow).where(InvoiceRow.tenant_id == tenant_id, InvoiceRow.id == invoice_id)
+    )).scalar_one_or_none()
+
+
+async def get_pdf(session: AsyncSession, *, tenant_id: str, invoice_id: uuid.UUID) -> bytes | None:
+    """The PDF of the tenant's invoice, or None."""
+    return (await session.execute(
+        select(InvoicePdfRow.content).where(InvoicePdfRow.tenant_id == tenant_id, InvoicePdfRow.invoice_id == invoice_id)
+    )).scalar_one_or_none()
+
+
+async def number_taken(session: AsyncSession, *, tenant_id: str, number: str) -> bool:
+    """Whether the tenant already has an invoice with this number."""
+    return (await session.execute(
+        select(InvoiceRow.id).where(InvoiceRow.tenant_id == tenant_id, InvoiceRow.number == number)
+    )).first() is not None
+
+
+async def find_idempotency_key(session: AsyncSession, *, tenant_id: str, key: str) -> IdempotencyKeyRow | None:
+    """The stored outcome of the tenant's first request with `key`, if any."""
+    return (await session.execute(
+        select(IdempotencyKeyRow).where(IdempotencyKeyRow.tenant_id == tenant_id, IdempotencyKeyRow.key == key)
+    )).scalar_one_or_none()
+
+
+async def add_idempotency_key(session: AsyncSession, *, tenant_id: str, key: str, request_hash: str, status: int,
+                              response_json: dict) -> None:
+    """Remember the response to `key`; raises IntegrityError if a concurrent request took the key first."""
+    session.add(IdempotencyKeyRow(tenant_id=tenant_id, key=key, request_hash=request_hash, status=status,
+                                  response_json=response_json))
+    await session.flush()

@@ -1,0 +1,102 @@
+"""Routing on events: invoices and reminders go to the customer's preferred channel; a
+permanent failure moves on to the next one; what cannot go anywhere becomes InvoiceUnroutable."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from parcours_contracts import (
+    DispatchFailed,
+    DispatchRequested,
+    InvoiceReceived,
+    InvoiceSummary,
+    InvoiceUnroutable,
+    Recipient,
+    ReminderDue,
+    ReminderInfo,
+)
+from parcours_contracts.events import InvoiceEvent
+from parcours_router.domain import routing
+from parcours_router.store.customers import find_customer
+from parcours_router.store.dispatches import lock_dispatch, mark_failure_handled, record_dispatch
+from parcours_runtime.consumer import Handler
+from parcours_runtime.service import ServiceContext
+from parcours_runtime.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+
+def build(ctx: ServiceContext) -> dict[type, Handler]:
+    """The router's handler for each event type it consumes."""
+    offered: list[str] = ctx.settings.channels
+
+    async def on_invoice_received(event: InvoiceReceived, uow: UnitOfWork) -> None:
+        await route_to_customer(event, uow, offered=offered, invoice=event.invoice, purpose="invoice", reminder=None)
+
+    async def on_reminder_due(event: ReminderDue, uow: UnitOfWork) -> None:
+        await route_to_customer(event, uow, offered=offered, invoice=event.invoice, purpose="reminder",
+                                reminder=event.reminder)
+
+    return {InvoiceReceived: on_invoice_received, ReminderDue: on_reminder_due, DispatchFailed: on_dispatch_failed}
+
+
+async def route_to_customer(cause: InvoiceEvent, uow: UnitOfWork, *, offered: Sequence[str], invoice: InvoiceSummary,
+                            purpose: str, reminder: ReminderInfo | None) -> None:
+    """Request a dispatch on the customer's first usable channel as the directory says now."""
+    ref = invoice.customer_ref
+    customer = await find_customer(uow.session, tenant_id=cause.tenant_id, ref=ref)
+    if customer is None:
+        decision = routing.unknown_customer(ref)
+    else:
+        decision = routing.first_route(preferred=customer.channels, offered=offered)
+    if isinstance(decision, routing.Unroutable):
+        _unroutable(cause, uow, customer_ref=ref, purpose=purpose, reason=decision.reason)
+        return
+    recipients = [Recipient(email=contact["email"], name=contact.get("name")) for contact in customer.contacts]
+    await _request(cause, uow, route=decision, recipients=recipients, purpose=purpose, reminder=reminder,
+                   invoice=invoice, language=customer.language)
+
+
+async def on_dispatch_failed(event: DispatchFailed, uow: UnitOfWork) -> None:
+    """After a permanent failure, the same delivery on the next channel the router kept in reserve."""
+    if not event.permanent:
+        return  # the channels service retries transient failures itself
+    context = {"tenant_id": event.tenant_id, "invoice_id": event.invoice_id, "event_id": event.event_id}
+    failed = await lock_dispatch(uow.session, tenant_id=event.tenant_id, dispatch_id=event.dispatch_id)
+    if failed is None:
+        log.warning("failure of dispatch %s that the router never requested; ignored", event.dispatch_id, extra=context)
+        return
+    if failed.failure_handled_at is not None:
+        log.info("failure of dispatch %s already acted on; ignored", event.dispatch_id, extra=context)
+        return
+    mark_failure_handled(failed)
+    invoice = InvoiceSummary.model_validate(failed.invoice)
+    # The reserve recorded with the dispatch is what counts, not the echo in the failure event.
+    decision = routing.after_failure(fallback_channels=failed.fallback_channels, reason=event.reason)
+    if isinstance(decision, routing.Unroutable):
+        _unroutable(event, uow, customer_ref=invoice.customer_ref, purpose=failed.purpose, reason=decision.reason)
+        return
+    await _request(
+        event, uow, route=decision, purpose=failed.purpose, invoice=invoice,
+        recipients=[Recipient.model_validate(recipient) for recipient in failed.recipients],
+        reminder=ReminderInfo.model_validate(failed.reminder) if failed.reminder else None,
+        language=failed.language,
+    )
+
+
+async def _request(cause: InvoiceEvent, uow: UnitOfWork, *, route: routing.Route, recipients: list[Recipient],
+                   purpose: str, reminder: ReminderInfo | None, invoice: InvoiceSummary, language: str | None) -> None:
+    request = DispatchRequested.following(
+        cause, channel=route.channel, fallback_channels=list(route.fallback_channels), recipients=recipients,
+        purpose=purpose, reminder=reminder, invoice=invoice, language=language,
+    )
+    await record_dispatch(uow.session, request=request)
+    uow.publish(request)
+
+
+def _unroutable(cause: InvoiceEvent, uow: UnitOfWork, *, customer_ref: str, purpose: str, reason: str) -> None:
+    log.info("invoice unroutable: %s", reason,
+             extra={"tenant_id": cause.tenant_id, "invoice_id": cause.invoice_id, "event_id": cause.event_id})
+    uow.publish(InvoiceUnroutable.following(cause, customer_ref=routing.clip(customer_ref, routing.MAX_REF),
+                                            purpose=purpose, reason=reason))

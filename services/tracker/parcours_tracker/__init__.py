@@ -1,0 +1,1 @@
+"""Parcours tracker: keeps every invoice's journey and proves arrival (clicks, partner acks)."""

@@ -1,0 +1,1 @@
+"""Pure rules of the tracker: journal entries, status precedence, ack signatures. No IO."""

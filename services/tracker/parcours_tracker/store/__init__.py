@@ -1,0 +1,1 @@
+"""The tracker's database: tables and the queries on them."""

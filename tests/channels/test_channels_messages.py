@@ -1,0 +1,145 @@
+"""Rendering, composing and the rules behind them, without a broker: templates, escaping,
+wording, stable Message-IDs, the adapter registry, settings."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import uuid
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from pydantic import ValidationError
+
+from parcours_channels.adapters.mail.compose import Attachment, compose_message, to_wire
+from parcours_channels.adapters.mail.render import render_email
+from parcours_channels.adapters.registry import load_adapters
+from parcours_channels.config import Settings
+from parcours_channels.domain.wording import format_amount, format_date, message_id_for, reminder_tone
+from parcours_contracts import InvoiceSummary, Recipient, ReminderInfo
+
+LINK = "https://track.example/l/abc.def"
+
+
+def invoice(**overrides) -> InvoiceSummary:
+    values = dict(number="INV-7", issue_date=date(2026, 3, 1), due_date=date(2026, 3, 31), currency="USD",
+                  total_excl_tax=Decimal("10000"), total_tax=Decimal("2000"), total_incl_tax=Decimal("12000.005"),
+                  seller_name="Northwind Ltd", buyer_name="Contoso", customer_ref="C-1")
+    return InvoiceSummary(**{**values, **overrides})
+
+
+def test_english_invoice_and_final_reminder_render_in_english():
+    rendered = render_email(invoice=invoice(), purpose="invoice", reminder=None, link=LINK,
+                            recipient_name="Ann Lee", language="en")
+    assert rendered.subject == "Invoice INV-7 from Northwind Ltd"
+    assert rendered.text.startswith("Dear Ann Lee,")
+    assert "for 12,000.01\u00a0USD, payable by 31 March 2026." in rendered.text
+    assert LINK in rendered.text and f'href="{LINK}"' in rendered.html
+    assert '<html lang="en">' in rendered.html and "View the invoice" in rendered.html
+
+    final = render_email(invoice=invoice(), purpose="reminder", link=LINK, language="en",
+                         reminder=ReminderInfo(strategy="default", step="final", sequence=3))
+    assert final.subject == "Reminder: invoice INV-7 from Northwind Ltd – final reminder"
+    assert final.text.startswith("Hello,")
+    assert "Final reminder:" in final.text and "please disregard this message" in final.text
+
+
+def test_french_is_the_default_and_unknown_languages_fall_back_to_it():
+    for language in (None, "de"):
+        rendered = render_email(invoice=invoice(), purpose="invoice", reminder=None, link=LINK, language=language)
+        assert rendered.language == "fr"
+        assert rendered.subject == "Facture INV-7 de Northwind Ltd"
+        assert "12\u00a0000,01\u00a0USD" in rendered.text and "31 mars 2026" in rendered.text
+
+
+def test_a_hostile_seller_name_is_escaped_in_html_and_cannot_inject_headers():
+    hostile = '<script>alert("x")</script>\r\nBcc: victim@evil.example'
+    rendered = render_email(invoice=invoice(seller_name=hostile), purpose="invoice", reminder=None, link=LINK)
+    assert "<script>" not in rendered.html
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in rendered.html
+    assert "\n" not in rendered.subject and "\r" not in rendered.subject
+    wire = to_wire(compose_message(rendered=rendered, sender="Parcours <p@parcours.example>",
+                                   recipient=Recipient(email="ann@contoso.example"), message_id="<m@x>"))
+    parsed = email.message_from_bytes(wire, policy=email.policy.default)
+    assert parsed["Bcc"] is None and parsed["To"] == "ann@contoso.example"
+    headers = wire.split(b"\r\n\r\n", 1)[0]
+    assert not any(line.startswith(b"Bcc:") for line in headers.split(b"\r\n"))
+
+
+def test_amounts_and_dates_read_naturally():
+    assert format_amount(Decimal("1234.5"), "EUR", "fr") == "1\u00a0234,50\u00a0EUR"
+    assert format_amount(Decimal("-0.125"), "EUR", "en") == "-0.13\u00a0EUR"
+    assert format_amount(Decimal("1000000"), "GBP", "en") == "1,000,000.00\u00a0GBP"
+    assert format_date(date(2026, 12, 1), "fr") == "1er décembre 2026"
+    assert format_date(date(2026, 8, 15), "fr") == "15 août 2026"
+    assert format_date(date(2026, 8, 15), "en") == "15 August 2026"
+
+
+@pytest.mark.parametrize(("step", "sequence", "tone"), [
+    ("courtesy", 1, "gentle"), ("second", 2, "firm"), ("third", 3, "final"), ("final-notice", 1, "final"),
+    ("LAST", 2, "final"),
+])
+def test_reminder_tone_follows_the_step_name_then_its_rank(step, sequence, tone):
+    assert reminder_tone(ReminderInfo(strategy="s", step=step, sequence=sequence)) == tone
+
+
+def test_message_ids_are_stable_per_dispatch_and_mailbox_and_never_folded():
+    dispatch, other = uuid.uuid4(), uuid.uuid4()
+    first = message_id_for(dispatch, "Ann@Contoso.example", "parcours.localhost")
+    assert first == message_id_for(dispatch, "ann@contoso.example", "parcours.localhost")
+    assert first != message_id_for(dispatch, "bob@contoso.example", "parcours.localhost")
+    assert first != message_id_for(other, "ann@contoso.example", "parcours.localhost")
+
+    long_id = message_id_for(dispatch, "ann@contoso.example", "mail.a-rather-long-subdomain.parcours.example.com")
+    rendered = render_email(invoice=invoice(), purpose="invoice", reminder=None, link=LINK)
+    wire = to_wire(compose_message(rendered=rendered, sender="p@parcours.example",
+                                   recipient=Recipient(email="ann@contoso.example"), message_id=long_id))
+    assert f"\r\nMessage-ID: {long_id}\r\n".encode() in wire
+    others = [line for line in wire.split(b"\r\n") if not line.startswith(b"Message-ID:")]
+    assert max(len(line) for line in others) <= 78, "everything else stays within 78 columns"
+
+
+def test_an_attachment_wraps_the_alternative_in_multipart_mixed():
+    pdf = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj << >> endobj\n%%EOF\n"
+    rendered = render_email(invoice=invoice(), purpose="invoice", reminder=None, link=LINK)
+    message = compose_message(rendered=rendered, sender="p@parcours.example", message_id="<m@x>",
+                              recipient=Recipient(email="ann@contoso.example"),
+                              attachment=Attachment(filename="INV-7.pdf", content=pdf))
+    parsed = email.message_from_bytes(to_wire(message), policy=email.policy.default)
+    assert parsed.get_content_type() == "multipart/mixed"
+    assert LINK in parsed.get_body(("plain",)).get_content()
+    (attached,) = parsed.iter_attachments()
+    assert (attached.get_filename(), attached.get_content_type(), attached.get_content()) == (
+        "INV-7.pdf", "application/pdf", pdf)
+
+
+def test_both_email_adapters_are_registered_by_entry_point():
+    adapters = load_adapters()
+    assert {"email_link", "email_attachment"} <= set(adapters)
+    assert all(name == adapter.name for name, adapter in adapters.items())
+
+
+def test_the_dev_link_secret_is_refused_in_production():
+    with pytest.raises(ValidationError, match="link_secret"):
+        Settings(environment="production")
+    assert Settings(environment="production", link_secret="s3cr3t-from-the-vault").is_production
+    with pytest.raises(ValidationError, match="go together"):
+        Settings(smtp_username="mailer")
+    with pytest.raises(ValidationError, match="mail_from"):
+        Settings(mail_from="Parcours")
+
+
+def test_the_message_speaks_the_customer_language_carried_by_the_request():
+    from parcours_channels.adapters.mail.compose import invoice_message
+    from parcours_contracts import DispatchRequested
+
+    invoice_id = uuid.uuid4()
+    request = DispatchRequested(tenant_id="acme", invoice_id=invoice_id, correlation_id=str(invoice_id),
+                                channel="email_link", recipients=[Recipient(email="ap@contoso.example")],
+                                invoice=invoice(), language="en")
+    english = invoice_message(request, request.recipients[0], message_id="<x@y>", settings=Settings())
+    assert english["Subject"] == "Invoice INV-7 from Northwind Ltd"
+    french = invoice_message(request.model_copy(update={"language": None}), request.recipients[0],
+                             message_id="<x@y>", settings=Settings())
+    assert french["Subject"] == "Facture INV-7 de Northwind Ltd"

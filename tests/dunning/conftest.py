@@ -1,0 +1,159 @@
+"""Dunning test helpers: a dunning service on a settable clock, events fed to the real
+broker as neighbouring services would publish them, and the reminders it published."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import date, datetime, time, timezone
+from decimal import Decimal
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import TopicPartition
+
+from parcours_contracts import (
+    DeliveryAcked, InvoiceDispatched, InvoiceReceived, InvoiceSummary, LinkClicked, ReminderDue, SentMessage,
+    parse_event, topic_for, topics,
+)
+from parcours_contracts.events import EventEnvelope
+from parcours_runtime.outbox import outbox_backlog
+
+UTC = timezone.utc
+
+
+async def eventually(predicate, timeout: float = 20.0, interval: float = 0.05):
+    """Await `predicate()` until it returns something truthy; return that."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = await predicate()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(interval)
+
+
+def at_hour(day: date, hour: int = 8) -> datetime:
+    return datetime.combine(day, time(hour, tzinfo=UTC))
+
+
+def invoice_received(*, tenant_id: str = "acme", issue: date, due: date, number: str = "INV-1",
+                     invoice_id: uuid.UUID | None = None) -> InvoiceReceived:
+    invoice_id = invoice_id or uuid.uuid4()
+    summary = InvoiceSummary(number=number, issue_date=issue, due_date=due, currency="EUR",
+                             total_excl_tax=Decimal("100.00"), total_tax=Decimal("20.00"),
+                             total_incl_tax=Decimal("120.00"), seller_name="Seller SA", buyer_name="Alpha SAS",
+                             customer_ref="ALPHA")
+    return InvoiceReceived(tenant_id=tenant_id, invoice_id=invoice_id, correlation_id=f"corr-{invoice_id}",
+                           invoice=summary)
+
+
+def link_clicked(*, tenant_id: str, invoice_id: uuid.UUID) -> LinkClicked:
+    return LinkClicked(tenant_id=tenant_id, invoice_id=invoice_id, correlation_id=f"corr-{invoice_id}",
+                       dispatch_id=uuid.uuid4(), recipient="ap@alpha.example")
+
+
+def delivery_acked(*, tenant_id: str, invoice_id: uuid.UUID, acked_at: datetime) -> DeliveryAcked:
+    return DeliveryAcked(tenant_id=tenant_id, invoice_id=invoice_id, correlation_id=f"corr-{invoice_id}",
+                         channel="partner_x", ack_id=f"ack-{invoice_id}", acked_at=acked_at)
+
+
+def invoice_dispatched(cause: InvoiceReceived) -> InvoiceDispatched:
+    return InvoiceDispatched.following(cause, dispatch_id=uuid.uuid4(), channel="email_link",
+                                       messages=[SentMessage(recipient="ap@alpha.example", message_id="<m1@x>")])
+
+
+@pytest.fixture
+def build():
+    """Event builders (conftest modules are not importable in importlib mode)."""
+    class Builders:
+        invoice_received = staticmethod(invoice_received)
+        link_clicked = staticmethod(link_clicked)
+        delivery_acked = staticmethod(delivery_acked)
+        invoice_dispatched = staticmethod(invoice_dispatched)
+        at_hour = staticmethod(at_hour)
+        eventually = staticmethod(eventually)
+    return Builders
+
+
+@pytest.fixture
+async def publish(kafka):
+    """Publish events on their topics, keyed like the outbox relay does."""
+    producer = AIOKafkaProducer(bootstrap_servers=kafka, enable_idempotence=False)
+    await producer.start()
+
+    async def send(*events: EventEnvelope) -> None:
+        for event in events:
+            await producer.send_and_wait(topic_for(event), event.model_dump_json().encode(), key=event.key.encode())
+
+    yield send
+    await producer.stop()
+
+
+@pytest.fixture
+def published_reminders(kafka):
+    """Every ReminderDue on `reminder.due`, once the service's outbox has been relayed."""
+
+    async def read(host) -> list[ReminderDue]:
+        async def outbox_empty():
+            async with host.ctx.sessions() as session:
+                return await outbox_backlog(session) == 0
+        await eventually(outbox_empty)
+        consumer = AIOKafkaConsumer(bootstrap_servers=kafka, group_id=None, enable_auto_commit=False,
+                                    auto_offset_reset="earliest")
+        await consumer.start()
+        try:
+            await consumer.topics()  # loads the cluster metadata
+            partitions = [TopicPartition(topics.REMINDER_DUE, p)
+                          for p in sorted(consumer.partitions_for_topic(topics.REMINDER_DUE) or ())]
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            ends = await consumer.end_offsets(partitions)
+            found: list[ReminderDue] = []
+            for tp in partitions:
+                while await consumer.position(tp) < ends[tp]:
+                    for record in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, []):
+                        found.append(parse_event(record.value))
+            return found
+        finally:
+            await consumer.stop()
+
+    return read
+
+
+@pytest.fixture
+async def client_for(tenant_key):
+    """Factory: an HTTP client on `host`, authenticated as `tenant_id` (or with `headers`)."""
+    clients: list[httpx.AsyncClient] = []
+
+    async def make(host, tenant_id: str | None = "acme", headers: dict | None = None) -> httpx.AsyncClient:
+        auth = {}
+        if tenant_id is not None:
+            auth = {"Authorization": f"Bearer {await tenant_key(host, tenant_id=tenant_id)}"}
+        client = httpx.AsyncClient(base_url=host.url, headers={**auth, **(headers or {})}, timeout=10)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.aclose()
+
+
+async def plan_of(client: httpx.AsyncClient, invoice_id) -> dict | None:
+    response = await client.get(f"/v1/invoices/{invoice_id}/reminders")
+    return response.json() if response.status_code == 200 else None
+
+
+@pytest.fixture
+def wait_for_plan():
+    """The invoice's reminder plan, once dunning has consumed its InvoiceReceived."""
+
+    async def wait(client: httpx.AsyncClient, invoice_id, predicate=lambda plan: True) -> dict:
+        async def ready():
+            plan = await plan_of(client, invoice_id)
+            return plan if plan is not None and predicate(plan) else None
+        return await eventually(ready)
+
+    return wait

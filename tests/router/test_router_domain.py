@@ -1,0 +1,56 @@
+"""The routing rules and settings on their own (pure functions, no IO)."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from parcours_router.config import Settings
+from parcours_router.domain.customers import check_customer
+from parcours_router.domain.routing import Route, Unroutable, after_failure, first_route, unknown_customer
+
+OFFERED = ["email_link", "email_attachment"]
+
+
+def test_first_route_takes_the_first_preferred_channel_and_keeps_the_rest_in_order():
+    assert first_route(preferred=["email_attachment", "email_link"], offered=OFFERED) == \
+        Route("email_attachment", ("email_link",))
+
+
+def test_first_route_skips_channels_no_longer_offered():
+    assert first_route(preferred=["fax", "email_link"], offered=OFFERED) == Route("email_link", ())
+    gone = first_route(preferred=["fax", "telex"], offered=OFFERED)
+    assert isinstance(gone, Unroutable) and "fax, telex" in gone.reason
+
+
+def test_after_failure_moves_to_the_next_reserve_channel_or_gives_up():
+    assert after_failure(fallback_channels=["b", "c"], reason="x") == Route("b", ("c",))
+    assert after_failure(fallback_channels=[], reason="bounced") == Unroutable("all channels failed: bounced")
+    long = after_failure(fallback_channels=[], reason="x" * 2000)
+    assert len(long.reason) == 2000 and long.reason.endswith("…"), "fits InvoiceUnroutable.reason"
+
+
+def test_unknown_customer_reason_names_the_ref():
+    assert unknown_customer("CUST-9") == Unroutable("unknown customer CUST-9")
+
+
+def test_check_customer_points_at_each_problem():
+    issues = check_customer(contact_emails=["a@x.example", "b@x.example", "A@X.example"],
+                            channels=["email_link", "fax", "email_link"], offered=OFFERED)
+    assert [(issue.path, issue.code) for issue in issues] == [
+        (("contacts", 2, "email"), "duplicate"), (("channels", 1), "unknown_channel"), (("channels", 2), "duplicate")]
+    assert "email_link, email_attachment" in issues[1].detail
+    assert check_customer(contact_emails=["a@x.example"], channels=["email_link"], offered=OFFERED) == []
+
+
+def test_settings_read_the_offered_channels_as_json(monkeypatch):
+    monkeypatch.setenv("PARCOURS_ROUTER_CHANNELS", '["email_link"]')
+    assert Settings().channels == ["email_link"]
+    monkeypatch.setenv("PARCOURS_ROUTER_CHANNELS", '["email_link", "email_link"]')
+    with pytest.raises(ValidationError):
+        Settings()
+    monkeypatch.setenv("PARCOURS_ROUTER_CHANNELS", "[]")
+    with pytest.raises(ValidationError):
+        Settings()
+    monkeypatch.delenv("PARCOURS_ROUTER_CHANNELS")
+    assert Settings().channels == OFFERED and Settings().http_port == 8102
