@@ -105,6 +105,19 @@ def test_schema_rules(make_invoice):
                                ("buyer", "customer_ref")}
 
 
+def test_what_the_schema_accepts_fits_the_event_summary(make_invoice):
+    """A body that passes validation must never fail later when InvoiceReceived is built (a 500)."""
+    from parcours_ingest.api.invoices import summarise
+
+    edge = make_invoice("N" * 64)
+    edge["buyer"]["customer_ref"] = "Ref_1.a-" + "z" * 56
+    edge["seller"]["name"] = edge["buyer"]["name"] = "x" * 200
+    assert summarise(invoice(edge)).customer_ref == edge["buyer"]["customer_ref"]
+    for bad_ref in ("CUST 42", "Café", "x" * 65, "a/b"):
+        assert errors_at({**make_invoice(), "buyer": {"customer_ref": bad_ref, "name": "B"}}) == {("buyer", "customer_ref")}
+    assert errors_at(make_invoice("N" * 65)) == {("number",)}
+
+
 def test_pdf_must_be_base64_of_a_pdf(make_invoice):
     assert invoice(make_invoice(with_pdf=True)).pdf_bytes().startswith(b"%PDF-")
     for bad in ("not base64 at all!", base64.b64encode(b"<html>").decode(), ""):
