@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from parcours_contracts import LinkClicked, topics
 from parcours_runtime.links import issue_link_token
-from parcours_tracker.store.models import Click, JournalEntry
+from parcours_tracker.store.models import Click, Invoice, JournalEntry
 
 
 def token_for(f, secret: str = "dev-link-secret", **overrides) -> str:
@@ -85,8 +85,8 @@ async def test_head_is_not_a_click(tracker, client, flow):
     assert await journal_kinds(tracker, f.invoice_id) == []
 
 
-async def test_a_click_before_the_invoice_is_known(tracker, client, flow, read_topic):
-    f = flow()
+async def test_a_click_before_the_invoice_is_known(tracker, client, flow, read_topic, publish, eventually):
+    f = flow(number="F-LATE")
     token = token_for(f)
     response = await client.get(f"/l/{token}", follow_redirects=True)
     assert response.status_code == 200
@@ -94,6 +94,13 @@ async def test_a_click_before_the_invoice_is_known(tracker, client, flow, read_t
     [event] = await read_topic(topics.LINK_CLICKED, until=lambda events: len(events) >= 1)
     assert event.correlation_id == str(f.invoice_id), "without the invoice's correlation, the invoice id"
     assert await journal_kinds(tracker, f.invoice_id) == ["clicked"]
+
+    await publish(f.received(0))
+    await eventually(lambda: _eq(journal_kinds(tracker, f.invoice_id), ["received", "clicked"]))
+    async with tracker.ctx.sessions() as session:
+        invoice = await session.get(Invoice, ("acme", f.invoice_id))
+    assert (invoice.correlation_id, invoice.number, invoice.status) == (f.correlation_id, "F-LATE", "viewed")
+    assert "F-LATE" in (await client.get(f"/v/{token}")).text
 
 
 @pytest.fixture

@@ -63,16 +63,17 @@ async def receive_invoice(request: Request, tenant: Tenant = Depends(authenticat
             return replay(earlier, request_hash=request_hash)
 
     invoice_id = uuid.uuid4()
+    correlation_id = correlation_id or str(invoice_id)
     accepted = InvoiceAccepted(invoice_id=invoice_id, number=invoice.number).model_dump(mode="json")
     try:
         async with UnitOfWork(ctx.sessions) as uow:
             await store.add_invoice(uow.session, tenant_id=tenant.id, invoice_id=invoice_id, invoice=invoice,
-                                    correlation_id=correlation_id or str(invoice_id))
+                                    correlation_id=correlation_id)
             if idempotency_key is not None:
                 await store.add_idempotency_key(uow.session, tenant_id=tenant.id, key=idempotency_key,
                                                 request_hash=request_hash, status=202, response_json=accepted)
             uow.publish(InvoiceReceived(tenant_id=tenant.id, invoice_id=invoice_id,
-                                        correlation_id=correlation_id or str(invoice_id), invoice=summarise(invoice)))
+                                        correlation_id=correlation_id, invoice=summarise(invoice)))
             await uow.commit()
     except IntegrityError:
         answer = await answer_conflict(ctx, tenant=tenant, invoice=invoice, idempotency_key=idempotency_key,
