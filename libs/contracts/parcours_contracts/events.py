@@ -12,13 +12,17 @@ from decimal import Decimal
 from typing import Annotated, Literal, Self, Union
 from uuid import UUID, uuid4
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, TypeAdapter, field_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, TypeAdapter
 
 from parcours_contracts import topics
 
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(lambda value: value.astimezone(timezone.utc))]
+"""An instant with a time zone, normalised to UTC."""
 
 
 class _Model(BaseModel):
@@ -31,13 +35,8 @@ class EventEnvelope(_Model):
     event_id: UUID = Field(default_factory=uuid4, description="Unique id; consumers deduplicate on it.")
     schema_version: int = Field(default=1, ge=1)
     tenant_id: str = Field(min_length=1, max_length=64)
-    occurred_at: AwareDatetime = Field(default_factory=utcnow, description="When it happened, UTC.")
+    occurred_at: UtcDatetime = Field(default_factory=utcnow, description="When it happened, UTC.")
     correlation_id: str = Field(min_length=1, max_length=128, description="Ties together every event of one flow.")
-
-    @field_validator("occurred_at")
-    @classmethod
-    def _to_utc(cls, value: datetime) -> datetime:
-        return value.astimezone(timezone.utc)
 
 
 class InvoiceEvent(EventEnvelope):
@@ -160,7 +159,7 @@ class DeliveryAcked(InvoiceEvent):
     channel: str
     ack_id: str = Field(min_length=1, max_length=200)
     status: str = Field(default="received", max_length=64)
-    acked_at: AwareDatetime
+    acked_at: UtcDatetime
 
 
 class LinkClicked(InvoiceEvent):

@@ -20,6 +20,10 @@ class InvalidToken(Exception):
     pass
 
 
+class ExpiredToken(InvalidToken):
+    """Well signed but past its expiry: worth a different answer (410) than a forgery."""
+
+
 @dataclass(frozen=True)
 class LinkClaims:
     tenant_id: str
@@ -64,5 +68,5 @@ def verify_link_token(secrets_: list[str] | str, token: str, now: float | None =
     except (ValueError, KeyError, TypeError) as exc:
         raise InvalidToken("malformed claims") from exc
     if parsed.expires_at < (now or time.time()):
-        raise InvalidToken("expired")
+        raise ExpiredToken("expired")
     return parsed

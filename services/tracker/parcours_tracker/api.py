@@ -10,10 +10,11 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from parcours_contracts import DeliveryAcked, LinkClicked
-from parcours_runtime.links import InvalidToken, LinkClaims, verify_link_token
+from parcours_contracts.events import UtcDatetime
+from parcours_runtime.links import ExpiredToken, InvalidToken, LinkClaims, verify_link_token
 from parcours_runtime.problems import Problem, field_error
 from parcours_runtime.tenancy import Tenant, authenticate
 from parcours_runtime.uow import UnitOfWork
@@ -48,10 +49,10 @@ class _LinkRefused(Exception):
 def _claims(request: Request, token: str) -> LinkClaims:
     try:
         return verify_link_token(request.app.state.ctx.settings.link_secrets, token)
-    except InvalidToken as exc:
-        if str(exc) == "expired":
-            raise _LinkRefused(410, "link-expired", "Link expired",
-                               "This link has expired. Ask the sender for a new copy of the invoice.") from None
+    except ExpiredToken:
+        raise _LinkRefused(410, "link-expired", "Link expired",
+                           "This link has expired. Ask the sender for a new copy of the invoice.") from None
+    except InvalidToken:
         raise _LinkRefused(404, "link-not-found", "Link not found", "This link is not valid.") from None
 
 
@@ -137,12 +138,7 @@ class AckBody(BaseModel):
     invoice_id: UUID
     ack_id: str = Field(min_length=1, max_length=200, description="The partner's id of this ack; replays reuse it.")
     status: str = Field(default="received", min_length=1, max_length=64)
-    acked_at: AwareDatetime | None = Field(default=None, description="When the partner received it; default now.")
-
-    @field_validator("acked_at")
-    @classmethod
-    def _to_utc(cls, value: datetime | None) -> datetime | None:
-        return value.astimezone(timezone.utc) if value is not None else None
+    acked_at: UtcDatetime | None = Field(default=None, description="When the partner received it; default now.")
 
 
 def _parse_ack(body: bytes, *, now: datetime, tolerance_seconds: int) -> AckBody:

@@ -1,7 +1,6 @@
-"""The channels database: its own declarative base, hence its own metadata."""
+"""The channels database."""
 
-from sqlalchemy.orm import DeclarativeBase
+from parcours_channels.store.base import Base
+from parcours_channels.store import sends  # noqa: F401  (registers the tables on Base.metadata)
 
-
-class Base(DeclarativeBase):
-    pass
+__all__ = ["Base"]

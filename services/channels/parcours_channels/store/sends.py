@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from parcours_channels.store import Base
+from parcours_channels.store.base import Base
 
 SENDING = "sending"
 SENT = "sent"
