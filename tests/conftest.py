@@ -19,6 +19,26 @@ from parcours_devstack.services import ServiceProcess, service_env
 
 _db_counter = itertools.count()
 
+# One tracer provider for the whole test process (OpenTelemetry allows one), recording spans
+# in memory so tests can follow a trace across services run in-process.
+from opentelemetry import trace as _trace
+from opentelemetry.sdk.trace import TracerProvider as _TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor as _SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter as _InMemorySpanExporter
+
+_span_exporter = _InMemorySpanExporter()
+_provider = _TracerProvider()
+_provider.add_span_processor(_SimpleSpanProcessor(_span_exporter))
+_trace.set_tracer_provider(_provider)
+
+
+@pytest.fixture(autouse=True)
+def spans():
+    """Spans finished during this test (in-process services only)."""
+    _span_exporter.clear()
+    yield _span_exporter
+    _span_exporter.clear()
+
 
 @pytest.fixture(scope="session")
 def pg_server(tmp_path_factory) -> str:

@@ -13,6 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from parcours_devstack.orphans import die_with_parent
 from parcours_devstack.ports import free_port
 
 _SYSTEM_USER = "embedded_postgres"  # PostgreSQL refuses to run as root
@@ -78,7 +79,7 @@ class EmbeddedPostgres:
         self.process = subprocess.Popen(
             [_bin("postgres"), "-D", str(self.data_dir), "-h", self.host, "-p", str(self.port),
              "-k", str(self.data_dir), "-c", "max_connections=300", "-c", "fsync=off" if os.environ.get("PARCOURS_PG_FAST") else "fsync=on"],
-            user=self._user, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            user=self._user, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent,
         )
         log.close()
         deadline = time.monotonic() + timeout

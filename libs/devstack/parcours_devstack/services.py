@@ -12,6 +12,8 @@ from pathlib import Path
 
 import httpx
 
+from parcours_devstack.orphans import die_with_parent
+
 SERVICES = ("ingest", "router", "channels", "tracker", "dunning")
 
 
@@ -45,7 +47,7 @@ class ServiceProcess:
     def start(self) -> "ServiceProcess":
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.process = subprocess.Popen([sys.executable, "-m", f"parcours_{self.name}"], env=self.env,
-                                        stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                                        stdout=out, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent)
         if self.log_path:
             out.close()
         return self
