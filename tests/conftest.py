@@ -8,7 +8,6 @@ import importlib
 import itertools
 import os
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -155,3 +154,21 @@ def tenant_key():
         raise AssertionError("the service never learned the API key")
 
     return issue
+
+
+@pytest.fixture
+async def publish(kafka):
+    """Publish events on their topics as the other services' outbox relays would (key = invoice id)."""
+    from aiokafka import AIOKafkaProducer
+
+    from parcours_contracts import topic_for
+
+    producer = AIOKafkaProducer(bootstrap_servers=kafka, enable_idempotence=False)
+    await producer.start()
+
+    async def send(*events) -> None:
+        for event in events:
+            await producer.send_and_wait(topic_for(event), event.model_dump_json().encode(), key=event.key.encode())
+
+    yield send
+    await producer.stop()

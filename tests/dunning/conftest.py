@@ -10,14 +10,13 @@ from decimal import Decimal
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
 from parcours_contracts import (
     DeliveryAcked, InvoiceDispatched, InvoiceReceived, InvoiceSummary, LinkClicked, ReminderDue, SentMessage,
-    parse_event, topic_for, topics,
+    parse_event, topics,
 )
-from parcours_contracts.events import EventEnvelope
 from parcours_runtime.outbox import outbox_backlog
 
 UTC = timezone.utc
@@ -77,19 +76,6 @@ def build():
         eventually = staticmethod(eventually)
     return Builders
 
-
-@pytest.fixture
-async def publish(kafka):
-    """Publish events on their topics, keyed like the outbox relay does."""
-    producer = AIOKafkaProducer(bootstrap_servers=kafka, enable_idempotence=False)
-    await producer.start()
-
-    async def send(*events: EventEnvelope) -> None:
-        for event in events:
-            await producer.send_and_wait(topic_for(event), event.model_dump_json().encode(), key=event.key.encode())
-
-    yield send
-    await producer.stop()
 
 
 @pytest.fixture

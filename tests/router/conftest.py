@@ -11,10 +11,10 @@ from decimal import Decimal
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
-from parcours_contracts import InvoiceReceived, InvoiceSummary, parse_event, topic_for
+from parcours_contracts import InvoiceReceived, InvoiceSummary, parse_event
 from parcours_contracts.events import EventEnvelope
 
 
@@ -68,19 +68,6 @@ def helpers():
         invoice_received = staticmethod(invoice_received)
     return Helpers
 
-
-@pytest.fixture
-async def publish(kafka):
-    """Publish events on their topics, keyed like the outbox relay does."""
-    producer = AIOKafkaProducer(bootstrap_servers=kafka, enable_idempotence=False)
-    await producer.start()
-
-    async def send(*events: EventEnvelope) -> None:
-        for event in events:
-            await producer.send_and_wait(topic_for(event), event.model_dump_json().encode(), key=event.key.encode())
-
-    yield send
-    await producer.stop()
 
 
 class TopicReader:

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from sqlalchemy import func, select
 
 from parcours_contracts import (
@@ -27,7 +27,6 @@ from parcours_contracts import (
     ReminderInfo,
     SentMessage,
     parse_event,
-    topic_for,
 )
 from parcours_runtime.inbox import inbox_table
 
@@ -101,19 +100,6 @@ def flow():
 async def tracker(run_service):
     return await run_service("tracker")
 
-
-@pytest.fixture
-async def publish(kafka):
-    """Publish events on their topics as the other services would (key = invoice id)."""
-    producer = AIOKafkaProducer(bootstrap_servers=kafka, enable_idempotence=False)
-    await producer.start()
-
-    async def send(*events) -> None:
-        for event in events:
-            await producer.send_and_wait(topic_for(event), event.model_dump_json().encode(), key=event.key.encode())
-
-    yield send
-    await producer.stop()
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ to defend against); only the hash is stored or published."""
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
 
@@ -79,3 +80,11 @@ async def authenticate(request: Request) -> Tenant:
     if row is None:
         raise Problem(401, "Unknown or revoked API key.", headers=_UNAUTHORIZED)
     return Tenant(id=row.tenant_id, name=row.tenant_name)
+
+
+async def require_admin(request: Request) -> None:
+    """FastAPI dependency for operator routes: `Authorization: Bearer <settings.admin_token>` or 401."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    expected = request.app.state.ctx.settings.admin_token
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
+        raise Problem(401, "Send the admin token as `Authorization: Bearer <token>`.", headers=_UNAUTHORIZED)

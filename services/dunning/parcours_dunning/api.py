@@ -3,7 +3,6 @@ admin routes that move the clock and run a scheduler pass (admin token)."""
 
 from __future__ import annotations
 
-import hmac
 from datetime import datetime
 from uuid import UUID
 
@@ -11,7 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from parcours_runtime.problems import Problem
-from parcours_runtime.tenancy import Tenant, authenticate
+from parcours_runtime.tenancy import Tenant, authenticate, require_admin
 
 from parcours_dunning.domain.clock import SettableClock
 from parcours_dunning.scheduler import PassResult
@@ -29,14 +28,6 @@ async def get_reminders(invoice_id: UUID, request: Request, tenant: Tenant = Dep
         raise Problem(404, f"No invoice {invoice_id} is known to dunning for this tenant.")
     return plan
 
-
-async def require_admin(request: Request) -> None:
-    """FastAPI dependency: the admin token in `Authorization: Bearer <token>`."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    expected = request.app.state.ctx.settings.admin_token
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
-        raise Problem(401, "Send the admin token as `Authorization: Bearer <token>`.",
-                      headers={"WWW-Authenticate": "Bearer"})
 
 
 admin_router = APIRouter(prefix="/v1/admin", tags=["admin (time travel)"], dependencies=[Depends(require_admin)])

@@ -15,7 +15,7 @@ from parcours_contracts import TenantApiKeyIssued, TenantApiKeyRevoked
 from parcours_runtime.problems import PROBLEM_JSON, Problem
 from parcours_runtime.tenancy import generate_api_key, hash_api_key
 from parcours_runtime.uow import UnitOfWork
-from parcours_ingest.api.auth import require_admin
+from parcours_runtime.tenancy import require_admin
 from parcours_ingest.api.schemas import IssuedApiKey, TenantCreate
 from parcours_ingest.domain.tenants import tenant_id_from_name
 from parcours_ingest.store import tenants as store
