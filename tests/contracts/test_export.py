@@ -27,6 +27,13 @@ from parcours_contracts import (
     ReminderDue,
     TenantApiKeyIssued,
     TenantApiKeyRevoked,
+    DeliveryBounced,
+    IncidentOpened,
+    IncidentResolved,
+    InvoiceLifecycleChanged,
+    LifecycleStatus,
+    PaymentPromised,
+    PaymentRecorded,
     parse_event,
     topic_for,
     topics,
@@ -102,6 +109,26 @@ EXAMPLES = {
     "reminder.due": ReminderDue(
         **ABOUT_INVOICE, reminder=REMINDER, reason="unpaid 7 days after due date", invoice=SUMMARY
     ),
+    "delivery.bounced": DeliveryBounced(
+        **ABOUT_INVOICE, dispatch_id=DISPATCH_ID, channel="email_link", recipient="compta@dupont-fils.fr",
+        message_id="<20250314.1@mail.acme.test>", permanent=True, status="5.1.1",
+        diagnostic="smtp; 550 5.1.1 <compta@dupont-fils.fr>: Recipient address rejected",
+    ),
+    "invoice.lifecycle_changed": InvoiceLifecycleChanged(
+        **ABOUT_INVOICE, status="EN_LITIGE", code=LifecycleStatus.EN_LITIGE, previous_status="viewed",
+        source="portal", reason="quantité livrée inférieure",
+    ),
+    "payment.recorded": PaymentRecorded(
+        **ABOUT_INVOICE, payment_id="VIR-2025-0311", amount=Decimal("500.00"), currency="EUR",
+        paid_on=date(2025, 4, 10), open_amount=Decimal("1000.00"), fully_paid=False, source="camt053",
+        reference="F-2025-00042",
+    ),
+    "payment.promised": PaymentPromised(**ABOUT_INVOICE, promised_on=date(2025, 4, 30), source="portal"),
+    "incident.opened": IncidentOpened(
+        **ABOUT_INVOICE, incident_id=DISPATCH_ID, kind="not_received", channel="email_link",
+        evidence={"dispatched_at": "2025-03-14T09:27:00Z", "views": 0}, suggested_action="call",
+    ),
+    "incident.resolved": IncidentResolved(**ABOUT_INVOICE, incident_id=DISPATCH_ID, resolution="customer called"),
     "tenant.api_key_issued": TenantApiKeyIssued(
         **ENVELOPE,
         key_id="key_01",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timezone
 from decimal import Decimal
+from enum import IntEnum
 from typing import Annotated, Literal, Self, Union
 from uuid import UUID, uuid4
 
@@ -181,6 +182,93 @@ class ReminderDue(InvoiceEvent):
     invoice: InvoiceSummary
 
 
+class DeliveryBounced(InvoiceEvent):
+    """A message a channel had handed over came back (DSN or asynchronous bounce)."""
+
+    type: Literal["delivery.bounced"] = "delivery.bounced"
+    dispatch_id: UUID
+    channel: str
+    purpose: Literal["invoice", "reminder"] = "invoice"
+    recipient: EmailStr
+    message_id: str | None = None
+    permanent: bool = Field(description="Hard bounce (the address will never work) or soft (may work later).")
+    status: str | None = Field(default=None, max_length=16, description="Enhanced status code, e.g. 5.1.1.")
+    diagnostic: str = Field(default="", max_length=2000)
+
+
+class LifecycleStatus(IntEnum):
+    """The French 2026 e-invoicing lifecycle (statuts de cycle de vie)."""
+
+    DEPOSEE = 200
+    EMISE = 201
+    RECUE = 202
+    MISE_A_DISPOSITION = 203
+    PRISE_EN_CHARGE = 204
+    APPROUVEE = 205
+    APPROUVEE_PARTIELLEMENT = 206
+    EN_LITIGE = 207
+    SUSPENDUE = 208
+    COMPLETEE = 209
+    REFUSEE = 210
+    PAIEMENT_TRANSMIS = 211
+    ENCAISSEE = 212
+    REJETEE = 213
+
+
+class InvoiceLifecycleChanged(InvoiceEvent):
+    """The tracker moved an invoice to a new lifecycle status (a 2026 code, or a technical
+    status Parcours needs such as viewed or bounced)."""
+
+    type: Literal["invoice.lifecycle_changed"] = "invoice.lifecycle_changed"
+    status: str = Field(max_length=64, description="Technical status name or the 2026 code's name, e.g. EN_LITIGE.")
+    code: LifecycleStatus | None = Field(default=None, description="The 2026 lifecycle code when the status has one.")
+    previous_status: str | None = Field(default=None, max_length=64)
+    source: str = Field(max_length=64, description="Where the signal came from: a channel, the API, the portal.")
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class PaymentRecorded(InvoiceEvent):
+    """Money arrived (or was announced) for an invoice; `open_amount` is what remains due."""
+
+    type: Literal["payment.recorded"] = "payment.recorded"
+    payment_id: str = Field(min_length=1, max_length=128)
+    amount: Decimal
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    paid_on: date
+    open_amount: Decimal
+    fully_paid: bool
+    source: str = Field(max_length=64, description="api, camt053, portal…")
+    reference: str | None = Field(default=None, max_length=200)
+
+
+class PaymentPromised(InvoiceEvent):
+    """The customer promised to pay by a date."""
+
+    type: Literal["payment.promised"] = "payment.promised"
+    promised_on: date
+    amount: Decimal | None = None
+    source: str = Field(max_length=64)
+
+
+class IncidentOpened(InvoiceEvent):
+    """Something stands between the invoice and its customer: someone should act."""
+
+    type: Literal["incident.opened"] = "incident.opened"
+    incident_id: UUID
+    kind: str = Field(max_length=64, description="not_received, bounced, unroutable, failed…")
+    channel: str | None = None
+    evidence: dict = Field(default_factory=dict)
+    suggested_action: str | None = Field(default=None, max_length=64, description="resend, other_channel, call…")
+
+
+class IncidentResolved(InvoiceEvent):
+    """Someone (or a later signal) settled the incident."""
+
+    type: Literal["incident.resolved"] = "incident.resolved"
+    incident_id: UUID
+    resolution: str = Field(max_length=2000)
+
+
 class TenantEvent(EventEnvelope):
     """Envelope of tenant-level events (no invoice); the Kafka key is `tenant_id`."""
 
@@ -215,6 +303,12 @@ Event = Annotated[
         DeliveryAcked,
         LinkClicked,
         ReminderDue,
+        DeliveryBounced,
+        InvoiceLifecycleChanged,
+        PaymentRecorded,
+        PaymentPromised,
+        IncidentOpened,
+        IncidentResolved,
         TenantApiKeyIssued,
         TenantApiKeyRevoked,
     ],
@@ -230,6 +324,12 @@ ALL_EVENT_TYPES: dict[str, type[EventEnvelope]] = {
     "delivery.acked": DeliveryAcked,
     "link.clicked": LinkClicked,
     "reminder.due": ReminderDue,
+    "delivery.bounced": DeliveryBounced,
+    "invoice.lifecycle_changed": InvoiceLifecycleChanged,
+    "payment.recorded": PaymentRecorded,
+    "payment.promised": PaymentPromised,
+    "incident.opened": IncidentOpened,
+    "incident.resolved": IncidentResolved,
     "tenant.api_key_issued": TenantApiKeyIssued,
     "tenant.api_key_revoked": TenantApiKeyRevoked,
 }
@@ -243,6 +343,12 @@ TOPIC_OF: dict[type[EventEnvelope], str] = {
     DeliveryAcked: topics.DELIVERY_ACKED,
     LinkClicked: topics.LINK_CLICKED,
     ReminderDue: topics.REMINDER_DUE,
+    DeliveryBounced: topics.DELIVERY_BOUNCED,
+    InvoiceLifecycleChanged: topics.INVOICE_LIFECYCLE,
+    PaymentRecorded: topics.PAYMENT_EVENTS,
+    PaymentPromised: topics.PAYMENT_EVENTS,
+    IncidentOpened: topics.INCIDENT_EVENTS,
+    IncidentResolved: topics.INCIDENT_EVENTS,
     TenantApiKeyIssued: topics.TENANT_EVENTS,
     TenantApiKeyRevoked: topics.TENANT_EVENTS,
 }

@@ -37,25 +37,28 @@ SERVICES: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "router": {
         "sends": (topics.DISPATCH_REQUESTED, topics.INVOICE_UNROUTABLE),
-        "receives": (topics.INVOICE_RECEIVED, topics.REMINDER_DUE, topics.TENANT_EVENTS),
+        "receives": (topics.INVOICE_RECEIVED, topics.REMINDER_DUE, topics.DISPATCH_FAILED,
+                     topics.DELIVERY_BOUNCED, topics.TENANT_EVENTS),
     },
     "channels": {
-        "sends": (topics.INVOICE_DISPATCHED, topics.DISPATCH_FAILED),
+        "sends": (topics.INVOICE_DISPATCHED, topics.DISPATCH_FAILED, topics.DELIVERY_BOUNCED),
         "receives": (topics.DISPATCH_REQUESTED, topics.TENANT_EVENTS),
     },
     "tracker": {
-        "sends": (topics.DELIVERY_ACKED, topics.LINK_CLICKED),
+        "sends": (topics.DELIVERY_ACKED, topics.LINK_CLICKED, topics.INVOICE_LIFECYCLE, topics.PAYMENT_EVENTS,
+                  topics.INCIDENT_EVENTS),
         "receives": (
             topics.INVOICE_RECEIVED, topics.INVOICE_UNROUTABLE, topics.DISPATCH_REQUESTED,
             topics.INVOICE_DISPATCHED, topics.DISPATCH_FAILED, topics.DELIVERY_ACKED,
-            topics.LINK_CLICKED, topics.REMINDER_DUE, topics.TENANT_EVENTS,
+            topics.LINK_CLICKED, topics.REMINDER_DUE, topics.DELIVERY_BOUNCED, topics.TENANT_EVENTS,
         ),
     },
     "dunning": {
         "sends": (topics.REMINDER_DUE,),
         "receives": (
             topics.INVOICE_RECEIVED, topics.INVOICE_DISPATCHED, topics.DISPATCH_FAILED,
-            topics.DELIVERY_ACKED, topics.LINK_CLICKED, topics.TENANT_EVENTS,
+            topics.DELIVERY_ACKED, topics.LINK_CLICKED, topics.DELIVERY_BOUNCED, topics.INVOICE_LIFECYCLE,
+            topics.PAYMENT_EVENTS, topics.INCIDENT_EVENTS, topics.TENANT_EVENTS,
         ),
     },
 }

@@ -10,6 +10,10 @@ DISPATCH_FAILED = "dispatch.failed"
 DELIVERY_ACKED = "delivery.acked"
 LINK_CLICKED = "link.clicked"
 REMINDER_DUE = "reminder.due"
+DELIVERY_BOUNCED = "delivery.bounced"
+INVOICE_LIFECYCLE = "invoice.lifecycle"
+PAYMENT_EVENTS = "payment.events"
+INCIDENT_EVENTS = "incident.events"
 
 ALL = (
     TENANT_EVENTS,
@@ -21,6 +25,10 @@ ALL = (
     DELIVERY_ACKED,
     LINK_CLICKED,
     REMINDER_DUE,
+    DELIVERY_BOUNCED,
+    INVOICE_LIFECYCLE,
+    PAYMENT_EVENTS,
+    INCIDENT_EVENTS,
 )
 
 DLQ_SUFFIX = ".dlq"
