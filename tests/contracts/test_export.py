@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import json
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -27,6 +29,7 @@ from parcours_contracts import (
     ReminderDue,
     TenantApiKeyIssued,
     TenantApiKeyRevoked,
+    CustomerChanged,
     DeliveryBounced,
     IncidentOpened,
     IncidentResolved,
@@ -129,6 +132,8 @@ EXAMPLES = {
         evidence={"dispatched_at": "2025-03-14T09:27:00Z", "views": 0}, suggested_action="call",
     ),
     "incident.resolved": IncidentResolved(**ABOUT_INVOICE, incident_id=DISPATCH_ID, resolution="customer called"),
+    "customer.changed": CustomerChanged(**ENVELOPE, customer_ref="C-00917", name="Dupont & Fils SARL",
+                                        group="grands-comptes", language="fr"),
     "tenant.api_key_issued": TenantApiKeyIssued(
         **ENVELOPE,
         key_id="key_01",
@@ -221,6 +226,9 @@ def test_message_keys_and_headers_are_documented():
         key = message["bindings"]["kafka"]["key"]
         if event_type.startswith("tenant."):
             assert "tenant_id" in key["description"]
+        elif event_type == "customer.changed":
+            assert key["pattern"].startswith("^[^:]+:") and "customer_ref" in key["description"]
+            assert re.match(key["pattern"], EXAMPLES[event_type].key)
         elif event_type != DEAD_LETTER:
             assert key["format"] == "uuid" and "invoice_id" in key["description"]
     assert "traceparent" in components["schemas"]["EventHeaders"]["properties"]

@@ -132,3 +132,22 @@ async def test_requests_without_a_valid_key_are_refused(router, helpers):
         wrong = await anonymous.put("/v1/customers/X", json=helpers.customer_body(),
                                     headers={"Authorization": "Bearer prc_nope_nope"})
         assert wrong.status_code == 401
+
+
+async def test_directory_changes_are_announced_in_order_per_customer(client_for, helpers, read_topic):
+    from parcours_contracts import CustomerChanged, topics
+
+    changes = await read_topic(topics.CUSTOMER_EVENTS)
+    acme = await client_for("acme")
+    await acme.put("/v1/customers/CUST-ALPHA", json=helpers.customer_body(group="key-accounts"))
+    await acme.put("/v1/customers/CUST-ALPHA", json=helpers.customer_body(group="default", language="en"))
+    refused = await acme.put("/v1/customers/CUST-ALPHA", json=helpers.customer_body(channels=["fax"]))
+    assert refused.status_code == 422
+    await acme.delete("/v1/customers/CUST-ALPHA")
+
+    await changes.wait_for(lambda e: isinstance(e, CustomerChanged) and e.customer_ref == "CUST-ALPHA", count=3)
+    await changes.drain()
+    seen = [e for e in changes.seen if isinstance(e, CustomerChanged)]
+    assert [(e.group, e.language, e.deleted) for e in seen] == [
+        ("key-accounts", "fr", False), ("default", "en", False), (None, None, True)]
+    assert {e.tenant_id for e in seen} == {"acme"} and {e.key for e in seen} == {"acme:CUST-ALPHA"}

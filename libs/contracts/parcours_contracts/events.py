@@ -277,6 +277,22 @@ class TenantEvent(EventEnvelope):
         return self.tenant_id
 
 
+class CustomerChanged(TenantEvent):
+    """The router's customer directory changed: a customer was created, replaced or removed.
+    Keyed by tenant and customer reference so each customer's changes stay in order."""
+
+    type: Literal["customer.changed"] = "customer.changed"
+    customer_ref: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    name: str | None = Field(default=None, max_length=200)
+    group: str | None = Field(default=None, max_length=64)
+    language: Literal["fr", "en"] | None = None
+    deleted: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"{self.tenant_id}:{self.customer_ref}"
+
+
 class TenantApiKeyIssued(TenantEvent):
     """A tenant API key exists; services keep its hash to authenticate requests."""
 
@@ -309,6 +325,7 @@ Event = Annotated[
         PaymentPromised,
         IncidentOpened,
         IncidentResolved,
+        CustomerChanged,
         TenantApiKeyIssued,
         TenantApiKeyRevoked,
     ],
@@ -330,6 +347,7 @@ ALL_EVENT_TYPES: dict[str, type[EventEnvelope]] = {
     "payment.promised": PaymentPromised,
     "incident.opened": IncidentOpened,
     "incident.resolved": IncidentResolved,
+    "customer.changed": CustomerChanged,
     "tenant.api_key_issued": TenantApiKeyIssued,
     "tenant.api_key_revoked": TenantApiKeyRevoked,
 }
@@ -349,6 +367,7 @@ TOPIC_OF: dict[type[EventEnvelope], str] = {
     PaymentPromised: topics.PAYMENT_EVENTS,
     IncidentOpened: topics.INCIDENT_EVENTS,
     IncidentResolved: topics.INCIDENT_EVENTS,
+    CustomerChanged: topics.CUSTOMER_EVENTS,
     TenantApiKeyIssued: topics.TENANT_EVENTS,
     TenantApiKeyRevoked: topics.TENANT_EVENTS,
 }

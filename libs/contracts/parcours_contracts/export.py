@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel
 
 from parcours_contracts import topics
-from parcours_contracts.events import ALL_EVENT_TYPES, TOPIC_OF, InvoiceEvent, TenantEvent
+from parcours_contracts.events import ALL_EVENT_TYPES, TOPIC_OF, CustomerChanged, InvoiceEvent, TenantEvent
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 ASYNCAPI_VERSION = "3.0.0"
@@ -36,7 +36,7 @@ SERVICES: dict[str, dict[str, tuple[str, ...]]] = {
         "receives": (topics.TENANT_EVENTS,),
     },
     "router": {
-        "sends": (topics.DISPATCH_REQUESTED, topics.INVOICE_UNROUTABLE),
+        "sends": (topics.DISPATCH_REQUESTED, topics.INVOICE_UNROUTABLE, topics.CUSTOMER_EVENTS),
         "receives": (topics.INVOICE_RECEIVED, topics.REMINDER_DUE, topics.DISPATCH_FAILED,
                      topics.DELIVERY_BOUNCED, topics.TENANT_EVENTS),
     },
@@ -58,7 +58,7 @@ SERVICES: dict[str, dict[str, tuple[str, ...]]] = {
         "receives": (
             topics.INVOICE_RECEIVED, topics.INVOICE_DISPATCHED, topics.DISPATCH_FAILED,
             topics.DELIVERY_ACKED, topics.LINK_CLICKED, topics.DELIVERY_BOUNCED, topics.INVOICE_LIFECYCLE,
-            topics.PAYMENT_EVENTS, topics.INCIDENT_EVENTS, topics.TENANT_EVENTS,
+            topics.PAYMENT_EVENTS, topics.INCIDENT_EVENTS, topics.CUSTOMER_EVENTS, topics.TENANT_EVENTS,
         ),
     },
 }
@@ -186,7 +186,8 @@ def _check_services() -> None:
 
 
 def _topic_description(topic: str, event_types: list[str]) -> str:
-    key = "tenant id" if topic == topics.TENANT_EVENTS else "invoice id"
+    key = {topics.TENANT_EVENTS: "tenant id", topics.CUSTOMER_EVENTS: "tenant id and customer reference"}.get(
+        topic, "invoice id")
     producers = [s for s, roles in SERVICES.items() if topic in roles["sends"]]
     consumers = [s for s, roles in SERVICES.items() if topic in roles["receives"]]
     return (
@@ -277,6 +278,10 @@ def _components() -> dict[str, Any]:
 
 
 def _message(event_type: str, model: type[BaseModel]) -> dict[str, Any]:
+    if model is CustomerChanged:
+        key = {"type": "string", "pattern": "^[^:]+:[A-Za-z0-9._-]{1,64}$",
+               "description": "`<tenant_id>:<customer_ref>`: the changes of one customer share a partition, in order."}
+        return _message_with_key(event_type, model, key)
     if issubclass(model, InvoiceEvent):
         key_field, owner = "invoice_id", "invoice"
     elif issubclass(model, TenantEvent):
@@ -288,6 +293,10 @@ def _message(event_type: str, model: type[BaseModel]) -> dict[str, Any]:
         **{k: v for k, v in field_schema.items() if k not in ("title", "description")},
         "description": f"The event's {key_field}: the events of one {owner} share a partition, in order.",
     }
+    return _message_with_key(event_type, model, key)
+
+
+def _message_with_key(event_type: str, model: type[BaseModel], key: dict[str, Any]) -> dict[str, Any]:
     message: dict[str, Any] = {"name": event_type, "title": model.__name__}
     if model.__doc__:
         message["summary"] = model.__doc__.strip().splitlines()[0]

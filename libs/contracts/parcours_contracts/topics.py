@@ -14,6 +14,7 @@ DELIVERY_BOUNCED = "delivery.bounced"
 INVOICE_LIFECYCLE = "invoice.lifecycle"
 PAYMENT_EVENTS = "payment.events"
 INCIDENT_EVENTS = "incident.events"
+CUSTOMER_EVENTS = "customer.events"
 
 ALL = (
     TENANT_EVENTS,
@@ -29,6 +30,7 @@ ALL = (
     INVOICE_LIFECYCLE,
     PAYMENT_EVENTS,
     INCIDENT_EVENTS,
+    CUSTOMER_EVENTS,
 )
 
 DLQ_SUFFIX = ".dlq"

@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
+from parcours_contracts import CustomerChanged
 from parcours_router.domain.customers import check_customer
 from parcours_router.store.customers import (
     REF_PATTERN,
@@ -44,6 +45,8 @@ async def put(ref: CustomerRef, entry: CustomerWrite, request: Request, response
                       errors=[field_error(issue.path, issue.detail, issue.code) for issue in issues])
     async with UnitOfWork(ctx.sessions) as uow:
         customer, created = await put_customer(uow.session, tenant_id=tenant.id, ref=ref, entry=entry)
+        uow.publish(CustomerChanged(tenant_id=tenant.id, correlation_id=f"customer-{ref}", customer_ref=ref,
+                                    name=entry.name, group=entry.group, language=entry.language))
         await uow.commit()
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     return CustomerRead.of(customer)
@@ -80,6 +83,8 @@ async def delete(ref: CustomerRef, request: Request, tenant: CurrentTenant) -> R
     async with UnitOfWork(request.app.state.ctx.sessions) as uow:
         if not await delete_customer(uow.session, tenant_id=tenant.id, ref=ref):
             raise _not_found(ref)
+        uow.publish(CustomerChanged(tenant_id=tenant.id, correlation_id=f"customer-{ref}", customer_ref=ref,
+                                    deleted=True))
         await uow.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
