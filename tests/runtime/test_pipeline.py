@@ -53,7 +53,7 @@ async def record(event: InvoiceReceived, uow: UnitOfWork) -> None:
 
 def recorder() -> ServiceDefinition:
     return ServiceDefinition(name="recorder", metadata=metadata, create_app=lambda ctx: FastAPI(),
-                             handlers=lambda ctx: {InvoiceReceived: record})
+                             handlers=lambda ctx: {InvoiceReceived: record}, migrations=None)
 
 
 async def count(host: ServiceHost, number: str | None = None) -> int:

@@ -1,7 +1,7 @@
 """Engine, sessions and the runtime's own tables (outbox, inbox, api keys).
 
-The runtime tables live in `runtime_metadata`; each service creates them in its own
-database next to its own tables."""
+The runtime tables live in `runtime_metadata`; each service's migrations create them in its
+own database next to its own tables (see parcours_runtime.migrations)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from sqlalchemy import MetaData, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 runtime_metadata = MetaData()
+
+SCHEMA_LOCK_ID = 7261001  # pg advisory lock: one schema change at a time per database
 
 
 def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
@@ -20,9 +22,10 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 async def ensure_schema(engine: AsyncEngine, *metadatas: MetaData) -> None:
-    """Create missing tables. Serialised by an advisory lock so replicas can start together."""
+    """Create missing tables, unversioned: only for services without migrations (test doubles).
+    Serialised by an advisory lock so replicas can start together."""
     async with engine.begin() as conn:
-        await conn.execute(text("SELECT pg_advisory_xact_lock(7261001)"))
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": SCHEMA_LOCK_ID})
         for metadata in (runtime_metadata, *metadatas):
             await conn.run_sync(metadata.create_all)
 

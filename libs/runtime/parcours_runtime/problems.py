@@ -29,7 +29,8 @@ class Problem(Exception):
     """Raise from a route to answer with problem+json."""
 
     def __init__(self, status: int, detail: str, *, slug: str | None = None, title: str | None = None,
-                 errors: list[dict[str, Any]] | None = None, headers: dict[str, str] | None = None):
+                 errors: list[dict[str, Any]] | None = None, headers: dict[str, str] | None = None,
+                 extensions: dict[str, Any] | None = None):
         super().__init__(detail)
         self.status = status
         self.detail = detail
@@ -37,6 +38,7 @@ class Problem(Exception):
         self.title = title or _TITLES.get(status, "Error")
         self.errors = errors
         self.headers = headers
+        self.extensions = extensions  # RFC 9457 extension members, e.g. a link to a conflicting resource
 
 
 def field_error(path: list[str | int] | tuple, detail: str, code: str = "invalid") -> dict[str, Any]:
@@ -56,6 +58,8 @@ def problem_response(request: Request | None, problem: Problem) -> JSONResponse:
         body["instance"] = request.url.path
     if problem.errors:
         body["errors"] = problem.errors
+    for member, value in (problem.extensions or {}).items():
+        body.setdefault(member, value)
     return JSONResponse(body, status_code=problem.status, media_type=PROBLEM_JSON, headers=problem.headers)
 
 

@@ -8,7 +8,8 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+import sys
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -28,6 +29,7 @@ from parcours_runtime.consumer import EventConsumer, Handler
 from parcours_runtime.db import create_engine, ensure_schema, ping, session_factory
 from parcours_runtime.kafka import ensure_topics, make_producer, wait_for_broker
 from parcours_runtime.logs import setup_logging
+from parcours_runtime.migrations import alembic_cli, script_location, upgrade
 from parcours_runtime.outbox import OutboxRelay
 from parcours_runtime.problems import install_problem_handlers
 from parcours_runtime.settings import ServiceSettings
@@ -57,7 +59,9 @@ class ServiceContext:
 
 @dataclass
 class ServiceDefinition:
-    """What one service plugs into the host."""
+    """What one service plugs into the host. `metadata` is what the migrations must produce;
+    `migrations` is their folder inside the package `parcours_<name>` (None: no migrations,
+    the tables are created from `metadata`, unversioned; for test doubles only)."""
 
     name: str
     metadata: MetaData
@@ -66,6 +70,24 @@ class ServiceDefinition:
     background: Callable[[ServiceContext], list[BackgroundJob]] = lambda ctx: []
     on_start: Callable[[ServiceContext], Awaitable[None]] | None = None
     on_stop: Callable[[ServiceContext], Awaitable[None]] | None = None
+    migrations: str | None = "store/migrations"
+
+    def script_location(self) -> str:
+        if self.migrations is None:
+            raise ValueError(f"{self.name} has no migrations")
+        return script_location(f"parcours_{self.name}", self.migrations)
+
+
+async def prepare_database(definition: ServiceDefinition, database_url: str) -> None:
+    """Bring the schema to what this code expects: Alembic upgrade to head (serialised across replicas)."""
+    if definition.migrations is not None:
+        await upgrade(database_url, definition.script_location())
+        return
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        await ensure_schema(engine, definition.metadata)
+    finally:
+        await engine.dispose()
 
 
 class _Server(uvicorn.Server):
@@ -118,7 +140,7 @@ class ServiceHost:
         s, name = self.settings, self.definition.name
         setup_tracing(name)
         engine = create_engine(s.database_url, pool_size=s.db_pool_size)
-        await _retry_until(lambda: ensure_schema(engine, self.definition.metadata), f"database for {name}")
+        await _retry_until(lambda: prepare_database(self.definition, s.database_url), f"database for {name}")
         await wait_for_broker(s.kafka_bootstrap_servers)
         await ensure_topics(s.kafka_bootstrap_servers, topics.ALL_WITH_DLQ, s.topic_partitions)
         producer = make_producer(s.kafka_bootstrap_servers, f"parcours-{name}")
@@ -222,9 +244,23 @@ async def _retry_until(action: Callable[[], Awaitable[None]], what: str, timeout
             await asyncio.sleep(0.5)
 
 
-def run(definition: ServiceDefinition, settings: ServiceSettings) -> None:
-    """`python -m parcours_<name>`: serve until SIGTERM/SIGINT, then stop gracefully (exit 0)."""
+def run(definition: ServiceDefinition, settings: ServiceSettings, argv: Sequence[str] | None = None) -> None:
+    """`python -m parcours_<name>`: serve until SIGTERM/SIGINT, then stop gracefully (exit 0).
+    `… migrate`: upgrade the database to the latest migration and exit (the Kubernetes migration Job).
+    `… alembic <command> …`: any Alembic command on this service's migrations and database."""
+    args = sys.argv[1:] if argv is None else list(argv)
     setup_logging(definition.name, settings.log_level)
+    prog = f"python -m parcours_{definition.name}"
+    if args == ["migrate"]:
+        asyncio.run(_retry_until(lambda: prepare_database(definition, settings.database_url),
+                                 f"database for {definition.name}"))
+        raise SystemExit(0)
+    if args[:1] == ["alembic"]:
+        alembic_cli(args[1:], database_url=settings.database_url, script_location=definition.script_location(),
+                    prog=f"{prog} alembic")
+        raise SystemExit(0)
+    if args:
+        raise SystemExit(f"usage: {prog} [migrate | alembic <command> …]")
 
     async def main() -> int:
         host = ServiceHost(definition, settings)

@@ -1,0 +1,6 @@
+"""Alembic environment of the router database: its tables and the runtime's (see parcours_runtime.migrations)."""
+
+from parcours_runtime.migrations import run_env
+from parcours_router.store import metadata
+
+run_env(metadata)
