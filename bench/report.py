@@ -1,0 +1,153 @@
+"""Figures → goals with PASS/MISS, and the printed table. Goals are reported, never asserted."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from parcours_devstack.services import SERVICES
+
+GOALS = {
+    "e2e_rate": ("E2E throughput", "≥ 500 invoices/s"),
+    "ratio_to_bare": ("E2E / bare pipeline", "≥ 50 %"),
+    "p99_ms": ("latency p99 at ½ max rate", "≤ 500 ms"),
+    "max_rss_mb": ("peak RSS per service", "≤ 150 MB"),
+}
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    """Nearest-rank percentile (p in 0–100)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(p / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def evaluate(result: dict) -> list[dict]:
+    e2e = result.get("e2e") or {}
+    bare = result.get("bare") or {}
+    latency = result.get("latency") or {}
+    rss = {name: mb for name, mb in (result.get("memory_peak_mb") or {}).items() if name in SERVICES}
+    figures = {
+        "e2e_rate": (e2e.get("e2e_rate"), lambda v: v >= 500, "{:.0f}/s"),
+        "ratio_to_bare": (e2e.get("e2e_rate") / bare["rate"] * 100 if e2e.get("e2e_rate") and bare.get("rate") else None,
+                          lambda v: v >= 50, "{:.1f} %"),
+        "p99_ms": ((latency.get("to_tracked_ms") or {}).get("p99"), lambda v: v <= 500, "{:.0f} ms"),
+        "max_rss_mb": (max(rss.values()) if rss else None, lambda v: v <= 150, "{:.0f} MB"),
+    }
+    goals = []
+    for key, (value, ok, fmt) in figures.items():
+        label, goal = GOALS[key]
+        detail = ""
+        if key == "max_rss_mb" and rss:
+            worst = max(rss, key=rss.get)
+            over = [n for n, mb in rss.items() if mb > 150]
+            detail = f"max: {worst}" + (f"; over: {', '.join(over)}" if over else "")
+        goals.append({"goal": label, "target": goal, "value": None if value is None else round(value, 1),
+                      "shown": "—" if value is None else fmt.format(value),
+                      "status": "n/a" if value is None else ("PASS" if ok(value) else "MISS"), "detail": detail})
+    return goals
+
+
+def _fmt(value, fmt: str = "{:.0f}") -> str:
+    return "—" if value is None else fmt.format(value)
+
+
+def print_report(result: dict, console: Console | None = None) -> None:
+    console = console or Console()
+    meta = result["meta"]
+    console.print(f"\n[bold]Parcours benchmark[/] {meta['started']}  commit {meta['commit']}"
+                  f"{' (dirty tree)' if meta.get('dirty') else ''}  ·  {meta['cpus']} CPUs  ·  "
+                  f"PostgreSQL fsync {'OFF (PARCOURS_PG_FAST=1)' if meta['pg_fast'] else 'on'}")
+    console.print(f"{meta['invoices']} invoices, {meta['concurrency']} POSTs in flight, one POST per invoice "
+                  f"(ingest has no batch endpoint yet), {meta['partitions']} partitions, "
+                  f"consumer batch {meta['consumer_batch_size']}, smtp_concurrency {meta['smtp_concurrency']}")
+
+    table = Table(title="Throughput", title_justify="left")
+    for col in ("run", "invoices/s", "seconds", "notes"):
+        table.add_column(col, justify="right" if col in ("invoices/s", "seconds") else "left")
+    for key, label in (("bare", "bare pipeline, 3 hops"), ("bare_fanout", "bare pipeline + fan-out consumers"),
+                       ("bare_per_message", "bare pipeline, SMTP connection per message")):
+        bare = result.get(key)
+        if bare:
+            stages = bare["stages"]
+            table.add_row(label, _fmt(bare["rate"]), _fmt(bare["seconds"], "{:.1f}"),
+                          f"SMTP {bare['smtp_mode']} ×{bare['smtp_concurrency']}, {bare['mail_bytes']} B mails; "
+                          f"mean batch {stages['router']['mean_batch']:.0f}/{stages['channels']['mean_batch']:.0f}/"
+                          f"{stages['tracker']['mean_batch']:.0f}; "
+                          f"{sum(bare['cpu_ms_per_invoice'].values()):.1f} CPU ms/invoice with infra")
+    e2e = result.get("e2e")
+    if e2e:
+        table.add_row("Parcours: ingest accepted (POST 202)", _fmt(e2e["ingest_rate"]), _fmt(e2e["ingest_seconds"], "{:.1f}"),
+                      f"{e2e['accepted']} accepted, errors {e2e['errors'] or 'none'}")
+        table.add_row("Parcours: sent to SMTP (channels ledger)", _fmt(e2e["sent_rate"]), _fmt(e2e["sent_seconds"], "{:.1f}"), "")
+        table.add_row("[bold]Parcours: E2E, dispatched & tracked[/]", f"[bold]{_fmt(e2e['e2e_rate'])}[/]",
+                      _fmt(e2e["e2e_seconds"], "{:.1f}"),
+                      f"sustained 10–90 %: {_fmt(e2e['sustained_rate'])}/s; missing {e2e['missing']}")
+    console.print(table)
+
+    latency = result.get("latency")
+    if latency:
+        table = Table(title=f"Latency at {latency['target_rate']:.0f}/s (½ of E2E max), {latency['invoices']} invoices, "
+                            f"posted at {latency['achieved_post_rate']:.0f}/s", title_justify="left")
+        for col in ("from POST 202 to", "p50 ms", "p95 ms", "p99 ms", "max ms"):
+            table.add_column(col, justify="left" if col.startswith("from") else "right")
+        for key, label in (("to_sent_ms", "SMTP accepted (channels sends.updated_at)"),
+                           ("to_tracked_ms", "dispatched recorded (tracker journal.recorded_at)"),
+                           ("post_ms", "(the POST itself, send → 202)")):
+            q = latency[key]
+            table.add_row(label, _fmt(q.get("p50")), _fmt(q.get("p95")), _fmt(q.get("p99")), _fmt(q.get("max")))
+        bare = (result.get("bare_latency") or {}).get("latency_ms")
+        if bare:
+            table.add_row("bare pipeline, same rate: source INSERT+produce → tracker stage commit",
+                          _fmt(bare.get("p50")), _fmt(bare.get("p95")), _fmt(bare.get("p99")), _fmt(bare.get("max")))
+        console.print(table)
+
+    memory, cpu = result.get("memory_peak_mb") or {}, (e2e or {}).get("cpu_ms_per_invoice") or {}
+    if memory:
+        table = Table(title="Processes (peak RSS over throughput + latency runs; CPU during the throughput run)",
+                      title_justify="left")
+        for col in ("process", "peak RSS MB", "CPU ms / invoice", "CPU share"):
+            table.add_column(col, justify="left" if col == "process" else "right")
+        total_cpu = sum(cpu.values()) or 1
+        for role in sorted(memory, key=lambda r: (r not in SERVICES, r)):
+            table.add_row(role + ("" if role in SERVICES else " (infra)" if role != "driver" else " (bench)"),
+                          _fmt(memory[role], "{:.1f}"), _fmt(cpu.get(role), "{:.2f}"),
+                          _fmt(100 * cpu[role] / total_cpu if role in cpu else None, "{:.0f} %"))
+        console.print(table)
+        if e2e:
+            console.print(f"Box busy during the throughput run: {e2e['box_busy'] * 100:.0f} % of {meta['cpus']} cores; "
+                          f"total {sum(cpu.values()):.1f} CPU ms per invoice.")
+            foreign = e2e.get("foreign_cpu_seconds") or 0
+            if foreign > 0.1 * e2e["wall_seconds"]:
+                console.print(f"[yellow]Warning: processes outside the benchmark used {foreign:.0f} CPU s during the "
+                              f"{e2e['wall_seconds']:.0f} s throughput run; wall-clock figures are pessimistic "
+                              "(CPU per invoice is not affected).[/]")
+
+    db = (e2e or {}).get("database_per_invoice")
+    if db:
+        table = Table(title="PostgreSQL work per invoice during the throughput run (pg_stat_database)",
+                      title_justify="left")
+        for col in ("database", "transactions", "rows written", "rows fetched"):
+            table.add_column(col, justify="left" if col == "database" else "right")
+        for name in SERVICES:
+            if name in db:
+                d = db[name]
+                table.add_row(name, _fmt(d["transactions"], "{:.1f}"), _fmt(d["rows_written"], "{:.1f}"),
+                              _fmt(d["rows_fetched"], "{:.1f}"))
+        console.print(table)
+
+    table = Table(title="Goals (issue 10)", title_justify="left")
+    for col in ("goal", "target", "measured", "", "detail"):
+        table.add_column(col)
+    for g in result["goals"]:
+        colour = {"PASS": "green", "MISS": "red"}.get(g["status"], "yellow")
+        table.add_row(g["goal"], g["target"], g["shown"], f"[{colour}]{g['status']}[/]", g["detail"])
+    console.print(table)
+    for role, prof in (result.get("profile") or {}).items():
+        if prof["samples"]:
+            top = ", ".join(f"{name} {pct}%" for name, pct in prof["self_by_package"][:6])
+            console.print(f"[dim]py-spy {role}: {top}[/]")
+    console.print("[dim]Not measured yet: replicas/partitions scaling, the 100 k run by default (--full), component "
+                  "benchmarks, the PNG plot.[/]")

@@ -1,0 +1,336 @@
+"""`make bench` / `python -m bench.run`: the bare pipeline, then Parcours end to end (throughput,
+latency at half that rate, peak memory), in one run on one box. See bench/README.md.
+
+    python -m bench.run                   # 20 000 invoices
+    python -m bench.run --invoices 2000   # a quick look
+    python -m bench.run --full            # 100 000 invoices
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import psutil
+
+if __package__ in (None, ""):  # `python bench/run.py`
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import e2e, report  # noqa: E402
+from bench.infra import Infra, pg_fast  # noqa: E402
+from bench.monitor import ProcessMonitor  # noqa: E402
+from bench.profile import Profiler  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+WARMUP = 50
+
+
+def _setting(overrides: dict[str, str], service: str, name: str, default):
+    """A service setting as the benchmark runs it: the override, else the service's own default."""
+    import importlib
+
+    value = overrides.get(f"PARCOURS_{service.upper()}_{name.upper()}")
+    if value is None:
+        value = os.environ.get(f"PARCOURS_{service.upper()}_{name.upper()}")
+    if value is None:
+        settings = importlib.import_module(f"parcours_{service}.config").Settings
+        return settings.model_fields[name].default if name in settings.model_fields else default
+    return type(default)(value)
+
+
+def _git() -> tuple[str, bool]:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--", "libs", "services"], cwd=ROOT,
+                                    capture_output=True, text=True).stdout.strip())
+        return commit or "unknown", dirty
+    except OSError:
+        return "unknown", False
+
+
+def _quantiles(values_ms: list[float]) -> dict:
+    return {"n": len(values_ms), **{f"p{p}": report.percentile(values_ms, p) for p in (50, 95, 99)},
+            "max": max(values_ms) if values_ms else None,
+            "mean": sum(values_ms) / len(values_ms) if values_ms else None}
+
+
+async def run_bare(infra: Infra, monitor: ProcessMonitor, args, settings: dict, *, role: str, extra: list[str],
+                   invoices: int | None = None) -> dict:
+    invoices = invoices or args.invoices
+    dsn = infra.database("bench_bare")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.bare", "--bootstrap", infra.bootstrap, "--dsn", dsn,
+        "--smtp-port", str(infra.sink.smtp_port), "--invoices", str(invoices),
+        "--partitions", str(settings["partitions"]), "--batch", str(settings["consumer_batch_size"]),
+        "--smtp-concurrency", str(settings["smtp_concurrency"]), *extra,
+        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    monitor.watch(role, proc.pid)
+    monitor.mark(f"{role}-start")
+    stdout, stderr = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"the bare pipeline failed:\n{stderr.decode()[-3000:]}")
+    monitor.mark(f"{role}-end")
+    result = json.loads(stdout.decode().strip().splitlines()[-1])
+    result["peak_rss_mb"] = monitor.peaks_mb()[role]
+    cpu = {r: s for r, s in monitor.cpu_between(f"{role}-start", f"{role}-end").items()
+           if r in (role, "broker", "postgres", "smtp-sink")}
+    result["cpu_ms_per_invoice"] = {r: round(1000 * s / invoices, 2) for r, s in cpu.items()}
+    return result
+
+
+async def throughput(infra: Infra, monitor: ProcessMonitor, key: str, args, base: tuple[int, int],
+                     profiler: Profiler | None) -> tuple[dict, dict | None]:
+    urls = {name: p.url for name, p in infra.services.items()}
+    bodies = e2e.invoice_bodies(f"TP-{int(time.time())}", args.invoices)
+    async with e2e.Observer(infra.service_db("channels"), infra.service_db("tracker")) as observer:
+        stats_before = await e2e.database_stats(infra.pg_dsn)
+        monitor.mark("tp-start")
+        if profiler:
+            profiler.start({name: p.process.pid for name, p in infra.services.items()})
+        posting = asyncio.create_task(e2e.post_flat_out(urls["ingest"], key, bodies, args.concurrency))
+        done = await observer.wait_for(base[1] + args.invoices, stall_seconds=args.stall_seconds,
+                                       alive=lambda: not infra.dead_services())
+        posts = await posting
+        monitor.mark("tp-end")
+        profile = profiler.stop() if profiler else None
+        stats_after = await e2e.database_stats(infra.pg_dsn)
+        accepted = posts.accepted
+        at = await observer.dispatched_at([p.invoice_id for p in accepted])
+        series = observer.series
+    start = posts.started_at
+    sent = sorted(v["sent"] for v in at.values() if "sent" in v)
+    tracked = sorted(v["tracked"] for v in at.values() if "tracked" in v)
+    n = len(accepted)
+    last_202 = max(p.answered_at for p in accepted)
+    cpu = monitor.cpu_between("tp-start", "tp-end")
+    result = {
+        "invoices": args.invoices, "accepted": n, "errors": posts.errors(), "complete": done,
+        "missing": n - len(tracked),
+        "ingest_seconds": round(last_202 - start, 3), "ingest_rate": round(n / (last_202 - start), 1),
+        "sent_seconds": round(sent[-1] - start, 3) if sent else None,
+        "sent_rate": round(len(sent) / (sent[-1] - start), 1) if sent else None,
+        "e2e_seconds": round(tracked[-1] - start, 3) if tracked else None,
+        "e2e_rate": round(len(tracked) / (tracked[-1] - start), 1) if tracked else None,
+        "sustained_rate": None,
+        "cpu_seconds": cpu,
+        "cpu_ms_per_invoice": {role: round(1000 * s / max(1, n), 2) for role, s in cpu.items()},
+        "box_busy": monitor.system_busy_between("tp-start", "tp-end"),
+        # CPU of processes that are not part of the run (another job on the box): a warning sign.
+        "foreign_cpu_seconds": round(monitor.busy_cpu_seconds_between("tp-start", "tp-end") - sum(cpu.values()), 1),
+        "wall_seconds": monitor.seconds_between("tp-start", "tp-end"),
+        "series": [{"t": round(s["t"] - start, 2), "sent": s["sent"] - base[0], "tracked": s["tracked"] - base[1]}
+                   for s in series],
+        "posted_series": _cumulative([p.answered_at - start for p in accepted]),
+        # pg_stat_database is updated by backends at transaction end, with a small delay: approximate.
+        "database_per_invoice": e2e.per_invoice(stats_before, stats_after, n,
+                                                {"channels": observer.queries, "tracker": 2 * observer.queries}),
+    }
+    if len(tracked) >= 20:
+        lo, hi = tracked[len(tracked) // 10], tracked[len(tracked) * 9 // 10]
+        result["sustained_rate"] = round((len(tracked) * 9 // 10 - len(tracked) // 10) / (hi - lo), 1) if hi > lo else None
+    return result, profile
+
+
+def _cumulative(offsets: list[float], step: float = 1.0) -> list[list[float]]:
+    """[[t, count accepted by t], …] every `step` seconds."""
+    if not offsets:
+        return []
+    ordered, out, i, t = sorted(offsets), [], 0, step
+    while i < len(ordered):
+        while i < len(ordered) and ordered[i] <= t:
+            i += 1
+        out.append([t, i])
+        t += step
+    return out
+
+
+async def latency(infra: Infra, key: str, args, rate: float, base: int) -> dict:
+    urls = {name: p.url for name, p in infra.services.items()}
+    count = int(min(args.invoices, max(200, rate * args.latency_seconds)))
+    bodies = e2e.invoice_bodies(f"LAT-{int(time.time())}", count)
+    async with e2e.Observer(infra.service_db("channels"), infra.service_db("tracker")) as observer:
+        posting = asyncio.create_task(e2e.post_paced(urls["ingest"], key, bodies, rate, max_in_flight=args.concurrency))
+        done = await observer.wait_for(base + count, stall_seconds=args.stall_seconds,
+                                       alive=lambda: not infra.dead_services())
+        posts = await posting
+        accepted = posts.accepted
+        at = await observer.dispatched_at([p.invoice_id for p in accepted])
+    to_sent = [1000 * (at[p.invoice_id]["sent"] - p.answered_at) for p in accepted if "sent" in at.get(p.invoice_id, {})]
+    to_tracked = [1000 * (at[p.invoice_id]["tracked"] - p.answered_at) for p in accepted
+                  if "tracked" in at.get(p.invoice_id, {})]
+    start = posts.started_at
+    return {
+        "target_rate": round(rate, 1), "invoices": count, "accepted": len(accepted), "complete": done,
+        "errors": posts.errors(),
+        "achieved_post_rate": round(len(posts.posts) / max(1e-9, max(p.sent_at for p in posts.posts) - start), 1),
+        "to_sent_ms": _quantiles(to_sent), "to_tracked_ms": _quantiles(to_tracked),
+        "post_ms": _quantiles([1000 * (p.answered_at - p.sent_at) for p in accepted]),
+        "samples": [[round(p.answered_at - start, 3), round(1000 * (at[p.invoice_id]["tracked"] - p.answered_at), 1)]
+                    for p in sorted(accepted, key=lambda p: p.answered_at) if "tracked" in at.get(p.invoice_id, {})],
+    }
+
+
+async def counts(infra: Infra) -> tuple[int, int]:
+    """(sent, tracked as dispatched) so far."""
+    async with e2e.Observer(infra.service_db("channels"), infra.service_db("tracker")) as observer:
+        return await observer.counts()
+
+
+async def warm_up(infra: Infra, key: str) -> None:
+    """A few invoices through the whole flow first: groups joined, pools and caches warm."""
+    urls = {name: p.url for name, p in infra.services.items()}
+    await e2e.post_flat_out(urls["ingest"], key, e2e.invoice_bodies(f"WARM-{int(time.time())}", WARMUP), 8)
+    async with e2e.Observer(infra.service_db("channels"), infra.service_db("tracker")) as observer:
+        if not await observer.wait_for(WARMUP, stall_seconds=60, alive=lambda: not infra.dead_services()):
+            raise RuntimeError(f"warm-up invoices never got through; see {infra.logs}")
+
+
+async def main_async(args) -> dict:
+    started = datetime.now()
+    stamp = started.strftime("%Y%m%d-%H%M%S")
+    out = Path(args.out)
+    run_dir = out / stamp
+    run_dir.mkdir(parents=True, exist_ok=True)
+    overrides = dict(kv.split("=", 1) for kv in args.service_env)
+    settings = {
+        "partitions": _setting(overrides, "router", "topic_partitions", 4),
+        "consumer_batch_size": _setting(overrides, "channels", "consumer_batch_size", 500),
+        "smtp_concurrency": _setting(overrides, "channels", "smtp_concurrency", 8),
+    }
+    commit, dirty = _git()
+    result: dict = {"meta": {
+        "started": started.isoformat(timespec="seconds"), "commit": commit, "dirty": dirty,
+        "host": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version(),
+        "pg_fast": pg_fast(), "invoices": args.invoices,
+        "concurrency": args.concurrency, "service_env": overrides, **settings, "logs": str(run_dir / "logs"),
+        "argv": sys.argv[1:],
+    }}
+    console = report.Console()
+    say = lambda msg: console.print(f"[dim]{datetime.now():%H:%M:%S}[/] {msg}")  # noqa: E731
+    infra = Infra(run_dir, keep_data=args.keep_data)
+    monitor = ProcessMonitor()
+    try:
+        say(f"starting PostgreSQL (fsync {'off' if pg_fast() else 'on'}), Tansu, SMTP sink; logs in {run_dir / 'logs'}")
+        await asyncio.to_thread(infra.start)
+        for role, pid in infra.pids().items():
+            monitor.watch(role, pid, tree=role == "postgres")
+        monitor.watch("driver", os.getpid())
+        monitor.start()
+        if not args.skip_bare:
+            say(f"bare pipeline: {args.invoices} invoices, 3 hops, SMTP pooled ×{settings['smtp_concurrency']}")
+            result["bare"] = await run_bare(infra, monitor, args, settings, role="bare", extra=[])
+            say(f"  → {result['bare']['rate']:.0f} invoices/s")
+            if args.bare_variants:
+                result["bare_fanout"] = await run_bare(infra, monitor, args, settings, role="bare-fanout", extra=["--fanout"])
+                say(f"  with fan-out consumers → {result['bare_fanout']['rate']:.0f} invoices/s")
+                result["bare_per_message"] = await run_bare(infra, monitor, args, settings, role="bare-per-message",
+                                                            extra=["--smtp-mode", "per-message"])
+                say(f"  SMTP connection per message → {result['bare_per_message']['rate']:.0f} invoices/s")
+        say("starting the five services")
+        await asyncio.to_thread(infra.start_services, overrides)
+        for role, pid in infra.pids().items():
+            monitor.watch(role, pid, tree=role == "postgres")
+        urls = {name: p.url for name, p in infra.services.items()}
+        key = await e2e.setup_tenant(urls)
+        await warm_up(infra, key)
+        await asyncio.to_thread(monitor.wait_idle, list(infra.services), timeout=60)
+        result["memory_idle_mb"] = {name: round(psutil.Process(p.process.pid).memory_info().rss / 2**20, 1)
+                                    for name, p in infra.services.items()}
+        monitor.reset_peaks()
+        base = await counts(infra)
+        say(f"Parcours: posting {args.invoices} invoices, {args.concurrency} in flight")
+        profiler = Profiler(run_dir) if args.profile else None
+        result["e2e"], profile = await throughput(infra, monitor, key, args, base, profiler)
+        if profile:
+            result["profile"] = profile
+        e = result["e2e"]
+        say(f"  → ingest {e['ingest_rate']:.0f}/s, E2E {e['e2e_rate'] or 0:.0f}/s"
+            + ("" if e["complete"] else f"  (INCOMPLETE: {e['missing']} not tracked)"))
+        if not args.skip_latency and e["complete"]:
+            say("waiting for every service to go idle (dunning and the tracker may still be catching up)")
+            result["quiesce_seconds"] = await asyncio.to_thread(monitor.wait_idle, list(infra.services))
+            say(f"  → {result['quiesce_seconds']:.0f} s")
+            rate = (e["sustained_rate"] or e["e2e_rate"]) / 2
+            say(f"latency: posting at {rate:.0f}/s for ~{args.latency_seconds:.0f} s")
+            result["latency"] = await latency(infra, key, args, rate, (await counts(infra))[1])
+            say(f"  → p99 {result['latency']['to_tracked_ms']['p99'] or 0:.0f} ms")
+            if not args.skip_bare:
+                count = result["latency"]["invoices"]
+                await asyncio.to_thread(monitor.wait_idle, list(infra.services), timeout=120)
+                say(f"bare pipeline latency: {count} invoices at {rate:.0f}/s, one at a time")
+                result["bare_latency"] = await run_bare(infra, monitor, args, settings, role="bare-latency",
+                                                        extra=["--pace", str(rate)], invoices=count)
+                say(f"  → p99 {result['bare_latency']['latency_ms']['p99'] or 0:.0f} ms")
+        result["memory_peak_mb"] = {k: v for k, v in monitor.peaks_mb().items()
+                                    if not k.startswith("bare")}
+        result["dead_services"] = infra.dead_services()
+        await asyncio.sleep(0.6)  # table statistics reach pg_stat_* within ~0.5 s
+        result["db_tables"] = {name: await e2e.table_stats(infra.service_db(name)) for name in infra.services}
+    finally:
+        monitor.stop()
+        say("stopping")
+        await asyncio.to_thread(infra.stop)
+    result["log_findings"] = _log_findings(infra.logs)
+    result["memory_series"] = monitor.samples
+    result["goals"] = report.evaluate(result)
+    path = out / f"{stamp}.json"
+    path.write_text(json.dumps(result, indent=1) + "\n")
+    report.print_report(result, console)
+    console.print(f"\nWritten: {path}  (logs: {run_dir / 'logs'})")
+    return result
+
+
+def _log_findings(logs: Path) -> dict[str, dict[str, int]]:
+    """Warnings, errors and dead-lettered events per service log (a fast run that dropped work is no result)."""
+    findings = {}
+    for log in sorted(logs.glob("*.log")):
+        counts = {"WARNING": 0, "ERROR": 0, "dead-lettering": 0}
+        with open(log, errors="replace") as f:
+            for line in f:
+                for word in counts:
+                    if word in line:
+                        counts[word] += 1
+        findings[log.stem] = {k: v for k, v in counts.items() if v}
+    return {k: v for k, v in findings.items() if v}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--invoices", type=int, default=20000, help="invoices per throughput run (default 20000)")
+    parser.add_argument("--full", action="store_true", help="100 000 invoices")
+    parser.add_argument("--concurrency", type=int, default=32, help="POSTs in flight (default 32)")
+    parser.add_argument("--skip-bare", action="store_true", help="no bare pipeline (no ratio then)")
+    parser.add_argument("--bare-variants", action="store_true",
+                        help="also the bare pipeline with the fan-out consumers, and with one SMTP connection per message")
+    parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--latency-seconds", type=float, default=40, help="length of the paced run (default 40)")
+    parser.add_argument("--stall-seconds", type=float, default=60, help="give up when nothing moved for this long")
+    parser.add_argument("--service-env", action="append", default=[], metavar="PARCOURS_<SVC>_<SETTING>=VALUE",
+                        help="a service setting for this run (repeatable)")
+    parser.add_argument("--profile", action="store_true", help="py-spy the services during the throughput run")
+    parser.add_argument("--keep-data", action="store_true", help="keep the PostgreSQL data directory")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    args = parser.parse_args(argv)
+    if args.full:
+        args.invoices = 100_000
+    for kv in args.service_env:
+        if "=" not in kv or not kv.startswith("PARCOURS_"):
+            parser.error(f"--service-env wants PARCOURS_<SERVICE>_<SETTING>=VALUE, got {kv!r}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    result = asyncio.run(main_async(parse_args(argv)))
+    return 0 if result.get("e2e", {}).get("complete") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""The benchmark harness still runs end to end (tiny N, no timing assertions: figures from a
+test run mean nothing)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench import run  # noqa: E402
+from parcours_devstack.services import SERVICES  # noqa: E402
+
+
+@pytest.mark.slow
+async def test_bench_runs_end_to_end_and_writes_its_results(tmp_path):
+    args = run.parse_args(["--invoices", "20", "--concurrency", "4", "--latency-seconds", "1",
+                           "--stall-seconds", "60", "--out", str(tmp_path)])
+
+    result = await run.main_async(args)
+
+    written = json.loads(next(tmp_path.glob("*.json")).read_text())
+    assert written["meta"]["invoices"] == 20
+    assert result["bare"]["mails_sent"] == 20
+    assert result["e2e"]["complete"] and result["e2e"]["missing"] == 0
+    assert result["latency"]["to_tracked_ms"]["n"] == result["latency"]["invoices"]
+    assert set(SERVICES) <= set(result["memory_peak_mb"])
+    assert {g["status"] for g in result["goals"]} <= {"PASS", "MISS", "n/a"}
