@@ -13,7 +13,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
+from parcours_channels.bounces.server import BOUNCE_ENDPOINT
 from parcours_contracts import (
+    DeliveryBounced,
     DispatchFailed,
     DispatchRequested,
     InvoiceDispatched,
@@ -28,7 +30,9 @@ from parcours_runtime.outbox import outbox_backlog
 from parcours_runtime.service import ServiceHost
 
 LINK_SECRET = "test-link-secret"
+BOUNCE_SECRET = "test-bounce-secret"
 OUTCOME_TOPICS = (topics.INVOICE_DISPATCHED, topics.DISPATCH_FAILED)
+BOUNCE_TOPICS = (topics.DELIVERY_BOUNCED,)
 
 
 class Channels:
@@ -66,6 +70,27 @@ class Channels:
         """Everything on the outcome topics, read to their end (call after settle)."""
         return await read_topics(self.kafka, OUTCOME_TOPICS)
 
+    async def read(self, *names: str) -> list:
+        """Everything on the topics `names`, read to their end."""
+        return await read_topics(self.kafka, names)
+
+    @property
+    def bounce_port(self) -> int:
+        return self.host.ctx.extras[BOUNCE_ENDPOINT].port
+
+    async def bounces(self, at_least: int = 0, timeout: float = 10.0) -> list[DeliveryBounced]:
+        """Every DeliveryBounced published, once there are `at_least` and the outbox is empty."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            async with self.host.ctx.sessions() as session:
+                backlog = await outbox_backlog(session)
+            found = await read_topics(self.kafka, BOUNCE_TOPICS)
+            if backlog == 0 and len(found) >= at_least:
+                return found
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"{len(found)} bounce event(s), expected {at_least}; outbox backlog {backlog}")
+            await asyncio.sleep(0.1)
+
 
 async def read_topics(kafka: str, names: tuple[str, ...]) -> list:
     consumer = AIOKafkaConsumer(bootstrap_servers=kafka, group_id=None, enable_auto_commit=False,
@@ -101,6 +126,7 @@ async def start_channels(run_service, kafka, sink) -> AsyncIterator[Callable]:
 
     async def start(**overrides) -> Channels:
         host = await run_service("channels", **{"smtp_port": sink.smtp_port, "link_secret": LINK_SECRET,
+                                                "bounce_secret": BOUNCE_SECRET, "bounce_smtp_port": 0,
                                                 **overrides})
         return Channels(host, kafka, producer)
 

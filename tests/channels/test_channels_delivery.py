@@ -12,6 +12,7 @@ from email.utils import parsedate_to_datetime
 import httpx
 from sqlalchemy import select
 
+from parcours_channels.domain.verp import read_verp_address, recipient_digest, verp_address
 from parcours_channels.domain.wording import message_id_for
 from parcours_channels.store.sends import Send
 from parcours_contracts import DispatchFailed, InvoiceDispatched, Recipient, ReminderInfo, topics
@@ -19,6 +20,7 @@ from parcours_runtime import dlq
 from parcours_runtime.links import verify_link_token
 
 LINK_SECRET = "test-link-secret"
+BOUNCE_SECRET = "test-bounce-secret"
 LINK = re.compile(r"http://127\.0\.0\.1:8104/l/([A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+)")
 
 
@@ -46,7 +48,12 @@ async def test_each_recipient_gets_one_tracked_email_and_the_dispatch_is_reporte
         assert re.fullmatch(rf"<{request.dispatch_id}\.[0-9a-f]{{12}}@parcours\.localhost>", message["message_id"])
         assert message["subject"] == "Facture F-2026-0042 de Ateliers Dupont SAS"
         assert message["from"] == "Parcours <invoices@parcours.localhost>"
-        assert message["mail_from"] == "invoices@parcours.localhost"
+        # Bounces come back to a return path of this very message, signed so it cannot be forged.
+        assert message["mail_from"] == verp_address(BOUNCE_SECRET, domain="bounces.parcours.localhost",
+                                                    dispatch_id=request.dispatch_id, recipient=address)
+        assert len(message["mail_from"].partition("@")[0]) <= 64, "SMTP's limit on a local part"
+        claims = read_verp_address([BOUNCE_SECRET], message["mail_from"], domain="bounces.parcours.localhost")
+        assert (claims.dispatch_id, claims.recipient_digest) == (request.dispatch_id, recipient_digest(address))
         assert abs(parsedate_to_datetime(message["date"]) - datetime.now(timezone.utc)) < timedelta(minutes=1)
         parsed = email.message_from_bytes(message["raw"], policy=email.policy.default)
         assert parsed.get_content_type() == "multipart/alternative"

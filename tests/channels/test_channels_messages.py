@@ -120,10 +120,13 @@ def test_both_email_adapters_are_registered_by_entry_point():
     assert all(name == adapter.name for name, adapter in adapters.items())
 
 
-def test_the_dev_link_secret_is_refused_in_production():
+def test_the_dev_secrets_are_refused_in_production():
     with pytest.raises(ValidationError, match="link_secret"):
         Settings(environment="production")
-    assert Settings(environment="production", link_secret="s3cr3t-from-the-vault").is_production
+    with pytest.raises(ValidationError, match="bounce_secret"):
+        Settings(environment="production", link_secret="s3cr3t-from-the-vault")
+    assert Settings(environment="production", link_secret="s3cr3t-from-the-vault",
+                    bounce_secret="an0ther-from-the-vault").is_production
     with pytest.raises(ValidationError, match="go together"):
         Settings(smtp_username="mailer")
     with pytest.raises(ValidationError, match="mail_from"):

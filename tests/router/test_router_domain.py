@@ -54,3 +54,14 @@ def test_settings_read_the_offered_channels_as_json(monkeypatch):
         Settings()
     monkeypatch.delenv("PARCOURS_ROUTER_CHANNELS")
     assert Settings().channels == OFFERED and Settings().http_port == 8102
+
+
+def test_a_dispatch_counts_as_bounced_only_once_every_recipient_bounced():
+    from parcours_router.domain.routing import bounce_reason, every_recipient_bounced
+
+    recipients = ["AP@alpha.example", "cfo@alpha.example"]
+    assert not every_recipient_bounced(recipients=recipients, bounced=["ap@alpha.example"])
+    assert every_recipient_bounced(recipients=recipients, bounced=["cfo@alpha.example", "ap@ALPHA.example"])
+    assert bounce_reason(recipient="ap@alpha.example", status="5.1.1", diagnostic="550 User unknown") == \
+        "bounced: ap@alpha.example 5.1.1 550 User unknown"
+    assert bounce_reason(recipient="ap@alpha.example", status=None, diagnostic="") == "bounced: ap@alpha.example"

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from parcours_channels import api, handlers
 from parcours_channels.adapters.mail.smtp import SMTP_SLOTS
 from parcours_channels.adapters.registry import ADAPTERS, load_adapters
+from parcours_channels.bounces.server import BOUNCE_ENDPOINT, BounceEndpoint
 from parcours_channels.store import Base
 from parcours_runtime.service import ServiceContext, ServiceDefinition
 
@@ -27,8 +28,16 @@ def create_app(ctx: ServiceContext) -> FastAPI:
 async def _on_start(ctx: ServiceContext) -> None:
     ctx.extras[ADAPTERS] = load_adapters()
     ctx.extras[SMTP_SLOTS] = asyncio.Semaphore(ctx.settings.smtp_concurrency)
+    endpoint = BounceEndpoint(ctx)
+    await endpoint.start()
+    ctx.extras[BOUNCE_ENDPOINT] = endpoint
+
+
+async def _on_stop(ctx: ServiceContext) -> None:
+    if (endpoint := ctx.extras.get(BOUNCE_ENDPOINT)) is not None:
+        await endpoint.stop()
 
 
 def definition() -> ServiceDefinition:
     return ServiceDefinition(name="channels", metadata=Base.metadata, create_app=create_app,
-                             handlers=handlers.build, on_start=_on_start)
+                             handlers=handlers.build, on_start=_on_start, on_stop=_on_stop)

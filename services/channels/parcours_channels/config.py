@@ -8,6 +8,7 @@ from pydantic_settings import SettingsConfigDict
 from parcours_runtime.settings import ServiceSettings
 
 DEV_LINK_SECRET = "dev-link-secret"
+DEV_BOUNCE_SECRET = "dev-bounce-secret"
 
 
 class Settings(ServiceSettings):
@@ -31,11 +32,30 @@ class Settings(ServiceSettings):
     link_ttl_days: int = Field(default=180, ge=1)
     attachment_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
 
+    # Bounces: every message's envelope sender is bounce+<signed token>@bounce_domain, and the
+    # bounce endpoint (an SMTP server this process runs) takes what comes back to that domain.
+    # The domain's MX must point at the endpoint.
+    bounce_domain: str = Field(default="bounces.parcours.localhost", pattern=r"^[A-Za-z0-9.-]+$")
+    bounce_secret: SecretStr = SecretStr(DEV_BOUNCE_SECRET)
+    bounce_previous_secrets: list[SecretStr] = Field(
+        default_factory=list, description="Still accepted on return paths while a rotated secret's mail may bounce.")
+    bounce_smtp_host: str = "127.0.0.1"
+    bounce_smtp_port: int = Field(default=2526, ge=0, le=65535,
+                                  description="0: any free port (tests). Outside production a taken port "
+                                              "falls back to a free one, logged.")
+    bounce_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024,
+                                  description="Largest bounce accepted (they may carry the original message).")
+
     @model_validator(mode="after")
     def _check_mail_settings(self):
         self.refuse_dev_secret("link_secret", self.link_secret.get_secret_value(), DEV_LINK_SECRET)
+        self.refuse_dev_secret("bounce_secret", self.bounce_secret.get_secret_value(), DEV_BOUNCE_SECRET)
         if "@" not in parseaddr(self.mail_from)[1]:
             raise ValueError("mail_from must hold an address, e.g. 'Parcours <invoices@example.com>'")
         if (self.smtp_username is None) != (self.smtp_password is None):
             raise ValueError("smtp_username and smtp_password go together")
         return self
+
+    def bounce_secrets(self) -> list[str]:
+        """Secrets a return path may be signed with, the current one first."""
+        return [secret.get_secret_value() for secret in (self.bounce_secret, *self.bounce_previous_secrets)]

@@ -1,5 +1,6 @@
 """Routing on events: invoices and reminders go to the customer's preferred channel; a
-permanent failure moves on to the next one; what cannot go anywhere becomes InvoiceUnroutable."""
+permanent failure, or hard bounces from all its recipients, moves on to the next one; what
+cannot go anywhere becomes InvoiceUnroutable."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 from collections.abc import Sequence
 
 from parcours_contracts import (
+    DeliveryBounced,
     DispatchFailed,
     DispatchRequested,
     InvoiceReceived,
@@ -19,7 +21,13 @@ from parcours_contracts import (
 from parcours_contracts.events import InvoiceEvent
 from parcours_router.domain import routing
 from parcours_router.store.customers import find_customer
-from parcours_router.store.dispatches import lock_dispatch, mark_failure_handled, record_dispatch
+from parcours_router.store.dispatches import (
+    Dispatch,
+    lock_dispatch,
+    mark_failure_handled,
+    note_bounce,
+    record_dispatch,
+)
 from parcours_runtime.consumer import Handler
 from parcours_runtime.service import ServiceContext
 from parcours_runtime.uow import UnitOfWork
@@ -38,7 +46,8 @@ def build(ctx: ServiceContext) -> dict[type, Handler]:
         await route_to_customer(event, uow, offered=offered, invoice=event.invoice, purpose="reminder",
                                 reminder=event.reminder)
 
-    return {InvoiceReceived: on_invoice_received, ReminderDue: on_reminder_due, DispatchFailed: on_dispatch_failed}
+    return {InvoiceReceived: on_invoice_received, ReminderDue: on_reminder_due, DispatchFailed: on_dispatch_failed,
+            DeliveryBounced: on_delivery_bounced}
 
 
 async def route_to_customer(cause: InvoiceEvent, uow: UnitOfWork, *, offered: Sequence[str], invoice: InvoiceSummary,
@@ -62,27 +71,59 @@ async def on_dispatch_failed(event: DispatchFailed, uow: UnitOfWork) -> None:
     """After a permanent failure, the same delivery on the next channel the router kept in reserve."""
     if not event.permanent:
         return  # the channels service retries transient failures itself
-    context = {"tenant_id": event.tenant_id, "invoice_id": event.invoice_id, "event_id": event.event_id}
-    failed = await lock_dispatch(uow.session, tenant_id=event.tenant_id, dispatch_id=event.dispatch_id)
-    if failed is None:
-        log.warning("failure of dispatch %s that the router never requested; ignored", event.dispatch_id, extra=context)
+    failed = await _unhandled_dispatch(event, uow, dispatch_id=event.dispatch_id)
+    if failed is not None:
+        await _fall_back(event, uow, failed=failed, reason=event.reason)
+
+
+async def on_delivery_bounced(event: DeliveryBounced, uow: UnitOfWork) -> None:
+    """Once every recipient of a dispatch hard-bounced, the same fallback as a permanent failure."""
+    if not event.permanent:
+        return  # a soft bounce: the sending server keeps trying
+    bounced = await _unhandled_dispatch(event, uow, dispatch_id=event.dispatch_id)
+    if bounced is None:
         return
-    if failed.failure_handled_at is not None:
-        log.info("failure of dispatch %s already acted on; ignored", event.dispatch_id, extra=context)
+    recipients = [recipient["email"] for recipient in bounced.recipients]
+    if not routing.every_recipient_bounced(recipients=recipients, bounced=note_bounce(bounced, event.recipient)):
+        log.info("dispatch %s: %s bounced, other recipients were reached; no fallback", event.dispatch_id,
+                 event.recipient, extra=_log_context(event))
         return
+    await _fall_back(event, uow, failed=bounced, reason=routing.bounce_reason(
+        recipient=event.recipient, status=event.status, diagnostic=event.diagnostic))
+
+
+async def _unhandled_dispatch(event: InvoiceEvent, uow: UnitOfWork, *, dispatch_id) -> Dispatch | None:
+    """The dispatch a failure report is about, locked, unless unknown or already acted on."""
+    dispatch = await lock_dispatch(uow.session, tenant_id=event.tenant_id, dispatch_id=dispatch_id)
+    if dispatch is None:
+        log.warning("failure of dispatch %s that the router never requested; ignored", dispatch_id,
+                    extra=_log_context(event))
+        return None
+    if dispatch.failure_handled_at is not None:
+        log.info("failure of dispatch %s already acted on; ignored", dispatch_id, extra=_log_context(event))
+        return None
+    return dispatch
+
+
+async def _fall_back(cause: InvoiceEvent, uow: UnitOfWork, *, failed: Dispatch, reason: str) -> None:
+    """The failed dispatch's delivery on its next reserve channel, or InvoiceUnroutable; acted on once."""
     mark_failure_handled(failed)
     invoice = InvoiceSummary.model_validate(failed.invoice)
     # The reserve recorded with the dispatch is what counts, not the echo in the failure event.
-    decision = routing.after_failure(fallback_channels=failed.fallback_channels, reason=event.reason)
+    decision = routing.after_failure(fallback_channels=failed.fallback_channels, reason=reason)
     if isinstance(decision, routing.Unroutable):
-        _unroutable(event, uow, customer_ref=invoice.customer_ref, purpose=failed.purpose, reason=decision.reason)
+        _unroutable(cause, uow, customer_ref=invoice.customer_ref, purpose=failed.purpose, reason=decision.reason)
         return
     await _request(
-        event, uow, route=decision, purpose=failed.purpose, invoice=invoice,
+        cause, uow, route=decision, purpose=failed.purpose, invoice=invoice,
         recipients=[Recipient.model_validate(recipient) for recipient in failed.recipients],
         reminder=ReminderInfo.model_validate(failed.reminder) if failed.reminder else None,
         language=failed.language,
     )
+
+
+def _log_context(event: InvoiceEvent) -> dict:
+    return {"tenant_id": event.tenant_id, "invoice_id": event.invoice_id, "event_id": event.event_id}
 
 
 async def _request(cause: InvoiceEvent, uow: UnitOfWork, *, route: routing.Route, recipients: list[Recipient],

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from parcours_channels.adapters.mail.compose import Attachment, invoice_message
 from parcours_channels.adapters.mail.smtp import SMTP_SLOTS, send_mail
 from parcours_channels.adapters.send_once import deliver_once
 from parcours_channels.domain.outcome import DeliveryResult
+from parcours_channels.domain.verp import verp_address
 from parcours_channels.domain.wording import message_id_for
 from parcours_contracts import DispatchRequested, Recipient
 from parcours_runtime.service import ServiceContext
@@ -15,14 +18,17 @@ class EmailLinkAdapter:
     name = "email_link"
 
     async def deliver(self, request: DispatchRequested, ctx: ServiceContext) -> DeliveryResult:
-        """Email each recipient not yet sent; Message-IDs are stable per (dispatch, recipient)."""
+        """Email each recipient not yet sent; Message-IDs and return paths are stable per (dispatch, recipient)."""
         settings = ctx.settings
         attachment = await self.attachment_for(request, ctx)
 
-        async def send_one(recipient: Recipient, message_id: str) -> None:
+        async def send_one(recipient: Recipient, message_id: str, record: Callable[[], Awaitable[None]]) -> None:
             message = invoice_message(request, recipient, message_id=message_id, settings=settings,
                                       attachment=attachment)
-            await send_mail(message, settings=settings, slots=ctx.extras[SMTP_SLOTS])
+            return_path = verp_address(settings.bounce_secret.get_secret_value(), domain=settings.bounce_domain,
+                                       dispatch_id=request.dispatch_id, recipient=recipient.email)
+            await send_mail(message, settings=settings, slots=ctx.extras[SMTP_SLOTS], envelope_sender=return_path,
+                            on_accepted=record)
 
         return await deliver_once(
             request, ctx, send_one=send_one,

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from parcours_channels.adapters import RecipientRefused
 from parcours_channels.domain.outcome import DeliveryResult
 from parcours_channels.domain.wording import recipient_key
-from parcours_channels.store.sends import SENT, claim_recipients, mark_sent
+from parcours_channels.store.sends import SENDING, claim_recipients, mark_sent
 from parcours_contracts import DispatchRequested, Recipient, SentMessage
 from parcours_runtime.consumer import PermanentError
 from parcours_runtime.service import ServiceContext
@@ -21,7 +21,8 @@ from parcours_runtime.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
-SendOne = Callable[[Recipient, str], Awaitable[None]]  # (recipient, message id); raises if not accepted
+# (recipient, message id, record): sends, awaits `record()` the moment the transport accepted; raises if not accepted
+SendOne = Callable[[Recipient, str, Callable[[], Awaitable[None]]], Awaitable[None]]
 
 
 async def deliver_once(request: DispatchRequested, ctx: ServiceContext, *, message_id_for: Callable[[str], str],
@@ -31,14 +32,15 @@ async def deliver_once(request: DispatchRequested, ctx: ServiceContext, *, messa
     async with UnitOfWork(ctx.sessions) as uow:  # committed at once: the rows must outlive a rollback
         ledger = await claim_recipients(
             uow.session, tenant_id=request.tenant_id, invoice_id=request.invoice_id,
-            dispatch_id=request.dispatch_id, channel=request.channel,
-            message_ids={recipient_key(r.email): message_id_for(r.email) for r in recipients},
+            dispatch_id=request.dispatch_id, channel=request.channel, purpose=request.purpose,
+            correlation_id=request.correlation_id, message_ids={recipient_key(r.email): message_id_for(r.email) for r in recipients},
         )
         await uow.commit()
     if any(recipient_key(r.email) not in ledger for r in recipients):
         raise PermanentError(f"dispatch {request.dispatch_id} is already recorded for another tenant")
 
-    pending = [r for r in recipients if ledger[recipient_key(r.email)].state != SENT]
+    # Only rows still 'sending': a message accepted earlier ('sent', or 'bounced' since) never goes twice.
+    pending = [r for r in recipients if ledger[recipient_key(r.email)].state == SENDING]
     outcomes = await asyncio.gather(
         *(_send_and_record(request, ctx, r, ledger[recipient_key(r.email)].message_id, send_one) for r in pending),
         return_exceptions=True,
@@ -67,8 +69,10 @@ def _unique(recipients: list[Recipient]) -> list[Recipient]:
 
 async def _send_and_record(request: DispatchRequested, ctx: ServiceContext, recipient: Recipient, message_id: str,
                            send_one: SendOne) -> None:
-    await send_one(recipient, message_id)
-    async with UnitOfWork(ctx.sessions) as uow:
-        await mark_sent(uow.session, tenant_id=request.tenant_id, dispatch_id=request.dispatch_id,
-                        recipient=recipient_key(recipient.email))
-        await uow.commit()
+    async def record() -> None:
+        async with UnitOfWork(ctx.sessions) as uow:
+            await mark_sent(uow.session, tenant_id=request.tenant_id, dispatch_id=request.dispatch_id,
+                            recipient=recipient_key(recipient.email))
+            await uow.commit()
+
+    await send_one(recipient, message_id, record)

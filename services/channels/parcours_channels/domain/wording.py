@@ -69,7 +69,7 @@ def recipient_key(email: str) -> str:
 
 def message_id_for(dispatch_id: UUID, email: str, domain: str) -> str:
     """The Message-ID of the one message a dispatch sends a recipient: the same on every retry."""
-    digest = hashlib.sha1(recipient_key(email).encode()).hexdigest()[:12]
+    digest = hashlib.sha1(recipient_key(email).encode()).hexdigest()[:12]  # = verp.recipient_digest, in hex
     return f"<{dispatch_id}.{digest}@{domain}>"
 
 

@@ -41,6 +41,18 @@ def after_failure(*, fallback_channels: Sequence[str], reason: str) -> Route | U
     return Route(fallback_channels[0], tuple(fallback_channels[1:]))
 
 
+def every_recipient_bounced(*, recipients: Sequence[str], bounced: Sequence[str]) -> bool:
+    """Whether hard bounces came back from every recipient of a dispatch. Until they have, the
+    invoice reached someone, and a fallback would deliver it twice to those it reached."""
+    gone = {address.strip().lower() for address in bounced}
+    return all(address.strip().lower() in gone for address in recipients)
+
+
+def bounce_reason(*, recipient: str, status: str | None, diagnostic: str) -> str:
+    """Why a delivery failed, from the hard bounce that ended it."""
+    return clip(" ".join(part for part in ("bounced:", recipient, status, diagnostic) if part))
+
+
 def unknown_customer(ref: str) -> Unroutable:
     """The invoice names a customer the tenant's directory does not have."""
     return Unroutable(clip(f"unknown customer {ref}"))

@@ -31,6 +31,8 @@ class Dispatch(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     # Set once a permanent failure of this dispatch was acted on, so a repeated report acts once.
     failure_handled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Recipients whose message came back for good (lower-cased); None until the first bounce.
+    bounced_recipients: Mapped[list[str] | None] = mapped_column(JSONB, nullable=True)
 
 
 async def record_dispatch(session: AsyncSession, *, request: DispatchRequested) -> None:
@@ -56,3 +58,12 @@ async def lock_dispatch(session: AsyncSession, *, tenant_id: str, dispatch_id: U
 def mark_failure_handled(dispatch: Dispatch) -> None:
     """Remember that this dispatch's permanent failure was acted on."""
     dispatch.failure_handled_at = func.now()
+
+
+def note_bounce(dispatch: Dispatch, recipient: str) -> list[str]:
+    """Remember that `recipient`'s message bounced for good; returns every recipient bounced so far."""
+    bounced = list(dispatch.bounced_recipients or [])
+    if recipient.lower() not in bounced:
+        bounced.append(recipient.lower())
+    dispatch.bounced_recipients = bounced  # a new list: JSONB columns do not track in-place changes
+    return bounced
