@@ -27,7 +27,7 @@ def entries(*events) -> list[journal.Entry]:
 
 def test_each_fact_moves_the_status_forward(flow):
     f = flow()
-    steps = [(f.received(0), "received"), (f.dispatch_requested(1), "queued"), (f.dispatched(2), "dispatched"),
+    steps = [(f.received(0), "received"), (f.dispatch_requested(1), "queued"), (f.dispatched(2), "sent"),
              (f.acked(3), "delivered"), (f.clicked(4), "viewed")]
     known = []
     for event, expected in steps:
@@ -45,7 +45,7 @@ def test_every_arrival_order_gives_the_same_projection(flow):
     facts = entries(f.received(0), f.dispatch_requested(1), f.failed(2), f.dispatch_requested(3, uuid.uuid4()),
                     f.dispatched(4), f.reminder_due(60))
     expected = project(facts)
-    assert expected.status == "dispatched"
+    assert expected.status == "sent"
     for order in itertools.permutations(facts):
         assert project(order) == expected
 
@@ -78,7 +78,7 @@ def test_failed_is_cleared_by_a_fallback_or_a_later_dispatch_not_by_its_own_requ
                               f.dispatch_requested(3, fallback, channel="postal")))
     assert retried.status == "queued"
     assert project(entries(f.received(0), f.dispatch_requested(1), f.failed(2),
-                           f.dispatched(3, dispatch_id=fallback))).status == "dispatched"
+                           f.dispatched(3, dispatch_id=fallback))).status == "sent"
     # The fallback failing too is a new incident.
     assert project(entries(f.received(0), f.dispatch_requested(1), f.failed(2), f.dispatch_requested(3, fallback),
                            f.failed(4, dispatch_id=fallback))).status == "failed"
@@ -131,6 +131,8 @@ def test_ack_verification_refuses(timestamp, signature, body, now, reason):
 
 def test_production_refuses_dev_secrets_and_too_many_ack_secrets():
     real_acks = {"edi": ["a" * 32, "b" * 32]}
+    with pytest.raises(ValidationError, match="admin_token"):
+        Settings(environment="production", ack_secrets=real_acks, link_secrets=["real"])
     with pytest.raises(ValidationError, match="link_secrets"):
         Settings(environment="production", ack_secrets=real_acks)
     with pytest.raises(ValidationError, match="link_secrets"):
@@ -139,6 +141,9 @@ def test_production_refuses_dev_secrets_and_too_many_ack_secrets():
         Settings(environment="production", link_secrets=["real"], ack_secrets={"edi": ["x" * 32, "dev-ack-secret"]})
     with pytest.raises(ValidationError, match="1 or 2"):
         Settings(ack_secrets={"edi": ["a", "b", "c"]})
-    settings = Settings(environment="production", link_secrets=["real"], ack_secrets=real_acks)
+    with pytest.raises(ValidationError, match="time_travel"):
+        Settings(environment="production", link_secrets=["real"], ack_secrets=real_acks, admin_token="real",
+                 time_travel=True)
+    settings = Settings(environment="production", link_secrets=["real"], ack_secrets=real_acks, admin_token="real")
     assert settings.ack_secrets == real_acks
     assert Settings().link_secrets == ["dev-link-secret"]  # development keeps its dev defaults

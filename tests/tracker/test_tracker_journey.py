@@ -14,11 +14,19 @@ def auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
+VERDICTS = {"anomaly", "incident_opened", "incident_resolved"}
+
+
+def facts(journey: dict) -> list[str]:
+    """The kinds of the journey's facts (without the tracker's own verdicts)."""
+    return [e["kind"] for e in journey["events"] if e["kind"] not in VERDICTS]
+
+
 async def journey_with(client, key, invoice_id, count: int, eventually):
-    """The journey once it holds `count` events."""
+    """The journey once it holds `count` facts."""
     async def ready():
         response = await client.get(f"/v1/invoices/{invoice_id}/journey", headers=auth(key))
-        return response.json() if response.status_code == 200 and len(response.json()["events"]) == count else None
+        return response.json() if response.status_code == 200 and len(facts(response.json())) == count else None
     return await eventually(ready, what=f"journey of {invoice_id} with {count} events")
 
 
@@ -80,9 +88,11 @@ async def test_incidents_show_and_clear_as_later_facts_arrive(tracker, client, t
     fallback = uuid.uuid4()
     await publish(failing.dispatched(4, dispatch_id=fallback), failing.dispatch_requested(3, fallback))
     cleared = await journey_with(client, key, failing.invoice_id, 5, eventually)
-    assert cleared["status"] == "dispatched"
+    assert cleared["status"] == "sent"
+    # The last channel failed (no fallback left): an incident opened, and the later dispatch settled it.
     assert [e["kind"] for e in cleared["events"]] == [
-        "received", "dispatch_requested", "dispatch_failed", "dispatch_requested", "dispatched"]
+        "received", "dispatch_requested", "dispatch_failed", "dispatch_requested", "dispatched", "incident_opened",
+        "incident_resolved"]
 
 
 async def test_a_redelivered_event_has_one_journal_entry(tracker, client, tenant_key, publish, flow, eventually):
@@ -134,8 +144,8 @@ async def test_invoice_list_filters_and_pages(tracker, client, tenant_key, publi
 
     by_customer = (await client.get("/v1/invoices", params={"customer": "A"}, headers=auth(key))).json()
     assert [item["number"] for item in by_customer["items"]] == ["F-3", "F-1"]
-    by_status = (await client.get("/v1/invoices", params={"status": "dispatched"}, headers=auth(key))).json()
-    assert [(item["number"], item["status"]) for item in by_status["items"]] == [("F-2", "dispatched")]
+    by_status = (await client.get("/v1/invoices", params={"status": "sent"}, headers=auth(key))).json()
+    assert [(item["number"], item["status"]) for item in by_status["items"]] == [("F-2", "sent")]
 
     bad = await client.get("/v1/invoices", params={"status": "lost", "cursor": "x"}, headers=auth(key))
     assert bad.status_code == 422 and bad.json()["errors"][0]["pointer"] == "/status"
@@ -143,3 +153,28 @@ async def test_invoice_list_filters_and_pages(tracker, client, tenant_key, publi
     spec = (await client.get("/openapi.json")).json()
     assert {"/l/{token}", "/v/{token}", "/v1/acks/{channel}", "/v1/invoices", "/v1/invoices/{invoice_id}/journey"} \
         <= set(spec["paths"])
+
+
+async def test_csv_export_follows_the_filters_and_neutralises_formulas(tracker, client, tenant_key, publish, flow,
+                                                                      eventually):
+    import csv
+    import io
+
+    key = await tenant_key(tracker, tenant_id="acme")
+    hostile, plain = flow(number="=HYPERLINK(\"x\")", customer_ref="-EVIL"), flow(number="F-PLAIN", customer_ref="OK")
+    for f in (hostile, plain):
+        await publish(f.received(0))
+        await journey_with(client, key, f.invoice_id, 1, eventually)
+    await publish(plain.dispatched(2))
+    await journey_with(client, key, plain.invoice_id, 2, eventually)
+
+    response = await client.get("/v1/invoices.csv", headers=auth(key))
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
+    assert "attachment" in response.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert [(r["number"], r["customer_ref"], r["status"], r["code"]) for r in rows] == [
+        ("F-PLAIN", "OK", "sent", "201"), ("'=HYPERLINK(\"x\")", "'-EVIL", "received", "200")]
+    filtered = await client.get("/v1/invoices.csv", params={"status": "sent"}, headers=auth(key))
+    assert [r["number"] for r in csv.DictReader(io.StringIO(filtered.text))] == ["F-PLAIN"]
+    assert (await client.get("/v1/invoices.csv")).status_code == 401
+    assert (await client.get("/v1/invoices.csv", params={"status": "x"}, headers=auth(key))).status_code == 422

@@ -1,9 +1,12 @@
-"""Tracked links: a GET is a click (recorded, published, journaled at once), a HEAD is not,
-forged or expired tokens change nothing; the invoice page they lead to."""
+"""Tracked links: a GET is an open (a machine's when it looks like one), the interstitial's button is
+the human view (recorded, published, journaled at once); HEAD records nothing; forged or expired
+tokens and nonces change nothing."""
 
 from __future__ import annotations
 
+import re
 import time
+from datetime import datetime, timezone
 
 import httpx
 import pytest
@@ -32,7 +35,17 @@ async def journal_kinds(host, invoice_id) -> list[str]:
         )).scalars())
 
 
-async def test_a_click_is_recorded_published_and_redirects_to_the_invoice_page(
+async def press_button(client, token: str, **headers) -> httpx.Response:
+    """What a person does on the invoice page: press the button (a form POST with the page's nonce)."""
+    page = await client.get(f"/v/{token}", headers=headers)
+    assert page.status_code == 200
+    nonce = re.search(r'name="nonce" value="([^"]+)"', page.text).group(1)
+    action = re.search(r'<form method="post" action="([^"]+)"', page.text).group(1)
+    assert action == f"/v/{token}/open"
+    return await client.post(action, data={"nonce": nonce}, headers=headers)
+
+
+async def test_a_view_is_the_button_press_recorded_published_and_shown(
         tracker, client, tenant_key, publish, flow, read_topic, eventually, consumed):
     key = await tenant_key(tracker, tenant_id="acme")
     f = flow(number="F-2026-777", seller_name="Dupont & <Fils>")
@@ -44,13 +57,25 @@ async def test_a_click_is_recorded_published_and_redirects_to_the_invoice_page(
     assert response.status_code == 303
     assert response.headers["location"] == f"/v/{token}"
     assert response.headers["cache-control"] == "no-store"
+    assert await clicks_of(tracker, f.invoice_id) == [], "opening the link is not yet a view"
+    assert await journal_kinds(tracker, f.invoice_id) == ["received", "dispatched", "opened"]
+
+    page = await client.get(f"/v/{token}")
+    assert "F-2026-777" in page.text and "View the invoice" in page.text
+    assert "Dupont &amp; &lt;Fils&gt;" in page.text and "<Fils>" not in page.text, "seller name is escaped"
+    assert "form-action 'self'" in page.headers["content-security-policy"]
+
+    viewed = await press_button(client, token, **{"User-Agent": "Thunderbird/128"})
+    assert viewed.status_code == 200 and viewed.headers["content-type"].startswith("text/html")
+    assert "F-2026-777" in viewed.text and "1200.00 EUR" in viewed.text and "2026-12-02" in viewed.text
+    assert "http" not in viewed.text.split("<main>")[1], "no external assets or links"
 
     [click] = await clicks_of(tracker, f.invoice_id)
     assert (click.ip, click.user_agent, click.recipient) == ("127.0.0.1", "Thunderbird/128", "ap@globex.example")
     assert click.dispatch_id == f.dispatch_id
     journey = (await client.get(f"/v1/invoices/{f.invoice_id}/journey",
                                 headers={"Authorization": f"Bearer {key}"})).json()
-    assert journey["status"] == "viewed", "the journey shows the click at once, not after the broker round trip"
+    assert (journey["status"], journey["code"]) == ("viewed", 203), "the journey shows the view at once"
     assert journey["events"][-1]["kind"] == "clicked"
 
     published = await read_topic(topics.LINK_CLICKED, until=lambda events: len(events) >= 1)
@@ -63,15 +88,45 @@ async def test_a_click_is_recorded_published_and_redirects_to_the_invoice_page(
 
     # The event comes back from the broker to our own consumer: the journal already has it.
     await eventually(lambda: consumed(event.event_id), what="the tracker consumed its own LinkClicked")
-    assert await journal_kinds(tracker, f.invoice_id) == ["received", "dispatched", "clicked"]
+    assert await journal_kinds(tracker, f.invoice_id) == ["received", "dispatched", "opened", "clicked"]
 
-    page = await client.get(response.headers["location"])
-    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-    assert "F-2026-777" in page.text and "1200.00 EUR" in page.text and "2026-12-02" in page.text
-    assert "Dupont &amp; &lt;Fils&gt;" in page.text, "seller name is escaped"
-    assert "<Fils>" not in page.text
-    assert "http" not in page.text.split("<main>")[1], "no external assets or links"
-    assert len(await clicks_of(tracker, f.invoice_id)) == 1, "viewing the page is not another click"
+    # The same page submitted again (a refresh) is not another view; a forged nonce changes nothing.
+    nonce = re.search(r'name="nonce" value="([^"]+)"', page.text).group(1)
+    await client.post(f"/v/{token}/open", data={"nonce": nonce})
+    again = await client.post(f"/v/{token}/open", data={"nonce": nonce})
+    assert again.status_code == 200
+    forged = nonce.rsplit(".", 1)[0] + ".AAAAAAAAAAAAAAAAAAAAAAAA"
+    for bad in ({"nonce": forged}, {}, {"nonce": "1.2"}):
+        refused = await client.post(f"/v/{token}/open", data=bad)
+        assert refused.status_code == 400 and refused.headers["content-type"] == "application/problem+json"
+    other_token = token_for(f)  # another link's page nonce does not open this one
+    assert (await client.post(f"/v/{other_token}/open", data={"nonce": nonce})).status_code == 400
+    assert len(await clicks_of(tracker, f.invoice_id)) == 2, "one view per page nonce: the first press and one more"
+
+
+async def test_scanners_and_prefetches_are_machine_opens_and_never_views(tracker, client, tenant_key, publish, flow,
+                                                                          eventually):
+    key = await tenant_key(tracker, tenant_id="acme")
+    f = flow()
+    just_now = f.dispatched(2)
+    just_now = just_now.model_copy(update={"occurred_at": datetime.now(timezone.utc)})
+    await publish(f.received(0), just_now)
+    await eventually(lambda: _eq(journal_kinds(tracker, f.invoice_id), ["received", "dispatched"]))
+    token = token_for(f)
+
+    prefetch = await client.get(f"/l/{token}", headers={"User-Agent": "Mozilla/5.0 (Windows NT 10.0) Firefox/128"})
+    scanner = await client.get(f"/l/{token}", headers={"User-Agent": "Mozilla/5.0 (compatible; Proofpoint URL Defense)"})
+    no_agent = await client.get(f"/l/{token}", headers={"User-Agent": ""})
+    assert prefetch.status_code == scanner.status_code == no_agent.status_code == 303
+
+    journey = (await client.get(f"/v1/invoices/{f.invoice_id}/journey",
+                                headers={"Authorization": f"Bearer {key}"})).json()
+    opens = [e for e in journey["events"] if e["kind"].startswith("opened")]
+    assert [e["kind"] for e in opens] == ["opened_by_machine"] * 3
+    evidence = [" ".join(e["detail"]["machine_evidence"]) for e in opens]
+    assert "prefetch" in evidence[0] and "proofpoint" in evidence[1].lower() and "no user agent" in evidence[2]
+    assert journey["status"] == "sent", "no open by a machine counts as a view"
+    assert await clicks_of(tracker, f.invoice_id) == []
 
 
 async def test_head_is_not_a_click(tracker, client, flow):
@@ -85,18 +140,19 @@ async def test_head_is_not_a_click(tracker, client, flow):
     assert await journal_kinds(tracker, f.invoice_id) == []
 
 
-async def test_a_click_before_the_invoice_is_known(tracker, client, flow, read_topic, publish, eventually):
+async def test_a_view_before_the_invoice_is_known(tracker, client, flow, read_topic, publish, eventually):
     f = flow(number="F-LATE")
     token = token_for(f)
     response = await client.get(f"/l/{token}", follow_redirects=True)
     assert response.status_code == 200
     assert "being prepared" in response.text
+    assert (await press_button(client, token)).status_code == 200
     [event] = await read_topic(topics.LINK_CLICKED, until=lambda events: len(events) >= 1)
     assert event.correlation_id == str(f.invoice_id), "without the invoice's correlation, the invoice id"
-    assert await journal_kinds(tracker, f.invoice_id) == ["clicked"]
+    assert await journal_kinds(tracker, f.invoice_id) == ["opened_by_machine", "clicked"]  # httpx's agent
 
     await publish(f.received(0))
-    await eventually(lambda: _eq(journal_kinds(tracker, f.invoice_id), ["received", "clicked"]))
+    await eventually(lambda: _eq(journal_kinds(tracker, f.invoice_id), ["received", "opened_by_machine", "clicked"]))
     async with tracker.ctx.sessions() as session:
         invoice = await session.get(Invoice, ("acme", f.invoice_id))
     assert (invoice.correlation_id, invoice.number, invoice.status) == (f.correlation_id, "F-LATE", "viewed")
@@ -124,15 +180,19 @@ async def test_forged_or_expired_links_change_nothing(rotating_tracker, flow, re
         assert browser.status_code == 410 and "expired" in browser.text
         assert browser.headers["content-type"].startswith("text/html")
         assert (await client.head(f"/l/{forged}")).status_code == 404
+        assert (await client.post(f"/v/{forged}/open", data={"nonce": "1.a.b"})).status_code == 404
 
         assert await clicks_of(rotating_tracker, f.invoice_id) == []
-        # Both secrets of the rotation verify; this click is the only event ever published.
+        assert await journal_kinds(rotating_tracker, f.invoice_id) == []
+        # Both secrets of the rotation verify; these views are the only events ever published.
         for secret in ("old-link-secret", "new-link-secret"):
-            assert (await client.get(f"/l/{token_for(f, secret=secret)}")).status_code == 303
+            token = token_for(f, secret=secret)
+            assert (await client.get(f"/l/{token}")).status_code == 303
+            assert (await press_button(client, token)).status_code == 200
     published = await read_topic(topics.LINK_CLICKED, until=lambda events: len(events) >= 2)
     assert len(published) == 2
     assert len(await clicks_of(rotating_tracker, f.invoice_id)) == 2
-    assert await journal_kinds(rotating_tracker, f.invoice_id) == ["clicked", "clicked"]
+    assert sorted(await journal_kinds(rotating_tracker, f.invoice_id)) == ["clicked"] * 2 + ["opened_by_machine"] * 2
 
 
 async def _eq(awaitable, expected):

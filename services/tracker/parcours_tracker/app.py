@@ -1,23 +1,58 @@
-"""Wiring of the tracker: its API, its handlers, its tables."""
+"""Wiring of the tracker: the clock and receipt rules, its API, its handlers, the receipt sweep, its tables."""
 
 from __future__ import annotations
+
+import logging
 
 from fastapi import FastAPI
 
 from parcours_runtime.service import ServiceContext, ServiceDefinition
-from parcours_tracker import api, handlers
+from parcours_tracker import handlers
+from parcours_tracker.api import admin_router, router
+from parcours_tracker.domain.clock import SettableClock, SystemClock
+from parcours_tracker.store.journeys import Tracking
 from parcours_tracker.store.models import Base
+from parcours_tracker.sweep import ReceiptSweep
+
+log = logging.getLogger(__name__)
 
 DESCRIPTION = """Keeps each invoice's journey (every event about it, in the order it happened) and its
-status, and proves arrival: tracked-link clicks (`/l/{token}`) and signed partner acks
-(`POST /v1/acks/{channel}`), both published as events."""
+2026 lifecycle status; proves arrival (tracked links with a human-evidence interstitial, signed
+partner acks); takes recipient actions and payments; opens incidents when an invoice was not
+received in its channel's window."""
+
+
+def _holidays(country: str | None):
+    if not country:
+        return ()
+    try:
+        import holidays
+    except ImportError:  # optional: without it, business days skip weekends only
+        log.warning("the holidays package is not installed: business days skip weekends only")
+        return ()
+    return holidays.country_holidays(country)
+
+
+async def on_start(ctx: ServiceContext) -> None:
+    settings = ctx.settings
+    # Time travel starts at the real now and moves only when told to.
+    clock = SettableClock(SystemClock().now()) if settings.time_travel else SystemClock()
+    ctx.extras["tracking"] = Tracking(windows=dict(settings.receipt_windows),
+                                      holidays=_holidays(settings.holiday_country), clock=clock)
+
+
+def background(ctx: ServiceContext) -> list[ReceiptSweep]:
+    ctx.extras["sweep"] = sweep = ReceiptSweep(ctx)
+    return [sweep]
 
 
 def create_app(ctx: ServiceContext) -> FastAPI:
-    app = FastAPI(title="Parcours tracker", version="0.1.0", description=DESCRIPTION)
-    app.include_router(api.router)
+    app = FastAPI(title="Parcours tracker", version="0.2.0", description=DESCRIPTION)
+    app.include_router(router)
+    app.include_router(admin_router)  # the sweep may run on demand; only time travel lets the clock move
     return app
 
 
 def definition() -> ServiceDefinition:
-    return ServiceDefinition(name="tracker", metadata=Base.metadata, create_app=create_app, handlers=handlers.build)
+    return ServiceDefinition(name="tracker", metadata=Base.metadata, create_app=create_app, handlers=handlers.build,
+                             background=background, on_start=on_start)

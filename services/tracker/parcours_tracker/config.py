@@ -4,8 +4,10 @@ from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from parcours_runtime.settings import ServiceSettings
+from parcours_tracker.domain.incidents import DEFAULT_WINDOWS, ReceiptWindow
 
 DEV_LINK_SECRET = "dev-link-secret"
+DEV_ADMIN_TOKEN = "dev-admin-token"
 DEV_ACK_SECRET = "dev-ack-secret"
 MAX_ACTIVE_ACK_SECRETS = 2
 
@@ -26,6 +28,21 @@ class Settings(ServiceSettings):
         description="Per partner channel, the 1 or 2 active webhook secrets (two while rotating).")
     ack_tolerance_seconds: int = Field(default=300, ge=1, description="Accepted clock gap of a signed ack.")
     ack_max_body_bytes: int = Field(default=64 * 1024, ge=256)
+    receipt_windows: dict[str, ReceiptWindow] = Field(
+        default_factory=lambda: dict(DEFAULT_WINDOWS),
+        description="Per channel, how long it has to prove receipt and which proof: "
+                    '{"edi": {"hours": 1, "proof": "ack"}, "email_link": {"business_days": 2, "proof": "view"}}. '
+                    "A channel without a window never opens a not_received incident.")
+    holiday_country: str | None = Field(
+        default="FR", description="Public holidays that are not business days (needs the `holidays` package; "
+                                  "without it, or when empty, only weekends are skipped).")
+    sweep_tick_seconds: float = Field(default=60, gt=0, description="How often the receipt sweep runs.")
+    sweep_batch_size: int = Field(default=500, ge=1)
+    prefetch_seconds: float = Field(
+        default=10, ge=0, description="A link GET this soon after the dispatch is a mail scanner's prefetch.")
+    time_travel: bool = Field(
+        default=False, description="Run on a settable clock and expose /v1/admin/clock and /v1/admin/sweep/run.")
+    admin_token: str = Field(default=DEV_ADMIN_TOKEN, description="Bearer token of the admin routes.")
 
     @model_validator(mode="after")
     def _check_secrets(self):
@@ -38,6 +55,9 @@ class Settings(ServiceSettings):
                 raise ValueError(f"ack_secrets[{channel}] holds an empty secret")
             for secret in secrets:
                 self.refuse_dev_secret(f"ack_secrets[{channel}]", secret, DEV_ACK_SECRET)
+        self.refuse_dev_secret("admin_token", self.admin_token, DEV_ADMIN_TOKEN)
+        if self.is_production and self.time_travel:
+            raise ValueError("time_travel must stay off in production")
         if any(not secret for secret in self.link_secrets):
             raise ValueError("link_secrets holds an empty secret")
         return self

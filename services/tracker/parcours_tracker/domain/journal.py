@@ -9,6 +9,7 @@ from uuid import UUID
 
 from parcours_contracts import (
     DeliveryAcked,
+    DeliveryBounced,
     DispatchFailed,
     DispatchRequested,
     InvoiceDispatched,
@@ -29,9 +30,22 @@ CLICKED = "clicked"
 REMINDER_DUE = "reminder_due"
 REMINDED = "reminded"
 REMINDER_FAILED = "reminder_failed"
+BOUNCED = "bounced"
+OPENED = "opened"  # a GET of the tracked link that may be a person's (not yet evidence)
+OPENED_BY_MACHINE = "opened_by_machine"  # a GET that looks like a mail scanner's
+PAYMENT = "payment"
+# Recipient actions (API, later the portal): the kind is the action.
+RECIPIENT_ACTIONS = ("taken_over", "approved", "partially_approved", "disputed", "suspended", "completed", "refused",
+                     "promise_to_pay")
+# The tracker's own verdicts, written next to the facts: never inputs of the projection.
+ANOMALY = "anomaly"
+INCIDENT_OPENED = "incident_opened"
+INCIDENT_RESOLVED = "incident_resolved"
+VERDICTS = (ANOMALY, INCIDENT_OPENED, INCIDENT_RESOLVED)
 
-KINDS = (RECEIVED, UNROUTABLE, DISPATCH_REQUESTED, DISPATCHED, DISPATCH_FAILED, ACKED, CLICKED,
-         REMINDER_DUE, REMINDED, REMINDER_FAILED)
+KINDS = (RECEIVED, UNROUTABLE, DISPATCH_REQUESTED, DISPATCHED, DISPATCH_FAILED, ACKED, BOUNCED, OPENED,
+         OPENED_BY_MACHINE, CLICKED, *RECIPIENT_ACTIONS, PAYMENT, REMINDER_DUE, REMINDED, REMINDER_FAILED,
+         *VERDICTS)
 
 
 @dataclass(frozen=True)
@@ -89,6 +103,11 @@ def acked(event: DeliveryAcked) -> Entry:
 
 def clicked(event: LinkClicked) -> Entry:
     return _entry(event, CLICKED, "dispatch_id", "recipient", "ip", "user_agent")
+
+
+def bounced(event: DeliveryBounced) -> Entry:
+    return _entry(event, BOUNCED, "dispatch_id", "channel", "purpose", "recipient", "message_id", "permanent",
+                  "status", "diagnostic")
 
 
 def reminder_due(event: ReminderDue) -> Entry:

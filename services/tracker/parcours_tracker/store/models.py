@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Identity, Index, String, Uuid, func
+from sqlalchemy import BigInteger, Date, DateTime, Identity, Index, Numeric, SmallInteger, String, Uuid, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -49,6 +50,7 @@ class Invoice(Base):
     customer_ref: Mapped[str | None] = mapped_column(String)
     summary: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     status: Mapped[str] = mapped_column(String(32))
+    code: Mapped[int | None] = mapped_column(SmallInteger, comment="2026 lifecycle code of the status, if it has one.")
     status_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     first_dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     acked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -58,7 +60,8 @@ class Invoice(Base):
 
 
 class Click(Base):
-    """A GET of a tracked link (HEAD requests, from mail scanners, are not clicks)."""
+    """A person opened the invoice: the interstitial's button was pressed (its nonce is single-use).
+    GETs of the link only reach the journal (opened / opened_by_machine)."""
 
     __tablename__ = "clicks"
     __table_args__ = (Index("clicks_by_invoice", "tenant_id", "invoice_id"),)
@@ -71,6 +74,7 @@ class Click(Base):
     recipient: Mapped[str] = mapped_column(String(320))
     ip: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(512))
+    nonce: Mapped[str | None] = mapped_column(String(128), unique=True)
     clicked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -87,3 +91,64 @@ class Ack(Base):
     fingerprint: Mapped[str] = mapped_column(String(64))
     event_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Payment(Base):
+    """A payment the ERP reported, idempotent by the tenant's payment id."""
+
+    __tablename__ = "payments"
+    __table_args__ = (Index("payments_by_invoice", "tenant_id", "invoice_id"),)
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    payment_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    invoice_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    currency: Mapped[str] = mapped_column(String(3))
+    paid_on: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16), comment="transmitted | received")
+    reference: Mapped[str | None] = mapped_column(String(200))
+    event_id: Mapped[uuid.UUID] = mapped_column(Uuid, comment="The journal entry (and PaymentRecorded) of its last change.")
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ReceiptTimer(Base):
+    """The proof of receipt an invoice's latest dispatch owes, and until when. Stored, so timers
+    survive restarts; the sweep reads the due ones set-based (partial index on expect_by)."""
+
+    __tablename__ = "receipt_timers"
+    __table_args__ = (Index("receipt_timers_due", "expect_by", postgresql_where=text("fired_at IS NULL")),)
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    invoice_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(64))
+    dispatch_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    dispatched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    proof: Mapped[str] = mapped_column(String(32))
+    expect_by: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    fired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Incident(Base):
+    """Something stands between an invoice and its customer. At most one open per invoice and kind."""
+
+    __tablename__ = "incidents"
+    __table_args__ = (
+        Index("incidents_one_open", "tenant_id", "invoice_id", "kind", unique=True,
+              postgresql_where=text("status = 'open'")),
+        Index("incidents_by_tenant", "tenant_id", "seq"),
+        Index("incidents_by_invoice", "tenant_id", "invoice_id"),
+    )
+
+    incident_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(), unique=True, comment="Keyset pagination order.")
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    invoice_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    kind: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), comment="open | resolved")
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    suggested_action: Mapped[str | None] = mapped_column(String(64))
+    assignee: Mapped[str | None] = mapped_column(String(200))
+    resolution: Mapped[str | None] = mapped_column(String(2000))
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

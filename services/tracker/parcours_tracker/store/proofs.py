@@ -12,12 +12,16 @@ from parcours_contracts import LinkClicked
 from parcours_tracker.store.models import Ack, Click
 
 
-async def add_click(session: AsyncSession, *, event: LinkClicked) -> None:
-    """Keep one click with what the request told us about the reader."""
-    session.add(Click(event_id=event.event_id, tenant_id=event.tenant_id, invoice_id=event.invoice_id,
-                      dispatch_id=event.dispatch_id, recipient=event.recipient, ip=event.ip,
-                      user_agent=event.user_agent, clicked_at=event.occurred_at))
-    await session.flush()
+async def add_click(session: AsyncSession, *, event: LinkClicked, nonce: str) -> bool:
+    """Keep one human view with what the request told us about the reader; False if that page's
+    nonce was already used (the same page submitted again)."""
+    return (await session.execute(
+        insert(Click)
+        .values(event_id=event.event_id, tenant_id=event.tenant_id, invoice_id=event.invoice_id,
+                dispatch_id=event.dispatch_id, recipient=event.recipient, ip=event.ip, user_agent=event.user_agent,
+                nonce=nonce, clicked_at=event.occurred_at)
+        .on_conflict_do_nothing(index_elements=[Click.nonce]).returning(Click.id)
+    )).first() is not None
 
 
 async def claim_ack(session: AsyncSession, *, channel: str, ack_id: str, tenant_id: str, invoice_id: uuid.UUID,
