@@ -14,8 +14,9 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
 from parcours_contracts import (
-    DeliveryAcked, InvoiceDispatched, InvoiceReceived, InvoiceSummary, LinkClicked, ReminderDue, SentMessage,
-    parse_event, topics,
+    CustomerChanged, DeliveryAcked, DeliveryBounced, DispatchFailed, InvoiceDispatched, InvoiceLifecycleChanged,
+    InvoiceReceived, InvoiceSummary, LifecycleStatus, LinkClicked, PaymentPromised, PaymentRecorded, ReminderDue,
+    SentMessage, parse_event, topics,
 )
 from parcours_runtime.outbox import outbox_backlog
 
@@ -38,13 +39,20 @@ def at_hour(day: date, hour: int = 8) -> datetime:
     return datetime.combine(day, time(hour, tzinfo=UTC))
 
 
+def paris_8(day: date) -> datetime:
+    """The sending window's opening (08:00 Europe/Paris) on `day`, in UTC."""
+    from zoneinfo import ZoneInfo
+    return datetime.combine(day, time(8), tzinfo=ZoneInfo("Europe/Paris")).astimezone(UTC)
+
+
 def invoice_received(*, tenant_id: str = "acme", issue: date, due: date, number: str = "INV-1",
-                     invoice_id: uuid.UUID | None = None) -> InvoiceReceived:
+                     invoice_id: uuid.UUID | None = None, customer_ref: str = "ALPHA",
+                     amount: str = "120.00") -> InvoiceReceived:
     invoice_id = invoice_id or uuid.uuid4()
     summary = InvoiceSummary(number=number, issue_date=issue, due_date=due, currency="EUR",
                              total_excl_tax=Decimal("100.00"), total_tax=Decimal("20.00"),
-                             total_incl_tax=Decimal("120.00"), seller_name="Seller SA", buyer_name="Alpha SAS",
-                             customer_ref="ALPHA")
+                             total_incl_tax=Decimal(amount), seller_name="Seller SA", buyer_name="Alpha SAS",
+                             customer_ref=customer_ref)
     return InvoiceReceived(tenant_id=tenant_id, invoice_id=invoice_id, correlation_id=f"corr-{invoice_id}",
                            invoice=summary)
 
@@ -59,9 +67,41 @@ def delivery_acked(*, tenant_id: str, invoice_id: uuid.UUID, acked_at: datetime)
                          channel="partner_x", ack_id=f"ack-{invoice_id}", acked_at=acked_at)
 
 
-def invoice_dispatched(cause: InvoiceReceived) -> InvoiceDispatched:
-    return InvoiceDispatched.following(cause, dispatch_id=uuid.uuid4(), channel="email_link",
-                                       messages=[SentMessage(recipient="ap@alpha.example", message_id="<m1@x>")])
+def invoice_dispatched(cause: InvoiceReceived, at: datetime | None = None, purpose: str = "invoice") -> InvoiceDispatched:
+    return InvoiceDispatched.following(cause, dispatch_id=uuid.uuid4(), channel="email_link", purpose=purpose,
+                                       messages=[SentMessage(recipient="ap@alpha.example", message_id="<m1@x>")],
+                                       **({"occurred_at": at} if at else {}))
+
+
+def dispatch_failed(cause: InvoiceReceived, at: datetime) -> DispatchFailed:
+    return DispatchFailed.following(cause, dispatch_id=uuid.uuid4(), channel="email_link", reason="550 no such user",
+                                    fallback_channels=["letter"], occurred_at=at)
+
+
+def delivery_bounced(cause: InvoiceReceived, at: datetime, permanent: bool = True) -> DeliveryBounced:
+    return DeliveryBounced.following(cause, dispatch_id=uuid.uuid4(), channel="email_link", recipient="ap@alpha.example",
+                                     permanent=permanent, status="5.1.1", diagnostic="mailbox unknown", occurred_at=at)
+
+
+def lifecycle(cause: InvoiceReceived, code: LifecycleStatus, at: datetime) -> InvoiceLifecycleChanged:
+    return InvoiceLifecycleChanged.following(cause, status=code.name, code=code, source="portal", occurred_at=at,
+                                             reason="test")
+
+
+def payment(cause: InvoiceReceived, amount: str, open_amount: str, at: datetime) -> PaymentRecorded:
+    return PaymentRecorded.following(cause, payment_id=str(uuid.uuid4()), amount=Decimal(amount), currency="EUR",
+                                     paid_on=at.date(), open_amount=Decimal(open_amount),
+                                     fully_paid=Decimal(open_amount) <= 0, source="api", occurred_at=at)
+
+
+def promise(cause: InvoiceReceived, promised_on: date, at: datetime) -> PaymentPromised:
+    return PaymentPromised.following(cause, promised_on=promised_on, source="portal", occurred_at=at)
+
+
+def customer_changed(*, tenant_id: str = "acme", ref: str, group: str | None, at: datetime | None = None,
+                     deleted: bool = False) -> CustomerChanged:
+    return CustomerChanged(tenant_id=tenant_id, correlation_id=f"customer-{ref}", customer_ref=ref, group=group,
+                           deleted=deleted, **({"occurred_at": at} if at else {}))
 
 
 @pytest.fixture
@@ -72,6 +112,13 @@ def build():
         link_clicked = staticmethod(link_clicked)
         delivery_acked = staticmethod(delivery_acked)
         invoice_dispatched = staticmethod(invoice_dispatched)
+        dispatch_failed = staticmethod(dispatch_failed)
+        delivery_bounced = staticmethod(delivery_bounced)
+        lifecycle = staticmethod(lifecycle)
+        payment = staticmethod(payment)
+        promise = staticmethod(promise)
+        customer_changed = staticmethod(customer_changed)
+        paris_8 = staticmethod(paris_8)
         at_hour = staticmethod(at_hour)
         eventually = staticmethod(eventually)
     return Builders

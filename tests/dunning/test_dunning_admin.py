@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 UTC = timezone.utc
 TODAY = datetime.now(UTC).date()
@@ -40,32 +40,31 @@ async def test_admin_clock_and_scheduler_routes(run_service, publish, build, cli
     assert host.ctx.extras["clock"].now() == target
     assert datetime.fromisoformat((await admin.get("/v1/admin/clock")).json()["now"]) == target
 
-    # A short-term invoice (due 3 days after issue): its receipt check is the day after issue.
-    short = build.invoice_received(issue=TODAY, due=TODAY + timedelta(days=3), number="SHORT-3")
-    await publish(short)
+    # An invoice dispatched on Friday 4 December 2026: its receipt check is two business days later.
+    received = build.invoice_received(issue=date(2026, 12, 4), due=date(2027, 1, 3), number="SHORT-3")
+    await publish(received, build.invoice_dispatched(received, at=datetime(2026, 12, 4, 10, tzinfo=UTC)))
     acme = await client_for(host, "acme")
-    plan = await wait_for_plan(acme, short.invoice_id)
-    fire_at = {s["step"]: datetime.fromisoformat(s["fire_at"]) for s in plan["steps"]}
-    assert fire_at == {"pre_due": build.at_hour(TODAY + timedelta(days=1)), "due": build.at_hour(TODAY + timedelta(days=3)),
-                       "overdue": build.at_hour(TODAY + timedelta(days=10))}
+    plan = await wait_for_plan(acme, received.invoice_id, lambda p: p["dispatched_at"] is not None)
+    pre_due_at = build.paris_8(date(2026, 12, 8))
+    assert datetime.fromisoformat(plan["steps"][0]["fire_at"]) == pre_due_at
 
-    assert (await admin.put("/v1/admin/clock", json={"now": build.at_hour(TODAY + timedelta(days=1), 9).isoformat()})
+    assert (await admin.put("/v1/admin/clock", json={"now": (pre_due_at + timedelta(hours=1)).isoformat()})
             ).status_code == 200
     assert (await wrong.post("/v1/admin/scheduler/run")).status_code == 401
-    assert [s["state"] for s in (await wait_for_plan(acme, short.invoice_id))["steps"]] == ["pending"] * 3
+    assert {s["state"] for s in (await wait_for_plan(acme, received.invoice_id))["steps"]} == {"pending"}
 
     ran = await admin.post("/v1/admin/scheduler/run")
     assert ran.status_code == 200
     body = ran.json()
-    assert datetime.fromisoformat(body["now"]) == build.at_hour(TODAY + timedelta(days=1), 9)
+    assert datetime.fromisoformat(body["now"]) == pre_due_at + timedelta(hours=1)
     assert [(d["invoice_id"], d["step"], d["sequence"], d["state"]) for d in body["emitted"]] == [
-        (str(short.invoice_id), "pre_due", 1, "emitted")]
+        (str(received.invoice_id), "pre_due", 1, "emitted")]
     assert body["skipped"] == []
     assert (await admin.post("/v1/admin/scheduler/run")).json()["emitted"] == []
 
     [reminder] = await published_reminders(host)
     assert (reminder.invoice_id, reminder.reminder.step, str(reminder.event_id)) == (
-        short.invoice_id, "pre_due", body["emitted"][0]["event_id"])
+        received.invoice_id, "pre_due", body["emitted"][0]["event_id"])
 
 
 

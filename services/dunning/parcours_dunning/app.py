@@ -9,6 +9,7 @@ from parcours_runtime.service import ServiceContext, ServiceDefinition
 from parcours_dunning import handlers
 from parcours_dunning.api import admin_router, router
 from parcours_dunning.domain.clock import SettableClock, SystemClock
+from parcours_dunning.planning import policy_from
 from parcours_dunning.scheduler import ReminderScheduler
 from parcours_dunning.store import metadata
 
@@ -16,6 +17,7 @@ from parcours_dunning.store import metadata
 async def on_start(ctx: ServiceContext) -> None:
     # Time travel starts at the real now and moves only when told to.
     ctx.extras["clock"] = SettableClock(SystemClock().now()) if ctx.settings.time_travel else SystemClock()
+    ctx.extras["policy"] = policy_from(ctx.settings)
 
 
 def background(ctx: ServiceContext) -> list[ReminderScheduler]:
@@ -27,8 +29,10 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     app = FastAPI(
         title="Parcours dunning",
         version="0.1.0",
-        description="Plans each invoice's reminders with a dunning strategy and emits `reminder.due` when one "
-                    "falls due. With time travel on (never in production), `/v1/admin` moves the clock.",
+        description="Plans each invoice's reminders with a versioned dunning strategy (per customer group, customer "
+                    "or invoice), driven by delivery evidence and the invoice's lifecycle, on business days and in "
+                    "sending windows; emits `reminder.due` when one falls due, opens tasks, logs every decision. "
+                    "With time travel on (never in production), `/v1/admin` moves the clock.",
     )
     app.include_router(router)
     if ctx.settings.time_travel:

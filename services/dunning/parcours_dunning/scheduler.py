@@ -9,30 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
 from pydantic import BaseModel, Field
 
-from parcours_contracts import ReminderDue, ReminderInfo
 from parcours_runtime.service import ServiceContext
 from parcours_runtime.uow import UnitOfWork
 
 from parcours_dunning.domain.clock import Clock
-from parcours_dunning.domain.strategy import Fire, InvoiceFacts, Skip, decide, known_steps
-from parcours_dunning.store.invoices import Invoice, facts_of
-from parcours_dunning.store.schedule import ScheduledStep, due_steps_of, lock_invoices_with_due_steps
+from parcours_dunning.planning import decide_invoice, facts_of, strategy_of
+from parcours_dunning.store.schedule import lock_invoices_with_due_steps, steps_by_invoice
 
 log = logging.getLogger(__name__)
-
-# ReminderDue ids derive from the step, so one step is one event whoever decides it.
-_REMINDER_NAMESPACE = uuid.UUID("7f0e4a53-3f4e-4a0e-9a55-2b8f5d1d0c11")
-
-
-def reminder_event_id(*, tenant_id: str, invoice_id: UUID, strategy: str, step: str) -> UUID:
-    return uuid.uuid5(_REMINDER_NAMESPACE, f"{tenant_id}/{invoice_id}/{strategy}/{step}")
 
 
 class StepDecision(BaseModel):
@@ -42,7 +32,8 @@ class StepDecision(BaseModel):
     invoice_id: UUID
     step: str
     sequence: int
-    state: Literal["emitted", "skipped"]
+    state: Literal["emitted", "done", "skipped"]
+    action: str
     reason: str
     event_id: UUID | None
 
@@ -95,48 +86,23 @@ class ReminderScheduler:
 
     async def _decide_batch(self, result: PassResult) -> int:
         batch: list[StepDecision] = []
+        policy = self._ctx.extras["policy"]
         async with UnitOfWork(self._ctx.sessions) as uow:
             invoices = await lock_invoices_with_due_steps(uow.session, now=result.now,
                                                           limit=self._ctx.settings.scheduler_batch_size)
             if not invoices:
                 return 0
-            keys = [invoice.key for invoice in invoices]
-            steps = await due_steps_of(uow.session, keys=keys, now=result.now)
-            facts = await facts_of(uow.session, invoices)
+            rows = await steps_by_invoice(uow.session, keys=[invoice.key for invoice in invoices])
             for invoice in invoices:
-                rows = [row for row in steps if (row.tenant_id, row.invoice_id) == invoice.key]
-                batch.extend(self._decide_invoice(uow, invoice, rows, facts[invoice.key], result.now))
+                decided = await decide_invoice(
+                    uow, invoice=invoice, strategy=await strategy_of(uow.session, invoice),
+                    facts=await facts_of(uow.session, invoice), rows=rows[invoice.key], policy=policy, now=result.now)
+                batch.extend(StepDecision(tenant_id=invoice.tenant_id, invoice_id=invoice.invoice_id, step=row.step,
+                                          sequence=row.sequence, state=row.state, action=row.action,
+                                          reason=d.decision.reason, event_id=row.event_id) for row, d in decided)
             await uow.commit()
         for decision in batch:
-            (result.emitted if decision.state == "emitted" else result.skipped).append(decision)
+            (result.skipped if decision.state == "skipped" else result.emitted).append(decision)
             log.info("reminder %s %s: %s", decision.step, decision.state, decision.reason,
                      extra={"tenant_id": decision.tenant_id, "invoice_id": decision.invoice_id})
         return len(invoices)
-
-    @staticmethod
-    def _decide_invoice(uow: UnitOfWork, invoice: Invoice, rows: list[ScheduledStep], facts: InvoiceFacts,
-                        now: datetime) -> list[StepDecision]:
-        steps = known_steps(invoice.strategy, [row.step for row in rows])
-        decisions = decide(steps, facts)
-        out = []
-        for row in rows:
-            # A step its strategy no longer has must not wedge the scheduler: it is skipped.
-            decision = decisions.get(row.step) or Skip(f"strategy {invoice.strategy!r} has no step {row.step!r}")
-            row.decided_at, row.reason = now, decision.reason
-            if isinstance(decision, Fire):
-                row.state = "emitted"
-                row.event_id = reminder_event_id(tenant_id=invoice.tenant_id, invoice_id=invoice.invoice_id,
-                                                 strategy=invoice.strategy, step=row.step)
-                uow.publish(ReminderDue(
-                    event_id=row.event_id, tenant_id=invoice.tenant_id, invoice_id=invoice.invoice_id,
-                    correlation_id=invoice.correlation_id, occurred_at=now,
-                    reminder=ReminderInfo(strategy=invoice.strategy, step=row.step, sequence=row.sequence),
-                    reason=decision.reason, invoice=invoice.invoice_summary(),
-                ))
-            else:
-                assert isinstance(decision, Skip)
-                row.state = "skipped"
-            out.append(StepDecision(tenant_id=invoice.tenant_id, invoice_id=invoice.invoice_id, step=row.step,
-                                    sequence=row.sequence, state=row.state, reason=decision.reason,
-                                    event_id=row.event_id))
-        return out

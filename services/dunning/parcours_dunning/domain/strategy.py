@@ -1,143 +1,130 @@
-"""Dunning strategies: which reminders an invoice gets, when, and on what condition.
-
-A strategy is a list of steps placed relative to the invoice's due date. `plan` turns an
-invoice's dates into fire instants once, at reception; `evaluate` decides, when a step
-falls due, whether it still makes sense given what is known of the invoice by then."""
+"""Dunning strategies: a list of steps, each placed relative to an anchor of the invoice's
+life, fired on conditions, doing one action. Tenants write them as JSON; these models
+validate them, and the built-in default is the French B2B strategy."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
-from typing import Literal
+from decimal import Decimal
+from typing import Annotated, Literal
 
-Condition = Literal["receipt_not_established", "unpaid"]
-RECEIPT_EVIDENCE_KINDS = ("delivery.acked", "link.clicked")
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-
-@dataclass(frozen=True)
-class Step:
-    name: str
-    sequence: int
-    days_from_due: int
-    condition: Condition
-    description: str
-    min_days_after_issue: int | None = None  # never before the customer can have the invoice
+Anchor = Literal["issue_date", "dispatch", "due_date", "last_reminder", "promised_date"]
+ConditionKind = Literal["receipt_not_established", "not_viewed", "unpaid", "amount_gte", "open_balance_gte",
+                        "not_disputed", "customer_tag"]
+TaskKind = Literal["call", "letter", "escalate", "formal_notice", "review"]
+_NEEDS_VALUE = {"amount_gte", "open_balance_gte", "customer_tag"}
 
 
-@dataclass(frozen=True)
-class Strategy:
-    name: str
-    steps: tuple[Step, ...]
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Condition(_Spec):
+    kind: ConditionKind
+    value: Decimal | str | None = Field(default=None, description="The threshold (amount_gte, open_balance_gte) or tag.")
+
+    @model_validator(mode="after")
+    def _value_when_needed(self):
+        if self.kind in _NEEDS_VALUE and self.value is None:
+            raise ValueError(f"condition {self.kind} needs a value")
+        if self.kind in ("amount_gte", "open_balance_gte"):
+            try:
+                object.__setattr__(self, "value", Decimal(str(self.value)))
+            except ArithmeticError:
+                raise ValueError(f"condition {self.kind} needs a decimal amount") from None
+        return self
+
+
+class ReminderAction(_Spec):
+    kind: Literal["reminder"] = "reminder"
+    template: str = Field(min_length=1, max_length=64)
+    channel: str | None = Field(default=None, max_length=64, description="None: the customer's preferred channel.")
+
+
+class TaskAction(_Spec):
+    kind: Literal["task"] = "task"
+    task: TaskKind
+
+
+class StopAction(_Spec):
+    kind: Literal["stop"] = "stop"
+
+
+Action = Annotated[ReminderAction | TaskAction | StopAction, Field(discriminator="kind")]
+
+
+class Repeat(_Spec):
+    every_days: int = Field(ge=1, le=365)
+    max: int = Field(ge=1, le=12, description="Further occurrences after the first.")
+
+
+class Step(_Spec):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")
+    anchor: Anchor
+    offset_days: int = Field(default=0, ge=-365, le=365, description="Negative: before the anchor.")
+    days: Literal["calendar", "business"] = "calendar"
+    conditions: list[Condition] = Field(default_factory=list)
+    action: Action
+    repeat: Repeat | None = None
+    penalties: bool = Field(default=False, description="A curative step: late-payment penalties are computed and stated.")
+    description: str = Field(default="", max_length=200)
+
+
+class StrategySpec(_Spec):
+    """What a tenant writes: a strategy version's content."""
+
+    name: str = Field(min_length=1, max_length=200)
+    steps: list[Step] = Field(min_length=1, max_length=30)
+
+    @model_validator(mode="after")
+    def _unique_step_names(self):
+        names = [step.name for step in self.steps]
+        if len(names) != len(set(names)):
+            raise ValueError("step names must be unique within a strategy")
+        return self
+
+
+class Strategy(_Spec):
+    """A strategy version an invoice follows."""
+
+    id: str
+    version: int
+    spec: StrategySpec
+
+    @property
+    def steps(self) -> list[Step]:
+        return self.spec.steps
 
     def step(self, name: str) -> Step:
-        for step in self.steps:
+        for step in self.spec.steps:
             if step.name == name:
                 return step
-        raise KeyError(f"strategy {self.name!r} has no step {name!r}")
+        raise KeyError(f"strategy {self.id!r} has no step {name!r}")
 
 
-DEFAULT_STRATEGY = Strategy(
-    name="default",
-    steps=(
-        Step("pre_due", 1, -7, "receipt_not_established", "receipt check before the due date", min_days_after_issue=1),
-        Step("due", 2, 0, "unpaid", "due date reached"),
-        Step("overdue", 3, 7, "unpaid", "7 days past the due date"),
-    ),
+DEFAULT_STRATEGY_ID = "default"
+
+FRENCH_B2B = StrategySpec(
+    name="French B2B (built-in)",
+    steps=[
+        # J-0: the invoice went out; two business days later, no proof of receipt means the
+        # customer may not have it: remind at once, long before the due date (★).
+        Step(name="pre_due", anchor="dispatch", offset_days=2, days="business",
+             conditions=[Condition(kind="receipt_not_established"), Condition(kind="unpaid")],
+             action=ReminderAction(template="receipt_check"), description="receipt check after dispatch"),
+        Step(name="preventive", anchor="due_date", offset_days=-5, conditions=[Condition(kind="unpaid")],
+             action=ReminderAction(template="preventive"), description="5 days before the due date"),
+        Step(name="curative_1", anchor="due_date", offset_days=3,
+             conditions=[Condition(kind="unpaid"), Condition(kind="not_disputed")],
+             action=ReminderAction(template="curative"), penalties=True, description="3 days past due"),
+        Step(name="curative_2", anchor="due_date", offset_days=10,
+             conditions=[Condition(kind="unpaid"), Condition(kind="not_disputed")],
+             action=ReminderAction(template="curative_firm"), penalties=True, description="10 days past due"),
+        Step(name="formal_notice", anchor="due_date", offset_days=20,
+             conditions=[Condition(kind="unpaid"), Condition(kind="not_disputed")],
+             action=TaskAction(task="formal_notice"), penalties=True, description="mise en demeure, 20 days past due"),
+    ],
 )
 
-
-@dataclass(frozen=True)
-class Receipt:
-    """The first evidence that the customer has the invoice."""
-
-    kind: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class InvoiceFacts:
-    """What dunning knows of one invoice when it plans or decides."""
-
-    issue_date: date
-    due_date: date
-    receipt: Receipt | None = None
-    paid: bool = False  # no payment events yet: always unpaid in the skeleton
-
-
-@dataclass(frozen=True)
-class PlannedStep:
-    step: str
-    sequence: int
-    fire_at: datetime
-
-
-@dataclass(frozen=True)
-class Fire:
-    reason: str
-
-
-@dataclass(frozen=True)
-class Skip:
-    reason: str
-
-
-Decision = Fire | Skip
-
-
-def step_date(step: Step, *, issue_date: date, due_date: date) -> date:
-    """The date a step falls on for an invoice issued and due on these dates."""
-    target = due_date + timedelta(days=step.days_from_due)
-    if step.min_days_after_issue is not None:
-        # A short-term invoice leaves no room for "7 days before": the earliest sensible day wins.
-        target = max(target, issue_date + timedelta(days=step.min_days_after_issue))
-    return target
-
-
-def plan(facts: InvoiceFacts, strategy: Strategy = DEFAULT_STRATEGY, *, reminder_hour_utc: int = 8) -> list[PlannedStep]:
-    """Every step of `strategy` for this invoice, with the instant it fires, in firing order."""
-    fire_time = time(reminder_hour_utc, tzinfo=timezone.utc)
-    planned = [
-        PlannedStep(step.name, step.sequence,
-                    datetime.combine(step_date(step, issue_date=facts.issue_date, due_date=facts.due_date), fire_time))
-        for step in strategy.steps
-    ]
-    return sorted(planned, key=lambda p: (p.fire_at, p.sequence))
-
-
-def evaluate(step: Step, facts: InvoiceFacts) -> Decision:
-    """Whether `step` should send a reminder now, and why (or why not)."""
-    if step.condition == "receipt_not_established":
-        if facts.receipt is not None:
-            return Skip(f"receipt established by {facts.receipt.kind} at {facts.receipt.at.isoformat()}")
-        return Fire(f"{step.description}: no {' or '.join(RECEIPT_EVIDENCE_KINDS)} seen")
-    if step.condition == "unpaid":
-        if facts.paid:
-            return Skip("invoice paid")
-        return Fire(f"{step.description}: invoice unpaid")
-    raise ValueError(f"unknown condition {step.condition!r}")
-
-
-def decide(due_steps: Iterable[Step], facts: InvoiceFacts) -> dict[str, Decision]:
-    """Decisions for the steps of one invoice that fell due together.
-
-    Several steps fall due at once when an invoice arrives late or the scheduler was down:
-    the customer then gets only the latest applicable reminder, not a burst of stale ones."""
-    steps = sorted(due_steps, key=lambda s: s.sequence)
-    decisions = {step.name: evaluate(step, facts) for step in steps}
-    firing = [s for s in steps if isinstance(decisions[s.name], Fire)]
-    for earlier in firing[:-1]:
-        decisions[earlier.name] = Skip(f"superseded by {firing[-1].name}: both fell due at once")
-    return decisions
-
-
-STRATEGIES = {DEFAULT_STRATEGY.name: DEFAULT_STRATEGY}
-
-
-def known_steps(strategy_name: str, step_names: Iterable[str]) -> list[Step]:
-    """The steps of these names that the named strategy has (unknown strategy: none)."""
-    strategy = STRATEGIES.get(strategy_name)
-    if strategy is None:
-        return []
-    wanted = set(step_names)
-    return [step for step in strategy.steps if step.name in wanted]
+DEFAULT_STRATEGY = Strategy(id=DEFAULT_STRATEGY_ID, version=1, spec=FRENCH_B2B)

@@ -1,6 +1,7 @@
-"""Dunning's own database: invoices it duns, their reminder schedule, receipt evidence, dispatch outcomes."""
+"""Dunning's own database: invoices it duns and their facts, strategies and assignments, customers,
+the reminder schedule, tasks and the audit log."""
 
 from parcours_dunning.store.base import Base
-from parcours_dunning.store import invoices, schedule  # noqa: F401  (registers the tables on Base.metadata)
+from parcours_dunning.store import invoices, journal, schedule, strategies  # noqa: F401  (registers the tables on Base.metadata)
 
 metadata = Base.metadata

@@ -1,6 +1,7 @@
-"""What dunning knows of each invoice: its facts from ingest, receipt evidence from the
-tracker's events, and dispatch outcomes from channels. Evidence and outcomes are kept apart
-from the invoice row because they may arrive first: topics are not ordered among themselves."""
+"""What dunning knows of each invoice: its terms from ingest, receipt evidence from the
+tracker's events, dispatch outcomes and bounces from channels, lifecycle statuses, payments,
+promises and operator holds. Facts are kept apart from the invoice row because they may
+arrive first (topics are not ordered among themselves); the domain derives from them."""
 
 from __future__ import annotations
 
@@ -8,14 +9,14 @@ from datetime import date, datetime
 from decimal import Decimal
 from uuid import UUID
 
-from sqlalchemy import BigInteger, Boolean, Date, DateTime, Identity, Index, Numeric, String, Text, func, select, tuple_
-from sqlalchemy.dialects.postgresql import JSONB, distinct_on, insert
+from sqlalchemy import BigInteger, Boolean, Date, DateTime, Identity, Index, Integer, Numeric, String, Text, func, select, tuple_
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from parcours_contracts import InvoiceReceived, InvoiceSummary
-from parcours_dunning.domain.strategy import InvoiceFacts, Receipt
+from parcours_dunning.domain.facts import InvoiceFacts, Signal
 from parcours_dunning.store.base import Base
 
 InvoiceKey = tuple[str, UUID]
@@ -35,7 +36,8 @@ class Invoice(Base):
     total_excl_tax: Mapped[Decimal] = mapped_column(Numeric)
     total_tax: Mapped[Decimal] = mapped_column(Numeric)
     total_incl_tax: Mapped[Decimal] = mapped_column(Numeric)
-    strategy: Mapped[str] = mapped_column(String(64))
+    strategy: Mapped[str] = mapped_column(String(64), doc="The strategy id, fixed when the invoice was planned.")
+    strategy_version: Mapped[int] = mapped_column(Integer, server_default="1")
     summary: Mapped[dict] = mapped_column(JSONB, doc="The InvoiceSummary as received, re-emitted in every ReminderDue.")
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
@@ -77,13 +79,39 @@ class DispatchOutcome(Base):
     channel: Mapped[str] = mapped_column(String(64))
     purpose: Mapped[str] = mapped_column(String(16))
     reminder_step: Mapped[str | None] = mapped_column(String(64))
-    outcome: Mapped[str] = mapped_column(String(16), doc="dispatched | failed")
+    outcome: Mapped[str] = mapped_column(String(16), doc="dispatched | failed | bounced")
     permanent: Mapped[bool | None] = mapped_column(Boolean)
     reason: Mapped[str | None] = mapped_column(Text)
     occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-async def add_invoice(session: AsyncSession, *, event: InvoiceReceived, strategy: str) -> bool:
+class InvoiceSignal(Base):
+    """A fact of the invoice's life that is neither receipt evidence nor a dispatch outcome:
+    a lifecycle status, a payment, a promise, an operator's pause, resume or exclusion."""
+
+    __tablename__ = "invoice_signals"
+    __table_args__ = (Index("ix_invoice_signals_invoice", "tenant_id", "invoice_id", "at"),)
+
+    event_id: Mapped[UUID] = mapped_column(PG_UUID(as_uuid=True), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    invoice_id: Mapped[UUID] = mapped_column(PG_UUID(as_uuid=True))
+    kind: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    data: Mapped[dict] = mapped_column(JSONB, server_default="{}")
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+async def add_signal(session: AsyncSession, *, event_id: UUID, tenant_id: str, invoice_id: UUID, kind: str,
+                     at: datetime, **data) -> bool:
+    """Record one fact of the invoice's life (once per event); False if it was already known."""
+    inserted = await session.execute(
+        insert(InvoiceSignal).values(event_id=event_id, tenant_id=tenant_id, invoice_id=invoice_id, kind=kind, at=at,
+                                     data={k: v for k, v in data.items() if v is not None})
+        .on_conflict_do_nothing().returning(InvoiceSignal.event_id))
+    return inserted.first() is not None
+
+
+async def add_invoice(session: AsyncSession, *, event: InvoiceReceived, strategy: str, strategy_version: int) -> bool:
     """Store a received invoice; False if it was already known (its first reception wins)."""
     summary = event.invoice
     inserted = await session.execute(
@@ -91,7 +119,7 @@ async def add_invoice(session: AsyncSession, *, event: InvoiceReceived, strategy
             tenant_id=event.tenant_id, invoice_id=event.invoice_id, correlation_id=event.correlation_id,
             number=summary.number, customer_ref=summary.customer_ref, issue_date=summary.issue_date,
             due_date=summary.due_date, currency=summary.currency, total_excl_tax=summary.total_excl_tax,
-            total_tax=summary.total_tax, total_incl_tax=summary.total_incl_tax, strategy=strategy,
+            total_tax=summary.total_tax, total_incl_tax=summary.total_incl_tax, strategy=strategy, strategy_version=strategy_version,
             summary=summary.model_dump(mode="json"),
         ).on_conflict_do_nothing().returning(Invoice.invoice_id)
     )
@@ -113,35 +141,40 @@ async def add_dispatch_outcome(session: AsyncSession, **values) -> None:
     await session.execute(insert(DispatchOutcome).values(**values).on_conflict_do_nothing())
 
 
-async def get_invoice(session: AsyncSession, *, tenant_id: str, invoice_id: UUID) -> Invoice | None:
-    """The tenant's invoice, or None (also for another tenant's invoice)."""
-    return await session.get(Invoice, (tenant_id, invoice_id))
+async def get_invoice(session: AsyncSession, *, tenant_id: str, invoice_id: UUID, lock: bool = False) -> Invoice | None:
+    """The tenant's invoice, or None (also for another tenant's invoice); `lock`: FOR UPDATE, which
+    serialises everything that changes its schedule with the scheduler's passes."""
+    return await session.get(Invoice, (tenant_id, invoice_id), with_for_update=lock or None, populate_existing=lock)
 
 
-async def first_receipts(session: AsyncSession, *, keys: list[InvoiceKey]) -> dict[InvoiceKey, Receipt]:
-    """The earliest receipt evidence of each of these invoices that has any."""
+async def signals_of(session: AsyncSession, *, keys: list[InvoiceKey]) -> dict[InvoiceKey, list[Signal]]:
+    """Every stored fact of these invoices, as the domain's signals."""
+    out: dict[InvoiceKey, list[Signal]] = {key: [] for key in keys}
     if not keys:
-        return {}
-    rows = (await session.execute(
-        select(Evidence.tenant_id, Evidence.invoice_id, Evidence.kind, Evidence.observed_at)
-        .where(tuple_(Evidence.tenant_id, Evidence.invoice_id).in_(keys))
-        .ext(distinct_on(Evidence.tenant_id, Evidence.invoice_id))
-        .order_by(Evidence.tenant_id, Evidence.invoice_id, Evidence.observed_at, Evidence.id)
-    )).all()
-    return {(r.tenant_id, r.invoice_id): Receipt(kind=r.kind, at=r.observed_at) for r in rows}
+        return out
+    for e in (await session.execute(select(Evidence).where(tuple_(Evidence.tenant_id, Evidence.invoice_id).in_(keys)))).scalars():
+        out[(e.tenant_id, e.invoice_id)].append(
+            Signal(at=e.observed_at, kind="acked" if e.kind == "delivery.acked" else "viewed", detail=e.reference or ""))
+    for d in (await session.execute(select(DispatchOutcome).where(
+            tuple_(DispatchOutcome.tenant_id, DispatchOutcome.invoice_id).in_(keys)))).scalars():
+        if d.outcome == "dispatched":
+            out[(d.tenant_id, d.invoice_id)].append(Signal(at=d.occurred_at, kind="dispatched", purpose=d.purpose))
+        elif d.permanent is not False:  # a soft bounce or a transient failure may still go through
+            what = "bounced" if d.outcome == "bounced" else "failed"
+            out[(d.tenant_id, d.invoice_id)].append(Signal(
+                at=d.occurred_at, kind="delivery_failed", purpose=d.purpose, detail=f"{d.channel} {what}: {d.reason or ''}".strip()))
+    for s in (await session.execute(select(InvoiceSignal).where(
+            tuple_(InvoiceSignal.tenant_id, InvoiceSignal.invoice_id).in_(keys)))).scalars():
+        data = s.data
+        out[(s.tenant_id, s.invoice_id)].append(Signal(
+            at=s.at, kind=s.kind, code=data.get("code"), status=data.get("status"),
+            open_amount=Decimal(data["open_amount"]) if "open_amount" in data else None,
+            fully_paid=bool(data.get("fully_paid")),
+            promised_on=date.fromisoformat(data["promised_on"]) if "promised_on" in data else None,
+            detail=data.get("detail", "")))
+    return out
 
 
-async def first_dispatched_at(session: AsyncSession, *, tenant_id: str, invoice_id: UUID) -> datetime | None:
-    """When a channel first handed the invoice itself (not a reminder) over."""
-    return (await session.execute(
-        select(func.min(DispatchOutcome.occurred_at)).where(
-            DispatchOutcome.tenant_id == tenant_id, DispatchOutcome.invoice_id == invoice_id,
-            DispatchOutcome.purpose == "invoice", DispatchOutcome.outcome == "dispatched")
-    )).scalar_one()
-
-
-async def facts_of(session: AsyncSession, invoices: list[Invoice]) -> dict[InvoiceKey, InvoiceFacts]:
-    """The facts each strategy step is evaluated against, for a batch of invoices."""
-    receipts = await first_receipts(session, keys=[i.key for i in invoices])
-    return {i.key: InvoiceFacts(issue_date=i.issue_date, due_date=i.due_date, receipt=receipts.get(i.key))
-            for i in invoices}
+def facts_from(invoice: Invoice, signals: list[Signal], customer_tags: frozenset[str] = frozenset()) -> InvoiceFacts:
+    return InvoiceFacts(issue_date=invoice.issue_date, due_date=invoice.due_date, amount=invoice.total_incl_tax,
+                        currency=invoice.currency, customer_tags=customer_tags, signals=tuple(signals))

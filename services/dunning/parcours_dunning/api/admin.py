@@ -1,34 +1,18 @@
-"""HTTP API: each invoice's reminder plan (tenant API key) and, with time travel on, the
-admin routes that move the clock and run a scheduler pass (admin token)."""
+"""With time travel on (never in production): the admin routes that move the clock and run
+a scheduler pass (admin token)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from parcours_runtime.problems import Problem
-from parcours_runtime.tenancy import Tenant, authenticate, require_admin
+from parcours_runtime.tenancy import require_admin
 
 from parcours_dunning.domain.clock import SettableClock
 from parcours_dunning.scheduler import PassResult
-from parcours_dunning.store.schedule import ReminderPlanRead, read_plan
-
-router = APIRouter()
-
-
-@router.get("/v1/invoices/{invoice_id}/reminders", response_model=ReminderPlanRead, tags=["reminders"],
-            summary="The invoice's reminder plan and what became of each step")
-async def get_reminders(invoice_id: UUID, request: Request, tenant: Tenant = Depends(authenticate)) -> ReminderPlanRead:
-    async with request.app.state.ctx.sessions() as session:
-        plan = await read_plan(session, tenant_id=tenant.id, invoice_id=invoice_id)
-    if plan is None:
-        raise Problem(404, f"No invoice {invoice_id} is known to dunning for this tenant.")
-    return plan
-
-
 
 admin_router = APIRouter(prefix="/v1/admin", tags=["admin (time travel)"], dependencies=[Depends(require_admin)])
 

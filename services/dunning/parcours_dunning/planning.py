@@ -1,0 +1,178 @@
+"""Keeping each invoice's schedule rows in line with its facts, and applying the scheduler's
+decisions: the store loads, the domain (planner) decides, this writes rows, tasks, the
+audit log and ReminderDue events. Used by the handlers, the routes and the scheduler alike,
+always under the invoice row's lock."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from datetime import datetime
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from parcours_contracts import InvoiceReceived, ReminderDue, ReminderInfo
+from parcours_runtime.uow import UnitOfWork
+
+from parcours_dunning.domain.calendar import BusinessCalendar
+from parcours_dunning.domain.facts import InvoiceFacts
+from parcours_dunning.domain.planner import Decided, Fire, Past, Policy, decide_due, derive
+from parcours_dunning.domain.strategy import DEFAULT_STRATEGY, Strategy
+from parcours_dunning.store.invoices import Invoice, add_invoice, facts_from, get_invoice, signals_of
+from parcours_dunning.store.journal import audit, open_task
+from parcours_dunning.store.schedule import ScheduledStep, steps_of
+from parcours_dunning.store.strategies import choose_strategy, customer_tags, get_version
+
+# ReminderDue ids derive from the step, so one step is one event whoever decides it.
+_REMINDER_NAMESPACE = uuid.UUID("7f0e4a53-3f4e-4a0e-9a55-2b8f5d1d0c11")
+
+
+def reminder_event_id(*, tenant_id: str, invoice_id: UUID, strategy: str, step: str) -> UUID:
+    return uuid.uuid5(_REMINDER_NAMESPACE, f"{tenant_id}/{invoice_id}/{strategy}/{step}")
+
+
+def policy_from(settings) -> Policy:
+    """The planning rules the service's settings describe."""
+    calendar = BusinessCalendar(country=settings.holiday_country, tz=settings.timezone,
+                                window_start=settings.send_window_start, window_end=settings.send_window_end,
+                                window_days=settings.send_days)
+    return Policy(calendar=calendar, promise_grace_days=settings.promise_grace_days, ecb_rates=settings.ecb_rates,
+                  margin_points=settings.penalty_margin_points, indemnity=settings.recovery_indemnity)
+
+
+def history_of(rows: list[ScheduledStep]) -> dict[str, Past]:
+    return {row.step: Past("skipped" if row.state == "skipped" else "emitted", row.decided_at, row.action)
+            for row in rows if row.decided}
+
+
+async def strategy_of(session: AsyncSession, invoice: Invoice) -> Strategy:
+    strategy = await get_version(session, tenant_id=invoice.tenant_id, strategy_id=invoice.strategy,
+                                 version=invoice.strategy_version)
+    return strategy or DEFAULT_STRATEGY  # its version is gone (never deleted today): the default, not a wedge
+
+
+async def facts_of(session: AsyncSession, invoice: Invoice) -> InvoiceFacts:
+    signals = (await signals_of(session, keys=[invoice.key]))[invoice.key]
+    tags = await customer_tags(session, tenant_id=invoice.tenant_id, customer_ref=invoice.customer_ref)
+    return facts_from(invoice, signals, tags)
+
+
+async def plan_invoice(session: AsyncSession, *, event: InvoiceReceived, policy: Policy, now: datetime) -> None:
+    """Store a received invoice with the strategy version it will follow, and schedule it."""
+    strategy = await choose_strategy(session, tenant_id=event.tenant_id, invoice_id=event.invoice_id,
+                                     customer_ref=event.invoice.customer_ref)
+    if not await add_invoice(session, event=event, strategy=strategy.id, strategy_version=strategy.version):
+        return
+    invoice = await get_invoice(session, tenant_id=event.tenant_id, invoice_id=event.invoice_id, lock=True)
+    audit(session, tenant_id=invoice.tenant_id, invoice_id=invoice.invoice_id, at=now, kind="planned",
+          detail=f"follows strategy {strategy.id} version {strategy.version} ({strategy.spec.name})")
+    await sync(session, invoice=invoice, strategy=strategy, facts=await facts_of(session, invoice), rows=[],
+               policy=policy, now=now)
+
+
+async def refresh(session: AsyncSession, *, tenant_id: str, invoice_id: UUID, policy: Policy, now: datetime) -> Invoice | None:
+    """After a new fact: lock the invoice and bring its undecided steps in line (None: not received yet)."""
+    invoice = await get_invoice(session, tenant_id=tenant_id, invoice_id=invoice_id, lock=True)
+    if invoice is None:
+        return None  # the fact is stored; it counts when the invoice arrives
+    rows = await steps_of(session, tenant_id=tenant_id, invoice_id=invoice_id)
+    await sync(session, invoice=invoice, strategy=await strategy_of(session, invoice),
+               facts=await facts_of(session, invoice), rows=rows, policy=policy, now=now)
+    return invoice
+
+
+async def sync(session: AsyncSession, *, invoice: Invoice, strategy: Strategy, facts: InvoiceFacts,
+               rows: list[ScheduledStep], policy: Policy, now: datetime) -> None:
+    """Write where each undecided step stands now; stop them all if dunning ended; log what changed."""
+    by_step = {row.step: row for row in rows}
+    schedule = derive(strategy, facts, history_of(rows), policy)
+    if schedule.stop:
+        undecided = [row for row in rows if not row.decided] + [
+            _new_row(session, invoice, p.occurrence, p.fire_at, "paused", None) for p in schedule.planned
+            if p.occurrence.key not in by_step]
+        for row in undecided:
+            row.state, row.decided_at, row.reason = "skipped", now, f"stopped: {schedule.stop}"
+        if undecided:
+            audit(session, tenant_id=invoice.tenant_id, invoice_id=invoice.invoice_id, at=now, kind="stopped",
+                  detail=f"{schedule.stop}; skipped {', '.join(r.step for r in undecided)}")
+        return
+    changes: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for p in schedule.planned:
+        state = "paused" if p.hold or p.fire_at is None else "pending"
+        row = by_step.get(p.occurrence.key)
+        if row is None:
+            _new_row(session, invoice, p.occurrence, p.fire_at, state, p.hold)
+            continue
+        if row.state != state:
+            if state == "paused":
+                changes[("paused", p.hold)].append(row.step)
+            else:  # a step waiting for its anchor is scheduled; a held one resumes
+                waited = (row.reason or "").startswith("waiting")
+                changes[("scheduled" if waited else "resumed", "")].append(f"{row.step} at {p.fire_at.isoformat()}")
+        elif state == "pending" and row.fire_at != p.fire_at:
+            changes[("rescheduled", "")].append(f"{row.step} to {p.fire_at.isoformat()}")
+        row.state, row.fire_at, row.reason = state, p.fire_at, p.hold
+    planned_keys = {p.occurrence.key for p in schedule.planned}
+    for row in rows:
+        if not row.decided and row.step not in planned_keys:
+            row.state, row.decided_at = "skipped", now
+            row.reason = f"strategy {strategy.id} v{strategy.version} has no step {row.step}"
+            changes[("skipped", row.reason)].append(row.step)
+    for (kind, why), steps in changes.items():
+        audit(session, tenant_id=invoice.tenant_id, invoice_id=invoice.invoice_id, at=now, kind=kind,
+              detail=f"{why + '; ' if why else ''}{', '.join(steps)}")
+    await session.flush()
+
+
+def _new_row(session: AsyncSession, invoice: Invoice, occurrence, fire_at, state: str, reason: str | None) -> ScheduledStep:
+    row = ScheduledStep(tenant_id=invoice.tenant_id, invoice_id=invoice.invoice_id, strategy=invoice.strategy,
+                        step=occurrence.key, sequence=occurrence.sequence, action=occurrence.step.action.kind,
+                        fire_at=fire_at, state=state, reason=reason)
+    session.add(row)
+    return row
+
+
+async def decide_invoice(uow: UnitOfWork, *, invoice: Invoice, strategy: Strategy, facts: InvoiceFacts,
+                         rows: list[ScheduledStep], policy: Policy, now: datetime) -> list[tuple[ScheduledStep, Decided]]:
+    """Decide the (locked) invoice's steps whose time has come: emit, open tasks, skip; then re-place the rest."""
+    session = uow.session
+    by_step = {row.step: row for row in rows}
+    out = []
+    for decided in decide_due(strategy, facts, history_of(rows), policy, now):
+        row = by_step.get(decided.key)
+        if row is None:
+            row = by_step[decided.key] = _new_row(session, invoice, decided.occurrence, decided.fire_at, "pending", None)
+            rows.append(row)
+        row.decided_at, row.reason = now, decided.decision.reason
+        action = decided.occurrence.step.action
+        if not isinstance(decided.decision, Fire):
+            row.state = "skipped"
+            audit(session, tenant_id=invoice.tenant_id, invoice_id=invoice.invoice_id, at=now, kind="skipped",
+                  step=row.step, detail=decided.decision.reason)
+        elif action.kind == "reminder":
+            row.state = "emitted"
+            row.event_id = reminder_event_id(tenant_id=invoice.tenant_id, invoice_id=invoice.invoice_id,
+                                             strategy=invoice.strategy, step=row.step)
+            uow.publish(ReminderDue(
+                event_id=row.event_id, tenant_id=invoice.tenant_id, invoice_id=invoice.invoice_id,
+                correlation_id=invoice.correlation_id, occurred_at=now,
+                reminder=ReminderInfo(strategy=invoice.strategy, step=row.step, sequence=row.sequence),
+                reason=decided.decision.reason, invoice=invoice.invoice_summary()))
+            audit(session, tenant_id=invoice.tenant_id, invoice_id=invoice.invoice_id, at=now, kind="sent",
+                  step=row.step, detail=decided.decision.reason)
+        elif action.kind == "task":
+            row.state = "done"
+            await open_task(session, tenant_id=invoice.tenant_id, invoice_id=invoice.invoice_id, kind=action.task,
+                            due=policy.calendar.local_date(now), source=f"step:{row.step}",
+                            reason=decided.decision.reason, at=now)
+            audit(session, tenant_id=invoice.tenant_id, invoice_id=invoice.invoice_id, at=now, kind="task",
+                  step=row.step, detail=f"{action.task}: {decided.decision.reason}")
+        else:
+            row.state = "done"
+            audit(session, tenant_id=invoice.tenant_id, invoice_id=invoice.invoice_id, at=now, kind="stopped",
+                  step=row.step, detail=f"stop step reached: {decided.decision.reason}")
+        out.append((row, decided))
+    await sync(session, invoice=invoice, strategy=strategy, facts=facts, rows=rows, policy=policy, now=now)
+    return out
+
