@@ -56,7 +56,7 @@ async def test_accepted_invoice_is_stored_and_announced(ingest, client, acme, ma
     assert stored["invoice_id"] == str(invoice_id) and stored["status"] == "received" and not stored["has_pdf"]
     assert stored["received_at"]
     assert stored["totals"] == {"total_excl_tax": "120.60", "total_tax": "24.03", "total_incl_tax": "144.63"}
-    assert stored["buyer"] == {"customer_ref": "CUST-42", "name": "Dupont SARL", "siren": "987654321",
+    assert stored["buyer"] == {"customer_ref": "CUST-42", "name": "Dupont SARL", "siren": "552100554",
                                "siret": None, "vat_id": None}
     assert [line["description"] for line in stored["lines"]] == ["Consulting", "Stamps", "Envelopes", "Travel"]
 

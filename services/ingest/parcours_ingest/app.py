@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import FastAPI
@@ -10,12 +11,14 @@ from fastapi.openapi.utils import get_openapi
 from parcours_runtime.service import ServiceContext, ServiceDefinition
 from parcours_ingest import handlers
 from parcours_ingest.api import router
+from parcours_ingest.domain.documents import schemas
 from parcours_ingest.domain.invoice import Invoice
 from parcours_ingest.store import metadata
 
-DESCRIPTION = """Ingest takes invoices from ERPs (`POST /v1/invoices`, tenant API key), checks that they
-add up, stores them and announces each one with an `invoice.received` event. It also owns the
-tenants and issues their API keys (`/v1/tenants`, admin token)."""
+DESCRIPTION = """Ingest takes invoices from ERPs (`POST /v1/invoices`, tenant API key) as JSON, UBL 2.1 or
+UN/CEFACT CII XML, Factur-X PDF, or multipart JSON + PDF; checks that they are valid and add up,
+stores them and announces each one with an `invoice.received` event. It also owns the tenants and
+issues their API keys (`/v1/tenants`, admin token)."""
 
 
 def create_app(ctx: ServiceContext) -> FastAPI:
@@ -38,5 +41,11 @@ def _openapi_with_invoice_schema(app: FastAPI) -> dict[str, Any]:
     return app.openapi_schema
 
 
+async def compile_schemas(ctx: ServiceContext) -> None:
+    """Compile the XSDs before serving (about a second), not on the first XML invoice."""
+    await asyncio.to_thread(schemas.warm_up)
+
+
 def definition() -> ServiceDefinition:
-    return ServiceDefinition(name="ingest", metadata=metadata, create_app=create_app, handlers=handlers.build)
+    return ServiceDefinition(name="ingest", metadata=metadata, create_app=create_app, handlers=handlers.build,
+                             on_start=compile_schemas)

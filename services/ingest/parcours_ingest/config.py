@@ -17,6 +17,12 @@ class Settings(ServiceSettings):
                              description="Bearer token of the tenant administration API.")
     max_body_bytes: int = Field(default=20 * 1024 * 1024, ge=1024,
                                 description="Largest accepted request body (the base64 PDF included).")
+    xsd_validation: bool = Field(default=True, description="Validate UBL/CII documents against their XSD.")
+    identifier_checksums: bool = Field(default=True, description="Refuse SIREN/SIRET numbers whose check digit is wrong.")
+    max_xml_depth: int = Field(default=200, ge=10, le=250, description="Deepest element nesting accepted in XML.")
+    max_pdf_pages: int = Field(default=1000, ge=1, description="Most pages accepted in one invoice PDF.")
+    max_pdf_stream_bytes: int = Field(default=50 * 1024 * 1024, ge=1024,
+                                      description="Largest decompressed PDF stream (decompression-bomb guard).")
 
     @model_validator(mode="after")
     def _refuse_dev_admin_token(self):

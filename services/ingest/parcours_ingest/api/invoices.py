@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 
 from parcours_contracts import InvoiceReceived, InvoiceSummary
-from parcours_runtime.problems import PROBLEM_JSON, Problem, field_error
+from parcours_runtime.problems import PROBLEM_JSON, Problem, problem_response
 from parcours_runtime.service import ServiceContext
 from parcours_runtime.tenancy import Tenant, authenticate
 from parcours_runtime.uow import UnitOfWork
-from parcours_ingest.api.body import read_json_body
+from parcours_ingest.api.formats import Submission, read_submission
 from parcours_ingest.api.schemas import InvoiceAccepted, InvoiceRead
-from parcours_ingest.domain.arithmetic import check_arithmetic
-from parcours_ingest.domain.idempotency import request_fingerprint
 from parcours_ingest.domain.invoice import Invoice
 from parcours_ingest.store import invoices as store
 from parcours_ingest.store.models import IdempotencyKeyRow
@@ -28,17 +24,32 @@ router = APIRouter(prefix="/v1/invoices", tags=["invoices"])
 
 _PROBLEM = {"content": {PROBLEM_JSON: {}}}
 _RECEIVE_ERRORS = {
-    400: {**_PROBLEM, "description": "The body is not valid JSON."},
+    400: {**_PROBLEM, "description": "The body is not well-formed JSON, XML or multipart."},
     401: {**_PROBLEM, "description": "Missing, unknown or revoked API key."},
-    409: {**_PROBLEM, "description": "The tenant already has an invoice with this number."},
+    409: {**_PROBLEM, "description": "The tenant already has an invoice with this number: `existing_invoice` "
+                                     "(and the Location header) links to it."},
     413: {**_PROBLEM, "description": "The body exceeds `max_body_bytes`."},
-    415: {**_PROBLEM, "description": "The body is not JSON."},
-    422: {**_PROBLEM, "description": "Schema, arithmetic (slug `arithmetic-error`) or Idempotency-Key reuse "
-                                     "(slug `idempotency-key-reuse`) errors, each field at its JSON pointer."},
+    415: {**_PROBLEM, "description": "The body is none of the accepted formats."},
+    422: {**_PROBLEM, "description": "Schema, XSD (`xsd-invalid`), missing business terms (`missing-business-terms`), "
+                                     "arithmetic (`arithmetic-error`), business rules (`business-rule-violation`), "
+                                     "refused XML or PDF (`unsafe-xml`, `unsafe-pdf`, `pdf-without-invoice-data`…) or "
+                                     "Idempotency-Key reuse (`idempotency-key-reuse`) errors. Each error's `pointer` is "
+                                     "a JSON pointer (JSON bodies) or an XPath into the document sent (XML, PDF), "
+                                     "with `field`, the JSON pointer in the invoice model."},
 }
-# The body is read by hand (size limit, Decimal numbers), so its schema is declared here for OpenAPI.
-_INVOICE_BODY = {"requestBody": {"required": True, "content": {"application/json": {
-    "schema": {"$ref": "#/components/schemas/Invoice"}}}}}
+# The body is read by hand (size limit, Decimal numbers, several formats), so it is declared here for OpenAPI.
+_XML_DOCUMENT = {"schema": {"type": "string", "description": "A UBL 2.1 Invoice/CreditNote or a UN/CEFACT CII "
+                                                             "D16B CrossIndustryInvoice, UTF-8, without DTD."}}
+_INVOICE_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": {"$ref": "#/components/schemas/Invoice"}},
+    "application/xml": _XML_DOCUMENT,
+    "text/xml": _XML_DOCUMENT,
+    "application/pdf": {"schema": {"type": "string", "format": "binary",
+                                   "description": "A Factur-X / ZUGFeRD PDF (its embedded CII XML is the data)."}},
+    "multipart/form-data": {"schema": {"type": "object", "required": ["invoice"], "properties": {
+        "invoice": {"$ref": "#/components/schemas/Invoice"},
+        "pdf": {"type": "string", "format": "binary", "description": "The invoice PDF, sent as a file."}}}},
+}}}
 
 IdempotencyKey = Annotated[str | None, Header(
     alias="Idempotency-Key", min_length=1, max_length=255,
@@ -52,32 +63,32 @@ CorrelationId = Annotated[str | None, Header(
              openapi_extra=_INVOICE_BODY, summary="Receive an invoice")
 async def receive_invoice(request: Request, tenant: Tenant = Depends(authenticate),
                           idempotency_key: IdempotencyKey = None, correlation_id: CorrelationId = None) -> Response:
-    """Check the invoice adds up, store it and publish InvoiceReceived, all or nothing."""
+    """Check the invoice (JSON, UBL/CII XML, Factur-X PDF or multipart) adds up, store it and publish
+    InvoiceReceived, all or nothing."""
     ctx: ServiceContext = request.app.state.ctx
-    invoice = parse_invoice(await read_json_body(request, max_bytes=ctx.settings.max_body_bytes))
-    request_hash = request_fingerprint(invoice.model_dump(mode="json"))
+    submission = await read_submission(request, settings=ctx.settings)
+    invoice = submission.invoice
     if idempotency_key is not None:
         async with ctx.sessions() as session:
             earlier = await store.find_idempotency_key(session, tenant_id=tenant.id, key=idempotency_key)
         if earlier is not None:
-            return replay(earlier, request_hash=request_hash)
+            return replay(earlier, request_hash=submission.fingerprint)
 
     invoice_id = uuid.uuid4()
     correlation_id = correlation_id or str(invoice_id)
     accepted = InvoiceAccepted(invoice_id=invoice_id, number=invoice.number).model_dump(mode="json")
     try:
         async with UnitOfWork(ctx.sessions) as uow:
-            await store.add_invoice(uow.session, tenant_id=tenant.id, invoice_id=invoice_id, invoice=invoice,
-                                    correlation_id=correlation_id)
+            row = await store.add_invoice(uow.session, tenant_id=tenant.id, invoice_id=invoice_id, invoice=invoice,
+                                          correlation_id=correlation_id, pdf=submission.pdf, source=submission.source)
             if idempotency_key is not None:
                 await store.add_idempotency_key(uow.session, tenant_id=tenant.id, key=idempotency_key,
-                                                request_hash=request_hash, status=202, response_json=accepted)
-            uow.publish(InvoiceReceived(tenant_id=tenant.id, invoice_id=invoice_id,
-                                        correlation_id=correlation_id, invoice=summarise(invoice)))
+                                                request_hash=submission.fingerprint, status=202, response_json=accepted)
+            uow.publish(InvoiceReceived(tenant_id=tenant.id, invoice_id=invoice_id, correlation_id=correlation_id,
+                                        invoice=summarise(invoice, has_pdf=row.has_pdf)))
             await uow.commit()
     except IntegrityError:
-        answer = await answer_conflict(ctx, tenant=tenant, invoice=invoice, idempotency_key=idempotency_key,
-                                       request_hash=request_hash)
+        answer = await answer_conflict(request, tenant=tenant, submission=submission, idempotency_key=idempotency_key)
         if answer is None:
             raise
         return answer
@@ -85,6 +96,7 @@ async def receive_invoice(request: Request, tenant: Tenant = Depends(authenticat
 
 
 @router.get("/{invoice_id}", response_model=InvoiceRead, summary="Read a received invoice",
+            response_model_exclude_unset=True,  # optional EN 16931 parts the invoice did not have stay out
             responses={401: _PROBLEM, 404: {**_PROBLEM, "description": "No such invoice for this tenant."}})
 async def read_invoice(invoice_id: uuid.UUID, request: Request, tenant: Tenant = Depends(authenticate)) -> dict:
     """The invoice as received (without its PDF), with when it was received."""
@@ -92,7 +104,8 @@ async def read_invoice(invoice_id: uuid.UUID, request: Request, tenant: Tenant =
         row = await store.get_invoice(session, tenant_id=tenant.id, invoice_id=invoice_id)
     if row is None:
         raise Problem(404, f"No invoice {invoice_id} for this tenant.")
-    return {**row.document, "invoice_id": row.id, "received_at": row.received_at, "has_pdf": row.has_pdf}
+    return {**row.document, "invoice_id": row.id, "status": "received", "received_at": row.received_at, "has_pdf": row.has_pdf,
+            "source_format": row.source_format}
 
 
 @router.get("/{invoice_id}/pdf", response_class=Response, summary="Download the invoice PDF",
@@ -108,28 +121,25 @@ async def read_invoice_pdf(invoice_id: uuid.UUID, request: Request, tenant: Tena
                     headers={"Content-Disposition": f'inline; filename="{invoice_id}.pdf"'})
 
 
-def parse_invoice(payload: Any) -> Invoice:
-    """The validated invoice; 422 listing every schema error, or else every arithmetic mismatch."""
-    try:
-        invoice = Invoice.model_validate(payload)
-    except ValidationError as exc:
-        raise RequestValidationError(exc.errors(include_url=False, include_input=False)) from None
-    mismatches = check_arithmetic(invoice)
-    if mismatches:
-        raise Problem(422, "The invoice amounts do not add up.", slug="arithmetic-error", errors=[
-            {**field_error(m.path, m.detail, "arithmetic-mismatch"), "expected": str(m.expected), "given": str(m.given)}
-            for m in mismatches
-        ])
-    return invoice
+@router.get("/{invoice_id}/source", response_class=Response, summary="Download the document the invoice was read from",
+            responses={200: {"content": {"application/xml": {}}}, 401: _PROBLEM,
+                       404: {**_PROBLEM, "description": "No such invoice for this tenant, or it was sent as JSON."}})
+async def read_invoice_source(invoice_id: uuid.UUID, request: Request, tenant: Tenant = Depends(authenticate)) -> Response:
+    """The UBL or CII XML exactly as received (for a Factur-X PDF, its embedded XML)."""
+    async with request.app.state.ctx.sessions() as session:
+        source = await store.get_source(session, tenant_id=tenant.id, invoice_id=invoice_id)
+    if source is None:
+        raise Problem(404, f"No source document for invoice {invoice_id} of this tenant.")
+    return Response(source.content, media_type=source.media_type, headers={"ETag": f'"{source.sha256}"'})
 
 
-def summarise(invoice: Invoice) -> InvoiceSummary:
+def summarise(invoice: Invoice, *, has_pdf: bool | None = None) -> InvoiceSummary:
     """What downstream services need to know of the invoice."""
     return InvoiceSummary(
         number=invoice.number, issue_date=invoice.issue_date, due_date=invoice.due_date, currency=invoice.currency,
         total_excl_tax=invoice.totals.total_excl_tax, total_tax=invoice.totals.total_tax,
         total_incl_tax=invoice.totals.total_incl_tax, seller_name=invoice.seller.name, buyer_name=invoice.buyer.name,
-        customer_ref=invoice.buyer.customer_ref, has_pdf=invoice.pdf is not None,
+        customer_ref=invoice.buyer.customer_ref, has_pdf=invoice.pdf is not None if has_pdf is None else has_pdf,
     )
 
 
@@ -141,16 +151,25 @@ def replay(earlier: IdempotencyKeyRow, *, request_hash: str) -> Response:
     return JSONResponse(earlier.response_json, status_code=earlier.status, headers={"Idempotent-Replayed": "true"})
 
 
-async def answer_conflict(ctx: ServiceContext, *, tenant: Tenant, invoice: Invoice, idempotency_key: str | None,
-                          request_hash: str) -> Response | None:
+async def answer_conflict(request: Request, *, tenant: Tenant, submission: Submission,
+                          idempotency_key: str | None) -> Response | None:
     """A concurrent or earlier request won a unique constraint: replay it, or say which conflict it is
     (None if the conflicting row cannot be found)."""
+    ctx: ServiceContext = request.app.state.ctx
+    number = submission.invoice.number
     async with ctx.sessions() as session:
         earlier = (await store.find_idempotency_key(session, tenant_id=tenant.id, key=idempotency_key)
                    if idempotency_key is not None else None)
         if earlier is not None:
-            return replay(earlier, request_hash=request_hash)
-        if await store.number_taken(session, tenant_id=tenant.id, number=invoice.number):
-            raise Problem(409, f"Invoice number {invoice.number!r} was already received for this tenant.",
-                          slug="duplicate-invoice-number", title="Duplicate invoice number")
-    return None
+            return replay(earlier, request_hash=submission.fingerprint)
+        existing = await store.invoice_with_number(session, tenant_id=tenant.id, number=number)
+    if existing is None:
+        return None
+    link = f"/v1/invoices/{existing}"
+    problem = Problem(409, f"Invoice number {number!r} was already received for this tenant: {link}.",
+                      slug="duplicate-invoice-number", title="Duplicate invoice number",
+                      errors=[{"pointer": submission.number_pointer, "detail": "already received", "code": "duplicate"}],
+                      headers={"Location": link},
+                      extensions={"existing_invoice_id": str(existing), "existing_invoice": link})
+    return problem_response(request, problem)
+

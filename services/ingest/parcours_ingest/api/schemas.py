@@ -27,6 +27,8 @@ class InvoiceRead(InvoiceContent):
     status: Literal["received"] = "received"
     received_at: datetime
     has_pdf: bool = Field(description="Whether GET /v1/invoices/{invoice_id}/pdf serves a PDF.")
+    source_format: Literal["json", "ubl", "cii", "factur-x"] = Field(
+        default="json", description="How the invoice came in; for all but json, GET …/source serves the XML.")
 
 
 class TenantCreate(BaseModel):

@@ -11,7 +11,7 @@ import base64
 import binascii
 from datetime import date
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -61,6 +61,33 @@ class Buyer(_Part):
     vat_id: VatId | None = Field(default=None, description="BT-48 Buyer VAT identifier.")
 
 
+# UNTDID 1001 document types of EN 16931 that Parcours delivers and duns (a credit note is never dunned).
+TypeCode = Literal["380", "381", "384", "389"]
+CREDIT_NOTE = "381"
+
+
+class AllowanceCharge(_Part):
+    """An allowance (BG-20 on the document, BG-27 on a line) or a charge (BG-21, BG-28)."""
+
+    charge: bool = Field(default=False,
+                         description="Charge indicator (ChargeIndicator): true for a charge, false for an allowance.")
+    amount: Amount = Field(description="BT-92/BT-99 (document) or BT-136/BT-141 (line) amount, without VAT.")
+    vat_rate: VatRate | None = Field(default=None, description="BT-96/BT-103 VAT rate of a document-level allowance or "
+                                                               "charge (required there; lines use the line's rate).")
+    reason: str | None = Field(default=None, max_length=200, description="BT-97/BT-104 reason.")
+    reason_code: str | None = Field(default=None, max_length=10, description="BT-98/BT-105 reason code (UNTDID 5189/7161).")
+
+
+class VatBreakdown(_Part):
+    """BG-23 VAT breakdown: one entry per VAT rate."""
+
+    vat_rate: VatRate = Field(description="BT-119 VAT category rate, in percent.")
+    category_code: str | None = Field(default=None, pattern=r"^[A-Z]{1,2}$",
+                                      description="BT-118 VAT category code (UNCL 5305: S, Z, E, AE, K, G, O, L, M).")
+    taxable_amount: Amount = Field(description="BT-116 VAT category taxable amount.")
+    tax_amount: Amount = Field(description="BT-117 VAT category tax amount.")
+
+
 class InvoiceLine(_Part):
     """BG-25 Invoice line."""
 
@@ -69,29 +96,56 @@ class InvoiceLine(_Part):
     unit_price: UnitPrice = Field(description="BT-146 Item net price, excluding VAT (≥ 0).")
     vat_rate: VatRate = Field(description="BT-152 Invoiced item VAT rate, in percent (0–100).")
     line_total_excl_tax: Amount = Field(
-        description="BT-131 Invoice line net amount: quantity × unit price, rounded half up to 2 decimals.")
+        description="BT-131 Invoice line net amount: quantity × unit price (÷ BT-149 price base quantity), "
+                    "rounded half up to 2 decimals, minus line allowances, plus line charges.")
+    price_base_quantity: Quantity | None = Field(default=None, description="BT-149 Item price base quantity (1 if absent).")
+    allowances_charges: list[AllowanceCharge] = Field(default_factory=list, max_length=100,
+                                                      description="BG-27 line allowances and BG-28 line charges.")
 
 
 class Totals(_Part):
     """BG-22 Document totals."""
 
-    total_excl_tax: Amount = Field(description="BT-109 Invoice total amount without VAT: the sum of the line net amounts.")
+    total_excl_tax: Amount = Field(description="BT-109 Invoice total amount without VAT: the sum of the line net amounts, "
+                                               "minus document allowances, plus document charges.")
     total_tax: Amount = Field(description="BT-110 Invoice total VAT amount: per VAT rate (BG-23), "
                                           "the taxable base × rate / 100 rounded half up to 2 decimals, summed.")
     total_incl_tax: Amount = Field(description="BT-112 Invoice total amount with VAT: BT-109 + BT-110.")
+    lines_total: Amount | None = Field(default=None, description="BT-106 Sum of invoice line net amounts (checked if given).")
+    allowance_total: Amount | None = Field(default=None, description="BT-107 Sum of document-level allowances.")
+    charge_total: Amount | None = Field(default=None, description="BT-108 Sum of document-level charges.")
+    prepaid_amount: Amount | None = Field(default=None, description="BT-113 Paid amount.")
+    amount_due: Amount | None = Field(default=None, description="BT-115 Amount due for payment: BT-112 − BT-113.")
 
 
 class InvoiceContent(_Part):
     """The invoice's data, as stored and served back (the PDF is kept and served apart)."""
 
     number: str = Field(min_length=1, max_length=64, description="BT-1 Invoice number; unique per tenant.")
+    type_code: TypeCode = Field(default="380", description="BT-3 Invoice type code: 380 commercial invoice, "
+                                                           "381 credit note, 384 corrected invoice, 389 self-billed.")
     issue_date: date = Field(description="BT-2 Invoice issue date.")
     due_date: date = Field(description="BT-9 Payment due date; on or after the issue date.")
     currency: str = Field(pattern=r"^[A-Z]{3}$", description="BT-5 Invoice currency code (ISO 4217), e.g. EUR.")
     seller: Seller = Field(description="BG-4 Seller.")
     buyer: Buyer = Field(description="BG-7 Buyer.")
     lines: list[InvoiceLine] = Field(min_length=1, max_length=10000, description="BG-25 Invoice lines (at least one).")
+    allowances_charges: list[AllowanceCharge] = Field(default_factory=list, max_length=100,
+                                                      description="BG-20 document allowances and BG-21 document charges.")
+    vat_breakdown: list[VatBreakdown] | None = Field(default=None, max_length=100,
+                                                     description="BG-23 VAT breakdown (checked against the lines if given).")
     totals: Totals = Field(description="BG-22 Document totals.")
+
+    @property
+    def is_credit_note(self) -> bool:
+        return self.type_code == CREDIT_NOTE
+
+    @field_validator("allowances_charges")
+    @classmethod
+    def _document_level_ones_have_a_vat_rate(cls, items: list[AllowanceCharge]) -> list[AllowanceCharge]:
+        if any(item.vat_rate is None for item in items):
+            raise ValueError("a document-level allowance or charge needs its vat_rate (BT-96/BT-103)")
+        return items
 
     @field_validator("due_date")
     @classmethod
@@ -119,8 +173,21 @@ class Invoice(InvoiceContent):
         return decode_pdf(self.pdf) if self.pdf is not None else None
 
     def document(self) -> dict:
-        """The invoice as stored and served: JSON types, money as decimal strings, without the PDF."""
-        return self.model_dump(mode="json", exclude={"pdf"})
+        """The invoice as stored and served: JSON types, money as decimal strings, without the PDF.
+        Optional EN 16931 parts left out are not written (a JSON invoice reads back as it was sent)."""
+        document = _without_empty(self.model_dump(mode="json", exclude={"pdf"}), _OPTIONAL_PARTS)
+        document["totals"] = _without_empty(document["totals"], _OPTIONAL_TOTALS)
+        document["lines"] = [_without_empty(line, _OPTIONAL_LINE_PARTS) for line in document["lines"]]
+        return document
+
+
+_OPTIONAL_PARTS = ("allowances_charges", "vat_breakdown")
+_OPTIONAL_TOTALS = ("lines_total", "allowance_total", "charge_total", "prepaid_amount", "amount_due")
+_OPTIONAL_LINE_PARTS = ("price_base_quantity", "allowances_charges")
+
+
+def _without_empty(values: dict, keys: tuple[str, ...]) -> dict:
+    return {key: value for key, value in values.items() if key not in keys or value not in (None, [])}
 
 
 def decode_pdf(encoded: str) -> bytes:

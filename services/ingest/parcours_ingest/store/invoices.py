@@ -2,28 +2,43 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parcours_ingest.domain.invoice import Invoice
-from parcours_ingest.store.models import IdempotencyKeyRow, InvoicePdfRow, InvoiceRow
+from parcours_ingest.store.models import IdempotencyKeyRow, InvoicePdfRow, InvoiceRow, InvoiceSourceRow
+
+
+@dataclass(frozen=True)
+class SourceDocument:
+    """The document an invoice was read from: `format` ubl, cii or factur-x; `content` the XML."""
+
+    format: str
+    media_type: str
+    content: bytes
 
 
 async def add_invoice(session: AsyncSession, *, tenant_id: str, invoice_id: uuid.UUID, invoice: Invoice,
-                      correlation_id: str) -> InvoiceRow:
-    """Insert the invoice (and its PDF); raises IntegrityError if the tenant already has its number."""
-    pdf = invoice.pdf_bytes()
+                      correlation_id: str, pdf: bytes | None = None, source: SourceDocument | None = None) -> InvoiceRow:
+    """Insert the invoice (its PDF, its source document); raises IntegrityError if the tenant already has its number."""
+    pdf = pdf if pdf is not None else invoice.pdf_bytes()
     row = InvoiceRow(id=invoice_id, tenant_id=tenant_id, number=invoice.number, issue_date=invoice.issue_date,
                      due_date=invoice.due_date, currency=invoice.currency, customer_ref=invoice.buyer.customer_ref,
                      total_incl_tax=invoice.totals.total_incl_tax, document=invoice.document(),
-                     has_pdf=pdf is not None, correlation_id=correlation_id)
+                     has_pdf=pdf is not None, correlation_id=correlation_id,
+                     source_format=source.format if source is not None else "json")
     session.add(row)
     await session.flush()  # the unique (tenant, number) check happens here, before anything else is staged
     if pdf is not None:
         session.add(InvoicePdfRow(invoice_id=invoice_id, tenant_id=tenant_id, content=pdf))
-        await session.flush()
+    if source is not None:
+        session.add(InvoiceSourceRow(invoice_id=invoice_id, tenant_id=tenant_id, media_type=source.media_type,
+                                     sha256=hashlib.sha256(source.content).hexdigest(), content=source.content))
+    await session.flush()
     await session.refresh(row, ["received_at"])
     return row
 
@@ -42,11 +57,18 @@ async def get_pdf(session: AsyncSession, *, tenant_id: str, invoice_id: uuid.UUI
     )).scalar_one_or_none()
 
 
-async def number_taken(session: AsyncSession, *, tenant_id: str, number: str) -> bool:
-    """Whether the tenant already has an invoice with this number."""
+async def get_source(session: AsyncSession, *, tenant_id: str, invoice_id: uuid.UUID) -> InvoiceSourceRow | None:
+    """The document the tenant's invoice was read from, or None (sent as JSON, or another tenant's)."""
+    return (await session.execute(
+        select(InvoiceSourceRow).where(InvoiceSourceRow.tenant_id == tenant_id, InvoiceSourceRow.invoice_id == invoice_id)
+    )).scalar_one_or_none()
+
+
+async def invoice_with_number(session: AsyncSession, *, tenant_id: str, number: str) -> uuid.UUID | None:
+    """The id of the tenant's invoice with this number, if any."""
     return (await session.execute(
         select(InvoiceRow.id).where(InvoiceRow.tenant_id == tenant_id, InvoiceRow.number == number)
-    )).first() is not None
+    )).scalar_one_or_none()
 
 
 async def find_idempotency_key(session: AsyncSession, *, tenant_id: str, key: str) -> IdempotencyKeyRow | None:

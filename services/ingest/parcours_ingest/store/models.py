@@ -39,6 +39,8 @@ class InvoiceRow(Base):
     total_incl_tax: Mapped[Decimal] = mapped_column(Numeric(20, 2))
     document: Mapped[dict] = mapped_column(JSONB)
     has_pdf: Mapped[bool] = mapped_column(default=False)
+    # how the invoice came in: json, ubl, cii (an XML body) or factur-x (a PDF embedding CII)
+    source_format: Mapped[str] = mapped_column(String(16), server_default="json")
     correlation_id: Mapped[str] = mapped_column(String(128))
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
@@ -66,3 +68,16 @@ class IdempotencyKeyRow(Base):
     # json, not jsonb: jsonb reorders keys, and a replay must be byte for byte the first response
     response_json: Mapped[dict] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class InvoiceSourceRow(Base):
+    """The document the invoice was read from (UBL or CII XML), kept byte for byte as received."""
+
+    __tablename__ = "invoice_sources"
+    __table_args__ = (ForeignKeyConstraint(["invoice_id"], ["invoices.id"], ondelete="CASCADE"),)
+
+    invoice_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(63))
+    media_type: Mapped[str] = mapped_column(String(100))
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes] = mapped_column(LargeBinary)

@@ -1,0 +1,193 @@
+"""Reading `POST /v1/invoices` bodies in every accepted format into one Submission:
+JSON, UBL/CII XML, Factur-X PDF, or multipart (JSON data + the PDF)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass
+from datetime import date
+from email import policy
+from email.parser import BytesParser
+from typing import Any
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+
+from parcours_runtime.problems import Problem, field_error
+from parcours_ingest.api.body import is_json_media_type, media_type_of, parse_json, read_body
+from parcours_ingest.config import Settings
+from parcours_ingest.domain.arithmetic import check_arithmetic
+from parcours_ingest.domain.documents import DocumentError, Issue
+from parcours_ingest.domain.documents.cii import read_cii
+from parcours_ingest.domain.documents.pdf import PdfLimits, inspect_pdf
+from parcours_ingest.domain.documents.reader import Extraction
+from parcours_ingest.domain.documents.schemas import xsd_issues
+from parcours_ingest.domain.documents.ubl import read_ubl
+from parcours_ingest.domain.documents.xml import parse_xml, syntax_of
+from parcours_ingest.domain.idempotency import request_fingerprint
+from parcours_ingest.domain.invoice import Invoice
+from parcours_ingest.domain.rules import date_violations, identifier_violations
+from parcours_ingest.store.invoices import SourceDocument
+
+XML_MEDIA_TYPES = ("application/xml", "text/xml")
+ACCEPTED = "application/json, application/xml (UBL 2.1 or CII D16B), application/pdf (Factur-X) or multipart/form-data"
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A checked invoice and what came with it; `fingerprint` tells a retry from another request."""
+
+    invoice: Invoice
+    fingerprint: str
+    pdf: bytes | None = None
+    source: SourceDocument | None = None
+    number_pointer: str = "/number"
+
+
+async def read_submission(request: Request, *, settings: Settings) -> Submission:
+    """The invoice in the body, whatever its accepted format; a problem (4xx) otherwise, nothing kept."""
+    media_type = media_type_of(request.headers.get("content-type", ""))
+    if not (is_json_media_type(media_type) or media_type in XML_MEDIA_TYPES
+            or media_type in ("application/pdf", "multipart/form-data")):
+        raise Problem(415, f"Send the invoice as {ACCEPTED}.")
+    raw = await read_body(request, max_bytes=settings.max_body_bytes)
+    try:
+        if is_json_media_type(media_type):
+            return await _from_json(parse_json(raw), settings=settings)
+        if media_type in XML_MEDIA_TYPES:
+            return await asyncio.to_thread(_from_xml, raw, settings=settings, media_type=media_type)
+        if media_type == "application/pdf":
+            return await asyncio.to_thread(_from_facturx, raw, settings=settings)
+        return await _from_multipart(raw, request.headers.get("content-type", ""), settings=settings)
+    except DocumentError as exc:
+        raise Problem(exc.status, exc.detail, slug=exc.slug,
+                      errors=[_error_entry(issue) for issue in exc.issues] or None) from None
+
+
+def _limits(settings: Settings) -> PdfLimits:
+    return PdfLimits(max_pages=settings.max_pdf_pages, max_decompressed_bytes=settings.max_pdf_stream_bytes,
+                     max_xml_bytes=settings.max_body_bytes)
+
+
+async def _from_json(payload: Any, *, settings: Settings, pdf: bytes | None = None) -> Submission:
+    invoice = parse_invoice(payload, settings=settings)
+    attached = pdf if pdf is not None else invoice.pdf_bytes()
+    if attached is not None:
+        await asyncio.to_thread(inspect_pdf, attached, limits=_limits(settings))
+    fingerprint = request_fingerprint(invoice.model_dump(mode="json"))
+    if pdf is not None:
+        fingerprint = request_fingerprint({"invoice": fingerprint, "pdf": hashlib.sha256(pdf).hexdigest()})
+    return Submission(invoice=invoice, fingerprint=fingerprint, pdf=pdf)
+
+
+def parse_invoice(payload: Any, *, settings: Settings) -> Invoice:
+    """The validated JSON invoice; 422 listing every schema error, or else every arithmetic or rule violation."""
+    try:
+        invoice = Invoice.model_validate(payload)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False, include_input=False)) from None
+    mismatches = check_arithmetic(invoice)
+    if mismatches:
+        raise Problem(422, "The invoice amounts do not add up.", slug="arithmetic-error", errors=[
+            {**field_error(m.path, m.detail, "arithmetic-mismatch"), "expected": str(m.expected), "given": str(m.given)}
+            for m in mismatches
+        ])
+    violations = _rule_violations(invoice, settings=settings)
+    if violations:
+        raise Problem(422, "The invoice breaks business rules.", slug="business-rule-violation",
+                      errors=[field_error(v.path, v.detail, v.code) for v in violations])
+    return invoice
+
+
+def _rule_violations(invoice: Invoice, *, settings: Settings) -> list:
+    found = date_violations(invoice, today=date.today())
+    if settings.identifier_checksums:
+        found = identifier_violations(invoice) + found
+    return found
+
+
+def _from_xml(raw: bytes, *, settings: Settings, media_type: str, pdf: bytes | None = None) -> Submission:
+    root = parse_xml(raw, max_depth=settings.max_xml_depth)
+    syntax = syntax_of(root)
+    if settings.xsd_validation:
+        issues = xsd_issues(root)
+        if issues:
+            raise DocumentError(422, "xsd-invalid", f"The {syntax.upper()} document is not valid against its XSD.",
+                                issues)
+    extraction = read_ubl(root) if syntax == "ubl" else read_cii(root)
+    invoice = _checked(extraction, settings=settings)
+    source = SourceDocument(format="factur-x" if pdf is not None else syntax, media_type=media_type, content=raw)
+    fingerprint = hashlib.sha256(pdf if pdf is not None else raw).hexdigest()
+    return Submission(invoice=invoice, fingerprint=fingerprint, pdf=pdf, source=source,
+                      number_pointer=extraction.source_of(("number",)))
+
+
+def _checked(extraction: Extraction, *, settings: Settings) -> Invoice:
+    """The model read from the document, with every error at the XPath it came from."""
+    try:
+        invoice = Invoice.model_validate(extraction.payload)
+    except ValidationError as exc:
+        raise DocumentError(422, "validation-error", "The document does not fit the invoice model.", [
+            Issue(xpath=extraction.source_of(err["loc"]), detail=err["msg"], code=err["type"], field=tuple(err["loc"]))
+            for err in exc.errors(include_url=False, include_input=False)]) from None
+    mismatches = check_arithmetic(invoice)
+    if mismatches:
+        raise DocumentError(422, "arithmetic-error", "The invoice amounts do not add up.", [
+            Issue(xpath=extraction.source_of(m.path), detail=m.detail, code="arithmetic-mismatch", field=m.path,
+                  expected=str(m.expected), given=str(m.given)) for m in mismatches])
+    violations = _rule_violations(invoice, settings=settings)
+    if violations:
+        raise DocumentError(422, "business-rule-violation", "The invoice breaks business rules.", [
+            Issue(xpath=extraction.source_of(v.path), detail=v.detail, code=v.code, field=v.path) for v in violations])
+    return invoice
+
+
+def _error_entry(issue: Issue) -> dict[str, Any]:
+    """An issue as a problem's `errors` item: `pointer` is the XPath in the document sent, `field` the JSON
+    pointer in the invoice model (as in JSON bodies)."""
+    entry: dict[str, Any] = {"pointer": issue.xpath, "detail": issue.detail, "code": issue.code}
+    if issue.expected is not None:
+        entry["expected"], entry["given"] = issue.expected, issue.given
+    if issue.field is not None:
+        entry["field"] = field_error(issue.field, "")["pointer"]
+    if issue.line is not None:
+        entry["line"] = issue.line
+    return entry
+
+
+def _from_facturx(raw: bytes, *, settings: Settings) -> Submission:
+    xml = inspect_pdf(raw, limits=_limits(settings))
+    if xml is None:
+        raise DocumentError(422, "pdf-without-invoice-data",
+                            "This PDF embeds no Factur-X/ZUGFeRD XML. Send it as multipart/form-data with a part "
+                            "`invoice` (the JSON invoice) and a part `pdf` (this file).")
+    return _from_xml(xml, settings=settings, media_type="application/xml", pdf=raw)
+
+
+async def _from_multipart(raw: bytes, content_type: str, *, settings: Settings) -> Submission:
+    parts = _form_parts(raw, content_type)
+    if "invoice" not in parts:
+        raise Problem(422, "A multipart invoice needs a part `invoice` (the JSON invoice) and a part `pdf`.",
+                      errors=[field_error(("invoice",), "missing part", "missing")])
+    payload = parse_json(parts["invoice"])
+    pdf = parts.get("pdf")
+    if pdf is not None and isinstance(payload, dict) and payload.get("pdf") is not None:
+        raise Problem(422, "Send the PDF either as the `pdf` part or inside the JSON, not both.",
+                      errors=[field_error(("pdf",), "given twice", "conflict")])
+    return await _from_json(payload, settings=settings, pdf=pdf)
+
+
+def _form_parts(raw: bytes, content_type: str) -> dict[str, bytes]:
+    """The named parts of a multipart/form-data body (the stdlib MIME parser: the body is already bounded)."""
+    message = BytesParser(policy=policy.HTTP).parsebytes(b"Content-Type: " + content_type.encode("latin-1") +
+                                                        b"\r\n\r\n" + raw)
+    if not message.is_multipart():
+        raise Problem(400, "The multipart body cannot be read (boundary missing or wrong).", slug="malformed-multipart")
+    parts: dict[str, bytes] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if isinstance(name, str) and name in ("invoice", "pdf") and name not in parts:
+            parts[name] = part.get_payload(decode=True) or b""
+    return parts
