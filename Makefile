@@ -3,30 +3,52 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
-PACKAGES := libs/contracts libs/runtime libs/devstack services/ingest services/router services/channels services/tracker services/dunning
+SERVICES := ingest router channels tracker dunning
+PACKAGES := libs/contracts libs/runtime libs/devstack $(addprefix services/,$(SERVICES))
+TAG ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo dev)
+CHECKOV := .parcours/tools/checkov/.requirements
 
-.PHONY: install run test contracts check-contracts clean
+.PHONY: install tools run test bench contracts check-contracts k8s images clean
 
-$(VENV)/.installed: constraints.txt $(foreach p,$(PACKAGES),$(wildcard $(p)/pyproject.toml))
+$(VENV)/.installed: constraints.txt requirements-dev.txt $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -c constraints.txt $(foreach p,$(PACKAGES),$(if $(wildcard $(p)/pyproject.toml),-e $(p))) pytest pytest-asyncio jsonschema aiosmtplib
+	$(PIP) install -q -c constraints.txt $(foreach p,$(PACKAGES),-e $(p)) -r requirements-dev.txt
 	touch $@
 
 install: $(VENV)/.installed
 
+# checkov (policy scan of the manifests) lives in its own venv: its pins clash with ours.
+$(CHECKOV): deploy/tools/checkov-requirements.txt
+	PYTHON=$(PYTHON) deploy/tools/install-checkov.sh
+
+tools: $(CHECKOV)
+
 run: install
 	$(PY) -m parcours_devstack.stack
 
-test: install
+test: install tools
 	$(PY) -m pytest -q
+
+# Figures and ratios against a bare pipeline measured in the same run; ARGS="--invoices 2000" for a quick look.
+bench: install
+	$(PY) -m bench.run $(ARGS)
 
 contracts: install
 	$(PY) -m parcours_contracts.export
 
-check-contracts: install
+check-# Figures and ratios against a bare pipeline measured in the same run; ARGS="--invoices 2000" for a quick look.
+bench: install
+	$(PY) -m bench.run $(ARGS)
+
+contracts: install
 	$(PY) -m parcours_contracts.export --check
+
+k8s: install
+	$(PY) deploy/k8s/generate.py
+
+images:
+	@for s in $(SERVICES); do docker build -f services/$$s/Dockerfile -t parcours/$$s:$(TAG) . || exit 1; done
 
 clean:
 	rm -rf $(VENV) .parcours

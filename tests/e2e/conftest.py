@@ -45,7 +45,8 @@ async def stack(spawn_service):
     ports = {name: free_port() for name in SERVICES}
     tracker_url = f"http://127.0.0.1:{ports['tracker']}"
     extra = {
-        "channels": {"SMTP_PORT": str(sink.smtp_port), "TRACKER_PUBLIC_URL": tracker_url},
+        "channels": {"SMTP_PORT": str(sink.smtp_port), "TRACKER_PUBLIC_URL": tracker_url,
+                     "BOUNCE_SMTP_PORT": str(free_port())},
         "tracker": {"PUBLIC_URL": tracker_url},
         "dunning": {"TIME_TRAVEL": "true", "TICK_SECONDS": "3600"},
     }

@@ -35,7 +35,7 @@ def invoice_body(number: str, customer: dict, *, issued: date, due_in_days: int,
     return {
         "number": number, "issue_date": issued.isoformat(), "due_date": (issued + timedelta(days=due_in_days)).isoformat(),
         "currency": "EUR",
-        "seller": {"name": "Parcours Démo SARL", "siren": "123456789", "vat_id": "FR32123456789"},
+        "seller": {"name": "Parcours Démo SARL", "siren": "732829320", "vat_id": "FR44732829320"},
         "buyer": {"customer_ref": customer["ref"], "name": customer["name"]},
         "lines": invoice_lines,
         "totals": {"total_excl_tax": str(excl), "total_tax": str(tax), "total_incl_tax": str(excl + tax)},

@@ -66,7 +66,8 @@ class Stack:
         ports = {name: _port_or_free(BASE_PORT + i) for i, name in enumerate(SERVICES)}
         tracker_url = f"http://127.0.0.1:{ports['tracker']}"
         per_service = {
-            "channels": {"SMTP_PORT": str(self.sink.smtp_port), "TRACKER_PUBLIC_URL": tracker_url},
+            "channels": {"SMTP_PORT": str(self.sink.smtp_port), "TRACKER_PUBLIC_URL": tracker_url,
+                         "BOUNCE_SMTP_PORT": str(_port_or_free(2526))},
             "tracker": {"PUBLIC_URL": tracker_url},
             "dunning": {"TIME_TRAVEL": "true", "TICK_SECONDS": "5"},
         }
