@@ -37,11 +37,7 @@ bench: install
 contracts: install
 	$(PY) -m parcours_contracts.export
 
-check-# Figures and ratios against a bare pipeline measured in the same run; ARGS="--invoices 2000" for a quick look.
-bench: install
-	$(PY) -m bench.run $(ARGS)
-
-contracts: install
+check-contracts: install
 	$(PY) -m parcours_contracts.export --check
 
 k8s: install

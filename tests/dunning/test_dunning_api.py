@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime, timezone
 
-from parcours_dunning.domain.clock import SettableClock
+from parcours_runtime.clock import SettableClock
 
 UTC = timezone.utc
 

@@ -8,7 +8,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 
 from parcours_contracts import LifecycleStatus
-from parcours_dunning.domain.clock import SettableClock
+from parcours_runtime.clock import SettableClock
 
 UTC = timezone.utc
 ISSUE, DUE = date(2026, 12, 1), date(2026, 12, 31)

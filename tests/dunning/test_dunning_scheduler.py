@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from datetime import date, datetime, timedelta, timezone
 
-from parcours_dunning.domain.clock import SettableClock
+from parcours_runtime.clock import SettableClock
 
 UTC = timezone.utc
 TODAY = datetime.now(UTC).date()
@@ -189,7 +189,7 @@ async def test_concurrent_passes_emit_each_step_exactly_once(
 async def test_without_time_travel_the_loop_runs_on_real_time_and_admin_routes_do_not_exist(
         run_service, publish, build, client_for, wait_for_plan, published_reminders):
     host = await run_service("dunning", tick_seconds=0.2)
-    from parcours_dunning.domain.clock import SystemClock
+    from parcours_runtime.clock import SystemClock
     assert isinstance(host.ctx.extras["clock"], SystemClock)
     admin = await client_for(host, None, headers={"Authorization": "Bearer dev-admin-token"})
     assert (await admin.put("/v1/admin/clock", json={"now": "2030-01-01T00:00:00Z"})).status_code == 404

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
-from parcours_dunning.domain.clock import SettableClock, SystemClock
+from parcours_runtime.clock import SettableClock, SystemClock
 from parcours_dunning.domain.facts import InvoiceFacts, Signal
 from parcours_dunning.domain.planner import Fire, Past, Policy, Skip, decide_due, derive, occurrences, simulate
 from parcours_dunning.domain.strategy import DEFAULT_STRATEGY, Strategy, StrategySpec

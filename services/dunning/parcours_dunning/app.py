@@ -8,15 +8,14 @@ from parcours_runtime.service import ServiceContext, ServiceDefinition
 
 from parcours_dunning import handlers
 from parcours_dunning.api import admin_router, router
-from parcours_dunning.domain.clock import SettableClock, SystemClock
+from parcours_runtime.clock import CLOCK, clock_for
 from parcours_dunning.planning import policy_from
 from parcours_dunning.scheduler import ReminderScheduler
 from parcours_dunning.store import metadata
 
 
 async def on_start(ctx: ServiceContext) -> None:
-    # Time travel starts at the real now and moves only when told to.
-    ctx.extras["clock"] = SettableClock(SystemClock().now()) if ctx.settings.time_travel else SystemClock()
+    ctx.extras[CLOCK] = clock_for(time_travel=ctx.settings.time_travel)
     ctx.extras["policy"] = policy_from(ctx.settings)
 
 

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from parcours_runtime.service import ServiceContext
 from parcours_runtime.uow import UnitOfWork
 
-from parcours_dunning.domain.clock import Clock
+from parcours_runtime.clock import Clock
 from parcours_dunning.planning import decide_invoice, facts_of, strategy_of
 from parcours_dunning.store.schedule import lock_invoices_with_due_steps, steps_by_invoice
 

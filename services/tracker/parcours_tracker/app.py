@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from parcours_runtime.service import ServiceContext, ServiceDefinition
 from parcours_tracker import handlers
 from parcours_tracker.api import admin_router, router
-from parcours_tracker.domain.clock import SettableClock, SystemClock
+from parcours_runtime.clock import CLOCK, clock_for
 from parcours_tracker.store.journeys import Tracking
 from parcours_tracker.store.models import Base
 from parcours_tracker.sweep import ReceiptSweep
@@ -35,8 +35,7 @@ def _holidays(country: str | None):
 
 async def on_start(ctx: ServiceContext) -> None:
     settings = ctx.settings
-    # Time travel starts at the real now and moves only when told to.
-    clock = SettableClock(SystemClock().now()) if settings.time_travel else SystemClock()
+    ctx.extras[CLOCK] = clock = clock_for(time_travel=settings.time_travel)
     ctx.extras["tracking"] = Tracking(windows=dict(settings.receipt_windows),
                                       holidays=_holidays(settings.holiday_country), clock=clock)
 

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from parcours_runtime.clock import CLOCK, clock_routes
 from parcours_runtime.problems import Problem, field_error
 from parcours_runtime.tenancy import Tenant, authenticate, require_admin
 from parcours_runtime.uow import UnitOfWork
-from parcours_tracker.domain.clock import SettableClock
 from parcours_tracker.domain.incidents import KINDS
 from parcours_tracker.store import incidents, journeys
 from parcours_tracker.store.models import Incident
@@ -103,34 +103,14 @@ async def resolve_incident(incident_id: UUID, body: ResolveBody, request: Reques
         invoice = await journeys.find_invoice(uow.session, tenant_id=tenant.id, invoice_id=incident.invoice_id)
         [resolved] = await incidents.resolve(
             uow, tenant_id=tenant.id, invoice_id=incident.invoice_id, correlation_id=invoice.correlation_id,
-            incident_id=incident_id, resolution=body.resolution, now=ctx.extras["tracking"].clock.now()) or [None]
+            incident_id=incident_id, resolution=body.resolution, now=ctx.extras[CLOCK].now()) or [None]
         if resolved is None:
             raise Problem(409, "This incident is already resolved.", slug="incident-resolved")
         await uow.commit()
     return _item(resolved)
 
 
-class ClockWrite(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    now: AwareDatetime
-
-
-class ClockRead(BaseModel):
-    now: datetime
-
-
-@admin_router.get("/clock", response_model=ClockRead, summary="The service's current time")
-async def get_clock(request: Request) -> ClockRead:
-    return ClockRead(now=request.app.state.ctx.extras["tracking"].clock.now())
-
-
-@admin_router.put("/clock", response_model=ClockRead, summary="Travel to another instant (time_travel only)",
-                  responses={409: {"description": "The service runs on the real clock"}})
-async def set_clock(body: ClockWrite, request: Request) -> ClockRead:
-    clock = request.app.state.ctx.extras["tracking"].clock
-    if not isinstance(clock, SettableClock):
-        raise Problem(409, "The service clock cannot be set (time_travel is off).")
-    return ClockRead(now=clock.set(body.now.astimezone(timezone.utc)))
+clock_routes(admin_router)
 
 
 @admin_router.post("/sweep/run", response_model=SweepResult, summary="Run one receipt sweep now")

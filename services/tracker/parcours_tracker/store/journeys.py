@@ -15,7 +15,7 @@ from parcours_contracts import InvoiceLifecycleChanged, InvoiceSummary
 from parcours_contracts.events import InvoiceEvent
 from parcours_runtime.uow import UnitOfWork
 from parcours_tracker.domain import incidents as rules
-from parcours_tracker.domain.clock import Clock, SystemClock
+from parcours_runtime.clock import Clock, SystemClock
 from parcours_tracker.domain.journal import ANOMALY, DISPATCHED, RECEIVED, REMINDED, Entry
 from parcours_tracker.domain.status import DELIVERY_INCIDENTS, PENDING, Projection, project
 from parcours_tracker.store import incidents
