@@ -7,6 +7,7 @@ import email.policy
 import re
 import uuid
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from email.utils import parsedate_to_datetime
 
 import httpx
@@ -15,7 +16,7 @@ from sqlalchemy import select
 from parcours_channels.domain.verp import read_verp_address, recipient_digest, verp_address
 from parcours_channels.domain.wording import message_id_for
 from parcours_channels.store.sends import Send
-from parcours_contracts import DispatchFailed, InvoiceDispatched, Recipient, ReminderInfo, topics
+from parcours_contracts import DispatchFailed, InvoiceDispatched, Penalties, Recipient, ReminderInfo, topics
 from parcours_runtime import dlq
 from parcours_runtime.links import verify_link_token
 
@@ -106,9 +107,28 @@ async def test_a_reminder_reads_as_a_reminder_of_its_step(channels, sink, make_d
     text, html = parts(sink, message)
     assert "Malgré notre précédent rappel" in text and "Malgré notre précédent rappel" in html
     assert "reste impayée" in text and "ne pas tenir compte de ce message" in text
+    assert "Indemnité forfaitaire" not in text, "no penalties stated when the request carries none"
     (outcome,) = await channels.outcomes()
     assert isinstance(outcome, InvoiceDispatched)
     assert (outcome.purpose, outcome.reminder) == ("reminder", request.reminder)
+
+
+async def test_a_curative_reminder_states_its_penalties(channels, sink, make_dispatch):
+    penalties = Penalties(indemnity=Decimal("40"), interest=Decimal("12.5"), rate=Decimal("12.15"), days_late=30,
+                          base=Decimal("1250.00"))
+    request = make_dispatch(purpose="reminder", recipients=[Recipient(email="compta@buyer.example")],
+                            reminder=ReminderInfo(strategy="default", step="curative_1", sequence=3),
+                            penalties=penalties)
+    await channels.publish(request)
+    await channels.settle()
+
+    (message,) = sink.messages()
+    text, html = parts(sink, message)
+    nbsp = "\u00a0"
+    line = (f"Indemnité forfaitaire de recouvrement : 40,00{nbsp}EUR ; intérêts de retard : 12,50{nbsp}EUR "
+            f"(taux 12,15{nbsp}%)")
+    assert line in text
+    assert f"<strong>40,00{nbsp}EUR</strong>" in html and f"(taux 12,15{nbsp}%)" in html
 
 
 async def test_a_permanent_refusal_fails_the_dispatch_with_its_fallbacks(channels, sink, make_dispatch):

@@ -17,7 +17,7 @@ from parcours_channels.adapters.mail.render import render_email
 from parcours_channels.adapters.registry import load_adapters
 from parcours_channels.config import Settings
 from parcours_channels.domain.wording import format_amount, format_date, message_id_for, reminder_tone
-from parcours_contracts import InvoiceSummary, Recipient, ReminderInfo
+from parcours_contracts import InvoiceSummary, Penalties, Recipient, ReminderInfo
 
 LINK = "https://track.example/l/abc.def"
 
@@ -43,6 +43,21 @@ def test_english_invoice_and_final_reminder_render_in_english():
     assert final.subject == "Reminder: invoice INV-7 from Northwind Ltd – final reminder"
     assert final.text.startswith("Hello,")
     assert "Final reminder:" in final.text and "please disregard this message" in final.text
+
+
+def test_penalties_are_stated_in_reminders_only_in_the_customer_language():
+    penalties = Penalties(indemnity=Decimal("40.00"), interest=Decimal("1234.5"), rate=Decimal("12.15"),
+                          days_late=12, base=Decimal("12000"))
+    step = ReminderInfo(strategy="default", step="curative_1", sequence=3)
+    english = render_email(invoice=invoice(), purpose="reminder", reminder=step, link=LINK, language="en",
+                           penalties=penalties)
+    line = "Fixed recovery indemnity: 40.00\u00a0USD; late-payment interest: 1,234.50\u00a0USD (rate 12.15%)"
+    assert line in english.text
+    assert "late-payment interest: <strong>1,234.50\u00a0USD</strong> (rate 12.15%)" in english.html
+    french = render_email(invoice=invoice(), purpose="reminder", reminder=step, link=LINK, penalties=penalties)
+    assert ("intérêts de retard : 1\u00a0234,50\u00a0USD (taux 12,15\u00a0%)") in french.text
+    plain = render_email(invoice=invoice(), purpose="invoice", reminder=None, link=LINK, penalties=penalties)
+    assert "Indemnité" not in plain.text and "Indemnité" not in plain.html, "an invoice email states none"
 
 
 def test_french_is_the_default_and_unknown_languages_fall_back_to_it():

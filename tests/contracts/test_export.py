@@ -37,6 +37,7 @@ from parcours_contracts import (
     LifecycleStatus,
     PaymentPromised,
     PaymentRecorded,
+    Penalties,
     parse_event,
     topic_for,
     topics,
@@ -66,8 +67,11 @@ SUMMARY = InvoiceSummary(
     buyer_name="Dupont & Fils SARL",
     customer_ref="C-00917",
     has_pdf=True,
+    type_code="380",
 )
-REMINDER = ReminderInfo(strategy="standard-b2b", step="j+7", sequence=1)
+REMINDER = ReminderInfo(strategy="standard-b2b", step="j+7", sequence=1, channel="email_link", template="relance-1")
+PENALTIES = Penalties(indemnity=Decimal("40.00"), interest=Decimal("3.99"), rate=Decimal("12.15"), days_late=8,
+                      base=Decimal("1500.00"))
 ENVELOPE: dict[str, Any] = dict(tenant_id=TENANT, correlation_id=CORRELATION, occurred_at=AT)
 ABOUT_INVOICE: dict[str, Any] = dict(ENVELOPE, invoice_id=INVOICE_ID)
 
@@ -85,6 +89,7 @@ EXAMPLES = {
         purpose="reminder",
         reminder=REMINDER,
         invoice=SUMMARY,
+        penalties=PENALTIES,
     ),
     "invoice.dispatched": InvoiceDispatched(
         **ABOUT_INVOICE,
@@ -110,7 +115,8 @@ EXAMPLES = {
         user_agent="Mozilla/5.0 (X11; Linux x86_64) Firefox/124.0",
     ),
     "reminder.due": ReminderDue(
-        **ABOUT_INVOICE, reminder=REMINDER, reason="unpaid 7 days after due date", invoice=SUMMARY
+        **ABOUT_INVOICE, reminder=REMINDER, reason="unpaid 7 days after due date", invoice=SUMMARY,
+        penalties=PENALTIES,
     ),
     "delivery.bounced": DeliveryBounced(
         **ABOUT_INVOICE, dispatch_id=DISPATCH_ID, channel="email_link", recipient="compta@dupont-fils.fr",
@@ -119,12 +125,12 @@ EXAMPLES = {
     ),
     "invoice.lifecycle_changed": InvoiceLifecycleChanged(
         **ABOUT_INVOICE, status="EN_LITIGE", code=LifecycleStatus.EN_LITIGE, previous_status="viewed",
-        source="portal", reason="quantité livrée inférieure",
+        source="portal", reason="quantité livrée inférieure", status_at=AT + timedelta(days=2),
     ),
     "payment.recorded": PaymentRecorded(
         **ABOUT_INVOICE, payment_id="VIR-2025-0311", amount=Decimal("500.00"), currency="EUR",
         paid_on=date(2025, 4, 10), open_amount=Decimal("1000.00"), fully_paid=False, source="camt053",
-        reference="F-2025-00042",
+        reference="F-2025-00042", status="received",
     ),
     "payment.promised": PaymentPromised(**ABOUT_INVOICE, promised_on=date(2025, 4, 30), source="portal"),
     "incident.opened": IncidentOpened(
@@ -133,7 +139,8 @@ EXAMPLES = {
     ),
     "incident.resolved": IncidentResolved(**ABOUT_INVOICE, incident_id=DISPATCH_ID, resolution="customer called"),
     "customer.changed": CustomerChanged(**ENVELOPE, customer_ref="C-00917", name="Dupont & Fils SARL",
-                                        group="grands-comptes", language="fr"),
+                                        group="grands-comptes", language="fr",
+                                        tags=["grands-comptes", "public-sector"]),
     "tenant.api_key_issued": TenantApiKeyIssued(
         **ENVELOPE,
         key_id="key_01",
@@ -269,3 +276,12 @@ def test_schema_requires_the_discriminator_like_parse_event():
     assert not _validator(event_schemas()["tenant.api_key_revoked"]).is_valid(payload)
     with pytest.raises(ValueError):
         parse_event(json.dumps(payload))
+
+
+def test_an_older_consumer_reads_an_event_with_fields_it_does_not_know():
+    payload = EXAMPLES["reminder.due"].model_dump(mode="json")
+    payload["field_from_a_newer_producer"] = {"anything": 1}
+    payload["invoice"]["another_new_field"] = "x"
+    import json
+
+    assert parse_event(json.dumps(payload)) == EXAMPLES["reminder.due"]

@@ -57,13 +57,21 @@ async def test_ubl_cii_and_facturx_invoices_are_stored_and_announced(client, acm
         "F-UBL": ("CUST-42", "144.63", False), "F-CII": ("CUST-42", "144.63", False), "F-FX": ("CUST-42", "144.63", True)}
 
 
-async def test_a_ubl_credit_note_is_received_as_type_381(client, acme, make_invoice, documents):
+async def test_a_ubl_credit_note_is_received_as_type_381(client, acme, make_invoice, documents, read_events):
     body = {**make_invoice("AV-2026-1"), "type_code": "381"}
     del body["due_date"]
     response = await client.post("/v1/invoices", content=documents.ubl(body), headers={**acme, **XML})
     assert response.status_code == 202, response.text
     stored = (await client.get(f"/v1/invoices/{response.json()['invoice_id']}", headers=acme)).json()
     assert (stored["type_code"], stored["due_date"]) == ("381", stored["issue_date"])
+
+    # Downstream (dunning) must know it is a credit note: the type travels in the event.
+    events = await read_events(topics.INVOICE_RECEIVED, until=lambda es: received(es, "AV-2026-1"))
+    assert [e.invoice.type_code for e in received(events, "AV-2026-1")] == ["381"]
+    plain = await client.post("/v1/invoices", content=documents.ubl(make_invoice("F-2026-380")), headers={**acme, **XML})
+    assert plain.status_code == 202, plain.text
+    events = await read_events(topics.INVOICE_RECEIVED, until=lambda es: received(es, "F-2026-380"))
+    assert [e.invoice.type_code for e in received(events, "F-2026-380")] == ["380"]
 
 
 async def test_xml_errors_point_into_the_document(ingest, client, acme, make_invoice, documents, count_rows):

@@ -15,6 +15,7 @@ async def test_put_creates_then_replaces_and_get_returns_the_entry(client_for, h
     assert body["channels"] == ["email_link", "email_attachment"]
     assert body["contacts"][0] == {"email": "ap@alpha.example", "name": "Accounts payable", "role": "accounting"}
     assert body["contacts"][1]["email"] == "cfo@alpha.example"
+    assert body["tags"] == [], "tags are optional"
 
     replaced = await acme.put("/v1/customers/CUST-ALPHA", json=helpers.customer_body(
         name="Alpha Group", language="en", channels=["email_attachment"], contacts=[{"email": "billing@alpha.example"}]))
@@ -45,6 +46,10 @@ async def test_unacceptable_entries_answer_422_with_pointers_and_store_nothing(c
         "empty contacts": (helpers.customer_body(contacts=[]) | {"contacts": []}, "/contacts"),
         "unknown role": (helpers.customer_body(contacts=[{"email": "a@b.example", "role": "boss"}]), "/contacts/0/role"),
         "bad language": (helpers.customer_body(language="de"), "/language"),
+        "tag twice": (helpers.customer_body(tags=["vip", "public", "vip"]), "/tags/2"),
+        "tag too long": (helpers.customer_body(tags=["x" * 65]), "/tags/0"),
+        "empty tag": (helpers.customer_body(tags=[""]), "/tags/0"),
+        "too many tags": (helpers.customer_body(tags=[f"t{i}" for i in range(21)]), "/tags"),
     }
     for label, (body, pointer) in cases.items():
         for ref in ("NEW", "KEPT"):
@@ -139,7 +144,10 @@ async def test_directory_changes_are_announced_in_order_per_customer(client_for,
 
     changes = await read_topic(topics.CUSTOMER_EVENTS)
     acme = await client_for("acme")
-    await acme.put("/v1/customers/CUST-ALPHA", json=helpers.customer_body(group="key-accounts"))
+    await acme.put("/v1/customers/CUST-ALPHA", json=helpers.customer_body(group="key-accounts",
+                                                                           tags=["vip", "public-sector"]))
+    tagged = await acme.get("/v1/customers/CUST-ALPHA")
+    assert tagged.json()["tags"] == ["vip", "public-sector"], "stored and read back in order"
     await acme.put("/v1/customers/CUST-ALPHA", json=helpers.customer_body(group="default", language="en"))
     refused = await acme.put("/v1/customers/CUST-ALPHA", json=helpers.customer_body(channels=["fax"]))
     assert refused.status_code == 422
@@ -150,4 +158,5 @@ async def test_directory_changes_are_announced_in_order_per_customer(client_for,
     seen = [e for e in changes.seen if isinstance(e, CustomerChanged)]
     assert [(e.group, e.language, e.deleted) for e in seen] == [
         ("key-accounts", "fr", False), ("default", "en", False), (None, None, True)]
+    assert [e.tags for e in seen] == [["vip", "public-sector"], [], []], "a replacement without tags clears them"
     assert {e.tenant_id for e in seen} == {"acme"} and {e.key for e in seen} == {"acme:CUST-ALPHA"}

@@ -23,6 +23,17 @@ def test_first_route_skips_channels_no_longer_offered():
     assert isinstance(gone, Unroutable) and "fax, telex" in gone.reason
 
 
+def test_a_channel_the_reminder_step_asks_for_goes_first_when_offered():
+    preferred = ["email_link", "email_attachment"]
+    assert first_route(preferred=preferred, offered=OFFERED, wanted="email_attachment") == \
+        Route("email_attachment", ("email_link",))
+    assert first_route(preferred=["email_link"], offered=OFFERED, wanted="email_attachment") == \
+        Route("email_attachment", ("email_link",)), "an offered channel the customer did not choose"
+    assert first_route(preferred=preferred, offered=OFFERED, wanted="fax") == \
+        Route("email_link", ("email_attachment",)), "not offered: ignored"
+    assert first_route(preferred=["fax"], offered=OFFERED, wanted="email_link") == Route("email_link", ())
+
+
 def test_after_failure_moves_to_the_next_reserve_channel_or_gives_up():
     assert after_failure(fallback_channels=["b", "c"], reason="x") == Route("b", ("c",))
     assert after_failure(fallback_channels=[], reason="bounced") == Unroutable("all channels failed: bounced")

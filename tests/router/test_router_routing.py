@@ -5,6 +5,7 @@ channel, duplicates absorbed by the inbox."""
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 
 from sqlalchemy import select
 
@@ -12,6 +13,7 @@ from parcours_contracts import (
     DispatchFailed,
     DispatchRequested,
     InvoiceUnroutable,
+    Penalties,
     ReminderDue,
     ReminderInfo,
     topics,
@@ -152,6 +154,25 @@ async def test_permanent_failures_fall_back_channel_by_channel_then_unroutable(r
         ("email_link", True), ("email_attachment", True)]
 
 
+async def test_a_reminder_goes_first_on_the_channel_its_step_asks_for(router, client_for, helpers, publish,
+                                                                      read_topic):
+    acme = await client_for("acme")
+    await acme.put("/v1/customers/CUST-ALPHA", json=helpers.customer_body())  # email_link, then email_attachment
+    requested = await read_topic(topics.DISPATCH_REQUESTED)
+    asked, ignored = helpers.invoice_received("CUST-ALPHA"), helpers.invoice_received("CUST-ALPHA", number="INV-2")
+    step = ReminderInfo(strategy="letters", step="curative_1", sequence=3, channel="email_attachment",
+                        template="curative")
+    unknown = ReminderInfo(strategy="letters", step="curative_1", sequence=3, channel="fax")
+    await publish(ReminderDue.following(asked, reminder=step, reason="overdue", invoice=asked.invoice),
+                  ReminderDue.following(ignored, reminder=unknown, reason="overdue", invoice=ignored.invoice))
+
+    [request] = await requested.wait_for(of_invoice(asked.invoice_id))
+    assert (request.channel, request.fallback_channels, request.reminder) == ("email_attachment", ["email_link"], step)
+    [fallback] = await requested.wait_for(of_invoice(ignored.invoice_id))
+    assert (fallback.channel, fallback.fallback_channels) == ("email_link", ["email_attachment"]), \
+        "a channel the platform does not offer is ignored"
+
+
 async def test_reminder_fallback_keeps_the_reminder(router, client_for, helpers, publish, read_topic):
     acme = await client_for("acme")
     await acme.put("/v1/customers/CUST-ALPHA", json=helpers.customer_body())
@@ -159,13 +180,18 @@ async def test_reminder_fallback_keeps_the_reminder(router, client_for, helpers,
     unroutable = await read_topic(topics.INVOICE_UNROUTABLE)
     received = helpers.invoice_received("CUST-ALPHA")
     step = ReminderInfo(strategy="default", step="final-notice", sequence=3)
-    await publish(ReminderDue.following(received, reminder=step, reason="overdue", invoice=received.invoice))
+    penalties = Penalties(indemnity=Decimal("40.00"), interest=Decimal("1.33"), rate=Decimal("12.15"), days_late=4,
+                          base=Decimal("1000.00"))
+    await publish(ReminderDue.following(received, reminder=step, reason="overdue", invoice=received.invoice,
+                                        penalties=penalties))
     [first] = await requested.wait_for(of_invoice(received.invoice_id))
+    assert first.penalties == penalties, "the penalties travel on to the channel"
 
     await publish(DispatchFailed.following(first, dispatch_id=first.dispatch_id, channel=first.channel,
                                            purpose="reminder", reminder=step, reason="bounced"))
     second = (await requested.wait_for(of_invoice(received.invoice_id), count=2))[1]
     assert (second.purpose, second.reminder, second.channel) == ("reminder", step, "email_attachment")
+    assert second.penalties == penalties, "and the fallback states them too"
 
     await publish(DispatchFailed.following(second, dispatch_id=second.dispatch_id, channel=second.channel,
                                            purpose="reminder", reminder=step, reason="too large"))

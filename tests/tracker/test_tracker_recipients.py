@@ -5,6 +5,7 @@ changing nothing."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import func, select
 
@@ -38,6 +39,7 @@ async def test_lifecycle_changes_are_published_with_codes(tracker, client, tenan
                                                          read_topic):
     key = await tenant_key(tracker)
     f = await known_invoice(tracker, client, key, publish, flow, eventually)
+    before_dispute = datetime.now(timezone.utc)
     disputed = await client.post(f"/v1/invoices/{f.invoice_id}/events", headers=auth(key),
                                  json={"kind": "disputed", "reason": "quantities do not match the delivery"})
     assert disputed.status_code == 202, disputed.text
@@ -56,6 +58,9 @@ async def test_lifecycle_changes_are_published_with_codes(tracker, client, tenan
     assert [(e.status, e.code) for e in mine[-3:]] == [("sent", 201), ("EN_LITIGE", 207), ("APPROUVEE", 205)]
     assert (mine[-2].source, mine[-2].reason) == ("api", "quantities do not match the delivery")
     assert mine[-3].source == "email_link"
+    # status_at is when the causing fact happened (the dispatch, two hours ago), not when we published
+    assert mine[-3].status_at == f.start + timedelta(minutes=2) < mine[-3].occurred_at - timedelta(hours=1)
+    assert before_dispute <= mine[-2].status_at <= mine[-1].status_at <= datetime.now(timezone.utc)
     assert {e.correlation_id for e in mine} == {f.correlation_id}
 
 
@@ -85,6 +90,7 @@ async def test_payments_partial_then_full_move_to_212_and_stop_nothing_else(trac
         ("PAY-1", "1000.00", False), ("PAY-2", "0.00", True), ("PAY-2", "0.00", True)]
     assert all(isinstance(e, PaymentRecorded) and e.currency == "EUR" and e.source == "api" for e in recorded)
     assert recorded[0].reference == "VIR 123"
+    assert [e.status for e in recorded] == ["received", "transmitted", "received"]
 
     # A recipient action that makes no sense now is journaled as an anomaly and not applied.
     refused = await client.post(f"/v1/invoices/{f.invoice_id}/events", headers=auth(key),

@@ -27,7 +27,9 @@ UtcDatetime = Annotated[AwareDatetime, AfterValidator(lambda value: value.astime
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Tolerant reader: a consumer on an older contract ignores the optional fields a newer
+    # producer added, so services upgrade one at a time (adding a field keeps schema_version).
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
 
 class EventEnvelope(_Model):
@@ -82,6 +84,9 @@ class InvoiceSummary(_Model):
     customer_ref: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$",
                               description="The tenant's own reference of the buyer (router's directory key).")
     has_pdf: bool = False
+    type_code: Literal["380", "381", "384", "389"] = Field(
+        default="380", description="UNTDID 1001 document type (BT-3): 380 invoice, 381 credit note, "
+                                   "384 corrected invoice, 389 self-billed invoice.")
 
 
 class InvoiceReceived(InvoiceEvent):
@@ -100,12 +105,25 @@ class InvoiceUnroutable(InvoiceEvent):
     purpose: Literal["invoice", "reminder"] = "invoice"
 
 
+class Penalties(_Model):
+    """Late-payment penalties owed on an overdue B2B invoice (French Code de commerce L441-10)."""
+
+    indemnity: Decimal = Field(description="Fixed recovery indemnity (indemnité forfaitaire de recouvrement).")
+    interest: Decimal = Field(description="Late-payment interest accrued so far.")
+    rate: Decimal = Field(description="Annual interest rate, in percent.")
+    days_late: int = Field(ge=0)
+    base: Decimal = Field(description="The amount the interest runs on.")
+
+
 class ReminderInfo(_Model):
     """Which step of which dunning strategy a reminder is."""
 
     strategy: str
     step: str
     sequence: int = Field(ge=1)
+    channel: str | None = Field(default=None, max_length=64, description=(
+        "The channel the strategy step asks for; router uses it first when the customer can take it."))
+    template: str | None = Field(default=None, max_length=64, description="The message template the strategy step asks for.")
 
 
 class DispatchRequested(InvoiceEvent):
@@ -120,6 +138,7 @@ class DispatchRequested(InvoiceEvent):
     reminder: ReminderInfo | None = None
     language: Literal["fr", "en"] | None = Field(default=None, description="The customer's language; channels default to French.")
     invoice: InvoiceSummary
+    penalties: Penalties | None = Field(default=None, description="A curative reminder's penalties, from ReminderDue.")
 
 
 class SentMessage(_Model):
@@ -180,6 +199,7 @@ class ReminderDue(InvoiceEvent):
     reminder: ReminderInfo
     reason: str
     invoice: InvoiceSummary
+    penalties: Penalties | None = Field(default=None, description="Penalties owed, for curative steps.")
 
 
 class DeliveryBounced(InvoiceEvent):
@@ -225,6 +245,7 @@ class InvoiceLifecycleChanged(InvoiceEvent):
     previous_status: str | None = Field(default=None, max_length=64)
     source: str = Field(max_length=64, description="Where the signal came from: a channel, the API, the portal.")
     reason: str | None = Field(default=None, max_length=2000)
+    status_at: UtcDatetime | None = Field(default=None, description="When the fact that caused the change happened.")
 
 
 class PaymentRecorded(InvoiceEvent):
@@ -239,6 +260,8 @@ class PaymentRecorded(InvoiceEvent):
     fully_paid: bool
     source: str = Field(max_length=64, description="api, camt053, portal…")
     reference: str | None = Field(default=None, max_length=200)
+    status: Literal["transmitted", "received"] | None = Field(
+        default=None, description="Payment transmitted by the buyer (211) or received by the seller (212).")
 
 
 class PaymentPromised(InvoiceEvent):
@@ -286,6 +309,7 @@ class CustomerChanged(TenantEvent):
     name: str | None = Field(default=None, max_length=200)
     group: str | None = Field(default=None, max_length=64)
     language: Literal["fr", "en"] | None = None
+    tags: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(default_factory=list, max_length=20)
     deleted: bool = False
 
     @property

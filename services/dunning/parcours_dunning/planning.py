@@ -12,7 +12,7 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from parcours_contracts import InvoiceReceived, ReminderDue, ReminderInfo
+from parcours_contracts import InvoiceReceived, Penalties, ReminderDue, ReminderInfo
 from parcours_runtime.uow import UnitOfWork
 
 from parcours_dunning.domain.calendar import BusinessCalendar
@@ -26,6 +26,8 @@ from parcours_dunning.store.strategies import choose_strategy, customer_tags, ge
 
 # ReminderDue ids derive from the step, so one step is one event whoever decides it.
 _REMINDER_NAMESPACE = uuid.UUID("7f0e4a53-3f4e-4a0e-9a55-2b8f5d1d0c11")
+
+CREDIT_NOTE = "381"  # UNTDID 1001: money the seller owes, nothing to dun
 
 
 def reminder_event_id(*, tenant_id: str, invoice_id: UUID, strategy: str, step: str) -> UUID:
@@ -65,10 +67,18 @@ async def plan_invoice(session: AsyncSession, *, event: InvoiceReceived, policy:
     if not await add_invoice(session, event=event, strategy=strategy.id, strategy_version=strategy.version):
         return
     invoice = await get_invoice(session, tenant_id=event.tenant_id, invoice_id=event.invoice_id, lock=True)
+    if is_credit_note(invoice):
+        audit(session, tenant_id=invoice.tenant_id, invoice_id=invoice.invoice_id, at=now, kind="skipped",
+              detail="credit note (type 381): no reminder plan")
+        return
     audit(session, tenant_id=invoice.tenant_id, invoice_id=invoice.invoice_id, at=now, kind="planned",
           detail=f"follows strategy {strategy.id} version {strategy.version} ({strategy.spec.name})")
     await sync(session, invoice=invoice, strategy=strategy, facts=await facts_of(session, invoice), rows=[],
                policy=policy, now=now)
+
+
+def is_credit_note(invoice: Invoice) -> bool:
+    return invoice.invoice_summary().type_code == CREDIT_NOTE
 
 
 async def refresh(session: AsyncSession, *, tenant_id: str, invoice_id: UUID, policy: Policy, now: datetime) -> Invoice | None:
@@ -85,6 +95,8 @@ async def refresh(session: AsyncSession, *, tenant_id: str, invoice_id: UUID, po
 async def sync(session: AsyncSession, *, invoice: Invoice, strategy: Strategy, facts: InvoiceFacts,
                rows: list[ScheduledStep], policy: Policy, now: datetime) -> None:
     """Write where each undecided step stands now; stop them all if dunning ended; log what changed."""
+    if is_credit_note(invoice):
+        return  # never planned: later facts (payments, operator routes) must not plan it either
     by_step = {row.step: row for row in rows}
     schedule = derive(strategy, facts, history_of(rows), policy)
     if schedule.stop:
@@ -154,11 +166,15 @@ async def decide_invoice(uow: UnitOfWork, *, invoice: Invoice, strategy: Strateg
             row.state = "emitted"
             row.event_id = reminder_event_id(tenant_id=invoice.tenant_id, invoice_id=invoice.invoice_id,
                                              strategy=invoice.strategy, step=row.step)
+            penalties = decided.decision.penalties
             uow.publish(ReminderDue(
                 event_id=row.event_id, tenant_id=invoice.tenant_id, invoice_id=invoice.invoice_id,
                 correlation_id=invoice.correlation_id, occurred_at=now,
-                reminder=ReminderInfo(strategy=invoice.strategy, step=row.step, sequence=row.sequence),
-                reason=decided.decision.reason, invoice=invoice.invoice_summary()))
+                reminder=ReminderInfo(strategy=invoice.strategy, step=row.step, sequence=row.sequence,
+                                      channel=action.channel, template=action.template),
+                reason=decided.decision.reason, invoice=invoice.invoice_summary(),
+                penalties=Penalties(indemnity=penalties.indemnity, interest=penalties.interest, rate=penalties.rate,
+                                    days_late=penalties.days_late, base=penalties.base) if penalties else None))
             audit(session, tenant_id=invoice.tenant_id, invoice_id=invoice.invoice_id, at=now, kind="sent",
                   step=row.step, detail=decided.decision.reason)
         elif action.kind == "task":

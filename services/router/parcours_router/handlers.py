@@ -14,6 +14,7 @@ from parcours_contracts import (
     InvoiceReceived,
     InvoiceSummary,
     InvoiceUnroutable,
+    Penalties,
     Recipient,
     ReminderDue,
     ReminderInfo,
@@ -44,27 +45,28 @@ def build(ctx: ServiceContext) -> dict[type, Handler]:
 
     async def on_reminder_due(event: ReminderDue, uow: UnitOfWork) -> None:
         await route_to_customer(event, uow, offered=offered, invoice=event.invoice, purpose="reminder",
-                                reminder=event.reminder)
+                                reminder=event.reminder, penalties=event.penalties)
 
     return {InvoiceReceived: on_invoice_received, ReminderDue: on_reminder_due, DispatchFailed: on_dispatch_failed,
             DeliveryBounced: on_delivery_bounced}
 
 
 async def route_to_customer(cause: InvoiceEvent, uow: UnitOfWork, *, offered: Sequence[str], invoice: InvoiceSummary,
-                            purpose: str, reminder: ReminderInfo | None) -> None:
+                            purpose: str, reminder: ReminderInfo | None, penalties: Penalties | None = None) -> None:
     """Request a dispatch on the customer's first usable channel as the directory says now."""
     ref = invoice.customer_ref
     customer = await find_customer(uow.session, tenant_id=cause.tenant_id, ref=ref)
     if customer is None:
         decision = routing.unknown_customer(ref)
     else:
-        decision = routing.first_route(preferred=customer.channels, offered=offered)
+        decision = routing.first_route(preferred=customer.channels, offered=offered,
+                                       wanted=reminder.channel if reminder is not None else None)
     if isinstance(decision, routing.Unroutable):
         _unroutable(cause, uow, customer_ref=ref, purpose=purpose, reason=decision.reason)
         return
     recipients = [Recipient(email=contact["email"], name=contact.get("name")) for contact in customer.contacts]
     await _request(cause, uow, route=decision, recipients=recipients, purpose=purpose, reminder=reminder,
-                   invoice=invoice, language=customer.language)
+                   invoice=invoice, language=customer.language, penalties=penalties)
 
 
 async def on_dispatch_failed(event: DispatchFailed, uow: UnitOfWork) -> None:
@@ -119,6 +121,7 @@ async def _fall_back(cause: InvoiceEvent, uow: UnitOfWork, *, failed: Dispatch, 
         recipients=[Recipient.model_validate(recipient) for recipient in failed.recipients],
         reminder=ReminderInfo.model_validate(failed.reminder) if failed.reminder else None,
         language=failed.language,
+        penalties=Penalties.model_validate(failed.penalties) if failed.penalties else None,
     )
 
 
@@ -127,10 +130,11 @@ def _log_context(event: InvoiceEvent) -> dict:
 
 
 async def _request(cause: InvoiceEvent, uow: UnitOfWork, *, route: routing.Route, recipients: list[Recipient],
-                   purpose: str, reminder: ReminderInfo | None, invoice: InvoiceSummary, language: str | None) -> None:
+                   purpose: str, reminder: ReminderInfo | None, invoice: InvoiceSummary, language: str | None,
+                   penalties: Penalties | None = None) -> None:
     request = DispatchRequested.following(
         cause, channel=route.channel, fallback_channels=list(route.fallback_channels), recipients=recipients,
-        purpose=purpose, reminder=reminder, invoice=invoice, language=language,
+        purpose=purpose, reminder=reminder, invoice=invoice, language=language, penalties=penalties,
     )
     await record_dispatch(uow.session, request=request)
     uow.publish(request)

@@ -41,6 +41,12 @@ def format_amount(amount: Decimal, currency: str, language: Language) -> str:
     return f"{grouped}{_NBSP}{currency}"
 
 
+def format_rate(rate: Decimal, language: Language) -> str:
+    """`12,15 %` in French, `12.15%` in English."""
+    figure = f"{rate.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):.2f}"
+    return f"{figure.replace('.', ',')}{_NBSP}%" if language == "fr" else f"{figure}%"
+
+
 def format_date(day: date, language: Language) -> str:
     """`1er décembre 2026` in French, `1 December 2026` in English."""
     month = _MONTHS[language][day.month - 1]

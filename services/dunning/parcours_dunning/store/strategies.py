@@ -26,6 +26,7 @@ class Customer(Base):
     group: Mapped[str | None] = mapped_column(String(64))
     language: Mapped[str | None] = mapped_column(String(2))
     deleted: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    tags: Mapped[list[str]] = mapped_column(JSONB, server_default="[]")
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), doc="occurred_at of the change applied")
 
 
@@ -65,7 +66,8 @@ class Assignment(Base):
 
 async def apply_customer_change(session: AsyncSession, *, event: CustomerChanged) -> None:
     """Keep the latest state of each customer; an older change arriving late changes nothing."""
-    values = dict(group=event.group, language=event.language, deleted=event.deleted, changed_at=event.occurred_at)
+    values = dict(group=event.group, language=event.language, deleted=event.deleted, tags=list(event.tags),
+                  changed_at=event.occurred_at)
     stmt = insert(Customer).values(tenant_id=event.tenant_id, customer_ref=event.customer_ref, **values)
     await session.execute(stmt.on_conflict_do_update(
         index_elements=[Customer.tenant_id, Customer.customer_ref], set_=values,
@@ -149,6 +151,6 @@ async def choose_strategy(session: AsyncSession, *, tenant_id: str, invoice_id: 
 
 
 async def customer_tags(session: AsyncSession, *, tenant_id: str, customer_ref: str) -> frozenset[str]:
-    """What `customer_tag` conditions match: the customer's group (the directory has no tags yet)."""
+    """What `customer_tag` conditions match: the tags the router's directory gives the customer."""
     customer = await get_customer(session, tenant_id=tenant_id, customer_ref=customer_ref)
-    return frozenset([customer.group]) if customer is not None and customer.group and not customer.deleted else frozenset()
+    return frozenset(customer.tags) if customer is not None and not customer.deleted else frozenset()

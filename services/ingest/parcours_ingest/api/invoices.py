@@ -140,6 +140,7 @@ def summarise(invoice: Invoice, *, has_pdf: bool | None = None) -> InvoiceSummar
         total_excl_tax=invoice.totals.total_excl_tax, total_tax=invoice.totals.total_tax,
         total_incl_tax=invoice.totals.total_incl_tax, seller_name=invoice.seller.name, buyer_name=invoice.buyer.name,
         customer_ref=invoice.buyer.customer_ref, has_pdf=invoice.pdf is not None if has_pdf is None else has_pdf,
+        type_code=invoice.type_code,
     )
 
 

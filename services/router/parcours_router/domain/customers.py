@@ -15,9 +15,20 @@ class Issue:
     code: str
 
 
-def check_customer(*, contact_emails: Sequence[str], channels: Sequence[str], offered: Sequence[str]) -> list[Issue]:
+def check_customer(*, contact_emails: Sequence[str], channels: Sequence[str], offered: Sequence[str],
+                   tags: Sequence[str] = ()) -> list[Issue]:
     """Every issue of a customer entry against the channels the platform offers (empty: acceptable)."""
-    return [*_duplicate_contacts(contact_emails), *_channel_issues(channels, offered)]
+    return [*_duplicate_contacts(contact_emails), *_channel_issues(channels, offered), *_duplicate_tags(tags)]
+
+
+def _duplicate_tags(tags: Sequence[str]) -> list[Issue]:
+    seen: set[str] = set()
+    issues = []
+    for index, tag in enumerate(tags):
+        if tag in seen:
+            issues.append(Issue(("tags", index), f"Tag {tag!r} is listed twice.", "duplicate"))
+        seen.add(tag)
+    return issues
 
 
 def _duplicate_contacts(emails: Sequence[str]) -> list[Issue]:

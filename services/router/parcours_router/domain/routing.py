@@ -25,9 +25,13 @@ class Unroutable:
     reason: str
 
 
-def first_route(*, preferred: Sequence[str], offered: Sequence[str]) -> Route | Unroutable:
-    """The customer's first preferred channel still offered, the others in reserve."""
+def first_route(*, preferred: Sequence[str], offered: Sequence[str], wanted: str | None = None) -> Route | Unroutable:
+    """The customer's first preferred channel still offered, the others in reserve; a channel a
+    reminder step asks for (`wanted`) goes first when the platform offers it, even if the customer
+    did not choose it, with the customer's usable channels in reserve."""
     usable = [channel for channel in preferred if channel in offered]
+    if wanted is not None and wanted in offered:
+        return Route(wanted, tuple(channel for channel in usable if channel != wanted))
     if not usable:
         # The platform stopped offering every channel this customer chose.
         return Unroutable(clip(f"none of the customer's channels is offered any more: {', '.join(preferred)}"))

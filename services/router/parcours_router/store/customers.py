@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 from sqlalchemy import DateTime, Index, String, delete, func, literal_column, select
@@ -14,6 +14,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from parcours_router.store.base import Base
 
 REF_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+Tag = Annotated[str, Field(min_length=1, max_length=64)]
 
 
 class Customer(Base):
@@ -27,6 +28,7 @@ class Customer(Base):
     language: Mapped[str] = mapped_column(String(8))
     contacts: Mapped[list[dict]] = mapped_column(JSONB)
     channels: Mapped[list[str]] = mapped_column(JSONB)
+    tags: Mapped[list[str]] = mapped_column(JSONB, server_default="[]")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
@@ -49,6 +51,8 @@ class CustomerWrite(BaseModel):
     language: Literal["fr", "en"] = "fr"
     contacts: list[Contact] = Field(min_length=1, max_length=20)
     channels: list[str] = Field(min_length=1, max_length=5, description="Preferred channels, best first.")
+    tags: list[Tag] = Field(default_factory=list, max_length=20,
+                            description="Free labels, e.g. for dunning strategies' customer_tag conditions.")
 
 
 class CustomerRead(BaseModel):
@@ -58,13 +62,14 @@ class CustomerRead(BaseModel):
     language: Literal["fr", "en"]
     contacts: list[Contact]
     channels: list[str]
+    tags: list[str]
     created_at: datetime
     updated_at: datetime
 
     @classmethod
     def of(cls, customer: Customer) -> "CustomerRead":
         return cls(ref=customer.ref, name=customer.name, group=customer.group_name, language=customer.language,
-                   contacts=customer.contacts, channels=customer.channels, created_at=customer.created_at,
+                   contacts=customer.contacts, channels=customer.channels, tags=customer.tags, created_at=customer.created_at,
                    updated_at=customer.updated_at)
 
 
@@ -78,7 +83,7 @@ async def put_customer(session: AsyncSession, *, tenant_id: str, ref: str, entry
     values = {
         "name": entry.name, "group_name": entry.group, "language": entry.language,
         "contacts": [contact.model_dump(mode="json", exclude_none=True) for contact in entry.contacts],
-        "channels": entry.channels,
+        "channels": entry.channels, "tags": entry.tags,
     }
     statement = (
         insert(Customer).values(tenant_id=tenant_id, ref=ref, **values)

@@ -28,6 +28,8 @@ class Dispatch(Base):
     reminder: Mapped[dict | None] = mapped_column(JSONB, nullable=True)
     invoice: Mapped[dict] = mapped_column(JSONB)
     language: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    # A curative reminder's penalties, so that a fallback dispatch states them too.
+    penalties: Mapped[dict | None] = mapped_column(JSONB, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     # Set once a permanent failure of this dispatch was acted on, so a repeated report acts once.
     failure_handled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -42,7 +44,7 @@ async def record_dispatch(session: AsyncSession, *, request: DispatchRequested) 
         dispatch_id=request.dispatch_id, tenant_id=request.tenant_id, invoice_id=request.invoice_id,
         channel=request.channel, fallback_channels=data["fallback_channels"], recipients=data["recipients"],
         purpose=request.purpose, reminder=data["reminder"], invoice=data["invoice"],
-        language=request.language,
+        language=request.language, penalties=data["penalties"],
     ))
     await session.flush()
 

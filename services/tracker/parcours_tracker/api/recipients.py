@@ -189,7 +189,8 @@ async def post_payment(invoice_id: UUID, body: PaymentBody, request: Request,
         uow.publish(PaymentRecorded(
             event_id=entry.event_id, tenant_id=tenant.id, invoice_id=invoice_id, correlation_id=invoice.correlation_id,
             occurred_at=now, payment_id=body.payment_id, amount=body.amount, currency=currency, paid_on=body.paid_on,
-            open_amount=open_amount, fully_paid=fully_paid, source="api", reference=body.reference))
+            open_amount=open_amount, fully_paid=fully_paid, source="api", reference=body.reference,
+            status=body.status))
         await uow.commit()
     outcome = PaymentOutcome(**_outcome(entry, projection).model_dump(), payment_id=body.payment_id,
                              open_amount=open_amount, fully_paid=fully_paid)

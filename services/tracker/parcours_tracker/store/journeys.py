@@ -86,7 +86,7 @@ async def record(uow: UnitOfWork, tracking: Tracking, *, tenant_id: str, invoice
         uow.publish(InvoiceLifecycleChanged(
             tenant_id=tenant_id, invoice_id=invoice_id, correlation_id=invoice.correlation_id,
             status=projection.status, code=projection.code, previous_status=previous_status,
-            source=(projection.source or "tracker")[:64], reason=projection.reason))
+            source=(projection.source or "tracker")[:64], reason=projection.reason, status_at=projection.status_at))
     for anomaly in projection.anomalies:
         await incidents.add_verdict(session, tenant_id=tenant_id, invoice_id=invoice_id,
                                     event_id=uuid.uuid5(_ANOMALY_NAMESPACE, str(anomaly.event_id)), kind=ANOMALY,

@@ -81,6 +81,6 @@ def invoice_message(request: DispatchRequested, recipient: Recipient, *, message
     """The message one recipient of a dispatch gets: rendered in the customer's language, linked, addressed."""
     rendered = render_email(invoice=request.invoice, purpose=request.purpose, reminder=request.reminder,
                             link=tracked_link(request, recipient, settings), recipient_name=recipient.name,
-                            language=request.language or DEFAULT_LANGUAGE)
+                            language=request.language or DEFAULT_LANGUAGE, penalties=request.penalties)
     return compose_message(rendered=rendered, sender=settings.mail_from, recipient=recipient, message_id=message_id,
                            attachment=attachment)

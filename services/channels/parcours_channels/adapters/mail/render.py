@@ -12,11 +12,12 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from parcours_channels.domain.wording import (
     format_amount,
     format_date,
+    format_rate,
     language_or_default,
     one_line,
     reminder_tone,
 )
-from parcours_contracts import InvoiceSummary, ReminderInfo
+from parcours_contracts import InvoiceSummary, Penalties, ReminderInfo
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,8 @@ def _environment() -> Environment:
 
 
 def render_email(*, invoice: InvoiceSummary, purpose: Literal["invoice", "reminder"], reminder: ReminderInfo | None,
-                 link: str, recipient_name: str | None = None, language: str | None = None) -> RenderedEmail:
+                 link: str, recipient_name: str | None = None, language: str | None = None,
+                 penalties: Penalties | None = None) -> RenderedEmail:
     """Subject, plain text and HTML of the message telling a recipient about an invoice (or reminding them)."""
     lang = language_or_default(language)
     values = {
@@ -56,6 +58,12 @@ def render_email(*, invoice: InvoiceSummary, purpose: Literal["invoice", "remind
         "due_date": format_date(invoice.due_date, lang),
         "recipient_name": one_line(recipient_name) if recipient_name else None,
         "link": link,
+        # a curative reminder states what paying late costs (French law requires it be stated)
+        "penalties": {
+            "indemnity": format_amount(penalties.indemnity, invoice.currency, lang),
+            "interest": format_amount(penalties.interest, invoice.currency, lang),
+            "rate": format_rate(penalties.rate, lang),
+        } if penalties is not None and purpose == "reminder" else None,
         "language": lang,
     }
     env = _environment()

@@ -1,0 +1,26 @@
+"""customers.tags: the directory's tags, which customer_tag conditions match (instead of the group)
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-11-28 18:40:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+revision: str = '0003'
+down_revision: str | Sequence[str] | None = '0002'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.add_column('customers', sa.Column('tags', postgresql.JSONB(astext_type=sa.Text()), server_default='[]',
+                                         nullable=False))
+
+
+def downgrade() -> None:
+    op.drop_column('customers', 'tags')
