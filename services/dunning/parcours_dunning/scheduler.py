@@ -7,7 +7,6 @@ the step, so a step is emitted exactly once even with several replicas."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import datetime
 from typing import Literal
@@ -16,6 +15,7 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 from parcours_runtime.service import ServiceContext
+from parcours_runtime.periodic import PeriodicJob
 from parcours_runtime.uow import UnitOfWork
 
 from parcours_runtime.clock import Clock
@@ -46,40 +46,21 @@ class PassResult(BaseModel):
     skipped: list[StepDecision] = Field(default_factory=list)
 
 
-class ReminderScheduler:
+class ReminderScheduler(PeriodicJob):
     """BackgroundJob: one pass every `tick_seconds`; `run_once()` is also the admin route's and tests' entry."""
 
     def __init__(self, ctx: ServiceContext):
+        super().__init__(ctx.settings.tick_seconds)
         self._ctx = ctx
-        self._stopping = asyncio.Event()
-        self._loop_pass = asyncio.Lock()
 
     @property
     def clock(self) -> Clock:
         return self._ctx.extras["clock"]  # looked up each time: tests and the admin route may swap it
 
-    async def run(self) -> None:
-        while not self._stopping.is_set():
-            async with self._loop_pass:
-                try:
-                    await self.run_once()
-                except Exception:  # database away: the steps stay pending for the next tick
-                    log.exception("reminder pass failed; retrying at the next tick")
-            try:
-                await asyncio.wait_for(self._stopping.wait(), timeout=self._ctx.settings.tick_seconds)
-            except TimeoutError:
-                pass
-
-    async def stop(self) -> None:
-        """Let the loop's batch in hand commit, then return; what is left stays pending."""
-        self._stopping.set()
-        async with self._loop_pass:
-            pass
-
     async def run_once(self) -> PassResult:
         """Decide every pending step due now, one transaction per batch of invoices."""
         result = PassResult(now=self.clock.now())
-        while not self._stopping.is_set():
+        while not self.stopping:
             if not await self._decide_batch(result):
                 break
         return result

@@ -7,7 +7,6 @@ once even with several replicas. Timers live in the database: a restart loses no
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import datetime
 from uuid import UUID
@@ -15,6 +14,7 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 from parcours_runtime.service import ServiceContext
+from parcours_runtime.periodic import PeriodicJob
 from parcours_runtime.uow import UnitOfWork
 from parcours_tracker.domain.incidents import Expectation, not_received
 from parcours_tracker.store import incidents
@@ -37,39 +37,21 @@ class SweepResult(BaseModel):
     opened: list[OpenedIncident] = Field(default_factory=list)
 
 
-class ReceiptSweep:
+class ReceiptSweep(PeriodicJob):
     """BackgroundJob: one pass every `sweep_tick_seconds`; `run_once()` is also the admin route's entry."""
 
     def __init__(self, ctx: ServiceContext):
+        super().__init__(ctx.settings.sweep_tick_seconds)
         self._ctx = ctx
-        self._stopping = asyncio.Event()
-        self._pass = asyncio.Lock()
 
     @property
     def tracking(self) -> Tracking:
         return self._ctx.extras["tracking"]
 
-    async def run(self) -> None:
-        while not self._stopping.is_set():
-            async with self._pass:
-                try:
-                    await self.run_once()
-                except Exception:  # database away: the timers stay due for the next tick
-                    log.exception("receipt sweep failed; retrying at the next tick")
-            try:
-                await asyncio.wait_for(self._stopping.wait(), timeout=self._ctx.settings.sweep_tick_seconds)
-            except TimeoutError:
-                pass
-
-    async def stop(self) -> None:
-        self._stopping.set()
-        async with self._pass:
-            pass
-
     async def run_once(self) -> SweepResult:
         """Fire every timer due now, one transaction per batch."""
         result = SweepResult(now=self.tracking.clock.now())
-        while not self._stopping.is_set() and await self._fire_batch(result):
+        while not self.stopping and await self._fire_batch(result):
             pass
         return result
 
