@@ -182,3 +182,22 @@ async def test_graceful_stop_flushes_outbox(make_database, kafka):
         await uow.commit()
     await h.stop()
     assert h.relay.published == 20
+
+
+async def test_topics_are_left_alone_where_they_are_managed_elsewhere(make_database, kafka):
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    settings = ServiceSettings(environment="test", database_url=make_database("rec"), kafka_bootstrap_servers=kafka,
+                               http_port=free_port(), consumer_session_timeout_ms=2000, create_topics=False)
+    h = ServiceHost(recorder(), settings)
+    await h.start()
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
+    await admin.start()
+    try:
+        # The consumer's own metadata requests may let the broker auto-create what it subscribes
+        # to (Tansu does; Kafka with auto.create.topics.enable=false does not); nothing else appears.
+        existing = set(await admin.list_topics())
+        assert not existing & {topics.dlq(topics.INVOICE_RECEIVED), topics.REMINDER_DUE, topics.DISPATCH_REQUESTED}
+    finally:
+        await admin.close()
+        await h.stop()

@@ -142,7 +142,8 @@ class ServiceHost:
         engine = create_engine(s.database_url, pool_size=s.db_pool_size)
         await _retry_until(lambda: prepare_database(self.definition, s.database_url), f"database for {name}")
         await wait_for_broker(s.kafka_bootstrap_servers)
-        await ensure_topics(s.kafka_bootstrap_servers, topics.ALL_WITH_DLQ, s.topic_partitions)
+        if s.create_topics:
+            await ensure_topics(s.kafka_bootstrap_servers, topics.ALL_WITH_DLQ, s.topic_partitions)
         producer = make_producer(s.kafka_bootstrap_servers, f"parcours-{name}")
         await producer.start()
         self.ctx = ctx = ServiceContext(name=name, settings=s, engine=engine, sessions=session_factory(engine),

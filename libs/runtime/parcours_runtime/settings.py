@@ -14,6 +14,9 @@ class ServiceSettings(BaseSettings):
     http_port: int = 8000
     log_level: str = "INFO"
     topic_partitions: int = Field(default=4, ge=1, description="Used when this service creates a missing topic.")
+    create_topics: bool = Field(
+        default=True,
+        description="Create missing topics at start-up (dev, tests). Off where topics are managed (Strimzi KafkaTopic).")
     consumer_max_attempts: int = Field(default=5, ge=1, description="Attempts before a message goes to the DLQ.")
     consumer_backoff_seconds: float = Field(default=0.2, ge=0)
     consumer_batch_size: int = Field(default=500, ge=1)
