@@ -26,14 +26,13 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from html import escape
 from pathlib import Path
 from typing import Any, Literal
 
 import uvicorn
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from fastapi import FastAPI
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from parcours_devstack import mailbox_view
 
 DATA_SIZE_LIMIT = 50 * 1024 * 1024
 _HEADERS = {"message_id": "Message-ID", "subject": "Subject", "from": "From", "to": "To", "date": "Date"}
@@ -251,7 +250,7 @@ class SmtpSink:
         try:
             self._smtp_server = await loop.create_server(lambda: self._smtp_protocol(loop), sock=smtp_sock)
             config = uvicorn.Config(
-                create_app(self), host=self.host, port=self.http_port, log_level="warning", lifespan="off"
+                mailbox_view.create_app(self), host=self.host, port=self.http_port, log_level="warning", lifespan="off"
             )
             self._http_server = _EmbeddedServer(config)
             self._http_task = asyncio.create_task(self._http_server.serve(sockets=[http_sock]))
@@ -385,111 +384,6 @@ class SmtpSink:
 
     def _get(self, msg_id: int) -> StoredMessage | None:
         return next((m for m in self._messages if m.id == msg_id), None)
-
-
-def _not_found(msg_id: int) -> JSONResponse:
-    return JSONResponse(
-        {
-            "type": "urn:parcours:smtp-sink:message-not-found",
-            "title": "No such message",
-            "status": 404,
-            "detail": f"the sink holds no message {msg_id}",
-        },
-        status_code=404,
-        media_type="application/problem+json",
-    )
-
-
-_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>{title}</title><style>
-body{{font-family:system-ui,sans-serif;margin:1.5rem}} table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:.3rem .6rem;text-align:left;vertical-align:top}}
-iframe{{width:100%;height:70vh;border:1px solid #ccc}} pre{{white-space:pre-wrap}}
-</style></head><body>{body}</body></html>"""
-
-
-def _render_index(messages: list[StoredMessage]) -> str:
-    rows = "".join(
-        f'<tr><td><a href="/messages/{m.id}/view">{m.id}</a></td><td>{escape(m.received_at)}</td>'
-        f"<td>{escape(m.headers['from'] or m.mail_from)}</td><td>{escape(', '.join(m.rcpt_tos))}</td>"
-        f'<td><a href="/messages/{m.id}/view">{escape(m.headers["subject"] or "(no subject)")}</a></td>'
-        f"<td>{len(m.raw)}</td></tr>"
-        for m in reversed(messages)
-    )
-    body = (
-        f"<h1>Parcours SMTP sink</h1><p>{len(messages)} message(s). "
-        '<a href="/messages">JSON</a></p><table><tr><th>#</th><th>Received</th><th>From</th>'
-        f"<th>Envelope to</th><th>Subject</th><th>Bytes</th></tr>{rows}</table>"
-    )
-    return _PAGE.format(title="Parcours SMTP sink", body=body)
-
-
-def _render_message(detail: dict[str, Any]) -> str:
-    fields = [
-        ("From", detail["from"]),
-        ("To", detail["to"]),
-        ("Subject", detail["subject"]),
-        ("Date", detail["date"]),
-        ("Message-ID", detail["message_id"]),
-        ("Envelope from", detail["mail_from"]),
-        ("Envelope to", ", ".join(detail["rcpt_tos"])),
-        ("Received", detail["received_at"]),
-    ]
-    headers = "".join(f"<tr><th>{escape(name)}</th><td>{escape(value or '')}</td></tr>" for name, value in fields)
-    attachments = "".join(
-        f"<li>{escape(a['filename'] or '(unnamed)')} ({escape(a['content_type'])}, {a['size']} bytes)</li>"
-        for a in detail["attachments"]
-    )
-    if detail["html"] is not None:
-        content = f'<iframe sandbox="" referrerpolicy="no-referrer" srcdoc="{escape(detail["html"])}"></iframe>'
-    else:
-        content = f"<pre>{escape(detail['text'] or '')}</pre>"
-    body = (
-        f'<p><a href="/">&larr; all messages</a> · <a href="/messages/{detail["id"]}">JSON</a> · '
-        f'<a href="/messages/{detail["id"]}/raw">raw</a></p><table>{headers}</table>'
-        f"{'<h2>Attachments</h2><ul>' + attachments + '</ul>' if attachments else ''}<h2>Body</h2>{content}"
-    )
-    return _PAGE.format(title=escape(detail["subject"] or "(no subject)"), body=body)
-
-
-def create_app(sink: SmtpSink) -> FastAPI:
-    app = FastAPI(title="Parcours SMTP sink", docs_url=None, redoc_url=None)
-
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/messages")
-    async def list_messages(rcpt: str | None = None, subject_contains: str | None = None) -> list[dict[str, Any]]:
-        return [m.summary() for m in sink._select(rcpt=rcpt, subject_contains=subject_contains)]
-
-    @app.delete("/messages", status_code=204)
-    async def clear_messages() -> Response:
-        sink.clear()
-        return Response(status_code=204)
-
-    @app.get("/messages/{msg_id}")
-    async def get_message(msg_id: int) -> Any:
-        stored = sink._get(msg_id)
-        return stored.detail() if stored is not None else _not_found(msg_id)
-
-    @app.get("/messages/{msg_id}/raw")
-    async def get_raw(msg_id: int) -> Response:
-        stored = sink._get(msg_id)
-        if stored is None:
-            return _not_found(msg_id)
-        disposition = f'attachment; filename="{msg_id}.eml"'
-        return Response(stored.raw, media_type="message/rfc822", headers={"Content-Disposition": disposition})
-
-    @app.get("/messages/{msg_id}/view", response_class=HTMLResponse)
-    async def view_message(msg_id: int) -> Response:
-        stored = sink._get(msg_id)
-        return HTMLResponse(_render_message(stored.detail())) if stored is not None else _not_found(msg_id)
-
-    @app.get("/", response_class=HTMLResponse)
-    async def index() -> HTMLResponse:
-        return HTMLResponse(_render_index(sink._select()))
-
-    return app
 
 
 async def _serve(args: argparse.Namespace) -> None:
