@@ -14,6 +14,7 @@ so every service's migrations create them too: the autogenerate target is always
 from __future__ import annotations
 
 import asyncio
+import os
 import weakref
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -44,16 +45,22 @@ def script_location(package: str, folder: str = "store/migrations") -> str:
     return str(path)
 
 
+RUNTIME_VERSIONS = str(resources.files("parcours_runtime").joinpath("migrations_runtime"))
+
+
 def make_config(database_url: str, script_location: str, **kwargs: Any) -> Config:
     """An Alembic Config built in code (no alembic.ini); kwargs go to Config (cmd_opts, stdout…)."""
     cfg = Config(**kwargs)
     cfg.set_main_option("script_location", script_location)
     cfg.set_main_option("path_separator", "os")
+    # Two branches: the service's own revisions (label `service`) and the runtime's tables
+    # (label `runtime`, shipped with parcours_runtime), which every service's first revision needs.
+    cfg.set_main_option("version_locations", os.pathsep.join((os.path.join(script_location, "versions"), RUNTIME_VERSIONS)))
     cfg.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))  # ConfigParser interpolates %
     return cfg
 
 
-async def upgrade(database_url: str, script_location: str, revision: str = "head") -> None:
+async def upgrade(database_url: str, script_location: str, revision: str = "heads") -> None:
     """Upgrade the database to `revision`; concurrent callers wait for each other, then find nothing to do."""
     async with _alembic_turn(), _locked_connection(database_url) as conn:
         await conn.run_sync(_upgrade_on, database_url, script_location, revision)

@@ -1,0 +1,1 @@
+"""Alembic revisions of the runtime tables (branch `runtime`); a package so wheels ship it."""
