@@ -172,3 +172,22 @@ async def publish(kafka):
 
     yield send
     await producer.stop()
+
+
+@pytest.fixture
+def eventually():
+    """`await eventually(predicate, what=…)`: await `predicate()` until it returns something truthy
+    (returned), or fail after `timeout` seconds."""
+    import asyncio
+
+    async def wait(predicate, timeout: float = 20.0, what: str = "condition", interval: float = 0.05):
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            result = await predicate()
+            if result:
+                return result
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"{what} not met within {timeout}s (last: {result!r})")
+            await asyncio.sleep(interval)
+
+    return wait

@@ -3,7 +3,6 @@ broker as neighbouring services would publish them, and the reminders it publish
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import date, datetime, time, timezone
 from decimal import Decimal
@@ -23,16 +22,6 @@ from parcours_runtime.outbox import outbox_backlog
 UTC = timezone.utc
 
 
-async def eventually(predicate, timeout: float = 20.0, interval: float = 0.05):
-    """Await `predicate()` until it returns something truthy; return that."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = await predicate()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(interval)
 
 
 def at_hour(day: date, hour: int = 8) -> datetime:
@@ -105,8 +94,9 @@ def customer_changed(*, tenant_id: str = "acme", ref: str, group: str | None, at
 
 
 @pytest.fixture
-def build():
+def build(eventually):
     """Event builders (conftest modules are not importable in importlib mode)."""
+    waiting = eventually
     class Builders:
         invoice_received = staticmethod(invoice_received)
         link_clicked = staticmethod(link_clicked)
@@ -120,13 +110,13 @@ def build():
         customer_changed = staticmethod(customer_changed)
         paris_8 = staticmethod(paris_8)
         at_hour = staticmethod(at_hour)
-        eventually = staticmethod(eventually)
+        eventually = staticmethod(waiting)
     return Builders
 
 
 
 @pytest.fixture
-def published_reminders(kafka):
+def published_reminders(kafka, eventually):
     """Every ReminderDue on `reminder.due`, once the service's outbox has been relayed."""
 
     async def read(host) -> list[ReminderDue]:
@@ -180,7 +170,7 @@ async def plan_of(client: httpx.AsyncClient, invoice_id) -> dict | None:
 
 
 @pytest.fixture
-def wait_for_plan():
+def wait_for_plan(eventually):
     """The invoice's reminder plan, once dunning has consumed its InvoiceReceived."""
 
     async def wait(client: httpx.AsyncClient, invoice_id, predicate=lambda plan: True) -> dict:

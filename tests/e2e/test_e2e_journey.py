@@ -13,15 +13,6 @@ import httpx
 from parcours_devstack import demo
 
 
-async def eventually(check, timeout: float = 30.0, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last: {result!r})")
-        await asyncio.sleep(interval)
 
 
 def signed_ack(body: bytes, secret: str = "dev-ack-secret") -> dict[str, str]:
@@ -38,7 +29,7 @@ async def journey(client: httpx.AsyncClient, stack, invoice_id: str) -> dict:
     return response.json() if response.status_code == 200 else {}
 
 
-async def test_invoice_travels_the_whole_platform(stack):
+async def test_invoice_travels_the_whole_platform(stack, eventually):
     customer = {"name": "Client Démo SAS", "channels": ["email_link"],
                 "contacts": [{"email": "compta@client.example", "name": "Comptabilité"}]}
     issued = date.today()
@@ -82,7 +73,7 @@ async def test_invoice_travels_the_whole_platform(stack):
             kinds = [e["kind"] for e in j.get("events", [])]
             return j if {"received", "dispatched", "clicked", "acked"} <= set(kinds) else None
 
-        j = await eventually(viewed_journey)
+        j = await eventually(viewed_journey, timeout=30, what="viewed journey")
         kinds = [e["kind"] for e in j["events"]]
         assert kinds.index("received") < kinds.index("dispatched") < kinds.index("clicked")
         assert j["status"] == "viewed"
@@ -93,7 +84,7 @@ async def test_invoice_travels_the_whole_platform(stack):
         async def dunning_knows_receipt():
             r = await client.get(f"{stack.url('dunning')}/v1/invoices/{viewed_id}/reminders", headers=stack.auth)
             return r.status_code == 200
-        await eventually(dunning_knows_receipt)
+        await eventually(dunning_knows_receipt, timeout=30, what="dunning knows the invoice")
         await asyncio.sleep(1)  # let dunning consume the click and the ack
         admin = {"Authorization": f"Bearer {demo.ADMIN_TOKEN}"}
         due = issued + timedelta(days=30)
@@ -109,7 +100,7 @@ async def test_invoice_travels_the_whole_platform(stack):
         async def silent_reminded():
             j = await journey(client, stack, silent_id)
             return j if "reminded" in [e["kind"] for e in j.get("events", [])] else None
-        await eventually(silent_reminded)
+        await eventually(silent_reminded, timeout=30, what="reminder in the journey")
 
         plan = (await client.get(f"{stack.url('dunning')}/v1/invoices/{viewed_id}/reminders", headers=stack.auth)).json()
         assert "pre_due" in str(plan) and "skipped" in str(plan)

@@ -3,7 +3,6 @@ consumer → inbox, duplicates, poison messages, DLQ and replay."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import date
 from decimal import Decimal
@@ -64,14 +63,6 @@ async def count(host: ServiceHost, number: str | None = None) -> int:
         return (await session.execute(query)).scalar_one()
 
 
-async def eventually(predicate, timeout: float = 20.0):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
-
-
 @pytest.fixture
 async def host(make_database, kafka):
     settings = ServiceSettings(environment="test", database_url=make_database("rec"), kafka_bootstrap_servers=kafka,
@@ -83,7 +74,7 @@ async def host(make_database, kafka):
     await h.stop()
 
 
-async def test_outbox_events_reach_the_consumer_once(host):
+async def test_outbox_events_reach_the_consumer_once(host, eventually):
     events = [received(f"INV-{i}") for i in range(50)]
     async with UnitOfWork(host.ctx.sessions) as uow:
         uow.publish(*events)
@@ -94,7 +85,7 @@ async def test_outbox_events_reach_the_consumer_once(host):
         assert await count(host, f"INV-{i}") == 1
 
 
-async def test_rolled_back_unit_of_work_publishes_nothing(host):
+async def test_rolled_back_unit_of_work_publishes_nothing(host, eventually):
     async with UnitOfWork(host.ctx.sessions) as uow:
         uow.publish(received("NEVER"))
         # no commit: leaving the block rolls back the state change and the event together
@@ -106,7 +97,7 @@ async def test_rolled_back_unit_of_work_publishes_nothing(host):
     assert await count(host, "NEVER") == 0
 
 
-async def test_redelivered_event_has_one_effect(host, kafka):
+async def test_redelivered_event_has_one_effect(host, kafka, eventually):
     event = received("DUP-1")
     producer = AIOKafkaProducer(bootstrap_servers=kafka, enable_idempotence=False)
     await producer.start()
@@ -119,7 +110,7 @@ async def test_redelivered_event_has_one_effect(host, kafka):
     assert await count(host, "DUP-1") == 1
 
 
-async def test_poison_and_failing_messages_go_to_dlq_and_the_consumer_moves_on(host, kafka):
+async def test_poison_and_failing_messages_go_to_dlq_and_the_consumer_moves_on(host, kafka, eventually):
     producer = AIOKafkaProducer(bootstrap_servers=kafka, enable_idempotence=False)
     await producer.start()
     key = uuid.uuid4().hex.encode()
@@ -148,7 +139,7 @@ async def test_poison_and_failing_messages_go_to_dlq_and_the_consumer_moves_on(h
     assert letters[2]["original"].startswith("invoice.received[")
 
 
-async def test_dlq_replay_reinjects_once(host, kafka):
+async def test_dlq_replay_reinjects_once(host, kafka, eventually):
     producer = AIOKafkaProducer(bootstrap_servers=kafka, enable_idempotence=False)
     await producer.start()
     event = received("FAIL-REPLAYED")

@@ -127,19 +127,6 @@ def read_topic(kafka):
     return read
 
 
-@pytest.fixture
-def eventually():
-    async def wait(predicate, timeout: float = 20.0, what: str = "condition"):
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            result = await predicate()
-            if result:
-                return result
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"{what} not met in time")
-            await asyncio.sleep(0.05)
-
-    return wait
 
 
 @pytest.fixture
