@@ -1,5 +1,6 @@
 """Ingest's own database: tenants, invoices (+ their PDFs) and idempotency keys."""
 
+from parcours_ingest.store import batch_models  # noqa: F401  (its tables join the metadata)
 from parcours_ingest.store.models import Base
 
 metadata = Base.metadata
