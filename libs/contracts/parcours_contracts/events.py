@@ -115,6 +115,17 @@ class Penalties(_Model):
     base: Decimal = Field(description="The amount the interest runs on.")
 
 
+class GroupedInvoice(_Model):
+    """One more overdue invoice of the same customer, listed in a grouped reminder."""
+
+    invoice_id: UUID
+    number: str = Field(min_length=1, max_length=64)
+    issue_date: date
+    due_date: date
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    open_amount: Decimal = Field(description="What remains due on it.")
+
+
 class ReminderInfo(_Model):
     """Which step of which dunning strategy a reminder is."""
 
@@ -124,6 +135,10 @@ class ReminderInfo(_Model):
     channel: str | None = Field(default=None, max_length=64, description=(
         "The channel the strategy step asks for; router uses it first when the customer can take it."))
     template: str | None = Field(default=None, max_length=64, description="The message template the strategy step asks for.")
+    tone: Literal["gentle", "firm", "final"] | None = Field(default=None, description=(
+        "How insistent the reminder sounds, chosen by dunning (escalating by step); None: the channel decides."))
+    grouped: list[GroupedInvoice] = Field(default_factory=list, max_length=200, description=(
+        "The customer's other overdue invoices this reminder also covers (grouping on): one message for all."))
 
 
 class DispatchRequested(InvoiceEvent):
@@ -310,6 +325,8 @@ class CustomerChanged(TenantEvent):
     group: str | None = Field(default=None, max_length=64)
     language: Literal["fr", "en"] | None = None
     tags: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(default_factory=list, max_length=20)
+    timezone: str | None = Field(default=None, max_length=64, description=(
+        "The customer's IANA time zone (e.g. America/Montreal): reminders reach it in its own sending window."))
     deleted: bool = False
 
     @property
