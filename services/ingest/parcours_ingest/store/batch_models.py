@@ -30,7 +30,7 @@ class BatchRow(Base):
     # what the batch is read with, frozen when it is received: the mapping profile, the split rule
     options: Mapped[dict] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     filename: Mapped[str | None] = mapped_column(String(255))
-    correlation_id: Mapped[str] = mapped_column(String(128))
+    correlation_id: Mapped[str | None] = mapped_column(String(128))  # given by the sender; else each invoice's id
     total_items: Mapped[int | None] = mapped_column(Integer)
     processed_items: Mapped[int] = mapped_column(Integer, server_default="0")
     accepted_items: Mapped[int] = mapped_column(Integer, server_default="0")
@@ -83,7 +83,7 @@ class MappingProfileRow(Base):
 
     tenant_id: Mapped[str] = mapped_column(String(63), primary_key=True)
     name: Mapped[str] = mapped_column(String(63), primary_key=True)
-    profile: Mapped[dict] = mapped_column(JSONB)
+    definition: Mapped[dict] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
@@ -95,6 +95,6 @@ class SplitRuleRow(Base):
 
     tenant_id: Mapped[str] = mapped_column(String(63), primary_key=True)
     name: Mapped[str] = mapped_column(String(63), primary_key=True)
-    rule: Mapped[dict] = mapped_column(JSONB)
+    definition: Mapped[dict] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -25,7 +25,7 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=16), server_default='pending', nullable=False),
     sa.Column('options', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'{}'::jsonb"), nullable=False),
     sa.Column('filename', sa.String(length=255), nullable=True),
-    sa.Column('correlation_id', sa.String(length=128), nullable=False),
+    sa.Column('correlation_id', sa.String(length=128), nullable=True),
     sa.Column('total_items', sa.Integer(), nullable=True),
     sa.Column('processed_items', sa.Integer(), server_default='0', nullable=False),
     sa.Column('accepted_items', sa.Integer(), server_default='0', nullable=False),
@@ -44,7 +44,7 @@ def upgrade() -> None:
     op.create_table('mapping_profiles',
     sa.Column('tenant_id', sa.String(length=63), nullable=False),
     sa.Column('name', sa.String(length=63), nullable=False),
-    sa.Column('profile', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+    sa.Column('definition', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.PrimaryKeyConstraint('tenant_id', 'name')
@@ -52,7 +52,7 @@ def upgrade() -> None:
     op.create_table('split_rules',
     sa.Column('tenant_id', sa.String(length=63), nullable=False),
     sa.Column('name', sa.String(length=63), nullable=False),
-    sa.Column('rule', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+    sa.Column('definition', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.PrimaryKeyConstraint('tenant_id', 'name')
