@@ -11,6 +11,7 @@ from fastapi.openapi.utils import get_openapi
 from parcours_runtime.service import ServiceContext, ServiceDefinition
 from parcours_ingest import handlers
 from parcours_ingest.api import router
+from parcours_ingest.domain import schematron
 from parcours_ingest.domain.documents import schemas
 from parcours_ingest.domain.invoice import Invoice
 from parcours_ingest.store import metadata
@@ -42,8 +43,10 @@ def _openapi_with_invoice_schema(app: FastAPI) -> dict[str, Any]:
 
 
 async def compile_schemas(ctx: ServiceContext) -> None:
-    """Compile the XSDs before serving (about a second), not on the first XML invoice."""
+    """Compile the XSDs and schematrons before serving (about a second each), not on the first XML invoice."""
     await asyncio.to_thread(schemas.warm_up)
+    if ctx.settings.schematron:
+        await asyncio.to_thread(schematron.warm_up)
 
 
 def definition() -> ServiceDefinition:

@@ -18,6 +18,8 @@ class Settings(ServiceSettings):
     max_body_bytes: int = Field(default=20 * 1024 * 1024, ge=1024,
                                 description="Largest accepted request body (the base64 PDF included).")
     xsd_validation: bool = Field(default=True, description="Validate UBL/CII documents against their XSD.")
+    schematron: bool = Field(default=True, description="Check UBL/CII/Factur-X documents against the EN 16931 "
+                                                       "schematron (official business rules BR-…).")
     identifier_checksums: bool = Field(default=True, description="Refuse SIREN/SIRET numbers whose check digit is wrong.")
     max_xml_depth: int = Field(default=200, ge=10, le=250, description="Deepest element nesting accepted in XML.")
     max_pdf_pages: int = Field(default=1000, ge=1, description="Most pages accepted in one invoice PDF.")

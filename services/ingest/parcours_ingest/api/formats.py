@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from email import policy
 from email.parser import BytesParser
@@ -29,6 +29,7 @@ from parcours_ingest.domain.documents.xml import parse_xml, syntax_of
 from parcours_ingest.domain.idempotency import request_fingerprint
 from parcours_ingest.domain.invoice import Invoice
 from parcours_ingest.domain.rules import date_violations, identifier_violations
+from parcours_ingest.domain.schematron import violations as schematron_violations
 from parcours_ingest.store.invoices import SourceDocument
 
 XML_MEDIA_TYPES = ("application/xml", "text/xml")
@@ -118,6 +119,8 @@ def _from_xml(raw: bytes, *, settings: Settings, media_type: str, pdf: bytes | N
                                 issues)
     extraction = read_ubl(root) if syntax == "ubl" else read_cii(root)
     invoice = _checked(extraction, settings=settings)
+    if settings.schematron:
+        check_schematron(root, raw, syntax, extraction)
     source = SourceDocument(format="factur-x" if pdf is not None else syntax, media_type=media_type, content=raw)
     fingerprint = hashlib.sha256(pdf if pdf is not None else raw).hexdigest()
     return Submission(invoice=invoice, fingerprint=fingerprint, pdf=pdf, source=source,
@@ -142,6 +145,15 @@ def _checked(extraction: Extraction, *, settings: Settings) -> Invoice:
         raise DocumentError(422, "business-rule-violation", "The invoice breaks business rules.", [
             Issue(xpath=extraction.source_of(v.path), detail=v.detail, code=v.code, field=v.path) for v in violations])
     return invoice
+
+
+def check_schematron(root, raw: bytes, syntax: str, extraction: Extraction) -> None:
+    """The EN 16931 schematron: DocumentError 422 listing every fatal rule (BR-CO-10…) at its XPath,
+    with the model field it reads into when there is one."""
+    issues = schematron_violations(root, raw, syntax)
+    if issues:
+        raise DocumentError(422, "business-rule-violation", "The invoice breaks EN 16931 business rules.",
+                            [replace(issue, field=extraction.field_at(issue.xpath)) for issue in issues])
 
 
 def _error_entry(issue: Issue) -> dict[str, Any]:

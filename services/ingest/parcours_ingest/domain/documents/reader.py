@@ -69,6 +69,19 @@ class Extraction:
             raise DocumentError(422, "missing-business-terms",
                                 "The document lacks business terms an invoice needs.", self.missing)
 
+    def field_at(self, xpath: str) -> Loc | None:
+        """The model field read from `xpath`, else from its nearest recorded ancestor, else from its child
+        (a party's wrapper element); None if none."""
+        best: Loc | None = None
+        for loc, path in self.sources.items():
+            if loc and (xpath == path or xpath.startswith(path + "/")) and (best is None or len(path) > len(self.sources[best])):
+                best = loc
+        if best is None:
+            children = [loc for loc, path in self.sources.items()
+                        if loc and path.startswith(xpath + "/") and "/" not in path[len(xpath) + 1:]]
+            best = min(children, key=len, default=None)
+        return best
+
     def source_of(self, loc: Loc) -> str:
         """The XPath of the deepest recorded prefix of `loc`."""
         for end in range(len(loc), -1, -1):
