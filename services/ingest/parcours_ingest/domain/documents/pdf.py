@@ -38,12 +38,7 @@ def inspect_pdf(content: bytes, *, limits: PdfLimits) -> bytes | None:
     if b"/JavaScript" in content or b"/JS " in content or b"/JS(" in content or b"/JS<" in content:
         raise refused("PDFs with JavaScript are refused.")
     try:
-        with apply_configuration(zlib_maximum_output_length=limits.max_decompressed_bytes,
-                                 lzw_maximum_output_length=limits.max_decompressed_bytes,
-                                 run_length_maximum_output_length=limits.max_decompressed_bytes,
-                                 array_based_stream_maximum_output_length=limits.max_decompressed_bytes,
-                                 maximum_declared_stream_length=limits.max_decompressed_bytes,
-                                 stream_decoding_work_maximum_length=limits.max_decompressed_bytes * 2):
+        with pdf_reading(limits):
             reader = PdfReader(io.BytesIO(content), strict=False)
             if reader.is_encrypted:
                 raise refused("Encrypted PDFs are refused.")
@@ -59,6 +54,16 @@ def inspect_pdf(content: bytes, *, limits: PdfLimits) -> bytes | None:
     except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, RecursionError, OSError) as exc:
         # pypdf's limit errors (LimitReachedError…) land here too: a bomb is just an unreadable PDF to us
         raise refused(f"The PDF cannot be read safely: {type(exc).__name__}: {str(exc)[:200]}", "unreadable-pdf") from None
+
+
+def pdf_reading(limits: PdfLimits):
+    """Context manager: pypdf bounded by `limits` while reading (decompression bombs stop early)."""
+    return apply_configuration(zlib_maximum_output_length=limits.max_decompressed_bytes,
+                               lzw_maximum_output_length=limits.max_decompressed_bytes,
+                               run_length_maximum_output_length=limits.max_decompressed_bytes,
+                               array_based_stream_maximum_output_length=limits.max_decompressed_bytes,
+                               maximum_declared_stream_length=limits.max_decompressed_bytes,
+                               stream_decoding_work_maximum_length=limits.max_decompressed_bytes * 2)
 
 
 def _refuse_active_content(reader: PdfReader) -> None:
