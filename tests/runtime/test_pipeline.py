@@ -3,6 +3,7 @@ consumer → inbox, duplicates, poison messages, DLQ and replay."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import date
 from decimal import Decimal
@@ -10,7 +11,7 @@ from decimal import Decimal
 import pytest
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
-from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, select, text
 
 from parcours_contracts import InvoiceReceived, InvoiceSummary, topics
 from parcours_devstack.ports import free_port
@@ -191,4 +192,38 @@ async def test_topics_are_left_alone_where_they_are_managed_elsewhere(make_datab
         assert not existing & {topics.dlq(topics.INVOICE_RECEIVED), topics.REMINDER_DUE, topics.DISPATCH_REQUESTED}
     finally:
         await admin.close()
+        await h.stop()
+
+
+async def test_a_polled_batch_commits_in_one_transaction_and_a_bad_record_costs_only_itself(make_database, kafka):
+    """Records waiting on one partition are applied together: their inbox rows share a
+    transaction id; the failing one is retried alone and dead-lettered; the others apply once."""
+    events = [received(f"BATCH-{i}") for i in range(30)]
+    events.insert(12, received("FAIL-IN-BATCH"))
+    key = uuid.uuid4().hex.encode()  # one key: one partition, in this order
+    producer = AIOKafkaProducer(bootstrap_servers=kafka, enable_idempotence=False)
+    await producer.start()
+    for event in events:
+        await producer.send(topics.INVOICE_RECEIVED, event.model_dump_json().encode(), key=key)
+    await producer.flush()
+    await producer.stop()
+
+    settings = ServiceSettings(environment="test", database_url=make_database("rec"), kafka_bootstrap_servers=kafka,
+                               http_port=free_port(), consumer_max_attempts=3, consumer_session_timeout_ms=2000,
+                               consumer_backoff_seconds=0.01)
+    attempts.clear()
+    h = ServiceHost(recorder(), settings)
+    await h.start()
+    try:
+        for _ in range(200):
+            if await count(h) == 30 and await _dlq_size(kafka) == 1:
+                break
+            await asyncio.sleep(0.1)
+        assert await count(h) == 30 and await count(h, "FAIL-IN-BATCH") == 0
+        assert all(attempts[f"BATCH-{i}"] <= 2 for i in range(30)), "records before the bad one go again at most once"
+        assert attempts["FAIL-IN-BATCH"] == 3, "the batch's try was its first attempt"
+        async with h.ctx.sessions() as session:
+            transactions = (await session.execute(text("SELECT count(DISTINCT xmin::text) FROM inbox"))).scalar_one()
+        assert transactions <= 6, f"30 records applied in {transactions} transactions"
+    finally:
         await h.stop()

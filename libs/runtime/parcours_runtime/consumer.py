@@ -1,13 +1,20 @@
 """The consumer loop every service uses.
 
-For each record: parse the event, open a unit of work, claim the event id in the inbox,
-run the handler, commit (effects + inbox row + outbox rows together). Offsets are committed
-per partition only after the records' transactions committed; auto-commit is off. A
-rebalance waits for the batch in hand to finish and commit, so a revoked partition never
-loses or double-applies work (the inbox absorbs any redelivery). Transient failures are
-retried with exponential backoff; after `max_attempts`, or at once for a record that can
-never succeed (unparseable, PermanentError), the record goes to `<topic>.dlq` and the loop
-moves on.
+Each polled batch of a partition is applied in ONE unit of work: its event ids are claimed
+in the inbox in one statement, the handlers run in order, and the effects, the inbox rows
+and the outbox rows commit together. Offsets are committed per partition only after that
+commit; auto-commit is off. If anything in the batch fails, the transaction rolls back and
+the batch's records are applied one by one, each in its own unit of work, so one bad record
+costs its neighbours nothing but time. Transient failures are retried with exponential
+backoff; after `max_attempts`, or at once for a record that can never succeed
+(unparseable, PermanentError), the record goes to `<topic>.dlq` and the loop moves on.
+A rebalance waits for the batch in hand to finish and commit, so a revoked partition never
+loses or double-applies work (the inbox absorbs any redelivery).
+
+Handlers whose work is an outside effect (an SMTP send, a partner API call) are
+`EffectHandler`s: their `perform` runs for the whole batch concurrently, outside any
+transaction (it must be idempotent on its own, e.g. through a send ledger), and their
+`record` runs inside the batch's unit of work with what `perform` returned.
 """
 
 from __future__ import annotations
@@ -15,6 +22,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, KafkaError
@@ -32,7 +42,29 @@ from parcours_runtime.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[EventEnvelope, UnitOfWork], Awaitable[None]]
+PlainHandler = Callable[[EventEnvelope, UnitOfWork], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class EffectHandler:
+    """An outside effect performed concurrently for a batch, then recorded in its transaction."""
+
+    perform: Callable[[EventEnvelope], Awaitable[Any]]
+    record: Callable[[EventEnvelope, Any, UnitOfWork], Awaitable[None]]
+    concurrency: int = 64
+
+
+Handler = PlainHandler | EffectHandler
+_Work = tuple[ConsumerRecord, EventEnvelope, Handler]
+
+
+class _RecordFailed(Exception):
+    """Record `index` of a batch failed with `cause`; the batch's transaction is rolled back."""
+
+    def __init__(self, index: int, cause: BaseException):
+        super().__init__(f"record {index} of the batch failed: {cause!r}")
+        self.index = index
+        self.cause = cause
 
 
 class PermanentError(Exception):
@@ -114,8 +146,7 @@ class EventConsumer:
                 continue
             async with self._lock:
                 for tp, records in batch.items():
-                    for record in records:
-                        await self._process(record)
+                    await self._process_batch(records)
                     await self._commit(tp, records[-1].offset + 1)
 
     async def stop(self) -> None:
@@ -135,23 +166,93 @@ class EventConsumer:
             # the last committed offset and the inbox drops what we already applied.
             log.warning("offset commit for %s failed: %s", tp, exc)
 
-    async def _process(self, record: ConsumerRecord) -> None:
-        try:
-            event = parse_event(record.value)
-        except (ValidationError, ValueError, TypeError) as exc:
-            await self._dead_letter(record, f"unparseable event: {exc}", attempts=1)
-            return
-        handler = self._handlers.get(type(event))
-        if handler is None:
-            return  # a topic may carry event types this service does not care about
-        parent = context_from_kafka_headers(record.headers)
-        with tracer().start_as_current_span(
-            f"consume {record.topic}", context=parent, kind=trace.SpanKind.CONSUMER,
-            attributes={"messaging.system": "kafka", "messaging.destination.name": record.topic,
-                        "parcours.event_id": str(event.event_id), "parcours.tenant_id": event.tenant_id},
-        ):
+    async def _process_batch(self, records: list[ConsumerRecord]) -> None:
+        work: list[_Work] = []
+        for record in records:
+            try:
+                event = parse_event(record.value)
+            except (ValidationError, ValueError, TypeError) as exc:
+                await self._dead_letter(record, f"unparseable event: {exc}", attempts=1)
+                continue
+            handler = self._handlers.get(type(event))
+            if handler is not None:  # a topic may carry event types this service does not care about
+                work.append((record, event, handler))
+        await self._apply_in_batches(work)
+
+    async def _apply_in_batches(self, work: list[_Work]) -> None:
+        """All of `work` in one unit of work; when record i fails, the ones before it go again
+        together, record i goes alone (that failure was its first attempt), and the rest carry on."""
+        while len(work) > 1:
+            try:
+                await self._apply_batch(work)
+                self.processed += len(work)
+                return
+            except _RecordFailed as failed:
+                await self._apply_in_batches(work[:failed.index])
+                await self._process_one(*work[failed.index], first_failure=failed.cause)
+                work = work[failed.index + 1:]
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # not one record's fault (database away, commit failed)
+                log.warning("batch of %d failed, applying its records one by one: %r", len(work), exc)
+                break
+        for item in work:
+            await self._process_one(*item)
+
+    async def _apply_batch(self, work: list[_Work]) -> None:
+        performed = await self._perform_effects(work)
+        async with UnitOfWork(self._sessions) as uow:
+            fresh = await inbox.claim_many(uow.session, self.group_id, [event.event_id for _, event, _ in work])
+            for index, (record, event, handler) in enumerate(work):
+                if event.event_id not in fresh:
+                    continue  # applied before, or twice in this batch
+                fresh.discard(event.event_id)
+                with self._span(record, event):
+                    try:
+                        if isinstance(handler, EffectHandler):
+                            await handler.record(event, performed[event.event_id], uow)
+                        else:
+                            await handler(event, uow)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as exc:
+                        raise _RecordFailed(index, exc) from exc
+            await uow.commit()
+
+    async def _perform_effects(self, work: list[_Work]) -> dict:
+        """Run the batch's outside effects concurrently; _RecordFailed for the first that failed
+        (effects already done are idempotent, so going again costs no duplicate)."""
+        effects = [(index, record, event, handler) for index, (record, event, handler) in enumerate(work)
+                   if isinstance(handler, EffectHandler)]
+        if not effects:
+            return {}
+        async with self._sessions() as session:
+            done = await inbox.already_processed(session, self.group_id, [event.event_id for _, _, event, _ in effects])
+        todo = {event.event_id: item for item in effects if (event := item[2]).event_id not in done}
+        slots = asyncio.Semaphore(min(handler.concurrency for *_, handler in effects))
+
+        async def perform(index: int, record: ConsumerRecord, event: EventEnvelope, handler: EffectHandler) -> Any:
+            async with slots:
+                with self._span(record, event):
+                    return await handler.perform(event)
+
+        results = await asyncio.gather(*(perform(*item) for item in todo.values()), return_exceptions=True)
+        for (index, *_), result in zip(todo.values(), results):
+            if isinstance(result, asyncio.CancelledError):
+                raise result
+            if isinstance(result, BaseException):
+                raise _RecordFailed(index, result)
+        return dict(zip(todo, results))
+
+    async def _process_one(self, record: ConsumerRecord, event: EventEnvelope, handler: Handler, *,
+                           first_failure: BaseException | None = None) -> None:
+        """One record in its own unit of work, retried; `first_failure` when a batch already tried it."""
+        with self._span(record, event):
             for attempt in range(1, self._max_attempts + 1):
                 try:
+                    if first_failure is not None:
+                        failure, first_failure = first_failure, None
+                        raise failure
                     await self._apply(event, handler)
                     self.processed += 1
                     return
@@ -169,11 +270,29 @@ class EventConsumer:
                     await asyncio.sleep(self._backoff * 2 ** (attempt - 1))
 
     async def _apply(self, event: EventEnvelope, handler: Handler) -> None:
+        if isinstance(handler, EffectHandler):
+            async with self._sessions() as session:
+                if await inbox.already_processed(session, self.group_id, [event.event_id]):
+                    return
+            result = await handler.perform(event)
         async with UnitOfWork(self._sessions) as uow:
             if not await inbox.claim(uow.session, self.group_id, event.event_id):
                 return
-            await handler(event, uow)
+            if isinstance(handler, EffectHandler):
+                await handler.record(event, result, uow)
+            else:
+                await handler(event, uow)
             await uow.commit()
+
+    @contextmanager
+    def _span(self, record: ConsumerRecord, event: EventEnvelope):
+        """The consumer span of one record, child of the trace its producer was in."""
+        with tracer().start_as_current_span(
+            f"consume {record.topic}", context=context_from_kafka_headers(record.headers), kind=trace.SpanKind.CONSUMER,
+            attributes={"messaging.system": "kafka", "messaging.destination.name": record.topic,
+                        "parcours.event_id": str(event.event_id), "parcours.tenant_id": event.tenant_id},
+        ) as span:
+            yield span
 
     async def _dead_letter(self, record: ConsumerRecord, error: str, attempts: int) -> None:
         log.error("dead-lettering %s[%d]@%d after %d attempt(s): %s", record.topic, record.partition,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from sqlalchemy import Column, DateTime, String, Table, func
+from sqlalchemy import Column, DateTime, String, Table, func, select
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,3 +28,25 @@ async def claim(session: AsyncSession, consumer: str, event_id: UUID) -> bool:
         .on_conflict_do_nothing().returning(inbox_table.c.event_id)
     )
     return result.first() is not None
+
+
+async def claim_many(session: AsyncSession, consumer: str, event_ids: list[UUID]) -> set[UUID]:
+    """The ids among `event_ids` that `consumer` sees for the first time, claimed in one statement."""
+    if not event_ids:
+        return set()
+    result = await session.execute(
+        insert(inbox_table).values([{"consumer": consumer, "event_id": event_id} for event_id in set(event_ids)])
+        .on_conflict_do_nothing().returning(inbox_table.c.event_id)
+    )
+    return set(result.scalars())
+
+
+async def already_processed(session: AsyncSession, consumer: str, event_ids: list[UUID]) -> set[UUID]:
+    """The ids among `event_ids` that `consumer` has processed (committed) before."""
+    if not event_ids:
+        return set()
+    result = await session.execute(
+        select(inbox_table.c.event_id).where(inbox_table.c.consumer == consumer,
+                                             inbox_table.c.event_id.in_(set(event_ids)))
+    )
+    return set(result.scalars())

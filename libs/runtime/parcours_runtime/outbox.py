@@ -39,11 +39,18 @@ outbox_table = Table(
 )
 
 
-async def add_to_outbox(session: AsyncSession, events: list[EventEnvelope]) -> None:
-    """Stage events in the caller's transaction, with the current trace context."""
-    if not events:
+StagedEvent = tuple[EventEnvelope, dict[str, str]]  # an event and the trace context it was raised in
+
+
+def stage(event: EventEnvelope) -> StagedEvent:
+    """Pair an event with the current trace context (a batch commits events of many traces)."""
+    return event, current_trace_headers()
+
+
+async def add_to_outbox(session: AsyncSession, staged: list[StagedEvent]) -> None:
+    """Write staged events in the caller's transaction."""
+    if not staged:
         return
-    trace_headers = current_trace_headers()
     rows = [
         {
             "topic": topic_for(event),
@@ -51,7 +58,7 @@ async def add_to_outbox(session: AsyncSession, events: list[EventEnvelope]) -> N
             "payload": event.model_dump_json().encode(),
             "headers": {"event-type": event.type, "event-id": str(event.event_id), **trace_headers},
         }
-        for event in events
+        for event, trace_headers in staged
     ]
     await session.execute(insert(outbox_table), rows)
     await session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from parcours_contracts.events import EventEnvelope
-from parcours_runtime.outbox import add_to_outbox
+from parcours_runtime.outbox import StagedEvent, add_to_outbox, stage
 
 
 class UnitOfWork:
@@ -15,7 +15,7 @@ class UnitOfWork:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]):
         self._sessions = sessions
         self.session: AsyncSession
-        self._events: list[EventEnvelope] = []
+        self._events: list[StagedEvent] = []
 
     async def __aenter__(self) -> "UnitOfWork":
         self.session = self._sessions()
@@ -31,7 +31,7 @@ class UnitOfWork:
         self._events.clear()
 
     def publish(self, *events: EventEnvelope) -> None:
-        self._events.extend(events)
+        self._events.extend(stage(event) for event in events)
 
     async def commit(self) -> None:
         await add_to_outbox(self.session, self._events)
