@@ -67,16 +67,28 @@ async def read_submission(request: Request, *, settings: Settings) -> Submission
                       errors=[_error_entry(issue) for issue in exc.issues] or None) from None
 
 
-def _limits(settings: Settings) -> PdfLimits:
+def pdf_limits(settings: Settings) -> PdfLimits:
     return PdfLimits(max_pages=settings.max_pdf_pages, max_decompressed_bytes=settings.max_pdf_stream_bytes,
                      max_xml_bytes=settings.max_body_bytes)
 
 
 async def _from_json(payload: Any, *, settings: Settings, pdf: bytes | None = None) -> Submission:
+    if pdf is None and not (isinstance(payload, dict) and payload.get("pdf")):
+        return json_submission(payload, settings=settings)
+    return await asyncio.to_thread(json_submission, payload, settings=settings, pdf=pdf)  # reading the PDF blocks
+
+
+def json_submission(payload: Any, *, settings: Settings, pdf: bytes | None = None) -> Submission:
+    """What `POST /v1/invoices` makes of a JSON invoice (and its PDF), without the request: batches use it.
+    Raises as the route would (RequestValidationError, Problem, DocumentError)."""
     invoice = parse_invoice(payload, settings=settings)
     attached = pdf if pdf is not None else invoice.pdf_bytes()
     if attached is not None:
-        await asyncio.to_thread(inspect_pdf, attached, limits=_limits(settings))
+        inspect_pdf(attached, limits=pdf_limits(settings))
+    return _json_submission(invoice, pdf)
+
+
+def _json_submission(invoice: Invoice, pdf: bytes | None) -> Submission:
     fingerprint = request_fingerprint(invoice.model_dump(mode="json"))
     if pdf is not None:
         fingerprint = request_fingerprint({"invoice": fingerprint, "pdf": hashlib.sha256(pdf).hexdigest()})
@@ -170,7 +182,7 @@ def _error_entry(issue: Issue) -> dict[str, Any]:
 
 
 def _from_facturx(raw: bytes, *, settings: Settings) -> Submission:
-    xml = inspect_pdf(raw, limits=_limits(settings))
+    xml = inspect_pdf(raw, limits=pdf_limits(settings))
     if xml is None:
         raise DocumentError(422, "pdf-without-invoice-data",
                             "This PDF embeds no Factur-X/ZUGFeRD XML. Send it as multipart/form-data with a part "
