@@ -40,12 +40,17 @@ def _run_as() -> str | None:
     return _SYSTEM_USER
 
 
+class _PortTaken(Exception):
+    pass
+
+
 class EmbeddedPostgres:
     """initdb (once per data dir) + postgres on 127.0.0.1:<port>, trust auth, user `postgres`."""
 
     def __init__(self, data_dir: Path, port: int | None = None, host: str = "127.0.0.1"):
         self.data_dir = Path(data_dir).resolve()
         self.host = host
+        self._port_chosen = port is None
         self.port = port or free_port(host)
         self.process: subprocess.Popen | None = None
         self._user = _run_as()
@@ -74,7 +79,21 @@ class EmbeddedPostgres:
         )
 
     def start(self, timeout: float = 30.0) -> "EmbeddedPostgres":
+        """Start and wait until ready. A free port picked for us may be taken by another process
+        before postgres binds it (parallel test runs): then another free port is tried."""
         self._initdb()
+        for _ in range(4):
+            try:
+                return self._start_once(timeout)
+            except _PortTaken:
+                if not self._port_chosen:
+                    raise RuntimeError(f"port {self.port} is taken: see {self.data_dir / 'server.log'}") from None
+                self.port = free_port(self.host)
+        raise RuntimeError(f"no free port for postgres: see {self.data_dir / 'server.log'}")
+
+    def _start_once(self, timeout: float) -> "EmbeddedPostgres":
+        log_path = self.data_dir / "server.log"
+        log_start = log_path.stat().st_size if log_path.exists() else 0
         log = open(self.data_dir / "server.log", "ab")
         self.process = subprocess.Popen(
             [_bin("postgres"), "-D", str(self.data_dir), "-h", self.host, "-p", str(self.port),
@@ -85,7 +104,11 @@ class EmbeddedPostgres:
         deadline = time.monotonic() + timeout
         while subprocess.run([_bin("pg_isready"), "-q", "-h", self.host, "-p", str(self.port)]).returncode != 0:
             if self.process.poll() is not None:
-                raise RuntimeError(f"postgres exited: see {self.data_dir / 'server.log'}")
+                with open(log_path, "rb") as written:
+                    written.seek(log_start)
+                    if b"could not bind" in written.read():
+                        raise _PortTaken()
+                raise RuntimeError(f"postgres exited: see {log_path}")
             if time.monotonic() > deadline:
                 raise TimeoutError(f"postgres not ready after {timeout}s: see {self.data_dir / 'server.log'}")
             time.sleep(0.05)

@@ -14,7 +14,10 @@ SCHEMA_LOCK_ID = 7261001  # pg advisory lock: one schema change at a time per da
 
 
 def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    # No pre-ping: it costs a round trip on every checkout. After a database restart the first
+    # use of a stale connection fails, SQLAlchemy then discards the whole pool, and the caller
+    # retries (consumers do by themselves; an HTTP client gets a 503 problem once).
+    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,14 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException):
         detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "Error")
         return problem_response(request, Problem(exc.status_code, detail, headers=getattr(exc, "headers", None)))
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError):
+        if not exc.connection_invalidated:
+            return await _unexpected(request, exc)
+        log.warning("database connection lost on %s %s: %s", request.method, request.url.path, exc.orig)
+        return problem_response(request, Problem(503, "The database connection was lost; retry the request.",
+                                                 headers={"Retry-After": "1"}))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
