@@ -8,7 +8,7 @@ from fastapi import FastAPI
 
 from parcours_channels import api, handlers
 from parcours_channels.adapters.mail.smtp import SMTP_SLOTS
-from parcours_channels.adapters.registry import ADAPTERS, load_adapters
+from parcours_channels.adapters.registry import ADAPTERS, adapter_jobs, load_adapters
 from parcours_channels.bounces.server import BOUNCE_ENDPOINT, BounceEndpoint
 from parcours_channels.store import Base
 from parcours_runtime.service import ServiceContext, ServiceDefinition
@@ -40,4 +40,5 @@ async def _on_stop(ctx: ServiceContext) -> None:
 
 def definition() -> ServiceDefinition:
     return ServiceDefinition(name="channels", metadata=Base.metadata, create_app=create_app,
-                             handlers=handlers.build, on_start=_on_start, on_stop=_on_stop)
+                             handlers=handlers.build, on_start=_on_start, on_stop=_on_stop,
+                             background=adapter_jobs)

@@ -6,6 +6,7 @@ import logging
 from importlib.metadata import entry_points
 
 from parcours_channels.adapters import ChannelAdapter
+from parcours_runtime.service import BackgroundJob, ServiceContext
 
 log = logging.getLogger(__name__)
 
@@ -25,3 +26,9 @@ def load_adapters(group: str = ENTRY_POINT_GROUP) -> dict[str, ChannelAdapter]:
         adapters[entry.name] = adapter
     log.info("channel adapters: %s", ", ".join(sorted(adapters)) or "none")
     return adapters
+
+
+def adapter_jobs(ctx: ServiceContext) -> list[BackgroundJob]:
+    """The background jobs loaded adapters run (a partner's follow-up polling), if they have any."""
+    return [job for adapter in ctx.extras[ADAPTERS].values()
+            for job in getattr(adapter, "background_jobs", lambda _ctx: [])(ctx)]

@@ -15,6 +15,7 @@ from parcours_runtime.service import ServiceContext
 from parcours_runtime.tenancy import Tenant, authenticate
 from parcours_runtime.uow import UnitOfWork
 from parcours_ingest.api.formats import Submission, read_submission
+from parcours_ingest.api.readers import authenticate_document_reader
 from parcours_ingest.api.schemas import InvoiceAccepted, InvoiceRead
 from parcours_ingest.domain.invoice import Invoice
 from parcours_ingest.store import invoices as store
@@ -98,7 +99,8 @@ async def receive_invoice(request: Request, tenant: Tenant = Depends(authenticat
 @router.get("/{invoice_id}", response_model=InvoiceRead, summary="Read a received invoice",
             response_model_exclude_unset=True,  # optional EN 16931 parts the invoice did not have stay out
             responses={401: _PROBLEM, 404: {**_PROBLEM, "description": "No such invoice for this tenant."}})
-async def read_invoice(invoice_id: uuid.UUID, request: Request, tenant: Tenant = Depends(authenticate)) -> dict:
+async def read_invoice(invoice_id: uuid.UUID, request: Request,
+                       tenant: Tenant = Depends(authenticate_document_reader)) -> dict:
     """The invoice as received (without its PDF), with when it was received."""
     async with request.app.state.ctx.sessions() as session:
         row = await store.get_invoice(session, tenant_id=tenant.id, invoice_id=invoice_id)
@@ -111,7 +113,8 @@ async def read_invoice(invoice_id: uuid.UUID, request: Request, tenant: Tenant =
 @router.get("/{invoice_id}/pdf", response_class=Response, summary="Download the invoice PDF",
             responses={200: {"content": {"application/pdf": {}}}, 401: _PROBLEM,
                        404: {**_PROBLEM, "description": "No such invoice for this tenant, or it came without a PDF."}})
-async def read_invoice_pdf(invoice_id: uuid.UUID, request: Request, tenant: Tenant = Depends(authenticate)) -> Response:
+async def read_invoice_pdf(invoice_id: uuid.UUID, request: Request,
+                          tenant: Tenant = Depends(authenticate_document_reader)) -> Response:
     """The PDF sent with the invoice."""
     async with request.app.state.ctx.sessions() as session:
         pdf = await store.get_pdf(session, tenant_id=tenant.id, invoice_id=invoice_id)
@@ -124,7 +127,8 @@ async def read_invoice_pdf(invoice_id: uuid.UUID, request: Request, tenant: Tena
 @router.get("/{invoice_id}/source", response_class=Response, summary="Download the document the invoice was read from",
             responses={200: {"content": {"application/xml": {}}}, 401: _PROBLEM,
                        404: {**_PROBLEM, "description": "No such invoice for this tenant, or it was sent as JSON."}})
-async def read_invoice_source(invoice_id: uuid.UUID, request: Request, tenant: Tenant = Depends(authenticate)) -> Response:
+async def read_invoice_source(invoice_id: uuid.UUID, request: Request,
+                             tenant: Tenant = Depends(authenticate_document_reader)) -> Response:
     """The UBL or CII XML exactly as received (for a Factur-X PDF, its embedded XML)."""
     async with request.app.state.ctx.sessions() as session:
         source = await store.get_source(session, tenant_id=tenant.id, invoice_id=invoice_id)

@@ -1,0 +1,231 @@
+"""A Chorus Pro simulator following the PISTE API Parcours uses.
+
+`POST /api/oauth/token` (client credentials), then with `Authorization: Bearer` and
+`cpro-account: base64(login:password)`:
+`/cpro/factures/v1/deposer/flux`, `/cpro/transverses/v1/consulterCRDetaille`,
+`/cpro/factures/v1/rechercher/fournisseur`, `/cpro/factures/v1/consulter/historique`.
+Business answers carry `codeRetour` (0 = done) and `libelle`. Deposits are checked like Chorus
+Pro does (syntax, base64, file name, size, the document matching its syntax) and counted;
+tests steer it: `fail_next` (HTTP errors), `reject_next` / `incident_next` (the flux's report),
+`hold_next_deposit` (accept, then answer late), `advance` (the invoice's processing)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from urllib.parse import parse_qs
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from lxml import etree
+
+SYNTAXES = {"IN_DP_E1_CII_16B", "IN_DP_E1_UBL_INVOICE", "IN_DP_E2_CII_FACTURX", "IN_DP_E2_UBL_INVOICE_MIN",
+            "IN_DP_E2_CPP_FACTURE_MIN", "IN_DP_E2_PDF"}
+MAX_FILE_BYTES = 10 * 1024 * 1024
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, load_dtd=False)
+_NUMBER_PATHS = ("/*[local-name()='CrossIndustryInvoice']/*[local-name()='ExchangedDocument']/*[local-name()='ID']",
+                 "/*[local-name()='Invoice' or local-name()='CreditNote']/*[local-name()='ID']")
+
+
+@dataclass
+class Flux:
+    number: str  # numeroFluxDepot
+    file_name: str
+    syntax: str
+    invoice_number: str
+    deposited_at: datetime
+    report: str = "IN_DEPOSE"
+    errors: list[dict] = field(default_factory=list)
+    invoice_id: int | None = None
+
+
+@dataclass
+class Invoice:
+    id: int
+    number: str
+    flux: str
+    history: list[str] = field(default_factory=list)
+
+
+def _answer(code: int, message: str, status: int = 200, **fields) -> JSONResponse:
+    return JSONResponse({"codeRetour": code, "libelle": message, **fields}, status_code=status)
+
+
+class ChorusProSimulator:
+    def __init__(self, *, client_id: str = "parcours-piste", client_secret: str = "piste-secret",
+                 login: str = "TECH_PARCOURS@cpp2017.fr", password: str = "technical-password",
+                 integrate_after_reports: int = 0) -> None:
+        self.client_id, self.client_secret, self.login, self.password = client_id, client_secret, login, password
+        self.integrate_after_reports = integrate_after_reports  # IN_DEPOSE answered this many times first
+        self.tokens: set[str] = set()
+        self.flux: dict[str, Flux] = {}
+        self.invoices: dict[int, Invoice] = {}
+        self.deposits = 0  # deposits accepted
+        self.calls: list[str] = []
+        self._failures: list[int] = []
+        self._planned_reports: list[tuple[str, str]] = []
+        self._hold_seconds = 0.0
+        self._reports_seen: dict[str, int] = {}
+
+    # Steering, for tests.
+    def fail_next(self, n: int = 1, status: int = 503) -> None:
+        self._failures.extend([status] * n)
+
+    def reject_next(self, reason: str = "Le SIRET du destinataire est inconnu") -> None:
+        self._planned_reports.append(("IN_REJETE", reason))
+
+    def incident_next(self, reason: str = "Incident technique lors de l'intégration") -> None:
+        self._planned_reports.append(("IN_INCIDENTE", reason))
+
+    def hold_next_deposit(self, seconds: float) -> None:
+        """Accept the next deposit, then wait before answering (a client may die meanwhile)."""
+        self._hold_seconds = seconds
+
+    def advance(self, invoice_number: str, status: str) -> None:
+        """The buyer's side moved the invoice on (MISE_A_DISPOSITION, SERVICE_FAIT, MISE_EN_PAIEMENT, REJETEE…)."""
+        for invoice in self.invoices.values():
+            if invoice.number == invoice_number:
+                invoice.history.append(status)
+                return
+        raise KeyError(invoice_number)
+
+    def deposits_of(self, invoice_number: str) -> list[Flux]:
+        return [flux for flux in self.flux.values() if flux.invoice_number == invoice_number]
+
+    def app(self) -> FastAPI:
+        app = FastAPI(title="Chorus Pro simulator (PISTE)")
+
+        @app.middleware("http")
+        async def planned_failures(request: Request, call_next):
+            self.calls.append(request.url.path)
+            if self._failures and request.url.path.startswith("/cpro/"):
+                return JSONResponse({"message": "Service Unavailable"}, status_code=self._failures.pop(0))
+            return await call_next(request)
+
+        @app.post("/api/oauth/token")
+        async def token(request: Request):
+            form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
+            if form.get("grant_type") != "client_credentials" or (
+                    form.get("client_id"), form.get("client_secret")) != (self.client_id, self.client_secret):
+                return JSONResponse({"error": "invalid_client"}, status_code=401)
+            value = secrets.token_urlsafe(24)
+            self.tokens.add(value)
+            return {"access_token": value, "token_type": "Bearer", "expires_in": 3600, "scope": "openid"}
+
+        @app.post("/cpro/factures/v1/deposer/flux")
+        async def deposit(request: Request):
+            if (refused := self._authorise(request)) is not None:
+                return refused
+            body = await request.json()
+            syntax, name, encoded = body.get("syntaxeFlux"), body.get("nomFichier") or "", body.get("fichierFlux") or ""
+            if syntax not in SYNTAXES:
+                return _answer(20003, f"Syntaxe du flux {syntax!r} inconnue", 400)
+            if not name or len(name) > 50:
+                return _answer(20004, "Le nom du fichier est absent ou dépasse 50 caractères", 400)
+            try:
+                content = base64.b64decode(encoded, validate=True)
+            except (binascii.Error, ValueError):
+                return _answer(20005, "Le fichier n'est pas encodé en base 64", 400)
+            if len(content) > MAX_FILE_BYTES:
+                return _answer(20006, "Le fichier dépasse la taille maximale de 10 Mo", 400)
+            number = _invoice_number(syntax, content)
+            if number is None:
+                return _answer(20007, f"Le fichier ne correspond pas à la syntaxe {syntax}", 400)
+            flux = Flux(number=f"CPP{len(self.flux) + 1:021d}", file_name=name, syntax=syntax,
+                        invoice_number=number, deposited_at=datetime.now(timezone.utc))
+            if self._planned_reports:
+                flux.report, reason = self._planned_reports.pop(0)
+                flux.errors = [{"identifiantFournisseur": None, "numeroDP": number, "libelleErreurDP": reason}]
+            elif self.integrate_after_reports == 0:
+                self._integrate(flux)  # Chorus Pro integrated it before anyone asked
+            self.flux[flux.number] = flux
+            self.deposits += 1
+            hold, self._hold_seconds = self._hold_seconds, 0.0
+            if hold:
+                await asyncio.sleep(hold)
+            return _answer(0, "GCU_MSG_01_000", numeroFluxDepot=flux.number,
+                           dateDepot=flux.deposited_at.date().isoformat(), syntaxeFlux=syntax)
+
+        @app.post("/cpro/transverses/v1/consulterCRDetaille")
+        async def report(request: Request):
+            if (refused := self._authorise(request)) is not None:
+                return refused
+            flux = self.flux.get((await request.json()).get("numeroFluxDepot"))
+            if flux is None:
+                return _answer(20001, "POQ_MSG_01.003 - Flux introuvable.", 400)
+            seen = self._reports_seen[flux.number] = self._reports_seen.get(flux.number, 0) + 1
+            if flux.report == "IN_DEPOSE" and seen > self.integrate_after_reports:
+                self._integrate(flux)
+            return _answer(0, "", nomFichier=flux.file_name, dateDepotFlux=flux.deposited_at.isoformat(),
+                           codeInterfaceDepotFlux="FSO1100A", etatCourantDepotFlux=flux.report,
+                           listeErreurDP=flux.errors, listeErreurTechnique=[])
+
+        @app.post("/cpro/factures/v1/rechercher/fournisseur")
+        async def search(request: Request):
+            if (refused := self._authorise(request)) is not None:
+                return refused
+            number = (await request.json()).get("numeroFacture")
+            found = [{"idFacture": i.id, "numeroFacture": i.number, "numeroFluxDepot": i.flux,
+                      "statut": i.history[-1]} for i in self.invoices.values() if i.number == number]
+            return _answer(0, "", listeFactures=found, pagination={"nbResultatsParPage": 10, "pageCourante": 1,
+                                                                      "pages": 1, "total": len(found)})
+
+        @app.post("/cpro/factures/v1/consulter/historique")
+        async def history(request: Request):
+            if (refused := self._authorise(request)) is not None:
+                return refused
+            invoice = self.invoices.get((await request.json()).get("idFacture"))
+            if invoice is None:
+                return _answer(20001, "Facture introuvable", 400)
+            return _answer(0, "", idFacture=invoice.id, numeroFacture=invoice.number, modeDepot="DEPOT_API",
+                           statutCourantCode=invoice.history[-1],
+                           historiquesDesStatuts={"histoStatut": [{"statutCode": s} for s in invoice.history]})
+
+        @app.get("/simulator/state")
+        async def state():
+            return {"deposits": self.deposits, "flux": [vars(f) | {"deposited_at": f.deposited_at.isoformat()}
+                                                        for f in self.flux.values()],
+                    "invoices": [vars(i) for i in self.invoices.values()]}
+
+        return app
+
+    def _authorise(self, request: Request) -> JSONResponse | None:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or token not in self.tokens:
+            return JSONResponse({"error": "invalid_token"}, status_code=401)
+        expected = base64.b64encode(f"{self.login}:{self.password}".encode()).decode()
+        if request.headers.get("cpro-account") != expected:
+            return JSONResponse({"codeRetour": 10001, "libelle": "Compte technique inconnu"}, status_code=403)
+        return None
+
+    def _integrate(self, flux: Flux) -> None:
+        flux.report = "IN_INTEGRE"
+        invoice = Invoice(id=len(self.invoices) + 1000, number=flux.invoice_number, flux=flux.number,
+                          history=["DEPOSEE", "MISE_A_DISPOSITION"])
+        self.invoices[invoice.id] = invoice
+        flux.invoice_id = invoice.id
+
+
+def _invoice_number(syntax: str, content: bytes) -> str | None:
+    """The invoice number the document carries, or None when it is not a document of `syntax`."""
+    if syntax.endswith("FACTURX") or syntax.endswith("PDF"):
+        if not content.startswith(b"%PDF"):
+            return None
+        from facturx import get_xml_from_pdf
+        try:
+            _, content = get_xml_from_pdf(content, check_xsd=False)
+        except Exception:
+            return None
+        if not content:
+            return None
+    try:
+        root = etree.fromstring(content, _PARSER)
+    except etree.XMLSyntaxError:
+        return None
+    kind = "CII" if "CII" in syntax else "UBL"
+    found = root.getroottree().xpath(_NUMBER_PATHS[0 if kind == "CII" else 1])
+    return found[0].text.strip() if found and found[0].text else None

@@ -1,0 +1,71 @@
+"""`chorus_pro`: deposit the invoice's structured document on Chorus Pro (PISTE API) and follow
+it until Chorus Pro's last word, reporting each step as `delivery.acked` with its 2026 status."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from parcours_channels.adapters.chorus_pro.client import ChorusProClient, ChorusProError
+from parcours_channels.adapters.chorus_pro.config import ChorusProSettings
+from parcours_channels.adapters.documents import fetch_document
+from parcours_channels.adapters.partner_once import Accepted, PartnerRefused, submit_once
+from parcours_channels.domain.chorus_pro import SYNTAXES, FileToDeposit, deposit_file_name, limit_violations
+from parcours_channels.domain.outcome import DeliveryResult
+from parcours_channels.store.partner_submissions import PartnerSubmission
+from parcours_contracts import DispatchRequested
+from parcours_runtime.service import ServiceContext
+
+CHANNEL = "chorus_pro"
+
+
+class ChorusProAdapter:
+    name = CHANNEL
+
+    def __init__(self) -> None:
+        self._client: ChorusProClient | None = None
+
+    def client(self, ctx: ServiceContext) -> ChorusProClient:
+        """The Chorus Pro client over the process's HTTP client, made on first use (settings are read then)."""
+        if self._client is None:
+            self._client = ChorusProClient(ctx.http, ChorusProSettings())
+        return self._client
+
+    async def deliver(self, request: DispatchRequested, ctx: ServiceContext) -> DeliveryResult:
+        """Deposit once; the follow-up job reports integration and processing."""
+        client = self.client(ctx)
+        first_check = timedelta(seconds=client.settings.first_check_seconds)
+        common = {"number": request.invoice.number, "fallback_channels": list(request.fallback_channels)}
+
+        async def submit(row: PartnerSubmission) -> Accepted:
+            if not client.settings.configured:
+                raise PartnerRefused("Chorus Pro is not configured (PISTE client and technical account)")
+            document = await fetch_document(client.http, request)
+            file_name = deposit_file_name(request.invoice.number, request.dispatch_id, document.extension)
+            problems = limit_violations([FileToDeposit(file_name, len(document.content))])
+            if problems:
+                raise PartnerRefused("; ".join(problems))
+            syntax = SYNTAXES[document.syntax]
+            try:
+                deposit = await client.deposit(file_name=file_name, content=document.content, syntax=syntax)
+            except ChorusProError as refused:
+                raise PartnerRefused(f"deposit refused: {refused}") from None
+            if not deposit.numeroFluxDepot:
+                raise PartnerRefused(f"deposit answered without a numeroFluxDepot: {deposit.libelle}")
+            return Accepted(partner_ref=deposit.numeroFluxDepot, last_status="IN_DEPOSE",
+                            next_check_at=datetime.now(timezone.utc) + first_check,
+                            detail={**common, "stage": "report", "syntax": syntax, "file_name": file_name})
+
+        async def find_earlier(row: PartnerSubmission) -> Accepted | None:
+            found = await client.find_invoice(number=request.invoice.number)
+            if found is None:
+                return None
+            return Accepted(partner_ref=found.numeroFluxDepot or f"facture-{found.idFacture}", last_status=found.statut,
+                            next_check_at=datetime.now(timezone.utc) + first_check,
+                            detail={**common, "stage": "report", "syntax": None, "invoice_id": found.idFacture})
+
+        return await submit_once(request, ctx, partner=CHANNEL, submit=submit, find_earlier=find_earlier)
+
+    def background_jobs(self, ctx: ServiceContext) -> list:
+        from parcours_channels.adapters.chorus_pro.follow_up import ChorusProFollowUp
+
+        return [ChorusProFollowUp(ctx, self)]

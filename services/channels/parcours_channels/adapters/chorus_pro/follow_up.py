@@ -1,0 +1,119 @@
+"""Following deposits on Chorus Pro: a periodic pass over the submissions whose check is due.
+
+First the flux's integration report (integrated ⇒ `delivery.acked` DEPOSEE; refused ⇒
+`dispatch.failed`, permanent, so router falls back), then the invoice's history, each new
+status reported once as `delivery.acked` with its 2026 lifecycle name. Checks back off and
+stop at a terminal status or after the configured time (the tracker's receipt window raises
+the incident when no proof came)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
+
+from parcours_channels.adapters import TransientDeliveryError
+from parcours_channels.adapters.chorus_pro.client import ChorusProError
+from parcours_channels.domain.chorus_pro import CR_INTEGRATED, CR_REFUSED, HISTORY, HISTORY_TERMINAL, Backoff
+from parcours_channels.store.partner_submissions import (
+    ACKNOWLEDGED, DONE, FAILED, REJECTED, SUBMITTED, PartnerSubmission, due_submissions, record_outcome,
+)
+from parcours_contracts import DeliveryAcked, DispatchFailed
+from parcours_runtime.periodic import PeriodicJob
+from parcours_runtime.service import ServiceContext
+from parcours_runtime.uow import UnitOfWork
+
+if TYPE_CHECKING:
+    from parcours_channels.adapters.chorus_pro import ChorusProAdapter
+
+log = logging.getLogger(__name__)
+CHANNEL = "chorus_pro"
+
+
+class ChorusProFollowUp(PeriodicJob):
+    def __init__(self, ctx: ServiceContext, adapter: ChorusProAdapter) -> None:
+        self.ctx = ctx
+        self.adapter = adapter
+        settings = adapter.client(ctx).settings
+        super().__init__(settings.poll_seconds)
+        self.backoff = Backoff(first=timedelta(seconds=settings.first_check_seconds),
+                               longest=timedelta(seconds=settings.longest_check_seconds),
+                               give_up_after=timedelta(days=settings.follow_days))
+        self.integration_deadline = timedelta(hours=settings.integration_deadline_hours)
+
+    async def run_once(self) -> int:
+        """Check every due submission once; how many were checked."""
+        now = datetime.now(timezone.utc)
+        async with UnitOfWork(self.ctx.sessions) as uow:
+            rows = await due_submissions(uow.session, channel=CHANNEL, now=now)
+            for row in rows:
+                try:
+                    await self._check(uow, row, now)
+                except TransientDeliveryError as exc:
+                    log.warning("chorus_pro flux %s: %s; checking again later", row.partner_ref, exc)
+                    await record_outcome(uow.session, dispatch_id=row.dispatch_id, state=row.state,
+                                         last_status=row.last_status, next_check_at=self._next(row, now), checked=True)
+            await uow.commit()
+        return len(rows)
+
+    def _next(self, row: PartnerSubmission, now: datetime) -> datetime:
+        return self.backoff.next_check(now, row.checks)
+
+    async def _check(self, uow: UnitOfWork, row: PartnerSubmission, now: datetime) -> None:
+        client = self.adapter.client(self.ctx)
+        detail = dict(row.detail)
+        if detail.get("stage") == "report" and detail.get("invoice_id") is None:
+            report = await client.report(flux=row.partner_ref or "", syntax=detail.get("syntax") or "")
+            status = report.etatCourantDepotFlux or "IN_DEPOSE"
+            if status in CR_REFUSED:
+                errors = "; ".join(str(e.get("libelleErreurDP") or e.get("libelleErreur") or e)
+                                   for e in [*report.listeErreurDP, *report.listeErreurTechnique])
+                uow.publish(self._failed(row, f"Chorus Pro {status} for flux {row.partner_ref}: {errors or report.libelle}"))
+                await record_outcome(uow.session, dispatch_id=row.dispatch_id, state=REJECTED, last_status=status,
+                                     checked=True)
+                return
+            if status not in CR_INTEGRATED:
+                expired = now - row.created_at > self.integration_deadline
+                await record_outcome(uow.session, dispatch_id=row.dispatch_id, state=FAILED if expired else SUBMITTED,
+                                     last_status=status, next_check_at=self._next(row, now), checked=True)
+                return
+            uow.publish(self._acked(row, "DEPOSEE", ack_id=f"{row.partner_ref}:{status}", at=now))
+            try:
+                found = await client.find_invoice(number=detail["number"])
+            except ChorusProError:
+                found = None
+            detail.update(stage="history", invoice_id=found.idFacture if found else None)
+            await record_outcome(uow.session, dispatch_id=row.dispatch_id, state=ACKNOWLEDGED, last_status=status,
+                                 next_check_at=self._next(row, now), detail=detail, checked=True)
+            return
+        if detail.get("invoice_id") is None:  # integrated, but not found yet among the supplier's invoices
+            found = await client.find_invoice(number=detail["number"])
+            if found is None:
+                await record_outcome(uow.session, dispatch_id=row.dispatch_id, state=row.state,
+                                     last_status=row.last_status, next_check_at=self._next(row, now), checked=True)
+                return
+            detail["invoice_id"] = found.idFacture
+        history = await client.history(invoice_id=int(detail["invoice_id"]))
+        status = history.statutCourantCode or row.last_status
+        if status != row.last_status and (lifecycle := HISTORY.get(status or "")) is not None:
+            uow.publish(self._acked(row, lifecycle.name, ack_id=f"{row.partner_ref}:{status}", at=now))
+        if status in HISTORY_TERMINAL:
+            state = REJECTED if HISTORY.get(status) is not None and HISTORY[status].name == "REJETEE" else DONE
+        elif self.backoff.expired(now, row.created_at):
+            state = DONE
+        else:
+            state = ACKNOWLEDGED
+        await record_outcome(uow.session, dispatch_id=row.dispatch_id, state=state, last_status=status,
+                             next_check_at=self._next(row, now), detail={**detail, "stage": "history"}, checked=True)
+
+    @staticmethod
+    def _acked(row: PartnerSubmission, status: str, *, ack_id: str, at: datetime) -> DeliveryAcked:
+        return DeliveryAcked(tenant_id=row.tenant_id, invoice_id=row.invoice_id, correlation_id=row.correlation_id or
+                             str(row.invoice_id), channel=CHANNEL, ack_id=ack_id[:200], status=status, acked_at=at)
+
+    @staticmethod
+    def _failed(row: PartnerSubmission, reason: str) -> DispatchFailed:
+        return DispatchFailed(tenant_id=row.tenant_id, invoice_id=row.invoice_id,
+                              correlation_id=row.correlation_id or str(row.invoice_id), dispatch_id=row.dispatch_id,
+                              channel=CHANNEL, purpose=row.purpose, reason=reason[:2000], permanent=True,
+                              fallback_channels=list(row.detail.get("fallback_channels", [])))

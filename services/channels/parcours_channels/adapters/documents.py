@@ -1,0 +1,84 @@
+"""The invoice document a partner channel deposits, fetched from ingest (a claim check).
+
+Events carry the invoice summary, never the document: a partner adapter reads the structured
+document ingest kept (`GET /v1/invoices/{id}/source`, and `/pdf` for a Factur-X) with the
+document-reader token and the tenant's id. No source document (an invoice posted as JSON) means
+there is nothing a structured channel can deposit: a permanent failure, so router falls back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import httpx
+from lxml import etree
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from parcours_channels.adapters import TransientDeliveryError
+from parcours_channels.adapters.partner_once import PartnerRefused
+from parcours_contracts import DispatchRequested
+
+Syntax = Literal["facturx", "cii", "ubl"]
+_CII = "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100"
+_UBL = {"urn:oasis:names:specification:ubl:schema:xsd:Invoice-2", "urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2"}
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, load_dtd=False)
+
+
+class DocumentSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PARCOURS_CHANNELS_", extra="ignore")
+
+    ingest_url: str = Field(default="http://127.0.0.1:8101", pattern=r"^https?://")
+    ingest_document_token: SecretStr | None = Field(default=None, description="ingest's document-reader token.")
+
+
+@dataclass(frozen=True)
+class Document:
+    content: bytes
+    syntax: Syntax
+    extension: str  # "pdf" or "xml"
+
+
+async def fetch_document(client: httpx.AsyncClient, request: DispatchRequested,
+                         settings: DocumentSettings | None = None) -> Document:
+    """The structured document of the invoice; PartnerRefused if it has none, transient errors raise."""
+    settings = settings or DocumentSettings()
+    if settings.ingest_document_token is None:
+        raise PartnerRefused("no document-reader token configured for ingest (PARCOURS_CHANNELS_INGEST_DOCUMENT_TOKEN)")
+    headers = {"Authorization": f"Bearer {settings.ingest_document_token.get_secret_value()}",
+               "X-Parcours-Tenant": request.tenant_id}
+    base = f"{settings.ingest_url.rstrip('/')}/v1/invoices/{request.invoice_id}"
+    source = await _get(client, f"{base}/source", headers)
+    if source is None:
+        raise PartnerRefused("the invoice has no structured document (UBL, CII or Factur-X) to deposit")
+    syntax = _syntax_of(source)
+    if syntax == "cii" and request.invoice.has_pdf:
+        pdf = await _get(client, f"{base}/pdf", headers)
+        if pdf is not None:  # ingest keeps a Factur-X's embedded CII as its source
+            return Document(content=pdf, syntax="facturx", extension="pdf")
+    return Document(content=source, syntax=syntax, extension="xml")
+
+
+async def _get(client: httpx.AsyncClient, url: str, headers: dict[str, str]) -> bytes | None:
+    try:
+        response = await client.get(url, headers=headers)
+    except httpx.HTTPError as exc:
+        raise TransientDeliveryError(f"ingest unreachable: {type(exc).__name__}") from None
+    if response.status_code == 404:
+        return None
+    if response.status_code != 200:
+        raise TransientDeliveryError(f"ingest answered {response.status_code} for the invoice document")
+    return response.content
+
+
+def _syntax_of(xml: bytes) -> Syntax:
+    try:
+        root = etree.fromstring(xml, _PARSER)
+    except etree.XMLSyntaxError:
+        raise PartnerRefused("the invoice's source document is not well-formed XML") from None
+    namespace = etree.QName(root).namespace
+    if namespace == _CII:
+        return "cii"
+    if namespace in _UBL:
+        return "ubl"
+    raise PartnerRefused(f"unsupported source document {etree.QName(root).localname!r}")

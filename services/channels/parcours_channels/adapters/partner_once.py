@@ -1,0 +1,111 @@
+"""Submit a dispatch to a partner at most once, across crashes and redeliveries.
+
+The dispatch's `partner_submissions` row is claimed ('sending') and committed before the
+partner is called; what the partner answered is recorded, with the events it causes, in one
+transaction. A redelivered dispatch whose row is past 'sending' is answered from the row
+without calling the partner again. A crash between the partner's answer and that record
+leaves the row 'sending': the next attempt first asks `find_earlier` (does the partner already
+have it?) or sends again under the same reference, which the partner deduplicates (an AS2
+Message-ID, an Idempotency-Key)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from parcours_channels.domain.outcome import DeliveryResult
+from parcours_channels.store.partner_submissions import (
+    ACKNOWLEDGED,
+    DONE,
+    FAILED,
+    REJECTED,
+    SENDING,
+    SUBMITTED,
+    PartnerSubmission,
+    claim_submission,
+    record_outcome,
+)
+from parcours_contracts import DispatchRequested, SentMessage
+from parcours_contracts.events import InvoiceEvent
+from parcours_runtime.consumer import PermanentError
+from parcours_runtime.service import ServiceContext
+from parcours_runtime.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+
+class PartnerRefused(Exception):
+    """The partner (or a check before calling it) refused the submission for good: router falls back."""
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """The partner took the submission: its reference, its word for it, when to follow it up, and
+    the events this means (e.g. the acknowledgement that came with the answer)."""
+
+    partner_ref: str
+    last_status: str | None = None
+    next_check_at: datetime | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+    state: str = SUBMITTED
+    events: tuple[InvoiceEvent, ...] = ()
+
+
+Submit = Callable[[PartnerSubmission], Awaitable[Accepted]]
+FindEarlier = Callable[[PartnerSubmission], Awaitable[Accepted | None]]
+
+
+async def submit_once(request: DispatchRequested, ctx: ServiceContext, *, partner: str, submit: Submit,
+                      find_earlier: FindEarlier | None = None) -> DeliveryResult:
+    """Call `submit` unless an earlier attempt already got an answer; record that answer."""
+    async with UnitOfWork(ctx.sessions) as uow:  # committed at once: the claim must outlive a rollback
+        row = await claim_submission(uow.session, tenant_id=request.tenant_id, invoice_id=request.invoice_id,
+                                     dispatch_id=request.dispatch_id, channel=request.channel, partner=partner,
+                                     purpose=request.purpose, correlation_id=request.correlation_id)
+        await uow.commit()
+    if row is None or row.channel != request.channel:
+        raise PermanentError(f"dispatch {request.dispatch_id} is already recorded for another tenant or channel")
+    if row.state != SENDING:
+        return result_of(request, row)
+
+    accepted = await find_earlier(row) if find_earlier is not None and row.attempts > 1 else None
+    if accepted is None:
+        try:
+            accepted = await submit(row)
+        except PartnerRefused as refused:
+            reason = str(refused)[:2000]
+            log.warning("dispatch %s refused by %s: %s", request.dispatch_id, partner, reason)
+            await _record(ctx, row, state=REJECTED, last_status=reason[:64], detail={**(row.detail or {}), "reason": reason})
+            return DeliveryResult.failed(f"{partner}: {reason}")
+    await _record(ctx, row, state=accepted.state, last_status=accepted.last_status, partner_ref=accepted.partner_ref,
+                  next_check_at=accepted.next_check_at, detail={**(row.detail or {}), **accepted.detail},
+                  events=accepted.events)
+    return dispatched(request, accepted.partner_ref)
+
+
+async def _record(ctx: ServiceContext, row: PartnerSubmission, *, events: tuple[InvoiceEvent, ...] = (),
+                  **values: Any) -> None:
+    async with UnitOfWork(ctx.sessions) as uow:
+        await record_outcome(uow.session, dispatch_id=row.dispatch_id, **values)
+        for event in events:
+            uow.publish(event)
+        await uow.commit()
+
+
+def result_of(request: DispatchRequested, row: PartnerSubmission) -> DeliveryResult:
+    """What an earlier attempt ended with."""
+    if row.state in (SUBMITTED, ACKNOWLEDGED, DONE):
+        return dispatched(request, row.partner_ref or str(request.dispatch_id))
+    if row.state in (REJECTED, FAILED):
+        reason = (row.detail or {}).get("reason") or row.last_status or row.state
+        return DeliveryResult.failed(f"{row.partner}: {reason}")
+    raise PermanentError(f"dispatch {request.dispatch_id} is in an unknown state {row.state!r}")
+
+
+def dispatched(request: DispatchRequested, reference: str) -> DeliveryResult:
+    """Handed over to the partner: one message, named by the partner's reference, for the first
+    recipient of the request (the buyer's contact the partner delivers to)."""
+    return DeliveryResult(messages=(SentMessage(recipient=request.recipients[0].email, message_id=reference),))

@@ -1,0 +1,118 @@
+"""Partner channels under test: the real channels service depositing at partner simulators
+served over real HTTP on loopback, fetching the document from a real ingest (the claim check),
+with a real broker and PostgreSQL."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from parcours_channels.store.partner_submissions import PartnerSubmission
+from parcours_contracts import DispatchRequested, Recipient
+from parcours_devstack.partners import PartnerServer
+from parcours_devstack.partners.chorus_pro import ChorusProSimulator
+from parcours_runtime.service import ServiceHost
+
+READER_TOKEN = "test-document-reader-token"
+
+
+def _ingest_documents():
+    """The ingest tests' document builders (valid UBL/CII/Factur-X), reused rather than copied."""
+    path = Path(__file__).parents[2] / "ingest" / "conftest.py"
+    spec = importlib.util.spec_from_file_location("ingest_test_documents", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+DOCUMENTS = _ingest_documents()
+
+
+@dataclass
+class Ingest:
+    host: ServiceHost
+    key: str
+
+    async def post(self, *, kind: str = "cii", number: str | None = None) -> tuple[uuid.UUID, str]:
+        """Post an invoice to ingest as `kind` (cii, facturx, json); its id and number."""
+        body = copy.deepcopy(DOCUMENTS.VALID_INVOICE)
+        body["number"] = number or f"F-{uuid.uuid4().hex[:10]}"
+        if kind == "json":
+            content, media_type = json.dumps(body).encode(), "application/json"
+        elif kind == "facturx":
+            content, media_type = DOCUMENTS.facturx_pdf(DOCUMENTS.cii_document(body)), "application/pdf"
+        else:
+            content, media_type = DOCUMENTS.cii_document(body), "application/xml"
+        async with httpx.AsyncClient(base_url=self.host.url, timeout=30) as client:
+            response = await client.post("/v1/invoices", content=content, headers={
+                "Authorization": f"Bearer {self.key}", "Content-Type": media_type})
+        assert response.status_code == 202, response.text
+        return uuid.UUID(response.json()["invoice_id"]), body["number"]
+
+
+@pytest.fixture
+async def ingest(run_service, tenant_key, monkeypatch) -> Ingest:
+    """A real ingest that lets services holding the reader token read documents; channels point at it."""
+    monkeypatch.setenv("PARCOURS_INGEST_DOCUMENT_READER_TOKEN", READER_TOKEN)
+    host = await run_service("ingest")
+    monkeypatch.setenv("PARCOURS_CHANNELS_INGEST_URL", host.url)
+    monkeypatch.setenv("PARCOURS_CHANNELS_INGEST_DOCUMENT_TOKEN", READER_TOKEN)
+    return Ingest(host, await tenant_key(host, tenant_id="acme"))
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Callable]:
+    """Factory: serve a simulator app over HTTP; its base URL."""
+    servers: list[PartnerServer] = []
+
+    async def start(app) -> str:
+        server = await PartnerServer(app).start()
+        servers.append(server)
+        return server.url
+
+    yield start
+    for server in reversed(servers):
+        await server.stop()
+
+
+@pytest.fixture
+async def chorus(serve, monkeypatch) -> ChorusProSimulator:
+    """A Chorus Pro simulator, and channels configured for it (quick follow-up for tests)."""
+    simulator = ChorusProSimulator()
+    url = await serve(simulator.app())
+    for name, value in {"TOKEN_URL": f"{url}/api/oauth/token", "API_URL": url, "CLIENT_ID": simulator.client_id,
+                        "CLIENT_SECRET": simulator.client_secret, "LOGIN": simulator.login,
+                        "PASSWORD": simulator.password, "POLL_SECONDS": "0.2", "FIRST_CHECK_SECONDS": "0.1",
+                        "LONGEST_CHECK_SECONDS": "0.4", "TIMEOUT_SECONDS": "10"}.items():
+        monkeypatch.setenv(f"PARCOURS_CHANNELS_CHORUS_PRO_{name}", value)
+    return simulator
+
+
+@pytest.fixture
+def partner_dispatch(make_dispatch) -> Callable[..., DispatchRequested]:
+    """Factory: the DispatchRequested router publishes for an invoice ingest holds."""
+
+    def make(invoice_id: uuid.UUID, number: str, *, channel: str, recipient: str = "factures@buyer.example",
+             has_pdf: bool = False) -> DispatchRequested:
+        return make_dispatch(invoice_id=invoice_id, channel=channel, fallback_channels=["email_link"],
+                             recipients=[Recipient(email=recipient)], invoice={"number": number, "has_pdf": has_pdf})
+
+    return make
+
+
+@pytest.fixture
+def submission() -> Callable:
+    """`await submission(host, dispatch_id)`: the partner_submissions row of a dispatch, or None."""
+
+    async def read(host: ServiceHost, dispatch_id: uuid.UUID) -> PartnerSubmission | None:
+        async with host.ctx.sessions() as session:
+            return await session.get(PartnerSubmission, dispatch_id)
+
+    return read

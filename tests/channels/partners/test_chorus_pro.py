@@ -1,0 +1,128 @@
+"""chorus_pro end to end: the channels service deposits the invoice's document (fetched from a
+real ingest) at a Chorus Pro simulator over real HTTP, follows the flux and the invoice, and
+reports each step on the broker."""
+
+from __future__ import annotations
+
+from parcours_channels.domain.chorus_pro import FileToDeposit, deposit_file_name, limit_violations
+from parcours_channels.store.partner_submissions import DONE, FAILED, REJECTED
+from parcours_contracts import DeliveryAcked, DispatchFailed, InvoiceDispatched, topics
+
+ACKED = (topics.DELIVERY_ACKED,)
+
+
+async def acks_of(channels, invoice_id) -> list[str]:
+    return [e.status for e in await channels.read(*ACKED) if isinstance(e, DeliveryAcked) and e.invoice_id == invoice_id]
+
+
+async def test_a_factur_x_is_deposited_once_and_followed_to_payment(submission, ingest, chorus, start_channels, partner_dispatch,
+                                                                    eventually):
+    channels = await start_channels()
+    invoice_id, number = await ingest.post(kind="facturx")
+    request = partner_dispatch(invoice_id, number, channel="chorus_pro", has_pdf=True)
+    await channels.publish(request)
+    await channels.settle()
+
+    [dispatched] = await channels.outcomes()
+    assert isinstance(dispatched, InvoiceDispatched) and dispatched.channel == "chorus_pro"
+    [flux] = chorus.deposits_of(number)
+    assert dispatched.messages[0].message_id == flux.number
+    assert flux.syntax == "IN_DP_E2_CII_FACTURX" and len(flux.file_name) <= 50 and flux.file_name.endswith(".pdf")
+
+    await eventually(lambda: _has(channels, invoice_id, "MISE_A_DISPOSITION"), what="made available")
+    chorus.advance(number, "SERVICE_FAIT")
+    await eventually(lambda: _has(channels, invoice_id, "APPROUVEE"), what="service fait")
+    chorus.advance(number, "MISE_EN_PAIEMENT")
+    await eventually(lambda: _has(channels, invoice_id, "PAIEMENT_TRANSMIS"), what="paid")
+
+    assert await acks_of(channels, invoice_id) == ["DEPOSEE", "MISE_A_DISPOSITION", "APPROUVEE", "PAIEMENT_TRANSMIS"]
+    row = await submission(channels.host, request.dispatch_id)
+    assert row.state == DONE and row.next_check_at is None and row.partner_ref == flux.number
+    assert chorus.deposits == 1
+
+
+async def _has(channels, invoice_id, status) -> bool:
+    return status in await acks_of(channels, invoice_id)
+
+
+async def test_a_rejected_flux_fails_for_good_so_router_falls_back(submission, ingest, chorus, start_channels, partner_dispatch,
+                                                                  eventually):
+    channels = await start_channels()
+    invoice_id, number = await ingest.post(kind="cii")
+    chorus.reject_next("Le SIRET du destinataire est inconnu")
+    request = partner_dispatch(invoice_id, number, channel="chorus_pro")
+    await channels.publish(request)
+
+    async def failed():
+        return [e for e in await channels.outcomes() if isinstance(e, DispatchFailed)]
+
+    [failure] = await eventually(failed, what="dispatch.failed after IN_REJETE")
+    assert failure.permanent and failure.fallback_channels == ["email_link"]
+    assert "IN_REJETE" in failure.reason and "SIRET du destinataire" in failure.reason
+    assert chorus.deposits_of(number)[0].syntax == "IN_DP_E1_CII_16B"
+    assert (await submission(channels.host, request.dispatch_id)).state == REJECTED
+    assert await acks_of(channels, invoice_id) == []
+
+
+async def test_a_503_is_retried_without_a_second_deposit(submission, ingest, chorus, start_channels, partner_dispatch):
+    channels = await start_channels()
+    invoice_id, number = await ingest.post(kind="cii")
+    chorus.fail_next(1, status=503)
+    request = partner_dispatch(invoice_id, number, channel="chorus_pro")
+    await channels.publish(request)
+    await channels.settle()
+
+    [dispatched] = await channels.outcomes()
+    assert isinstance(dispatched, InvoiceDispatched)
+    assert len(chorus.deposits_of(number)) == 1 and chorus.deposits == 1
+    assert (await submission(channels.host, request.dispatch_id)).attempts == 2
+
+
+async def test_no_integration_report_in_time_gives_up_without_an_ack(submission, ingest, chorus, start_channels, partner_dispatch,
+                                                                     eventually, monkeypatch):
+    monkeypatch.setenv("PARCOURS_CHANNELS_CHORUS_PRO_INTEGRATION_DEADLINE_HOURS", str(1.5 / 3600))
+    chorus.integrate_after_reports = 10_000  # Chorus Pro never integrates it
+    channels = await start_channels()
+    invoice_id, number = await ingest.post(kind="cii")
+    request = partner_dispatch(invoice_id, number, channel="chorus_pro")
+    await channels.publish(request)
+    await channels.settle()
+
+    async def given_up():
+        row = await submission(channels.host, request.dispatch_id)
+        return row if row is not None and row.state == FAILED else None
+
+    row = await eventually(given_up, what="follow-up given up")
+    assert row.last_status == "IN_DEPOSE" and row.next_check_at is None
+    # What the tracker's receipt window starts from, and no proof of receipt ever after.
+    assert [type(e) for e in await channels.outcomes()] == [InvoiceDispatched]
+    assert await acks_of(channels, invoice_id) == []
+
+
+async def test_an_invoice_without_a_structured_document_fails_clearly(ingest, chorus, start_channels,
+                                                                      partner_dispatch):
+    channels = await start_channels()
+    invoice_id, number = await ingest.post(kind="json")
+    await channels.publish(partner_dispatch(invoice_id, number, channel="chorus_pro"))
+    await channels.settle()
+
+    [failure] = await channels.outcomes()
+    assert isinstance(failure, DispatchFailed) and failure.permanent
+    assert "no structured document" in failure.reason
+    assert chorus.deposits == 0
+
+
+def test_chorus_limits_are_enforced_before_sending():
+    assert limit_violations([FileToDeposit("facture.pdf", 1000), FileToDeposit("annexe.xlsx", 2000)]) == []
+    problems = limit_violations([
+        FileToDeposit("x" * 47 + ".pdf", 10), FileToDeposit("script.exe", 10),
+        FileToDeposit("scan.pdf", 10 * 1024 * 1024 + 1),
+        *[FileToDeposit(f"annexe-{i}.pdf", 10 * 1024 * 1024) for i in range(12)],
+    ])
+    assert any("longer than 50" in p for p in problems)
+    assert any("'exe' is not accepted" in p for p in problems)
+    assert any("over Chorus Pro's 10485760 per file" in p for p in problems)
+    assert any("over Chorus Pro's 125829120" in p for p in problems)
+    import uuid
+    name = deposit_file_name("F/2026/" + "9" * 60, uuid.uuid4(), "xml")
+    assert len(name) <= 50 and name.endswith(".xml") and "/" not in name
