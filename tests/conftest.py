@@ -191,3 +191,31 @@ def eventually():
             await asyncio.sleep(interval)
 
     return wait
+
+
+@pytest.fixture
+def read_topic(kafka):
+    """`await read_topic(topic, until)`: the topic's events from the start, once `until(events)` holds
+    (or fail after `timeout` seconds)."""
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer
+
+    from parcours_contracts import parse_event
+
+    async def read(topic: str, until, timeout: float = 20.0) -> list:
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka, group_id=None, auto_offset_reset="earliest")
+        await consumer.start()
+        events: list = []
+        try:
+            deadline = asyncio.get_running_loop().time() + timeout
+            while not until(events):
+                if asyncio.get_running_loop().time() > deadline:
+                    raise AssertionError(f"{topic}: condition not met in time; read {events!r}")
+                batch = await consumer.getmany(timeout_ms=200)
+                events += [parse_event(r.value) for records in batch.values() for r in records]
+        finally:
+            await consumer.stop()
+        return events
+
+    return read

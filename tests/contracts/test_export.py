@@ -17,6 +17,7 @@ import yaml
 
 from parcours_contracts import (
     ALL_EVENT_TYPES,
+    Attachment,
     DeliveryAcked,
     DispatchFailed,
     DispatchRequested,
@@ -26,6 +27,7 @@ from parcours_contracts import (
     InvoiceUnroutable,
     LinkClicked,
     Recipient,
+    RecipientActionRequested,
     ReminderDue,
     TenantApiKeyIssued,
     TenantApiKeyRevoked,
@@ -33,6 +35,7 @@ from parcours_contracts import (
     DeliveryBounced,
     IncidentOpened,
     IncidentResolved,
+    IncidentResolutionRequested,
     InvoiceLifecycleChanged,
     LifecycleStatus,
     PaymentPromised,
@@ -138,6 +141,13 @@ EXAMPLES = {
         evidence={"dispatched_at": "2025-03-14T09:27:00Z", "views": 0}, suggested_action="call",
     ),
     "incident.resolved": IncidentResolved(**ABOUT_INVOICE, incident_id=DISPATCH_ID, resolution="customer called"),
+    "recipient.action_requested": RecipientActionRequested(
+        **ABOUT_INVOICE, kind="disputed", reason="Quantité livrée : 8, facturée : 10", actor="ap@client.example",
+        attachment=Attachment(filename="bon-de-livraison.pdf", content_type="application/pdf", size=48213,
+                              sha256="9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"),
+    ),
+    "incident.resolution_requested": IncidentResolutionRequested(
+        **ABOUT_INVOICE, incident_id=DISPATCH_ID, resolution="customer called", actor="cm@acme.example"),
     "customer.changed": CustomerChanged(**ENVELOPE, customer_ref="C-00917", name="Dupont & Fils SARL",
                                         group="grands-comptes", language="fr",
                                         tags=["grands-comptes", "public-sector"]),

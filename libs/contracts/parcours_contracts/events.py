@@ -307,6 +307,39 @@ class IncidentResolved(InvoiceEvent):
     resolution: str = Field(max_length=2000)
 
 
+class Attachment(_Model):
+    """A file the recipient joined to an action; the portal keeps the bytes, the event carries their hash."""
+
+    filename: str = Field(min_length=1, max_length=200)
+    content_type: str = Field(max_length=100)
+    size: int = Field(ge=0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class RecipientActionRequested(InvoiceEvent):
+    """The recipient answered from the portal (received, approved, disputed, promised a date…);
+    the tracker records it as a recipient action and moves the lifecycle, or journals an anomaly."""
+
+    type: Literal["recipient.action_requested"] = "recipient.action_requested"
+    kind: str = Field(max_length=64, description="taken_over, approved, partially_approved, disputed, suspended, "
+                                                 "completed, refused, promise_to_pay")
+    reason: str | None = Field(default=None, max_length=2000)
+    promised_on: date | None = None
+    amount: Decimal | None = None
+    actor: str = Field(max_length=320, description="Who acted: the recipient's e-mail address.")
+    attachment: Attachment | None = None
+    source: str = Field(default="portal", max_length=64)
+
+
+class IncidentResolutionRequested(InvoiceEvent):
+    """A credit manager settled an incident from the console; the tracker resolves it."""
+
+    type: Literal["incident.resolution_requested"] = "incident.resolution_requested"
+    incident_id: UUID
+    resolution: str = Field(min_length=1, max_length=2000)
+    actor: str = Field(max_length=320, description="The console user.")
+
+
 class TenantEvent(EventEnvelope):
     """Envelope of tenant-level events (no invoice); the Kafka key is `tenant_id`."""
 
@@ -366,6 +399,8 @@ Event = Annotated[
         PaymentPromised,
         IncidentOpened,
         IncidentResolved,
+        RecipientActionRequested,
+        IncidentResolutionRequested,
         CustomerChanged,
         TenantApiKeyIssued,
         TenantApiKeyRevoked,
@@ -388,6 +423,8 @@ ALL_EVENT_TYPES: dict[str, type[EventEnvelope]] = {
     "payment.promised": PaymentPromised,
     "incident.opened": IncidentOpened,
     "incident.resolved": IncidentResolved,
+    "recipient.action_requested": RecipientActionRequested,
+    "incident.resolution_requested": IncidentResolutionRequested,
     "customer.changed": CustomerChanged,
     "tenant.api_key_issued": TenantApiKeyIssued,
     "tenant.api_key_revoked": TenantApiKeyRevoked,
@@ -408,6 +445,8 @@ TOPIC_OF: dict[type[EventEnvelope], str] = {
     PaymentPromised: topics.PAYMENT_EVENTS,
     IncidentOpened: topics.INCIDENT_EVENTS,
     IncidentResolved: topics.INCIDENT_EVENTS,
+    RecipientActionRequested: topics.PORTAL_ACTIONS,
+    IncidentResolutionRequested: topics.PORTAL_ACTIONS,
     CustomerChanged: topics.CUSTOMER_EVENTS,
     TenantApiKeyIssued: topics.TENANT_EVENTS,
     TenantApiKeyRevoked: topics.TENANT_EVENTS,

@@ -51,6 +51,7 @@ SERVICES: dict[str, dict[str, tuple[str, ...]]] = {
             topics.INVOICE_RECEIVED, topics.INVOICE_UNROUTABLE, topics.DISPATCH_REQUESTED,
             topics.INVOICE_DISPATCHED, topics.DISPATCH_FAILED, topics.DELIVERY_ACKED,
             topics.LINK_CLICKED, topics.REMINDER_DUE, topics.DELIVERY_BOUNCED, topics.TENANT_EVENTS,
+            topics.PORTAL_ACTIONS,
         ),
     },
     "dunning": {
@@ -59,6 +60,15 @@ SERVICES: dict[str, dict[str, tuple[str, ...]]] = {
             topics.INVOICE_RECEIVED, topics.INVOICE_DISPATCHED, topics.DISPATCH_FAILED,
             topics.DELIVERY_ACKED, topics.LINK_CLICKED, topics.DELIVERY_BOUNCED, topics.INVOICE_LIFECYCLE,
             topics.PAYMENT_EVENTS, topics.INCIDENT_EVENTS, topics.CUSTOMER_EVENTS, topics.TENANT_EVENTS,
+        ),
+    },
+    "portal": {
+        "sends": (topics.PORTAL_ACTIONS,),
+        "receives": (
+            topics.INVOICE_RECEIVED, topics.INVOICE_UNROUTABLE, topics.DISPATCH_REQUESTED, topics.INVOICE_DISPATCHED,
+            topics.DISPATCH_FAILED, topics.DELIVERY_ACKED, topics.DELIVERY_BOUNCED, topics.LINK_CLICKED,
+            topics.REMINDER_DUE, topics.INVOICE_LIFECYCLE, topics.PAYMENT_EVENTS, topics.INCIDENT_EVENTS,
+            topics.CUSTOMER_EVENTS, topics.TENANT_EVENTS,
         ),
     },
 }

@@ -15,6 +15,7 @@ INVOICE_LIFECYCLE = "invoice.lifecycle"
 PAYMENT_EVENTS = "payment.events"
 INCIDENT_EVENTS = "incident.events"
 CUSTOMER_EVENTS = "customer.events"
+PORTAL_ACTIONS = "portal.actions"
 
 ALL = (
     TENANT_EVENTS,
@@ -31,6 +32,7 @@ ALL = (
     PAYMENT_EVENTS,
     INCIDENT_EVENTS,
     CUSTOMER_EVENTS,
+    PORTAL_ACTIONS,
 )
 
 DLQ_SUFFIX = ".dlq"

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import FastAPI
 
 from parcours_channels import api, handlers
-from parcours_channels.adapters.mail.smtp import SMTP_SLOTS
+from parcours_channels.adapters.mail.smtp import SMTP_POOL, SmtpPool
 from parcours_channels.adapters.registry import ADAPTERS, adapter_jobs, load_adapters
 from parcours_channels.bounces.server import BOUNCE_ENDPOINT, BounceEndpoint
 from parcours_channels.store import Base
@@ -27,13 +25,15 @@ def create_app(ctx: ServiceContext) -> FastAPI:
 
 async def _on_start(ctx: ServiceContext) -> None:
     ctx.extras[ADAPTERS] = load_adapters()
-    ctx.extras[SMTP_SLOTS] = asyncio.Semaphore(ctx.settings.smtp_concurrency)
+    ctx.extras[SMTP_POOL] = SmtpPool(ctx.settings)
     endpoint = BounceEndpoint(ctx)
     await endpoint.start()
     ctx.extras[BOUNCE_ENDPOINT] = endpoint
 
 
 async def _on_stop(ctx: ServiceContext) -> None:
+    if (pool := ctx.extras.get(SMTP_POOL)) is not None:
+        await pool.close()
     if (endpoint := ctx.extras.get(BOUNCE_ENDPOINT)) is not None:
         await endpoint.stop()
 

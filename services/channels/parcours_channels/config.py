@@ -24,6 +24,11 @@ class Settings(ServiceSettings):
     smtp_starttls: bool = False
     smtp_timeout: float = Field(default=30, gt=0, description="Seconds for each SMTP connect/command.")
     smtp_concurrency: int = Field(default=8, ge=1, description="SMTP sessions open at once, process-wide.")
+    smtp_idle_seconds: float = Field(default=10, gt=0, description="An SMTP session idle longer is closed, not reused.")
+    smtp_max_per_domain: int = Field(default=0, ge=0, description="Sends to one destination domain at once (0: no limit).")
+    smtp_domain_rate: float = Field(default=0, ge=0, description="Sends per second to one destination domain (0: no limit).")
+    smtp_tenant_rate: float = Field(default=0, ge=0, description="Sends per second for one tenant (0: no limit).")
+    dispatch_concurrency: int = Field(default=64, ge=1, description="Deliveries of a polled batch in flight at once.")
     mail_from: str = "Parcours <invoices@parcours.localhost>"
     message_id_domain: str = Field(default="parcours.localhost", pattern=r"^[A-Za-z0-9.-]+$")
 

@@ -1,5 +1,7 @@
 """Consumed events. DispatchRequested → the adapter registered for its channel → one event
-saying how it went. An adapter raising (SMTP 4xx, relay away) makes the consumer retry."""
+saying how it went. Deliveries are outside effects: the consumer runs a polled batch of them
+concurrently (each adapter is send-once through its ledger), then records the outcomes in one
+transaction. An adapter raising (SMTP 4xx, relay away) makes the consumer retry."""
 
 from __future__ import annotations
 
@@ -9,21 +11,25 @@ from parcours_channels.adapters import ChannelAdapter
 from parcours_channels.adapters.registry import ADAPTERS
 from parcours_channels.domain.outcome import DeliveryResult, outcome_event
 from parcours_contracts import DispatchRequested
-from parcours_runtime.consumer import Handler
+from parcours_runtime.consumer import EffectHandler, Handler
 from parcours_runtime.service import ServiceContext
 from parcours_runtime.uow import UnitOfWork
 
 
-async def on_dispatch_requested(event: DispatchRequested, uow: UnitOfWork, *, ctx: ServiceContext) -> None:
-    """Deliver through the channel's adapter; publish InvoiceDispatched or DispatchFailed."""
+async def deliver(event: DispatchRequested, *, ctx: ServiceContext) -> DeliveryResult:
+    """Deliver through the channel's adapter (outside any transaction)."""
     adapters: dict[str, ChannelAdapter] = ctx.extras[ADAPTERS]
     adapter = adapters.get(event.channel)
     if adapter is None:
-        result = DeliveryResult.failed(f"no adapter for channel {event.channel}")
-    else:
-        result = await adapter.deliver(event, ctx)
+        return DeliveryResult.failed(f"no adapter for channel {event.channel}")
+    return await adapter.deliver(event, ctx)
+
+
+async def record_outcome(event: DispatchRequested, result: DeliveryResult, uow: UnitOfWork) -> None:
+    """Publish InvoiceDispatched or DispatchFailed."""
     uow.publish(outcome_event(event, result))
 
 
 def build(ctx: ServiceContext) -> dict[type, Handler]:
-    return {DispatchRequested: partial(on_dispatch_requested, ctx=ctx)}
+    return {DispatchRequested: EffectHandler(perform=partial(deliver, ctx=ctx), record=record_outcome,
+                                             concurrency=ctx.settings.dispatch_concurrency)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from parcours_channels.adapters.mail.compose import Attachment, invoice_message
-from parcours_channels.adapters.mail.smtp import SMTP_SLOTS, send_mail
+from parcours_channels.adapters.mail.smtp import SMTP_POOL
 from parcours_channels.adapters.send_once import deliver_once
 from parcours_channels.domain.outcome import DeliveryResult
 from parcours_channels.domain.verp import verp_address
@@ -27,8 +27,8 @@ class EmailLinkAdapter:
                                       attachment=attachment)
             return_path = verp_address(settings.bounce_secret.get_secret_value(), domain=settings.bounce_domain,
                                        dispatch_id=request.dispatch_id, recipient=recipient.email)
-            await send_mail(message, settings=settings, slots=ctx.extras[SMTP_SLOTS], envelope_sender=return_path,
-                            on_accepted=record)
+            await ctx.extras[SMTP_POOL].send(message, tenant_id=request.tenant_id, envelope_sender=return_path,
+                                             on_accepted=record)
 
         return await deliver_once(
             request, ctx, send_one=send_one,

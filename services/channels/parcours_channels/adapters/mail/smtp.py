@@ -1,13 +1,19 @@
-"""Handing one message to the SMTP relay, and what its answer means for the dispatch.
+"""Handing messages to the SMTP relay, and what its answer means for the dispatch.
 
-One connection per message, at most `smtp_concurrency` at once (connection pooling is
-future work). A 5xx on RCPT or DATA refuses the recipient for good; any other failure
-(4xx, connection, and 5xx on AUTH/MAIL FROM/EHLO, which is our configuration and not the
-recipient's fault) is transient, so the consumer retries the event and then dead-letters it."""
+`SmtpPool` keeps up to `smtp_concurrency` SMTP sessions open and reuses them message after
+message (a new TCP + EHLO (+ STARTTLS + AUTH) per message would cost more than the message).
+Sends are paced per destination domain and per tenant, and at most `smtp_max_per_domain`
+go to one domain at once. A 5xx on RCPT or DATA refuses the recipient for good; any other
+failure (4xx, connection, and 5xx on AUTH/MAIL FROM/EHLO, which is our configuration and
+not the recipient's fault) is transient, so the consumer retries the event and then
+dead-letters it. A session is reused only after an answer that leaves it clean (the client
+resets the envelope after a refusal); anything else closes it."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
 
@@ -15,40 +21,99 @@ import aiosmtplib
 
 from parcours_channels.adapters import RecipientRefused, TransientDeliveryError
 from parcours_channels.adapters.mail.compose import to_wire
+from parcours_channels.adapters.mail.throttle import KeyedLimit, RatePacer
 from parcours_channels.config import Settings
 
-SMTP_SLOTS = "smtp_slots"  # key of the asyncio.Semaphore in ServiceContext.extras
+log = logging.getLogger(__name__)
+
+SMTP_POOL = "smtp_pool"  # key of the SmtpPool in ServiceContext.extras
 
 
-async def send_mail(message: EmailMessage, *, settings: Settings, slots: asyncio.Semaphore,
-                    envelope_sender: str | None = None,
-                    on_accepted: Callable[[], Awaitable[None]] | None = None) -> None:
-    """Hand `message` over (bounces go to `envelope_sender`, else to From); RecipientRefused on a
-    permanent refusal, TransientDeliveryError otherwise. `on_accepted` runs as soon as the relay
-    has taken the message, before QUIT: the shorter the gap between the relay's 250 and our
-    record of it, the smaller the window in which a crash makes a retry send it again."""
-    password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
-    sender = envelope_sender or message["From"].addresses[0].addr_spec
-    recipients = [address.addr_spec for address in message["To"].addresses]
-    async with slots:
+class SmtpPool:
+    def __init__(self, settings: Settings):
+        self._settings = settings
+        self._slots = asyncio.Semaphore(settings.smtp_concurrency)
+        self._idle: list[tuple[aiosmtplib.SMTP, float]] = []  # (session, when it was last used)
+        self._per_domain = KeyedLimit(settings.smtp_max_per_domain)
+        self._domain_pace = RatePacer(settings.smtp_domain_rate, burst=settings.smtp_max_per_domain or 1)
+        self._tenant_pace = RatePacer(settings.smtp_tenant_rate)
+        self.sessions_opened = 0
+
+    async def send(self, message: EmailMessage, *, tenant_id: str, envelope_sender: str | None = None,
+                   on_accepted: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Hand `message` over (bounces go to `envelope_sender`, else to From); RecipientRefused on a
+        permanent refusal, TransientDeliveryError otherwise. `on_accepted` runs as soon as the relay
+        has taken the message: the shorter the gap between the relay's 250 and our record of it,
+        the smaller the window in which a crash makes a retry send it again."""
+        sender = envelope_sender or message["From"].addresses[0].addr_spec
+        recipients = [address.addr_spec for address in message["To"].addresses]
+        domain = recipients[0].rpartition("@")[2].lower()
+        wire = to_wire(message)
+        async with self._per_domain.slot(domain):
+            await self._tenant_pace.wait(tenant_id)
+            await self._domain_pace.wait(domain)
+            async with self._slots:
+                session = await self._checkout()
+                reusable = False
+                try:
+                    await session.sendmail(sender, recipients, wire)
+                    reusable = True
+                    if on_accepted is not None:
+                        await on_accepted()
+                except aiosmtplib.SMTPRecipientsRefused as exc:
+                    reusable = True
+                    raise _meaning(exc.recipients[0]) from exc
+                except (aiosmtplib.SMTPRecipientRefused, aiosmtplib.SMTPDataError) as exc:
+                    reusable = exc.code != 421  # 421: the server is closing the session
+                    raise _meaning(exc) from exc
+                except aiosmtplib.SMTPResponseException as exc:
+                    raise TransientDeliveryError(f"SMTP relay answered {exc.code} {exc.message}") from exc
+                except (aiosmtplib.SMTPException, OSError) as exc:
+                    raise TransientDeliveryError(f"SMTP relay unreachable: {type(exc).__name__}: {exc}") from exc
+                finally:
+                    await self._checkin(session, reusable)
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        await asyncio.gather(*(_quit(session) for session, _ in idle))
+
+    async def _checkout(self) -> aiosmtplib.SMTP:
+        now = time.monotonic()
+        while self._idle:
+            session, last_used = self._idle.pop()
+            if session.is_connected and now - last_used < self._settings.smtp_idle_seconds:
+                return session
+            await _quit(session)  # the relay may have dropped it meanwhile: not worth a failed send
+        s = self._settings
+        session = aiosmtplib.SMTP(
+            hostname=s.smtp_host, port=s.smtp_port, username=s.smtp_username,
+            password=s.smtp_password.get_secret_value() if s.smtp_password else None,
+            start_tls=s.smtp_starttls, timeout=s.smtp_timeout,
+            local_hostname=s.message_id_domain,  # not getfqdn(): a DNS lookup per connection
+        )
         try:
-            client = aiosmtplib.SMTP(
-                hostname=settings.smtp_host, port=settings.smtp_port, username=settings.smtp_username,
-                password=password, start_tls=settings.smtp_starttls, timeout=settings.smtp_timeout,
-                local_hostname=settings.message_id_domain,  # not getfqdn(): a DNS lookup per connection
-            )
-            async with client:
-                await client.sendmail(sender, recipients, to_wire(message))
-                if on_accepted is not None:
-                    await on_accepted()
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            raise _meaning(exc.recipients[0]) from exc
-        except (aiosmtplib.SMTPRecipientRefused, aiosmtplib.SMTPDataError) as exc:
-            raise _meaning(exc) from exc
+            await session.connect()
         except aiosmtplib.SMTPResponseException as exc:
             raise TransientDeliveryError(f"SMTP relay answered {exc.code} {exc.message}") from exc
         except (aiosmtplib.SMTPException, OSError) as exc:
             raise TransientDeliveryError(f"SMTP relay unreachable: {type(exc).__name__}: {exc}") from exc
+        self.sessions_opened += 1
+        return session
+
+    async def _checkin(self, session: aiosmtplib.SMTP, reusable: bool) -> None:
+        if reusable and session.is_connected:
+            self._idle.append((session, time.monotonic()))
+        else:
+            await _quit(session)
+
+
+async def _quit(session: aiosmtplib.SMTP) -> None:
+    try:
+        if session.is_connected:
+            await asyncio.wait_for(session.quit(), timeout=2)
+    except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+        log.debug("closing an SMTP session: %r", exc)
+        session.close()
 
 
 def _meaning(exc: aiosmtplib.SMTPResponseException) -> Exception:
