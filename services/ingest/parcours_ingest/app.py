@@ -15,6 +15,7 @@ from parcours_ingest.domain import schematron
 from parcours_ingest.domain.documents import schemas
 from parcours_ingest.domain.invoice import Invoice
 from parcours_ingest.store import metadata
+from parcours_ingest.store.blobs import blob_store_from
 
 DESCRIPTION = """Ingest takes invoices from ERPs (`POST /v1/invoices`, tenant API key) as JSON, UBL 2.1 or
 UN/CEFACT CII XML, Factur-X PDF, or multipart JSON + PDF; checks that they are valid and add up,
@@ -43,7 +44,9 @@ def _openapi_with_invoice_schema(app: FastAPI) -> dict[str, Any]:
 
 
 async def compile_schemas(ctx: ServiceContext) -> None:
-    """Compile the XSDs and schematrons before serving (about a second each), not on the first XML invoice."""
+    """Open the blob store; compile the XSDs and schematrons before serving (about a second each), not on
+    the first XML invoice."""
+    ctx.extras["blobs"] = blob_store_from(ctx.settings.blob_store_url)
     await asyncio.to_thread(schemas.warm_up)
     if ctx.settings.schematron:
         await asyncio.to_thread(schematron.warm_up)

@@ -1,5 +1,7 @@
 """Ingest settings (env prefix PARCOURS_INGEST_)."""
 
+from typing import Literal
+
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
@@ -20,6 +22,10 @@ class Settings(ServiceSettings):
     xsd_validation: bool = Field(default=True, description="Validate UBL/CII documents against their XSD.")
     schematron: bool = Field(default=True, description="Check UBL/CII/Factur-X documents against the EN 16931 "
                                                        "schematron (official business rules BR-…).")
+    blob_store_url: str = Field(default="file:.parcours/blobs",
+                                description="Where documents are kept, content-addressed: file:PATH (S3-compatible: later).")
+    default_language: Literal["fr", "en"] = Field(default="fr", description="Language of rendered invoices when the "
+                                                                            "customer's is unknown.")
     identifier_checksums: bool = Field(default=True, description="Refuse SIREN/SIRET numbers whose check digit is wrong.")
     max_xml_depth: int = Field(default=200, ge=10, le=250, description="Deepest element nesting accepted in XML.")
     max_pdf_pages: int = Field(default=1000, ge=1, description="Most pages accepted in one invoice PDF.")

@@ -14,6 +14,7 @@ from parcours_runtime.problems import PROBLEM_JSON, Problem, problem_response
 from parcours_runtime.service import ServiceContext
 from parcours_runtime.tenancy import Tenant, authenticate
 from parcours_runtime.uow import UnitOfWork
+from parcours_ingest.api.documents import prepared_pdf
 from parcours_ingest.api.formats import Submission, read_submission
 from parcours_ingest.api.readers import authenticate_document_reader
 from parcours_ingest.api.schemas import InvoiceAccepted, InvoiceRead
@@ -115,11 +116,12 @@ async def read_invoice(invoice_id: uuid.UUID, request: Request,
                        404: {**_PROBLEM, "description": "No such invoice for this tenant, or it came without a PDF."}})
 async def read_invoice_pdf(invoice_id: uuid.UUID, request: Request,
                           tenant: Tenant = Depends(authenticate_document_reader)) -> Response:
-    """The PDF sent with the invoice."""
+    """The PDF sent with the invoice; for an invoice sent as data, the Factur-X PDF Parcours prepares
+    (rendered, CGV inserted, annexes merged, CII embedded)."""
     async with request.app.state.ctx.sessions() as session:
         pdf = await store.get_pdf(session, tenant_id=tenant.id, invoice_id=invoice_id)
     if pdf is None:
-        raise Problem(404, f"No PDF for invoice {invoice_id} of this tenant.")
+        pdf = await prepared_pdf(request, tenant_id=tenant.id, invoice_id=invoice_id)
     return Response(pdf, media_type="application/pdf",
                     headers={"Content-Disposition": f'inline; filename="{invoice_id}.pdf"'})
 

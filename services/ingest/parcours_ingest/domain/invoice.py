@@ -40,6 +40,16 @@ class _Part(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+class PostalAddress(_Part):
+    """BG-5 Seller / BG-8 Buyer postal address (printed on the rendered PDF, written in Factur-X and UBL)."""
+
+    line1: str | None = Field(default=None, max_length=200, description="BT-35/BT-50 Address line 1.")
+    line2: str | None = Field(default=None, max_length=200, description="BT-36/BT-51 Address line 2.")
+    postcode: str | None = Field(default=None, max_length=20, description="BT-38/BT-53 Post code.")
+    city: str | None = Field(default=None, max_length=100, description="BT-37/BT-52 City.")
+    country_code: str = Field(default="FR", pattern=r"^[A-Z]{2}$", description="BT-40/BT-55 Country code (ISO 3166-1).")
+
+
 class Seller(_Part):
     """BG-4 Seller."""
 
@@ -47,6 +57,7 @@ class Seller(_Part):
     siren: Siren | None = Field(default=None, description="BT-30 Seller legal registration identifier (SIREN, scheme 0002).")
     siret: Siret | None = Field(default=None, description="BT-29 Seller identifier (SIRET, scheme 0009).")
     vat_id: VatId | None = Field(default=None, description="BT-31 Seller VAT identifier.")
+    address: PostalAddress | None = Field(default=None, description="BG-5 Seller postal address.")
 
 
 class Buyer(_Part):
@@ -59,6 +70,7 @@ class Buyer(_Part):
     siren: Siren | None = Field(default=None, description="BT-47 Buyer legal registration identifier (SIREN, scheme 0002).")
     siret: Siret | None = Field(default=None, description="BT-46 Buyer identifier (SIRET, scheme 0009).")
     vat_id: VatId | None = Field(default=None, description="BT-48 Buyer VAT identifier.")
+    address: PostalAddress | None = Field(default=None, description="BG-8 Buyer postal address.")
 
 
 # UNTDID 1001 document types of EN 16931 that Parcours delivers and duns (a credit note is never dunned).
@@ -178,6 +190,8 @@ class Invoice(InvoiceContent):
         document = _without_empty(self.model_dump(mode="json", exclude={"pdf"}), _OPTIONAL_PARTS)
         document["totals"] = _without_empty(document["totals"], _OPTIONAL_TOTALS)
         document["lines"] = [_without_empty(line, _OPTIONAL_LINE_PARTS) for line in document["lines"]]
+        for role in ("seller", "buyer"):
+            document[role] = _without_empty(document[role], ("address",))
         return document
 
 

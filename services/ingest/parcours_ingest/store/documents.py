@@ -1,0 +1,74 @@
+"""Queries on CGV, annexes and customer profiles; always scoped to one tenant."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from parcours_ingest.store.document_models import DEFAULT_GROUP, CustomerProfileRow, InvoiceAnnexRow, TenantCgvRow
+
+
+async def put_cgv(session: AsyncSession, *, tenant_id: str, group: str, sha256: str, filename: str | None, pages: int,
+                  after_page: int | None) -> TenantCgvRow:
+    """Set (or replace) the tenant's CGV for `group` ("" = every customer without a group CGV)."""
+    values = {"sha256": sha256, "filename": filename, "pages": pages, "after_page": after_page}
+    await session.execute(insert(TenantCgvRow).values(tenant_id=tenant_id, customer_group=group, **values)
+                          .on_conflict_do_update(index_elements=["tenant_id", "customer_group"], set_=values))
+    return (await session.execute(select(TenantCgvRow).where(TenantCgvRow.tenant_id == tenant_id,
+                                                             TenantCgvRow.customer_group == group)
+                                  .execution_options(populate_existing=True))).scalar_one()
+
+
+async def list_cgv(session: AsyncSession, *, tenant_id: str) -> list[TenantCgvRow]:
+    return list((await session.execute(select(TenantCgvRow).where(TenantCgvRow.tenant_id == tenant_id)
+                                       .order_by(TenantCgvRow.customer_group))).scalars())
+
+
+async def delete_cgv(session: AsyncSession, *, tenant_id: str, group: str) -> bool:
+    result = await session.execute(delete(TenantCgvRow).where(TenantCgvRow.tenant_id == tenant_id,
+                                                              TenantCgvRow.customer_group == group))
+    return result.rowcount > 0
+
+
+async def cgv_for(session: AsyncSession, *, tenant_id: str, group: str | None) -> TenantCgvRow | None:
+    """The CGV of the customer's group, else the tenant's default one, else None."""
+    groups = [DEFAULT_GROUP] if not group else [group, DEFAULT_GROUP]
+    rows = {row.customer_group: row for row in (await session.execute(
+        select(TenantCgvRow).where(TenantCgvRow.tenant_id == tenant_id, TenantCgvRow.customer_group.in_(groups))
+    )).scalars()}
+    return next((rows[g] for g in groups if g in rows), None)
+
+
+async def add_annex(session: AsyncSession, *, tenant_id: str, invoice_id: uuid.UUID, filename: str, media_type: str,
+                    sha256: str, size: int) -> InvoiceAnnexRow:
+    row = InvoiceAnnexRow(id=uuid.uuid4(), tenant_id=tenant_id, invoice_id=invoice_id, filename=filename,
+                          media_type=media_type, sha256=sha256, size=size)
+    session.add(row)
+    await session.flush()
+    await session.refresh(row, ["created_at"])
+    return row
+
+
+async def annexes_of(session: AsyncSession, *, tenant_id: str, invoice_id: uuid.UUID) -> list[InvoiceAnnexRow]:
+    return list((await session.execute(
+        select(InvoiceAnnexRow).where(InvoiceAnnexRow.tenant_id == tenant_id, InvoiceAnnexRow.invoice_id == invoice_id)
+        .order_by(InvoiceAnnexRow.created_at, InvoiceAnnexRow.id))).scalars())
+
+
+async def customer_profile(session: AsyncSession, *, tenant_id: str, customer_ref: str) -> CustomerProfileRow | None:
+    return await session.get(CustomerProfileRow, (tenant_id, customer_ref))
+
+
+async def save_customer_profile(session: AsyncSession, *, tenant_id: str, customer_ref: str, group: str | None,
+                                language: str | None, deleted: bool = False) -> None:
+    """What the router announced of a customer (its last word wins: events of one customer are in order)."""
+    if deleted:
+        await session.execute(delete(CustomerProfileRow).where(CustomerProfileRow.tenant_id == tenant_id,
+                                                               CustomerProfileRow.customer_ref == customer_ref))
+        return
+    values = {"customer_group": group, "language": language}
+    await session.execute(insert(CustomerProfileRow).values(tenant_id=tenant_id, customer_ref=customer_ref, **values)
+                          .on_conflict_do_update(index_elements=["tenant_id", "customer_ref"], set_=values))

@@ -1,1 +1,0 @@
-"""Parcours portal: the credit team's console and the recipient's portal."""
