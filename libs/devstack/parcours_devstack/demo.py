@@ -61,6 +61,20 @@ async def ensure_tenant(ingest_url: str, known_key: str | None) -> str:
         return issued.json()["api_key"]
 
 
+DEMO_CONSOLE_USER = "admin@demo.example"
+
+
+async def ensure_console_user(portal_url: str, password: str, *, tenant_id: str = DEMO_TENANT,
+                              email: str = DEMO_CONSOLE_USER, role: str = "admin") -> dict:
+    """A console user of the tenant on the portal (created, or its password set again)."""
+    async with httpx.AsyncClient(base_url=portal_url, timeout=30) as client:
+        response = await client.put("/v1/admin/users", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+                                    json={"tenant_id": tenant_id, "email": email, "name": "Démo Admin",
+                                          "role": role, "password": password})
+        response.raise_for_status()
+    return {"url": f"{portal_url}/console", "email": email, "password": password}
+
+
 async def wait_until_known(url: str, path: str, key: str, timeout: float = 60) -> None:
     """Services learn API keys from the broker; wait until `url` accepts `key`."""
     deadline = asyncio.get_running_loop().time() + timeout

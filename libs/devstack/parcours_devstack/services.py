@@ -14,7 +14,7 @@ import httpx
 
 from parcours_devstack.orphans import die_with_parent
 
-SERVICES = ("ingest", "router", "channels", "tracker", "dunning")
+SERVICES = ("ingest", "router", "channels", "tracker", "dunning", "portal")
 
 
 def service_env(name: str, *, database_url: str, bootstrap: str, port: int, extra: dict[str, str] | None = None,

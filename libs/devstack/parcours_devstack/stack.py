@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import json
 import os
+import secrets
 import signal
 import socket
 from pathlib import Path
@@ -84,11 +85,14 @@ class Stack:
         stack_file = self.state_dir / "stack.json"
         previous = json.loads(stack_file.read_text()) if stack_file.exists() else {}
         api_key = await demo.ensure_tenant(urls["ingest"], previous.get("api_key"))
+        console = await demo.ensure_console_user(
+            urls["portal"], previous.get("console", {}).get("password") or secrets.token_urlsafe(12))
         description = {
             "services": urls,
             "smtp_sink": {"smtp": self.sink.smtp_address, "http": self.sink.http_url},
             "tenant": demo.DEMO_TENANT,
             "api_key": api_key,
+            "console": console,
             "postgres": server_dsn,
             "kafka": bootstrap,
             "logs": str(self.logs),
@@ -120,6 +124,7 @@ def _print_summary(d: dict) -> None:
     print(f"  postgres  {d['postgres']}")
     print(f"  kafka     {d['kafka']}")
     print(f"\n  tenant    {d['tenant']}\n  api key   {d['api_key']}")
+    print(f"  console   {d['console']['url']}   sign in as {d['console']['email']} / {d['console']['password']}")
     if d.get("demo_invoices"):
         print(f"  demo      {len(d['demo_invoices'])} invoice(s) posted; watch them arrive in the mailbox above.")
     print(f"\n  Everything above is in .parcours/stack.json; logs in {d['logs']}. Ctrl-C stops the stack.\n", flush=True)

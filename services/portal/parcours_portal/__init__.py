@@ -1,0 +1,1 @@
+"""Parcours portal: the credit team's console and the recipient's portal."""

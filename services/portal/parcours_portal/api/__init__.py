@@ -1,0 +1,5 @@
+"""Portal HTTP: the console's pages, the recipient's portal, operator routes (admin token)."""
+
+from parcours_portal.api import admin, console, recipient
+
+routers = (console.router, recipient.router, admin.router)

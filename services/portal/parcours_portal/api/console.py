@@ -1,0 +1,168 @@
+"""The credit team's console: sign-in, the invoice list with its filters and aging chart, an
+invoice's journey with the evidence of each point and where dunning stands, the incidents queue."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import date
+from typing import Literal
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import Response
+
+from parcours_contracts import IncidentResolutionRequested
+from parcours_portal.api.web import (COOKIE, LANG_COOKIE, check_form, current_session, redirect, refuse, render, set_session,
+                                     settings)
+from parcours_portal.domain import auth
+from parcours_portal.domain.i18n import LANGUAGES
+from parcours_portal.domain.outlook import aging, bars, dunning_outlook
+from parcours_portal.store import queries
+from parcours_portal.store.models import User
+from parcours_runtime.clock import CLOCK
+from parcours_runtime.problems import Problem
+from parcours_runtime.uow import UnitOfWork
+
+router = APIRouter(include_in_schema=False)
+
+
+class SignIn(Exception):
+    """Raised by `console_user` when nobody is signed in: the app redirects to the sign-in page."""
+
+    def __init__(self, next_url: str):
+        self.next_url = next_url
+
+
+async def console_user(request: Request) -> User:
+    """FastAPI dependency: the signed-in console user (still enabled), or a redirect to /login."""
+    session = current_session(request)
+    if session is not None and session.kind == auth.USER:
+        async with request.app.state.ctx.sessions() as db:
+            user = await queries.user_by_id(db, tenant_id=session.tenant_id, user_id=uuid.UUID(session.subject))
+        if user is not None:
+            return user
+    raise SignIn(request.url.path)
+
+
+def _today(request: Request) -> date:
+    return request.app.state.ctx.extras[CLOCK].now().date()
+
+
+@router.get("/login")
+async def login_page(request: Request, next: str = Query(default="/console", max_length=200)) -> Response:
+    return render(request, "login.html", next=next if next.startswith("/") and not next.startswith("//") else "/console")
+
+
+@router.post("/login")
+async def login(request: Request, email: str = Form(max_length=320), password: str = Form(max_length=200),
+                next: str = Form(default="/console", max_length=200)) -> Response:
+    async with request.app.state.ctx.sessions() as db:
+        user = await queries.user_by_email(db, email)
+    ok = await asyncio.to_thread(auth.verify_password, user.password_hash if user and not user.disabled else None,
+                                 password)
+    if not ok:
+        return render(request, "login.html", status_code=401, failed=True, email=email, next="/console")
+    s = settings(request)
+    response = redirect(next if next.startswith("/") and not next.startswith("//") else "/console")
+    set_session(response, request, auth.Session(kind=auth.USER, tenant_id=user.tenant_id, subject=str(user.id),
+                                                expires_at=int(time.time() + s.session_hours * 3600)))
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request, form_token: str | None = Form(default=None)) -> Response:
+    check_form(request, form_token)
+    response = redirect("/login")
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+@router.get("/")
+async def home() -> Response:
+    return redirect("/console")
+
+
+@router.get("/console")
+async def invoices_page(
+    request: Request,
+    user: User = Depends(console_user),
+    status: str | None = Query(default=None, max_length=64),
+    channel: str | None = Query(default=None, max_length=64),
+    customer: str | None = Query(default=None, max_length=64),
+    group: str | None = Query(default=None, max_length=64),
+    due_from: date | None = Query(default=None),
+    due_to: date | None = Query(default=None),
+    incident: Literal["open", "none"] | None = Query(default=None),
+) -> Response:
+    filters = queries.InvoiceFilters(status=status or None, channel=channel or None, customer=customer or None,
+                                     group=group or None, due_from=due_from, due_to=due_to, incident=incident)
+    if due_from and due_to and due_from > due_to:
+        raise Problem(422, "due_from is after due_to.",
+                      errors=[{"pointer": "/due_from", "detail": "after due_to", "code": "invalid", "in": "query"}])
+    today = _today(request)
+    async with request.app.state.ctx.sessions() as db:
+        rows = await queries.list_invoices(db, tenant_id=user.tenant_id, filters=filters)
+        buckets = aging(await queries.aging_rows(db, tenant_id=user.tenant_id, filters=filters), today=today)
+        choices = await queries.facets(db, tenant_id=user.tenant_id)
+    outlooks = {row.invoice_id: dunning_outlook(status=row.status, promised_on=row.promised_on, due_date=row.due_date,
+                                                last_step=(row.last_reminder or {}).get("step"), today=today)
+                for row in rows}
+    return render(request, "invoices.html", user=user, rows=rows, filters=filters, choices=choices,
+                  bars=bars(buckets), outlooks=outlooks, limit=queries.LIST_LIMIT)
+
+
+@router.get("/console/invoices/{invoice_id}")
+async def invoice_page(invoice_id: uuid.UUID, request: Request, user: User = Depends(console_user)) -> Response:
+    async with request.app.state.ctx.sessions() as db:
+        invoice = await queries.invoice(db, tenant_id=user.tenant_id, invoice_id=invoice_id)
+        if invoice is None:
+            return refuse(request, 404, "invoice.unknown")
+        entries = await queries.timeline(db, tenant_id=user.tenant_id, invoice_id=invoice_id)
+        incidents = await queries.incidents(db, tenant_id=user.tenant_id, status=None, invoice_id=invoice_id)
+    outlook = dunning_outlook(status=invoice.status, promised_on=invoice.promised_on, due_date=invoice.due_date,
+                              last_step=(invoice.last_reminder or {}).get("step"), today=_today(request))
+    return render(request, "invoice.html", user=user, invoice=invoice, entries=entries, incidents=incidents,
+                  outlook=outlook, can_resolve=auth.allowed(user.role, "resolve_incident"))
+
+
+@router.get("/console/incidents")
+async def incidents_page(request: Request, user: User = Depends(console_user),
+                         status: Literal["open", "resolved"] = Query(default="open")) -> Response:
+    async with request.app.state.ctx.sessions() as db:
+        rows = await queries.incidents(db, tenant_id=user.tenant_id, status=status)
+    return render(request, "incidents.html", user=user, rows=rows, status=status,
+                  can_resolve=auth.allowed(user.role, "resolve_incident"))
+
+
+@router.post("/console/incidents/{incident_id}/resolve")
+async def resolve_incident(incident_id: uuid.UUID, request: Request, user: User = Depends(console_user),
+                           resolution: str = Form(default="", max_length=2000),
+                           form_token: str | None = Form(default=None)) -> Response:
+    """Asks the tracker (IncidentResolutionRequested) to settle it; the queue shows it pending until it has."""
+    check_form(request, form_token)
+    if not auth.allowed(user.role, "resolve_incident"):
+        return refuse(request, 403, "error.forbidden")
+    if not resolution.strip():
+        raise Problem(422, "A resolution is required.",
+                      errors=[{"pointer": "/resolution", "detail": "required", "code": "missing"}])
+    async with UnitOfWork(request.app.state.ctx.sessions) as uow:
+        incident = await queries.incident(uow.session, tenant_id=user.tenant_id, incident_id=incident_id)
+        if incident is None:
+            return refuse(request, 404, "error.not_found")
+        if incident.status == "open" and incident.requested_by is None:
+            invoice = await queries.invoice(uow.session, tenant_id=user.tenant_id, invoice_id=incident.invoice_id)
+            incident.requested_by = user.email
+            uow.publish(IncidentResolutionRequested(
+                tenant_id=user.tenant_id, invoice_id=incident.invoice_id, correlation_id=invoice.correlation_id,
+                incident_id=incident_id, resolution=resolution.strip(), actor=user.email))
+        await uow.commit()
+    return redirect("/console/incidents")
+
+
+@router.post("/lang")
+async def choose_language(lang: Literal[LANGUAGES] = Form(),  # type: ignore[valid-type]
+                          next: str = Form(default="/", max_length=500)) -> Response:
+    response = redirect(next if next.startswith("/") and not next.startswith("//") else "/")
+    response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="lax", path="/")
+    return response

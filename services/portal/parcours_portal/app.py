@@ -1,0 +1,42 @@
+"""Wiring of the portal: its pages and static files, its read-model handlers, its tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.staticfiles import StaticFiles
+
+from parcours_portal import handlers
+from parcours_portal.api import routers
+from parcours_portal.api.console import SignIn
+from parcours_portal.api.web import redirect
+from parcours_portal.store.models import Base
+from parcours_runtime.clock import CLOCK, SystemClock
+from parcours_runtime.service import ServiceContext, ServiceDefinition
+
+DESCRIPTION = """The credit team's console (invoices, journeys with their evidence, incidents, where
+dunning stands) and the recipient's portal (the customer's invoices; acknowledge, approve, dispute,
+promise a date), on the portal's own read model of the events."""
+
+
+async def on_start(ctx: ServiceContext) -> None:
+    ctx.extras[CLOCK] = SystemClock()
+
+
+def create_app(ctx: ServiceContext) -> FastAPI:
+    app = FastAPI(title="Parcours portal", version="0.1.0", description=DESCRIPTION)
+    for router in routers:
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=Path(__file__).resolve().parent / "static"), name="static")
+
+    @app.exception_handler(SignIn)
+    async def _sign_in(request: Request, exc: SignIn):
+        return redirect(f"/login?next={exc.next_url}")
+
+    return app
+
+
+def definition() -> ServiceDefinition:
+    return ServiceDefinition(name="portal", metadata=Base.metadata, create_app=create_app, handlers=handlers.build,
+                             on_start=on_start)

@@ -1,0 +1,37 @@
+"""Portal settings (env prefix PARCOURS_PORTAL_; lists are given as JSON)."""
+
+from pydantic import Field, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from parcours_runtime.settings import ServiceSettings
+
+DEV_SESSION_SECRET = "dev-session-secret"
+DEV_LINK_SECRET = "dev-link-secret"
+DEV_ADMIN_TOKEN = "dev-admin-token"
+
+
+class Settings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="PARCOURS_PORTAL_", extra="ignore")
+
+    http_port: int = 8106
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/parcours_portal"
+    session_secret: str = Field(default=DEV_SESSION_SECRET, min_length=16,
+                                description="Signs session cookies and form tokens.")
+    session_hours: float = Field(default=12, gt=0, description="A console session's life.")
+    recipient_session_hours: float = Field(default=2, gt=0, description="A recipient's session after a link.")
+    secure_cookies: bool = Field(default=False, description="Cookies only over HTTPS (on in production).")
+    link_secrets: list[str] = Field(
+        default_factory=lambda: [DEV_LINK_SECRET], min_length=1,
+        description="The tracker's tracked-link secrets: a recipient enters the portal with the link of the mail.")
+    admin_token: str = Field(default=DEV_ADMIN_TOKEN, description="Bearer token of /v1/admin (user bootstrap).")
+    max_attachment_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+
+    @model_validator(mode="after")
+    def _check_secrets(self):
+        self.refuse_dev_secret("session_secret", self.session_secret, DEV_SESSION_SECRET)
+        self.refuse_dev_secret("admin_token", self.admin_token, DEV_ADMIN_TOKEN)
+        for secret in self.link_secrets:
+            self.refuse_dev_secret("link_secrets", secret, DEV_LINK_SECRET)
+        if self.is_production and not self.secure_cookies:
+            raise ValueError("secure_cookies must be on in production")
+        return self

@@ -1,0 +1,139 @@
+"""What the pages read and the few things they write (users, attachments, requested actions).
+Every function takes the tenant and filters on it: a row of another tenant is never returned."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from parcours_portal.store.models import Customer, Incident, Invoice, TimelineEntry, User
+
+LIST_LIMIT = 200
+
+
+@dataclass
+class InvoiceFilters:
+    status: str | None = None
+    channel: str | None = None
+    customer: str | None = None
+    group: str | None = None
+    due_from: date | None = None
+    due_to: date | None = None
+    incident: str | None = None  # "open" | "none"
+
+
+async def user_by_email(session: AsyncSession, email: str) -> User | None:
+    return (await session.execute(select(User).where(User.email == email.strip().lower()))).scalar_one_or_none()
+
+
+async def user_by_id(session: AsyncSession, *, tenant_id: str, user_id: uuid.UUID) -> User | None:
+    return (await session.execute(select(User).where(User.tenant_id == tenant_id, User.id == user_id,
+                                                     User.disabled.is_(False)))).scalar_one_or_none()
+
+
+async def put_user(session: AsyncSession, *, tenant_id: str, email: str, name: str, role: str,
+                   password_hash: str) -> tuple[User | None, bool]:
+    """Create the user, or update it when it belongs to the same tenant; (None, False) if another tenant has it."""
+    email = email.strip().lower()
+    existing = await user_by_email(session, email)
+    if existing is None:
+        user = User(id=uuid.uuid4(), tenant_id=tenant_id, email=email, name=name, role=role,
+                    password_hash=password_hash)
+        session.add(user)
+        return user, True
+    if existing.tenant_id != tenant_id:
+        return None, False
+    existing.name, existing.role, existing.password_hash, existing.disabled = name, role, password_hash, False
+    return existing, False
+
+
+def _filtered(tenant_id: str, f: InvoiceFilters):
+    query = select(Invoice).where(Invoice.tenant_id == tenant_id)
+    if f.status:
+        query = query.where(Invoice.status == f.status)
+    if f.channel:
+        query = query.where(Invoice.channel == f.channel)
+    if f.customer:
+        query = query.where(Invoice.customer_ref == f.customer)
+    if f.group:
+        query = query.where(Invoice.customer_ref.in_(
+            select(Customer.customer_ref).where(Customer.tenant_id == tenant_id, Customer.group == f.group)))
+    if f.due_from:
+        query = query.where(Invoice.due_date >= f.due_from)
+    if f.due_to:
+        query = query.where(Invoice.due_date <= f.due_to)
+    if f.incident == "open":
+        query = query.where(Invoice.open_incidents > 0)
+    elif f.incident == "none":
+        query = query.where(Invoice.open_incidents == 0)
+    return query
+
+
+async def list_invoices(session: AsyncSession, *, tenant_id: str, filters: InvoiceFilters,
+                        limit: int = LIST_LIMIT) -> list[Invoice]:
+    query = _filtered(tenant_id, filters).order_by(Invoice.seq.desc()).limit(limit)
+    return list((await session.execute(query)).scalars())
+
+
+async def aging_rows(session: AsyncSession, *, tenant_id: str, filters: InvoiceFilters):
+    query = _filtered(tenant_id, filters).with_only_columns(Invoice.due_date, Invoice.open_amount, Invoice.status)
+    return [tuple(row) for row in (await session.execute(query))]
+
+
+async def facets(session: AsyncSession, *, tenant_id: str) -> dict[str, list[str]]:
+    """The statuses, channels and groups the tenant's data holds (the filters' choices)."""
+    async def distinct(column, model=Invoice):
+        query = select(column).where(model.tenant_id == tenant_id, column.is_not(None)).distinct().order_by(column)
+        return list((await session.execute(query)).scalars())
+
+    return {"status": await distinct(Invoice.status), "channel": await distinct(Invoice.channel),
+            "group": await distinct(Customer.group, Customer)}
+
+
+async def invoice(session: AsyncSession, *, tenant_id: str, invoice_id: uuid.UUID,
+                  customer_ref: str | None = None) -> Invoice | None:
+    query = select(Invoice).where(Invoice.tenant_id == tenant_id, Invoice.invoice_id == invoice_id)
+    if customer_ref is not None:
+        query = query.where(Invoice.customer_ref == customer_ref)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def timeline(session: AsyncSession, *, tenant_id: str, invoice_id: uuid.UUID,
+                   kinds: tuple[str, ...] | None = None) -> list[TimelineEntry]:
+    query = (select(TimelineEntry).where(TimelineEntry.tenant_id == tenant_id, TimelineEntry.invoice_id == invoice_id)
+             .order_by(TimelineEntry.occurred_at, TimelineEntry.id))
+    if kinds is not None:
+        query = query.where(TimelineEntry.kind.in_(kinds))
+    return list((await session.execute(query)).scalars())
+
+
+async def incidents(session: AsyncSession, *, tenant_id: str, status: str | None = "open",
+                    invoice_id: uuid.UUID | None = None) -> list[tuple[Incident, str | None]]:
+    query = (select(Incident, Invoice.number)
+             .join(Invoice, (Invoice.tenant_id == Incident.tenant_id) & (Invoice.invoice_id == Incident.invoice_id))
+             .where(Incident.tenant_id == tenant_id).order_by(Incident.opened_at.desc()).limit(LIST_LIMIT))
+    if status is not None:
+        query = query.where(Incident.status == status)
+    if invoice_id is not None:
+        query = query.where(Incident.invoice_id == invoice_id)
+    return [tuple(row) for row in (await session.execute(query))]
+
+
+async def incident(session: AsyncSession, *, tenant_id: str, incident_id: uuid.UUID) -> Incident | None:
+    return (await session.execute(select(Incident).where(
+        Incident.tenant_id == tenant_id, Incident.incident_id == incident_id).with_for_update())).scalar_one_or_none()
+
+
+async def customer_invoices(session: AsyncSession, *, tenant_id: str, customer_ref: str) -> list[Invoice]:
+    query = (select(Invoice).where(Invoice.tenant_id == tenant_id, Invoice.customer_ref == customer_ref)
+             .order_by(Invoice.seq.desc()).limit(LIST_LIMIT))
+    return list((await session.execute(query)).scalars())
+
+
+async def customer_name(session: AsyncSession, *, tenant_id: str, customer_ref: str) -> str | None:
+    return (await session.execute(select(Customer.name).where(
+        Customer.tenant_id == tenant_id, Customer.customer_ref == customer_ref))).scalar_one_or_none()
