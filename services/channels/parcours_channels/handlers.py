@@ -8,6 +8,7 @@ from __future__ import annotations
 from functools import partial
 
 from parcours_channels.adapters import ChannelAdapter
+from parcours_channels.adapters.throttle import KeyedLocks
 from parcours_channels.adapters.registry import ADAPTERS
 from parcours_channels.domain.outcome import DeliveryResult, outcome_event
 from parcours_contracts import DispatchRequested
@@ -16,13 +17,16 @@ from parcours_runtime.service import ServiceContext
 from parcours_runtime.uow import UnitOfWork
 
 
-async def deliver(event: DispatchRequested, *, ctx: ServiceContext) -> DeliveryResult:
-    """Deliver through the channel's adapter (outside any transaction)."""
+async def deliver(event: DispatchRequested, *, ctx: ServiceContext, in_flight: KeyedLocks) -> DeliveryResult:
+    """Deliver through the channel's adapter (outside any transaction). One delivery of a
+    dispatch at a time: a batch may hold the same dispatch twice (a resent event), and the
+    adapters' send-once ledgers rely on seeing the first delivery's outcome."""
     adapters: dict[str, ChannelAdapter] = ctx.extras[ADAPTERS]
     adapter = adapters.get(event.channel)
     if adapter is None:
         return DeliveryResult.failed(f"no adapter for channel {event.channel}")
-    return await adapter.deliver(event, ctx)
+    async with in_flight.hold(str(event.dispatch_id)):
+        return await adapter.deliver(event, ctx)
 
 
 async def record_outcome(event: DispatchRequested, result: DeliveryResult, uow: UnitOfWork) -> None:
@@ -31,5 +35,5 @@ async def record_outcome(event: DispatchRequested, result: DeliveryResult, uow: 
 
 
 def build(ctx: ServiceContext) -> dict[type, Handler]:
-    return {DispatchRequested: EffectHandler(perform=partial(deliver, ctx=ctx), record=record_outcome,
+    return {DispatchRequested: EffectHandler(perform=partial(deliver, ctx=ctx, in_flight=KeyedLocks()), record=record_outcome,
                                              concurrency=ctx.settings.dispatch_concurrency)}

@@ -2,13 +2,14 @@
 
 from datetime import date, time
 from decimal import Decimal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from parcours_runtime.settings import ServiceSettings
+
+from parcours_dunning.domain.calendar import known_zone
 
 DEV_ADMIN_TOKEN = "dev-admin-token"
 
@@ -52,11 +53,7 @@ class Settings(ServiceSettings):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}") from None
-        return value
+        return known_zone(value)
 
     @field_validator("holiday_country")
     @classmethod

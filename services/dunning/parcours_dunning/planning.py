@@ -7,27 +7,37 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parcours_contracts import InvoiceReceived, Penalties, ReminderDue, ReminderInfo
-from parcours_runtime.uow import UnitOfWork
-
 from parcours_dunning.domain.calendar import BusinessCalendar
 from parcours_dunning.domain.facts import InvoiceFacts
 from parcours_dunning.domain.planner import Decided, Fire, Past, Policy, decide_due, derive
-from parcours_dunning.domain.strategy import DEFAULT_STRATEGY, Strategy
+from parcours_dunning.domain.strategy import DEFAULT_STRATEGY, Step, Strategy
 from parcours_dunning.store.invoices import Invoice, add_invoice, facts_from, get_invoice, signals_of
 from parcours_dunning.store.journal import audit, open_task
 from parcours_dunning.store.schedule import ScheduledStep, steps_of
-from parcours_dunning.store.strategies import choose_strategy, customer_tags, get_version
+from parcours_dunning.store.customers import customer_context
+from parcours_dunning.store.strategies import choose_strategy, get_version
 
 # ReminderDue ids derive from the step, so one step is one event whoever decides it.
 _REMINDER_NAMESPACE = uuid.UUID("7f0e4a53-3f4e-4a0e-9a55-2b8f5d1d0c11")
 
 CREDIT_NOTE = "381"  # UNTDID 1001: money the seller owes, nothing to dun
+
+
+@dataclass
+class Outgoing:
+    """A reminder decided in this transaction, to publish (alone or grouped) before it commits."""
+
+    invoice: Invoice
+    row: ScheduledStep
+    facts: InvoiceFacts
+    event: ReminderDue
 
 
 def reminder_event_id(*, tenant_id: str, invoice_id: UUID, strategy: str, step: str) -> UUID:
@@ -49,15 +59,18 @@ def history_of(rows: list[ScheduledStep]) -> dict[str, Past]:
 
 
 async def strategy_of(session: AsyncSession, invoice: Invoice) -> Strategy:
+    """The strategy version the invoice follows, with the invoice's own custom steps."""
     strategy = await get_version(session, tenant_id=invoice.tenant_id, strategy_id=invoice.strategy,
                                  version=invoice.strategy_version)
-    return strategy or DEFAULT_STRATEGY  # its version is gone (never deleted today): the default, not a wedge
+    strategy = strategy or DEFAULT_STRATEGY  # its version is gone (never deleted today): the default, not a wedge
+    return strategy.with_custom_steps([Step.model_validate(step) for step in invoice.custom_steps or []])
 
 
 async def facts_of(session: AsyncSession, invoice: Invoice) -> InvoiceFacts:
+    """The invoice's facts, with its customer's tags, time zone and customer-wide pauses."""
     signals = (await signals_of(session, keys=[invoice.key]))[invoice.key]
-    tags = await customer_tags(session, tenant_id=invoice.tenant_id, customer_ref=invoice.customer_ref)
-    return facts_from(invoice, signals, tags)
+    customer = await customer_context(session, tenant_id=invoice.tenant_id, customer_ref=invoice.customer_ref)
+    return facts_from(invoice, signals + list(customer.signals), customer.tags, customer.timezone)
 
 
 async def plan_invoice(session: AsyncSession, *, event: InvoiceReceived, policy: Policy, now: datetime) -> None:
@@ -145,10 +158,11 @@ def _new_row(session: AsyncSession, invoice: Invoice, occurrence, fire_at, state
     return row
 
 
-async def decide_invoice(uow: UnitOfWork, *, invoice: Invoice, strategy: Strategy, facts: InvoiceFacts,
-                         rows: list[ScheduledStep], policy: Policy, now: datetime) -> list[tuple[ScheduledStep, Decided]]:
-    """Decide the (locked) invoice's steps whose time has come: emit, open tasks, skip; then re-place the rest."""
-    session = uow.session
+async def decide_invoice(session: AsyncSession, *, invoice: Invoice, strategy: Strategy, facts: InvoiceFacts,
+                         rows: list[ScheduledStep], policy: Policy, now: datetime,
+                         outgoing: list[Outgoing]) -> list[tuple[ScheduledStep, Decided]]:
+    """Decide the (locked) invoice's steps whose time has come: mark reminders emitted (their
+    ReminderDue appended to `outgoing`), open tasks, skip; then re-place the rest."""
     by_step = {row.step: row for row in rows}
     out = []
     for decided in decide_due(strategy, facts, history_of(rows), policy, now):
@@ -167,14 +181,15 @@ async def decide_invoice(uow: UnitOfWork, *, invoice: Invoice, strategy: Strateg
             row.event_id = reminder_event_id(tenant_id=invoice.tenant_id, invoice_id=invoice.invoice_id,
                                              strategy=invoice.strategy, step=row.step)
             penalties = decided.decision.penalties
-            uow.publish(ReminderDue(
+            outgoing.append(Outgoing(invoice, row, facts, ReminderDue(
                 event_id=row.event_id, tenant_id=invoice.tenant_id, invoice_id=invoice.invoice_id,
                 correlation_id=invoice.correlation_id, occurred_at=now,
                 reminder=ReminderInfo(strategy=invoice.strategy, step=row.step, sequence=row.sequence,
-                                      channel=action.channel, template=action.template),
+                                      channel=action.channel, template=action.template,
+                                      tone=strategy.tone_of(decided.occurrence.step)),
                 reason=decided.decision.reason, invoice=invoice.invoice_summary(),
                 penalties=Penalties(indemnity=penalties.indemnity, interest=penalties.interest, rate=penalties.rate,
-                                    days_late=penalties.days_late, base=penalties.base) if penalties else None))
+                                    days_late=penalties.days_late, base=penalties.base) if penalties else None)))
             audit(session, tenant_id=invoice.tenant_id, invoice_id=invoice.invoice_id, at=now, kind="sent",
                   step=row.step, detail=decided.decision.reason)
         elif action.kind == "task":
@@ -184,6 +199,14 @@ async def decide_invoice(uow: UnitOfWork, *, invoice: Invoice, strategy: Strateg
                             reason=decided.decision.reason, at=now)
             audit(session, tenant_id=invoice.tenant_id, invoice_id=invoice.invoice_id, at=now, kind="task",
                   step=row.step, detail=f"{action.task}: {decided.decision.reason}")
+        elif action.kind == "handover":
+            row.state = "done"
+            to = f" to {action.agency}" if action.agency else ""
+            await open_task(session, tenant_id=invoice.tenant_id, invoice_id=invoice.invoice_id, kind="collection",
+                            due=policy.calendar.local_date(now), source=f"step:{row.step}",
+                            reason=f"hand over{to}: {decided.decision.reason}", at=now)
+            audit(session, tenant_id=invoice.tenant_id, invoice_id=invoice.invoice_id, at=now, kind="handover",
+                  step=row.step, detail=f"handed over to collection{to}: {decided.decision.reason}")
         else:
             row.state = "done"
             audit(session, tenant_id=invoice.tenant_id, invoice_id=invoice.invoice_id, at=now, kind="stopped",

@@ -19,7 +19,8 @@ from parcours_runtime.periodic import PeriodicJob
 from parcours_runtime.uow import UnitOfWork
 
 from parcours_runtime.clock import Clock
-from parcours_dunning.planning import decide_invoice, facts_of, strategy_of
+from parcours_dunning.planning import Outgoing, decide_invoice, facts_of, strategy_of
+from parcours_dunning.reminders import send_reminders
 from parcours_dunning.store.schedule import lock_invoices_with_due_steps, steps_by_invoice
 
 log = logging.getLogger(__name__)
@@ -74,16 +75,23 @@ class ReminderScheduler(PeriodicJob):
             if not invoices:
                 return 0
             rows = await steps_by_invoice(uow.session, keys=[invoice.key for invoice in invoices])
+            outgoing: list[Outgoing] = []
+            decisions = []
             for invoice in invoices:
                 decided = await decide_invoice(
-                    uow, invoice=invoice, strategy=await strategy_of(uow.session, invoice),
-                    facts=await facts_of(uow.session, invoice), rows=rows[invoice.key], policy=policy, now=result.now)
-                batch.extend(StepDecision(tenant_id=invoice.tenant_id, invoice_id=invoice.invoice_id, step=row.step,
-                                          sequence=row.sequence, state=row.state, action=row.action,
-                                          reason=d.decision.reason, event_id=row.event_id) for row, d in decided)
+                    uow.session, invoice=invoice, strategy=await strategy_of(uow.session, invoice),
+                    facts=await facts_of(uow.session, invoice), rows=rows[invoice.key], policy=policy, now=result.now,
+                    outgoing=outgoing)
+                decisions.extend((invoice, row, d) for row, d in decided)
+            await send_reminders(uow, outgoing, policy=policy, now=result.now)  # may group: event ids set after
+            batch = [StepDecision(tenant_id=invoice.tenant_id, invoice_id=invoice.invoice_id, step=row.step,
+                                  sequence=row.sequence, state=row.state, action=row.action,
+                                  reason=row.reason or d.decision.reason, event_id=row.event_id)
+                     for invoice, row, d in decisions]
             await uow.commit()
         for decision in batch:
             (result.skipped if decision.state == "skipped" else result.emitted).append(decision)
             log.info("reminder %s %s: %s", decision.step, decision.state, decision.reason,
                      extra={"tenant_id": decision.tenant_id, "invoice_id": decision.invoice_id})
         return len(invoices)
+

@@ -1,13 +1,14 @@
-"""HTTP API: invoices' reminder plans and holds, tasks, strategies, assignments and the
+"""HTTP API: invoices' reminder plans, holds and custom steps, customers' settings and pauses, tasks, strategies, assignments and the
 simulator (tenant API key); the time-travel admin routes (admin token)."""
 
 from fastapi import APIRouter
 
-from parcours_dunning.api import invoices, strategies
+from parcours_dunning.api import customers, invoices, strategies
 from parcours_dunning.api.admin import admin_router
 
 router = APIRouter()
 router.include_router(invoices.router)
 router.include_router(strategies.router)
+router.include_router(customers.router)
 
 __all__ = ["admin_router", "router"]

@@ -9,7 +9,7 @@ from typing import Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from parcours_runtime.problems import Problem, field_error
 from parcours_runtime.tenancy import Tenant, authenticate
@@ -18,7 +18,8 @@ from parcours_runtime.uow import UnitOfWork
 from parcours_dunning.domain.facts import InvoiceFacts, Signal
 from parcours_dunning.domain.planner import simulate
 from parcours_dunning.domain.strategy import DEFAULT_STRATEGY_ID, Step, Strategy, StrategySpec
-from parcours_dunning.planning import facts_of
+from parcours_dunning.domain.calendar import known_zone
+from parcours_dunning.planning import CREDIT_NOTE, facts_of, is_credit_note
 from parcours_dunning.store.invoices import get_invoice
 from parcours_dunning.store.strategies import add_version, assign, get_version, list_latest, list_versions
 
@@ -187,6 +188,10 @@ class SimInvoice(BaseModel):
     dispatched_at: AwareDatetime | None = Field(
         default=None, description="Omitted (and no dispatched event): dispatched on the issue date.")
     customer_tags: list[str] = Field(default_factory=list)
+    type_code: Literal["380", "381", "384", "389"] = Field(default="380", description="381: a credit note, never dunned.")
+    timezone: str | None = Field(default=None, description="The customer's IANA zone; omitted: the service's.")
+
+    _known_zone = field_validator("timezone")(lambda cls, value: known_zone(value))
 
 
 class SimulateRequest(BaseModel):
@@ -215,7 +220,7 @@ class PenaltiesRead(BaseModel):
 class SimulatedStepRead(BaseModel):
     step: str
     action: str
-    outcome: Literal["reminder", "task", "stop", "skipped", "waiting"]
+    outcome: Literal["reminder", "task", "stop", "handover", "skipped", "waiting"]
     at: datetime | None
     planned_at: datetime | None
     reason: str
@@ -226,6 +231,7 @@ class SimulationRead(BaseModel):
     strategy: str
     version: int
     steps: list[SimulatedStepRead]
+    note: str | None = Field(default=None, description="Why there is no plan at all (a credit note), if so.")
 
 
 @router.post("/v1/strategies/{strategy_id}/simulate", response_model=SimulationRead,
@@ -244,13 +250,19 @@ async def simulate_strategy(strategy_id: str, body: SimulateRequest, request: Re
             if invoice is None:
                 raise Problem(404, f"No invoice {body.invoice_id} is known to dunning for this tenant.")
             facts = await facts_of(session, invoice)
+            strategy = strategy.with_custom_steps([Step.model_validate(s) for s in invoice.custom_steps or []])
+            credit_note = is_credit_note(invoice)
         else:
             facts = _facts_of(body.invoice, policy)
+            credit_note = body.invoice.type_code == CREDIT_NOTE
+    if credit_note:
+        return SimulationRead(strategy=strategy.id, version=strategy.version, steps=[],
+                              note="credit note (type 381): money owed to the customer, nothing to dun")
     if facts.due_date < facts.issue_date:
         raise Problem(422, "The due date comes before the issue date.",
                       errors=[field_error(["invoice", "due_date"], "before issue_date")])
     facts = facts.with_signals(*(event.signal() for event in body.events))
-    tz = policy.calendar.tz
+    tz = policy.for_zone(facts.timezone).calendar.tz
     start = datetime.combine(facts.issue_date, time(0), tzinfo=tz)
     until = datetime.combine(body.until or facts.due_date + timedelta(days=120), time(23, 59), tzinfo=tz)
     steps = simulate(strategy, facts, policy, start=start, until=until)
@@ -262,7 +274,7 @@ async def simulate_strategy(strategy_id: str, body: SimulateRequest, request: Re
 
 
 def _facts_of(invoice: SimInvoice, policy) -> InvoiceFacts:
-    dispatched = invoice.dispatched_at or policy.calendar.opening_of(invoice.issue_date)
+    dispatched = invoice.dispatched_at or policy.for_zone(invoice.timezone).calendar.opening_of(invoice.issue_date)
     return InvoiceFacts(issue_date=invoice.issue_date, due_date=invoice.due_date, amount=invoice.amount,
                         currency=invoice.currency, customer_tags=frozenset(invoice.customer_tags),
-                        signals=(Signal(at=dispatched, kind="dispatched"),))
+                        signals=(Signal(at=dispatched, kind="dispatched"),), timezone=invoice.timezone)

@@ -3,13 +3,24 @@ weekends, and the hours at which a reminder may reach a customer, in a time zone
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta, timezone
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
 
 WEEKDAYS = (0, 1, 2, 3, 4)
+
+
+def known_zone(value: str | None) -> str | None:
+    """`value` if it names an IANA time zone this machine knows (None passes); ValueError otherwise."""
+    if value is not None:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+    return value
 
 
 class BusinessCalendar:
@@ -26,6 +37,17 @@ class BusinessCalendar:
         if not self.window_days:
             raise ValueError("the sending window needs at least one day")
         self._holidays = holidays.country_holidays(country)
+        self._zones: dict[str, BusinessCalendar] = {}
+
+    def in_zone(self, tz: str | None) -> BusinessCalendar:
+        """The same calendar and window, read in another time zone (a customer's); cached."""
+        if tz is None or tz == self.tz.key:
+            return self
+        if tz not in self._zones:
+            zoned = copy.copy(self)
+            zoned.tz, zoned._zones = ZoneInfo(tz), {}
+            self._zones[tz] = zoned
+        return self._zones[tz]
 
     def is_holiday(self, day: date) -> bool:
         return day in self._holidays

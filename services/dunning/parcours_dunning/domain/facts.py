@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Literal
 
 SignalKind = Literal["dispatched", "delivery_failed", "acked", "viewed", "lifecycle", "payment", "promise",
-                     "pause", "resume", "exclude"]
+                     "pause", "resume", "exclude", "customer_pause", "customer_resume"]
 
 PAUSING_CODES = {207: "disputed (207 EN_LITIGE)", 208: "suspended (208 SUSPENDUE)"}
 STOPPING_CODES = {210: "refused (210 REFUSEE)", 211: "payment transmitted (211 PAIEMENT_TRANSMIS)",
@@ -56,6 +56,7 @@ class InvoiceFacts:
     currency: str = "EUR"
     customer_tags: frozenset[str] = frozenset()
     signals: tuple[Signal, ...] = field(default_factory=tuple)
+    timezone: str | None = None             # the customer's zone; None: the service's
 
     def known_at(self, instant: datetime) -> InvoiceFacts:
         """The facts as they stood at `instant` (the simulator's view)."""
@@ -98,6 +99,10 @@ class InvoiceFacts:
         coded = [s for s in self._sorted("lifecycle") if s.code is not None]
         return bool(coded) and coded[-1].code in PAUSING_CODES
 
+    def status_reached(self, codes: frozenset[int]) -> Signal | None:
+        """The first lifecycle status among `codes` the invoice reached, if any."""
+        return next((s for s in self._sorted("lifecycle") if s.code in codes), None)
+
     @property
     def promised_on(self) -> date | None:
         promises = self._sorted("promise")
@@ -134,16 +139,10 @@ class InvoiceFacts:
         return holds
 
     def _operator_holds(self) -> list[Hold]:
-        holds, opened = [], None
-        for s in self._sorted("pause", "resume"):
-            if s.kind == "pause" and opened is None:
-                opened = s
-            elif s.kind == "resume" and opened is not None:
-                holds.append(Hold(opened.at, s.at, f"paused by an operator{': ' + opened.detail if opened.detail else ''}"))
-                opened = None
-        if opened is not None:
-            holds.append(Hold(opened.at, None, f"paused by an operator{': ' + opened.detail if opened.detail else ''}"))
-        return holds
+        """Pauses of this invoice and of its whole customer, each until its own resume."""
+        return (_paired(self._sorted("pause", "resume"), "pause", "paused by an operator")
+                + _paired(self._sorted("customer_pause", "customer_resume"), "customer_pause",
+                          "customer paused by an operator"))
 
     def _delivery_holds(self) -> list[Hold]:
         """A failed or bounced delivery holds the steps until a later dispatch got through."""
@@ -162,3 +161,16 @@ class InvoiceFacts:
         return [Hold(s.at, datetime.combine(s.promised_on + timedelta(days=grace_days), resumes_at, tzinfo=tz),
                      f"paused: payment promised for {s.promised_on.isoformat()} (+{grace_days} days of grace)")
                 for s in self._sorted("promise") if s.promised_on is not None]
+
+
+def _paired(signals: list[Signal], opening: str, what: str) -> list[Hold]:
+    holds, opened = [], None
+    for s in signals:
+        if s.kind == opening and opened is None:
+            opened = s
+        elif s.kind != opening and opened is not None:
+            holds.append(Hold(opened.at, s.at, f"{what}{': ' + opened.detail if opened.detail else ''}"))
+            opened = None
+    if opened is not None:
+        holds.append(Hold(opened.at, None, f"{what}{': ' + opened.detail if opened.detail else ''}"))
+    return holds

@@ -8,7 +8,7 @@ the pending steps stand after this fact?) and the simulator (what will happen, a
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Literal
@@ -16,7 +16,7 @@ from typing import Literal
 from parcours_dunning.domain.calendar import BusinessCalendar
 from parcours_dunning.domain.facts import InvoiceFacts
 from parcours_dunning.domain.penalties import Penalties, late_payment_penalties
-from parcours_dunning.domain.strategy import Step, Strategy
+from parcours_dunning.domain.strategy import ENDING_ACTIONS, Step, Strategy
 
 RECEIPT_EVIDENCE = "no delivery.acked or link.clicked seen"
 
@@ -31,6 +31,11 @@ class Policy:
     margin_points: Decimal = Decimal(10)
     indemnity: Decimal = Decimal(40)
 
+    def for_zone(self, tz: str | None) -> Policy:
+        """The same rules with the sending window read in `tz` (a customer's time zone)."""
+        calendar = self.calendar.in_zone(tz)
+        return self if calendar is self.calendar else replace(self, calendar=calendar)
+
 
 @dataclass(frozen=True)
 class Occurrence:
@@ -40,6 +45,7 @@ class Occurrence:
     step: Step
     sequence: int
     repeat: int = 0
+    side: bool = False  # a milestone or custom step: neither supersedes nor is superseded
 
 
 @dataclass(frozen=True)
@@ -91,10 +97,12 @@ class Decided:
 
 def occurrences(strategy: Strategy) -> list[Occurrence]:
     out = []
-    for sequence, step in enumerate(strategy.steps, start=1):
-        out.append(Occurrence(step.name, step, sequence))
+    main = len(strategy.steps)
+    for sequence, step in enumerate(strategy.steps + strategy.side_steps, start=1):
+        side = sequence > main
+        out.append(Occurrence(step.name, step, sequence, side=side))
         for n in range(1, (step.repeat.max if step.repeat else 0) + 1):
-            out.append(Occurrence(f"{step.name}#{n + 1}", step, sequence, n))
+            out.append(Occurrence(f"{step.name}#{n + 1}", step, sequence, n, side=side))
     return out
 
 
@@ -111,6 +119,9 @@ def _anchor(occ: Occurrence, facts: InvoiceFacts, history: Mapping[str, Past],
     if anchor == "dispatch":
         at = facts.dispatched_at
         return (cal.local_date(at), at) if at else "waiting for the invoice's dispatch"
+    if anchor == "receipt":
+        receipt = facts.receipt
+        return (cal.local_date(receipt.at), receipt.at) if receipt else "waiting for proof of receipt"
     previous = occ.step.name if occ.repeat == 1 else f"{occ.step.name}#{occ.repeat}"
     if occ.repeat and previous not in history:
         return "waiting for the previous occurrence"
@@ -128,7 +139,7 @@ def _offset(occ: Occurrence) -> int:
 
 def derive(strategy: Strategy, facts: InvoiceFacts, history: Mapping[str, Past], policy: Policy) -> Schedule:
     """Where every undecided occurrence stands: its fire instant and whatever holds it."""
-    cal = policy.calendar
+    cal = policy.for_zone(facts.timezone).calendar
     stop = facts.stop()
     holds = facts.holds(promise_grace_days=policy.promise_grace_days, promise_resumes_at=cal.window_start, tz=cal.tz)
     planned = []
@@ -184,12 +195,16 @@ def evaluate(step: Step, facts: InvoiceFacts, now: datetime, policy: Policy) -> 
         elif kind == "customer_tag":
             if value not in facts.customer_tags:
                 return Skip(f"customer not tagged {value}")
+        elif kind == "status_not_reached":
+            if (reached := facts.status_reached(condition.codes)) is not None:
+                return Skip(f"milestone met: status {reached.code} reached at {reached.at.isoformat()}")
+            met.append(f"status {value} not reached")
     reason = f"{step.description or step.name}: {', '.join(met) or 'conditions met'}"
     penalties = None
     if step.penalties:
         penalties = late_payment_penalties(
             open_amount=facts.open_amount, currency=facts.currency, due_date=facts.due_date,
-            on=policy.calendar.local_date(now), ecb_rates=policy.ecb_rates, margin_points=policy.margin_points,
+            on=policy.for_zone(facts.timezone).calendar.local_date(now), ecb_rates=policy.ecb_rates, margin_points=policy.margin_points,
             indemnity=policy.indemnity)
         reason += f"; {penalties.describe()}"
     return Fire(reason, penalties)
@@ -205,22 +220,23 @@ def decide_due(strategy: Strategy, facts: InvoiceFacts, history: Mapping[str, Pa
     if schedule.stop:
         return [Decided(p.occurrence, p.fire_at, Skip(f"stopped: {schedule.stop}")) for p in schedule.planned]
     due = [p for p in schedule.planned if p.hold is None and p.fire_at is not None and p.fire_at <= now]
-    sequence_of = {o.key: o.sequence for o in occurrences(strategy)}
+    main_line = {o.key: o.sequence for o in occurrences(strategy) if not o.side}
     sent = [key for key, past in history.items() if past.state == "emitted" and past.action == "reminder"]
     decided = []
     for p in due:
-        later = [key for key in sent if sequence_of.get(key, 0) > p.occurrence.sequence]
-        if later and p.occurrence.step.action.kind == "reminder":
+        later = [key for key in sent if main_line.get(key, 0) > p.occurrence.sequence]
+        if later and p.occurrence.step.action.kind == "reminder" and not p.occurrence.side:
             # e.g. a receipt check whose dispatch came after the curative reminders: too late to make sense
             decided.append(Decided(p.occurrence, p.fire_at, Skip(f"superseded by {later[-1]}, already sent")))
         else:
             decided.append(Decided(p.occurrence, p.fire_at, evaluate(p.occurrence.step, facts, now, policy)))
     firing = [d for d in decided if isinstance(d.decision, Fire)]
-    stopper = next((d for d in firing if d.occurrence.step.action.kind == "stop"), None)
+    stopper = next((d for d in firing if d.occurrence.step.action.kind in ENDING_ACTIONS), None)
     if stopper is not None:
         rest = [p for p in schedule.planned if p.occurrence.key != stopper.key]
-        return [stopper] + [Decided(p.occurrence, p.fire_at, Skip(f"stopped by step {stopper.key}")) for p in rest]
-    reminders = [d for d in firing if d.occurrence.step.action.kind == "reminder"]
+        why = "handed over to collection" if stopper.occurrence.step.action.kind == "handover" else "stopped"
+        return [stopper] + [Decided(p.occurrence, p.fire_at, Skip(f"{why} by step {stopper.key}")) for p in rest]
+    reminders = [d for d in firing if d.occurrence.step.action.kind == "reminder" and not d.occurrence.side]
     latest = reminders[-1] if reminders else None
     return [Decided(d.occurrence, d.fire_at, Skip(f"superseded by {latest.key}: both fell due at once"))
             if d in reminders and d is not latest else d for d in decided]
@@ -230,7 +246,7 @@ def decide_due(strategy: Strategy, facts: InvoiceFacts, history: Mapping[str, Pa
 class SimulatedStep:
     step: str
     action: str
-    outcome: Literal["reminder", "task", "stop", "skipped", "waiting"]
+    outcome: Literal["reminder", "task", "stop", "handover", "skipped", "waiting"]
     at: datetime | None
     planned_at: datetime | None
     reason: str

@@ -2,6 +2,6 @@
 the reminder schedule, tasks and the audit log."""
 
 from parcours_dunning.store.base import Base
-from parcours_dunning.store import invoices, journal, schedule, strategies  # noqa: F401  (registers the tables on Base.metadata)
+from parcours_dunning.store import customers, invoices, journal, schedule, strategies  # noqa: F401  (registers the tables on Base.metadata)
 
 metadata = Base.metadata

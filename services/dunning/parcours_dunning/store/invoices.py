@@ -24,6 +24,7 @@ InvoiceKey = tuple[str, UUID]
 
 class Invoice(Base):
     __tablename__ = "invoices"
+    __table_args__ = (Index("ix_invoices_customer", "tenant_id", "customer_ref", "due_date"),)
 
     tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     invoice_id: Mapped[UUID] = mapped_column(PG_UUID(as_uuid=True), primary_key=True)
@@ -39,6 +40,7 @@ class Invoice(Base):
     strategy: Mapped[str] = mapped_column(String(64), doc="The strategy id, fixed when the invoice was planned.")
     strategy_version: Mapped[int] = mapped_column(Integer, server_default="1")
     summary: Mapped[dict] = mapped_column(JSONB, doc="The InvoiceSummary as received, re-emitted in every ReminderDue.")
+    custom_steps: Mapped[list] = mapped_column(JSONB, server_default="[]", doc="This invoice's own extra steps.")
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     @property
@@ -175,6 +177,8 @@ async def signals_of(session: AsyncSession, *, keys: list[InvoiceKey]) -> dict[I
     return out
 
 
-def facts_from(invoice: Invoice, signals: list[Signal], customer_tags: frozenset[str] = frozenset()) -> InvoiceFacts:
+def facts_from(invoice: Invoice, signals: list[Signal], customer_tags: frozenset[str] = frozenset(),
+               timezone: str | None = None) -> InvoiceFacts:
     return InvoiceFacts(issue_date=invoice.issue_date, due_date=invoice.due_date, amount=invoice.total_incl_tax,
-                        currency=invoice.currency, customer_tags=customer_tags, signals=tuple(signals))
+                        currency=invoice.currency, customer_tags=customer_tags, signals=tuple(signals),
+                        timezone=timezone)

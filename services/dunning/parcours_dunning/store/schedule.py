@@ -21,6 +21,7 @@ from parcours_dunning.store.journal import AuditRead, TaskRead
 
 StepState = Literal["pending", "paused", "emitted", "done", "skipped"]
 DECIDED = ("emitted", "done", "skipped")
+CLAIM_WINDOW = 4  # due steps read per claim, in batches: room for invoices with several due steps and for locked ones
 
 
 class ScheduledStep(Base):
@@ -54,11 +55,17 @@ async def lock_invoices_with_due_steps(session: AsyncSession, *, now: datetime, 
 
     The invoice row is the lock, not each step row: all due steps of one invoice are then
     decided together by one replica, so two replicas never emit twice nor split an invoice;
-    handlers and routes that change an invoice's facts take the same lock."""
-    due = (select(ScheduledStep.tenant_id, ScheduledStep.invoice_id)
-           .where(ScheduledStep.state == "pending", ScheduledStep.fire_at <= now))
+    handlers and routes that change an invoice's facts take the same lock.
+
+    Oldest due first, read from the partial index in fire_at order and cut at a few batches'
+    worth: each claim costs the batch, not every due step (a pass over N due invoices stays
+    linear). When the whole window is locked by other replicas the pass ends here; they hold
+    the oldest steps and take the rest in their next claims."""
+    window = (select(ScheduledStep.tenant_id, ScheduledStep.invoice_id)
+              .where(ScheduledStep.state == "pending", ScheduledStep.fire_at <= now)
+              .order_by(ScheduledStep.fire_at).limit(limit * CLAIM_WINDOW))
     return list((await session.scalars(
-        select(Invoice).where(tuple_(Invoice.tenant_id, Invoice.invoice_id).in_(due))
+        select(Invoice).where(tuple_(Invoice.tenant_id, Invoice.invoice_id).in_(window))
         .order_by(Invoice.due_date, Invoice.tenant_id, Invoice.invoice_id)
         .limit(limit).with_for_update(skip_locked=True, of=Invoice)
         .execution_options(populate_existing=True)

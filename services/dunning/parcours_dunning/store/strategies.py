@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from parcours_contracts import CustomerChanged
+from parcours_dunning.domain.calendar import known_zone
 from parcours_dunning.domain.strategy import DEFAULT_STRATEGY, DEFAULT_STRATEGY_ID, Strategy, StrategySpec
 from parcours_dunning.store.base import Base
 
@@ -27,6 +28,7 @@ class Customer(Base):
     language: Mapped[str | None] = mapped_column(String(2))
     deleted: Mapped[bool] = mapped_column(Boolean, server_default="false")
     tags: Mapped[list[str]] = mapped_column(JSONB, server_default="[]")
+    timezone: Mapped[str | None] = mapped_column(String(64), doc="The directory's zone for the customer, if any.")
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), doc="occurred_at of the change applied")
 
 
@@ -67,11 +69,19 @@ class Assignment(Base):
 async def apply_customer_change(session: AsyncSession, *, event: CustomerChanged) -> None:
     """Keep the latest state of each customer; an older change arriving late changes nothing."""
     values = dict(group=event.group, language=event.language, deleted=event.deleted, tags=list(event.tags),
-                  changed_at=event.occurred_at)
+                  timezone=_known_zone(event.timezone), changed_at=event.occurred_at)
     stmt = insert(Customer).values(tenant_id=event.tenant_id, customer_ref=event.customer_ref, **values)
     await session.execute(stmt.on_conflict_do_update(
         index_elements=[Customer.tenant_id, Customer.customer_ref], set_=values,
         where=Customer.changed_at <= stmt.excluded.changed_at))
+
+
+def _known_zone(tz: str | None) -> str | None:
+    """A zone the directory names that this machine does not know is ignored (the service's applies)."""
+    try:
+        return known_zone(tz or None)
+    except ValueError:
+        return None
 
 
 async def get_customer(session: AsyncSession, *, tenant_id: str, customer_ref: str) -> Customer | None:
@@ -148,9 +158,3 @@ async def choose_strategy(session: AsyncSession, *, tenant_id: str, invoice_id: 
         if key in rows and (strategy := await get_version(session, tenant_id=tenant_id, strategy_id=rows[key])):
             return strategy
     return DEFAULT_STRATEGY
-
-
-async def customer_tags(session: AsyncSession, *, tenant_id: str, customer_ref: str) -> frozenset[str]:
-    """What `customer_tag` conditions match: the tags the router's directory gives the customer."""
-    customer = await get_customer(session, tenant_id=tenant_id, customer_ref=customer_ref)
-    return frozenset(customer.tags) if customer is not None and not customer.deleted else frozenset()

@@ -15,16 +15,16 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from parcours_contracts import PaymentRecorded
 from parcours_runtime.problems import Problem, field_error
 from parcours_runtime.tenancy import Tenant, authenticate
 from parcours_runtime.uow import UnitOfWork
 from parcours_tracker.domain import journal
 from parcours_tracker.domain.actions import action_error
+from parcours_tracker.domain.payments import PaymentRefused, PaymentReport
 from parcours_tracker.domain.status import Projection
 from parcours_tracker.store import journeys, payments
 from parcours_tracker.store.actions import anomaly_of, record_action
-from parcours_tracker.store.models import Invoice, Payment
+from parcours_tracker.store.models import Invoice
 
 router = APIRouter(tags=["recipient actions and payments"])
 
@@ -121,11 +121,6 @@ class PaymentOutcome(Outcome):
     duplicate: bool = False
 
 
-def _same(existing: Payment, body: PaymentBody, currency: str) -> bool:
-    return (existing.amount, existing.currency, existing.paid_on, existing.reference, existing.status) == \
-        (body.amount, currency, body.paid_on, body.reference, body.status)
-
-
 @router.post("/v1/invoices/{invoice_id}/payments", status_code=201, response_model=PaymentOutcome,
              summary="Record a payment (partial or full) of the invoice",
              responses={200: {"description": "This payment_id was already recorded with the same body"},
@@ -136,55 +131,25 @@ async def post_payment(invoice_id: UUID, body: PaymentBody, request: Request,
                        tenant: Tenant = Depends(authenticate)) -> JSONResponse:
     """PaymentRecorded with the open amount; once fully paid, the lifecycle moves to 211 (transmitted) or 212."""
     ctx = request.app.state.ctx
-    now = datetime.now(timezone.utc)
+    report = PaymentReport(payment_id=body.payment_id, amount=body.amount, paid_on=body.paid_on,
+                           currency=body.currency, reference=body.reference, status=body.status)
     async with UnitOfWork(ctx.sessions) as uow:
         invoice = await _locked_invoice(uow, tenant, invoice_id)
-        if not invoice.summary:
-            raise Problem(409, "The invoice's amount is not known to the tracker yet; retry shortly.",
-                          slug="invoice-amount-unknown")
-        total, currency = Decimal(invoice.summary["total_incl_tax"]), invoice.summary["currency"]
-        if body.currency is not None and body.currency != currency:
-            raise _invalid("currency", f"the invoice is in {currency}")
-        paid, received = await payments.totals(uow.session, tenant_id=tenant.id, invoice_id=invoice_id)
-        existing = await payments.find(uow.session, tenant_id=tenant.id, payment_id=body.payment_id)
-        if existing is not None:
-            if existing.invoice_id == invoice_id and _same(existing, body, currency):
-                return JSONResponse(PaymentOutcome(
-                    event_id=existing.event_id, applied=True, status=invoice.status, code=invoice.code,
-                    payment_id=existing.payment_id, open_amount=total - paid, fully_paid=paid >= total,
-                    duplicate=True).model_dump(mode="json"), status_code=200)
-            confirms = (existing.invoice_id == invoice_id and existing.status == "transmitted"
-                        and body.status == "received" and (existing.amount, existing.paid_on) == (body.amount,
-                                                                                                  body.paid_on))
-            if not confirms:
-                raise Problem(409, f"payment_id {body.payment_id!r} was already recorded with another body.",
-                              slug="payment-id-reused")
-            existing.status, received = "received", received + body.amount
-        else:
-            if body.amount > total - paid:
-                raise _invalid("amount", f"more than the open amount ({total - paid} {currency})")
-            paid += body.amount
-            received += body.amount if body.status == "received" else 0
-        open_amount, fully_paid = total - paid, paid >= total
-        entry = journal.Entry(event_id=uuid.uuid4(), kind=journal.PAYMENT, occurred_at=now, detail={
-            "payment_id": body.payment_id, "amount": str(body.amount), "currency": currency,
-            "paid_on": body.paid_on.isoformat(), "status": body.status, "reference": body.reference,
-            "open_amount": str(open_amount), "fully_paid": fully_paid, "all_received": received >= total,
-            "source": "api"})
-        if existing is None:
-            uow.session.add(Payment(tenant_id=tenant.id, payment_id=body.payment_id, invoice_id=invoice_id,
-                                    amount=body.amount, currency=currency, paid_on=body.paid_on, status=body.status,
-                                    reference=body.reference, event_id=entry.event_id))
-        else:
-            existing.event_id = entry.event_id
-        projection = await journeys.record(uow, ctx.extras["tracking"], tenant_id=tenant.id, invoice_id=invoice_id,
-                                           correlation_id=invoice.correlation_id, entry=entry)
-        uow.publish(PaymentRecorded(
-            event_id=entry.event_id, tenant_id=tenant.id, invoice_id=invoice_id, correlation_id=invoice.correlation_id,
-            occurred_at=now, payment_id=body.payment_id, amount=body.amount, currency=currency, paid_on=body.paid_on,
-            open_amount=open_amount, fully_paid=fully_paid, source="api", reference=body.reference,
-            status=body.status))
+        try:
+            done = await payments.record_payment(uow, ctx.extras["tracking"], invoice=invoice, report=report,
+                                                 source="api", now=datetime.now(timezone.utc))
+        except PaymentRefused as refused:
+            raise refusal_problem(refused) from None
         await uow.commit()
-    outcome = PaymentOutcome(**_outcome(entry, projection).model_dump(), payment_id=body.payment_id,
-                             open_amount=open_amount, fully_paid=fully_paid)
-    return JSONResponse(outcome.model_dump(mode="json"), status_code=201)
+    applied = Outcome(event_id=done.event_id, applied=True, status=done.status, code=done.code) if done.duplicate \
+        else _outcome(done.entry, done.projection)
+    outcome = PaymentOutcome(**applied.model_dump(), payment_id=done.payment_id, open_amount=done.open_amount,
+                             fully_paid=done.fully_paid, duplicate=done.duplicate)
+    return JSONResponse(outcome.model_dump(mode="json"), status_code=200 if done.duplicate else 201)
+
+
+def refusal_problem(refused: PaymentRefused) -> Problem:
+    """The problem+json of a refused payment report."""
+    if refused.field is not None:
+        return _invalid(refused.field, refused.detail)
+    return Problem(refused.status, refused.detail, slug=refused.slug)

@@ -21,7 +21,7 @@ import aiosmtplib
 
 from parcours_channels.adapters import RecipientRefused, TransientDeliveryError
 from parcours_channels.adapters.mail.compose import to_wire
-from parcours_channels.adapters.mail.throttle import KeyedLimit, RatePacer
+from parcours_channels.adapters.throttle import KeyedLimit, RatePacer
 from parcours_channels.config import Settings
 
 log = logging.getLogger(__name__)

@@ -1,11 +1,13 @@
-"""Pacing sends per destination domain and per tenant, so a big run neither trips a
-receiver's rate limits (Gmail, Outlook greylist bursts) nor lets one tenant starve the others."""
+"""Pacing and serialising deliveries. Sends are paced per destination domain and per tenant,
+so a big run neither trips a receiver's rate limits (greylisting on bursts) nor lets one
+tenant starve the others; deliveries of one dispatch never overlap."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections import defaultdict
+from contextlib import asynccontextmanager
 
 
 class RatePacer:
@@ -40,6 +42,28 @@ class KeyedLimit:
         if key not in self._slots:
             self._slots[key] = asyncio.Semaphore(self._limit)
         return self._slots[key]
+
+
+class KeyedLocks:
+    """One holder per key at a time; a key's lock lives only while someone holds or waits for it."""
+
+    def __init__(self):
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: str):
+        lock, users = self._locks.get(key, (None, 0))
+        lock = lock or asyncio.Lock()
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
 
 
 class _NoLimit:
