@@ -26,7 +26,7 @@ from parcours_contracts import TOPIC_OF, topics
 from parcours_runtime.tenancy import TENANCY_HANDLERS
 
 HERE = Path(__file__).resolve().parent
-SERVICES = ("ingest", "router", "channels", "tracker", "dunning")
+SERVICES = ("ingest", "router", "channels", "tracker", "dunning", "portal")
 
 STRIMZI_CLUSTER = "parcours"
 KAFKA_BOOTSTRAP = "parcours-kafka-bootstrap.kafka.svc:9092"

@@ -20,8 +20,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
 OVERLAYS = sorted(p.name for p in (K8S / "overlays").iterdir() if (p / "kustomization.yaml").is_file())
-SERVICES = ("ingest", "router", "channels", "tracker", "dunning")
-HTTP_PORTS = {"ingest": 8101, "router": 8102, "channels": 8103, "tracker": 8104, "dunning": 8105}
+SERVICES = ("ingest", "router", "channels", "tracker", "dunning", "portal")
+HTTP_PORTS = {"ingest": 8101, "router": 8102, "channels": 8103, "tracker": 8104, "dunning": 8105, "portal": 8106}
 NAMESPACE = "parcours"
 # Custom resources: no schema in kubernetes-validate; test_render checks them by hand.
 CRD_KINDS = {("kafka.strimzi.io/v1beta2", "KafkaTopic"), ("keda.sh/v1alpha1", "ScaledObject")}

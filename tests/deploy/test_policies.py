@@ -56,7 +56,7 @@ def test_pods_are_hardened(overlay):
             tmp = [m for m in container["volumeMounts"] if m["mountPath"] == "/tmp"]
             assert tmp and "emptyDir" in volumes[tmp[0]["name"]], f"{what}: writable /tmp"
             image, _, tag = container["image"].rpartition(":")
-            assert re.fullmatch(r"(.+/)?parcours/(ingest|router|channels|tracker|dunning)", image), what
+            assert re.fullmatch(r"(.+/)?parcours/(ingest|router|channels|tracker|dunning|portal)", image), what
             assert tag and tag != "latest", f"{what}: image {container['image']}"
 
 
@@ -204,6 +204,8 @@ def test_ingress_exposes_the_public_routes_only(overlay):
         ("track", "/v"): "tracker",
         ("track", "/v1/acks"): "tracker",
         ("track", "/v1/invoices"): "tracker",
+        **{("portal", path): "portal" for path in ("/console", "/login", "/logout", "/lang", "/p/", "/portal",
+                                                   "/static")},
     }
     assert not any("/tenants" in path or "/admin" in path for _, path in routes), "admin APIs stay internal"
 

@@ -15,7 +15,7 @@ class Settings(ServiceSettings):
 
     http_port: int = 8106
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/parcours_portal"
-    session_secret: str = Field(default=DEV_SESSION_SECRET, min_length=16,
+    session_secret: str = Field(default=DEV_SESSION_SECRET, min_length=12,
                                 description="Signs session cookies and form tokens.")
     session_hours: float = Field(default=12, gt=0, description="A console session's life.")
     recipient_session_hours: float = Field(default=2, gt=0, description="A recipient's session after a link.")
