@@ -4,6 +4,7 @@ tenant isolation, listing."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import func, select
 
@@ -133,6 +134,7 @@ async def test_invoice_list_filters_and_pages(tracker, client, tenant_key, publi
     for f in (first, second, third):  # one at a time, so that the listing order is known
         await publish(f.received(0))
         await journey_with(client, key, f.invoice_id, 1, eventually)
+    mark = datetime.now(timezone.utc)
     await publish(second.dispatched(2))
     await journey_with(client, key, second.invoice_id, 2, eventually)
 
@@ -149,6 +151,18 @@ async def test_invoice_list_filters_and_pages(tracker, client, tenant_key, publi
 
     bad = await client.get("/v1/invoices", params={"status": "lost", "cursor": "x"}, headers=auth(key))
     assert bad.status_code == 422 and bad.json()["errors"][0]["pointer"] == "/status"
+
+    changed = (await client.get("/v1/invoices", params={"since": mark.isoformat()}, headers=auth(key))).json()
+    assert [item["number"] for item in changed["items"]] == ["F-2"], "only what changed since the mark"
+    everything = {"since": (mark - timedelta(hours=1)).isoformat(), "limit": 2}
+    page = (await client.get("/v1/invoices", params=everything, headers=auth(key))).json()
+    rest = (await client.get("/v1/invoices", params={**everything, "cursor": page["next_cursor"]},
+                             headers=auth(key))).json()
+    assert [i["number"] for i in page["items"] + rest["items"]] == ["F-3", "F-2", "F-1"] and not rest["next_cursor"]
+    csv_since = await client.get("/v1/invoices.csv", params={"since": mark.isoformat()}, headers=auth(key))
+    assert csv_since.text.count("F-") == 1 and "F-2" in csv_since.text
+    naive = await client.get("/v1/invoices", params={"since": "2026-11-28T10:00:00"}, headers=auth(key))
+    assert naive.status_code == 422 and naive.json()["errors"][0]["pointer"] == "/since"
 
     spec = (await client.get("/openapi.json")).json()
     assert {"/l/{token}", "/v/{token}", "/v1/acks/{channel}", "/v1/invoices", "/v1/invoices/{invoice_id}/journey"} \

@@ -24,7 +24,7 @@ async def known_invoice(tracker, client, key, publish, flow, eventually, *facts)
 
     async def sent():
         journey = (await client.get(f"/v1/invoices/{f.invoice_id}/journey", headers=auth(key))).json()
-        return journey.get("status") == "sent"
+        return journey.get("status") == "sent" and journey.get("number") is not None  # its amount is known too
     await eventually(sent, what="invoice sent")
     return f
 

@@ -46,12 +46,13 @@ def _parse_ack(body: bytes, *, now: datetime, tolerance_seconds: int) -> AckBody
     return ack
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int, what: str = "An ack body") -> bytes:
+    """The raw body, refused with 413 as soon as it grows past `limit` bytes."""
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            raise Problem(413, f"An ack body is at most {limit} bytes.")
+            raise Problem(413, f"{what} is at most {limit} bytes.")
     return bytes(body)
 
 
@@ -71,7 +72,7 @@ async def receive_ack(channel: str, request: Request) -> JSONResponse:
     secrets = settings.ack_secrets.get(channel)
     if not secrets:
         raise Problem(404, f"No partner channel named {channel!r} sends acks here.", slug="unknown-ack-channel")
-    body = await _read_body(request, settings.ack_max_body_bytes)
+    body = await read_body(request, settings.ack_max_body_bytes)
     now = datetime.now(timezone.utc)
     try:
         verify_ack(secrets, timestamp=request.headers.get("x-parcours-timestamp"),

@@ -11,7 +11,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from parcours_runtime.problems import Problem, field_error
 from parcours_runtime.tenancy import Tenant, authenticate
@@ -89,6 +89,10 @@ def _filters(status: str | None, cursor: str | None) -> int | None:
 
 _STATUS_QUERY = Query(default=None, description="One of: " + ", ".join(STATUSES))
 _CUSTOMER_QUERY = Query(default=None, max_length=200, description="The tenant's customer reference.")
+_SINCE_QUERY = Query(default=None, description=(
+    "Only the invoices the tracker learned something about at or after this instant (ISO 8601 with a UTC "
+    "offset). A poller passes the time of its previous poll minus a few seconds: a change is stamped when "
+    "its transaction starts, which may be a little before it becomes visible."))
 
 
 @router.get("/v1/invoices", response_model=InvoicePage, summary="The tenant's tracked invoices")
@@ -97,14 +101,16 @@ async def list_invoices(
     tenant: Tenant = Depends(authenticate),
     status: str | None = _STATUS_QUERY,
     customer: str | None = _CUSTOMER_QUERY,
+    since: AwareDatetime | None = _SINCE_QUERY,
     limit: int = Query(default=50, ge=1, le=200),
     cursor: str | None = Query(default=None, max_length=20),
 ) -> InvoicePage:
-    """The tenant's invoices, newest first, filtered by status and customer (keyset pagination)."""
+    """The tenant's invoices, newest first, filtered by status, customer and last change (keyset pagination:
+    pass `next_cursor` back with the same filters)."""
     before = _filters(status, cursor)
     async with request.app.state.ctx.sessions() as session:
         rows = await journeys.list_invoices(session, tenant_id=tenant.id, status=status, customer_ref=customer,
-                                            before_seq=before, limit=limit + 1)
+                                            changed_since=since, before_seq=before, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
     return InvoicePage(items=[InvoiceItem(**_item(row)) for row in rows],
@@ -118,6 +124,7 @@ async def export_invoices(
     tenant: Tenant = Depends(authenticate),
     status: str | None = _STATUS_QUERY,
     customer: str | None = _CUSTOMER_QUERY,
+    since: AwareDatetime | None = _SINCE_QUERY,
 ) -> StreamingResponse:
     """Every invoice of the list's filters, newest first; cells that could run as formulas are neutralised."""
     _filters(status, None)
@@ -130,8 +137,8 @@ async def export_invoices(
         before = None
         while True:
             async with sessions() as session:
-                rows = await journeys.list_invoices(session, tenant_id=tenant.id, status=status,
-                                                    customer_ref=customer, before_seq=before, limit=EXPORT_BATCH)
+                rows = await journeys.list_invoices(session, tenant_id=tenant.id, status=status, customer_ref=customer,
+                                                    changed_since=since, before_seq=before, limit=EXPORT_BATCH)
             for row in rows:
                 item = _item(row)
                 writer.writerow([safe_cell(item[column]) for column in COLUMNS])

@@ -17,6 +17,7 @@ from parcours_runtime.uow import UnitOfWork
 from parcours_tracker.domain import incidents as rules
 from parcours_runtime.clock import Clock, SystemClock
 from parcours_tracker.domain.journal import ANOMALY, DISPATCHED, RECEIVED, REMINDED, Entry
+from parcours_tracker.domain.payments import number_key
 from parcours_tracker.domain.status import DELIVERY_INCIDENTS, PENDING, Projection, project
 from parcours_tracker.store import incidents
 from parcours_tracker.store.models import Invoice, JournalEntry
@@ -76,7 +77,7 @@ async def record(uow: UnitOfWork, tracking: Tracking, *, tenant_id: str, invoice
     # InvoiceReceived is authoritative for the summary; a dispatch or reminder's copy fills in until it arrives.
     if summary is not None and (invoice.summary is None or entry.kind == RECEIVED):
         changes.update(summary=summary.model_dump(mode="json"), number=summary.number,
-                       customer_ref=summary.customer_ref)
+                       number_key=number_key(summary.number), customer_ref=summary.customer_ref)
     elif customer_ref is not None and invoice.customer_ref is None:
         changes["customer_ref"] = customer_ref
     await session.execute(
@@ -150,10 +151,13 @@ async def find_invoice(session: AsyncSession, *, tenant_id: str, invoice_id: uui
 
 
 async def list_invoices(session: AsyncSession, *, tenant_id: str, status: str | None = None,
-                        customer_ref: str | None = None, before_seq: int | None = None,
-                        limit: int = 50) -> list[Invoice]:
-    """The tenant's invoices, newest first, from a keyset position."""
+                        customer_ref: str | None = None, changed_since: datetime | None = None,
+                        before_seq: int | None = None, limit: int = 50) -> list[Invoice]:
+    """The tenant's invoices, newest first, from a keyset position; `changed_since`: only those the
+    tracker learned something about at or after that instant."""
     query = select(Invoice).where(Invoice.tenant_id == tenant_id)
+    if changed_since is not None:
+        query = query.where(Invoice.updated_at >= changed_since)
     if status is not None:
         query = query.where(Invoice.status == status)
     if customer_ref is not None:

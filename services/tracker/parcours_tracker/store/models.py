@@ -40,6 +40,8 @@ class Invoice(Base):
         Index("invoices_by_tenant", "tenant_id", "seq"),
         Index("invoices_by_status", "tenant_id", "status", "seq"),
         Index("invoices_by_customer", "tenant_id", "customer_ref", "seq"),
+        Index("invoices_by_number_key", "tenant_id", "number_key"),
+        Index("invoices_by_update", "tenant_id", "updated_at"),
     )
 
     tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -47,6 +49,8 @@ class Invoice(Base):
     seq: Mapped[int] = mapped_column(BigInteger, Identity(), unique=True, comment="Keyset pagination order.")
     correlation_id: Mapped[str] = mapped_column(String(128))
     number: Mapped[str | None] = mapped_column(String(64))
+    number_key: Mapped[str | None] = mapped_column(
+        String(64), comment="The number in upper case without separators, as bank statements quote it.")
     customer_ref: Mapped[str | None] = mapped_column(String)
     summary: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     status: Mapped[str] = mapped_column(String(32))
