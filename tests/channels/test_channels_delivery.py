@@ -60,7 +60,7 @@ async def test_each_recipient_gets_one_tracked_email_and_the_dispatch_is_reporte
         assert parsed.get_content_type() == "multipart/alternative"
 
         text, html = parts(sink, message)
-        assert "1\u00a0234,50\u00a0EUR" in text and "1er décembre 2026" in text
+        assert "1\u202f234,50\u00a0€" in text and "1 décembre 2026" in text
         (link,) = set(LINK.findall(text))
         assert set(LINK.findall(html)) == {link}, "text and HTML carry the same link"
         claims = verify_link_token(LINK_SECRET, link)
@@ -125,10 +125,10 @@ async def test_a_curative_reminder_states_its_penalties(channels, sink, make_dis
     (message,) = sink.messages()
     text, html = parts(sink, message)
     nbsp = "\u00a0"
-    line = (f"Indemnité forfaitaire de recouvrement : 40,00{nbsp}EUR ; intérêts de retard : 12,50{nbsp}EUR "
+    line = (f"Indemnité forfaitaire de recouvrement : 40,00{nbsp}€ ; intérêts de retard : 12,50{nbsp}€ "
             f"(taux 12,15{nbsp}%)")
     assert line in text
-    assert f"<strong>40,00{nbsp}EUR</strong>" in html and f"(taux 12,15{nbsp}%)" in html
+    assert f"<strong>40,00{nbsp}€</strong>" in html and f"(taux 12,15{nbsp}%)" in html
 
 
 async def test_a_permanent_refusal_fails_the_dispatch_with_its_fallbacks(channels, sink, make_dispatch):

@@ -16,7 +16,7 @@ from parcours_channels.adapters.mail.compose import Attachment, compose_message,
 from parcours_channels.adapters.mail.render import render_email
 from parcours_channels.adapters.registry import load_adapters
 from parcours_channels.config import Settings
-from parcours_channels.domain.wording import format_amount, format_date, message_id_for, reminder_tone
+from parcours_channels.domain.wording import format_amount, format_date, format_rate, message_id_for, reminder_tone
 from parcours_contracts import InvoiceSummary, Penalties, Recipient, ReminderInfo
 
 LINK = "https://track.example/l/abc.def"
@@ -34,7 +34,7 @@ def test_english_invoice_and_final_reminder_render_in_english():
                             recipient_name="Ann Lee", language="en")
     assert rendered.subject == "Invoice INV-7 from Northwind Ltd"
     assert rendered.text.startswith("Dear Ann Lee,")
-    assert "for 12,000.01\u00a0USD, payable by 31 March 2026." in rendered.text
+    assert "for US$12,000.01, payable by 31 March 2026." in rendered.text
     assert LINK in rendered.text and f'href="{LINK}"' in rendered.html
     assert '<html lang="en">' in rendered.html and "View the invoice" in rendered.html
 
@@ -51,11 +51,11 @@ def test_penalties_are_stated_in_reminders_only_in_the_customer_language():
     step = ReminderInfo(strategy="default", step="curative_1", sequence=3)
     english = render_email(invoice=invoice(), purpose="reminder", reminder=step, link=LINK, language="en",
                            penalties=penalties)
-    line = "Fixed recovery indemnity: 40.00\u00a0USD; late-payment interest: 1,234.50\u00a0USD (rate 12.15%)"
+    line = "Fixed recovery indemnity: US$40.00; late-payment interest: US$1,234.50 (rate 12.15%)"
     assert line in english.text
-    assert "late-payment interest: <strong>1,234.50\u00a0USD</strong> (rate 12.15%)" in english.html
+    assert "late-payment interest: <strong>US$1,234.50</strong> (rate 12.15%)" in english.html
     french = render_email(invoice=invoice(), purpose="reminder", reminder=step, link=LINK, penalties=penalties)
-    assert ("intérêts de retard : 1\u00a0234,50\u00a0USD (taux 12,15\u00a0%)") in french.text
+    assert ("intérêts de retard : 1\u202f234,50\u00a0$US (taux 12,15\u00a0%)") in french.text
     plain = render_email(invoice=invoice(), purpose="invoice", reminder=None, link=LINK, penalties=penalties)
     assert "Indemnité" not in plain.text and "Indemnité" not in plain.html, "an invoice email states none"
 
@@ -65,7 +65,7 @@ def test_french_is_the_default_and_unknown_languages_fall_back_to_it():
         rendered = render_email(invoice=invoice(), purpose="invoice", reminder=None, link=LINK, language=language)
         assert rendered.language == "fr"
         assert rendered.subject == "Facture INV-7 de Northwind Ltd"
-        assert "12\u00a0000,01\u00a0USD" in rendered.text and "31 mars 2026" in rendered.text
+        assert "12\u202f000,01\u00a0$US" in rendered.text and "31 mars 2026" in rendered.text
 
 
 def test_a_hostile_seller_name_is_escaped_in_html_and_cannot_inject_headers():
@@ -82,11 +82,14 @@ def test_a_hostile_seller_name_is_escaped_in_html_and_cannot_inject_headers():
     assert not any(line.startswith(b"Bcc:") for line in headers.split(b"\r\n"))
 
 
-def test_amounts_and_dates_read_naturally():
-    assert format_amount(Decimal("1234.5"), "EUR", "fr") == "1\u00a0234,50\u00a0EUR"
-    assert format_amount(Decimal("-0.125"), "EUR", "en") == "-0.13\u00a0EUR"
-    assert format_amount(Decimal("1000000"), "GBP", "en") == "1,000,000.00\u00a0GBP"
-    assert format_date(date(2026, 12, 1), "fr") == "1er décembre 2026"
+def test_amounts_and_dates_read_naturally_in_the_customer_locale():
+    # CLDR (Babel): French groups with a narrow no-break space and puts the symbol after a no-break space.
+    assert format_amount(Decimal("1234.5"), "EUR", "fr") == "1\u202f234,50\u00a0€"
+    assert format_amount(Decimal("-0.125"), "EUR", "en") == "-€0.13", "half up, to the cent"
+    assert format_amount(Decimal("1000000"), "GBP", "en") == "£1,000,000.00"
+    assert format_amount(Decimal("1234.5"), "JPY", "fr") == "1\u202f235\u00a0JPY", "the currency's own minor unit"
+    assert format_rate(Decimal("12.15"), "fr") == "12,15\u00a0%" and format_rate(Decimal("8"), "en") == "8.00%"
+    assert format_date(date(2026, 12, 1), "fr") == "1 décembre 2026"
     assert format_date(date(2026, 8, 15), "fr") == "15 août 2026"
     assert format_date(date(2026, 8, 15), "en") == "15 August 2026"
 
@@ -140,8 +143,10 @@ def test_the_dev_secrets_are_refused_in_production():
         Settings(environment="production")
     with pytest.raises(ValidationError, match="bounce_secret"):
         Settings(environment="production", link_secret="s3cr3t-from-the-vault")
+    with pytest.raises(ValidationError, match="key_encryption_secret"):
+        Settings(environment="production", link_secret="s3cr3t-from-the-vault", bounce_secret="an0ther-from-the-vault")
     assert Settings(environment="production", link_secret="s3cr3t-from-the-vault",
-                    bounce_secret="an0ther-from-the-vault").is_production
+                    bounce_secret="an0ther-from-the-vault", key_encryption_secret="a-th1rd-one").is_production
     with pytest.raises(ValidationError, match="go together"):
         Settings(smtp_username="mailer")
     with pytest.raises(ValidationError, match="mail_from"):

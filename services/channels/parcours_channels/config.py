@@ -9,6 +9,7 @@ from parcours_runtime.settings import ServiceSettings
 
 DEV_LINK_SECRET = "dev-link-secret"
 DEV_BOUNCE_SECRET = "dev-bounce-secret"
+DEV_KEY_ENCRYPTION_SECRET = "dev-key-encryption-secret"
 
 
 class Settings(ServiceSettings):
@@ -51,10 +52,26 @@ class Settings(ServiceSettings):
     bounce_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024,
                                   description="Largest bounce accepted (they may carry the original message).")
 
+    # Tenant sender domains: DKIM private keys are sealed at rest with this secret.
+    key_encryption_secret: SecretStr = SecretStr(DEV_KEY_ENCRYPTION_SECRET)
+    key_encryption_previous_secrets: list[SecretStr] = Field(
+        default_factory=list, description="Still open keys sealed before a rotation of key_encryption_secret.")
+    spf_expected: list[str] = Field(
+        default=["include:spf.parcours.localhost"], min_length=1,
+        description="SPF mechanisms naming our sending hosts; a sender domain's SPF record must reach one.")
+    dns_nameservers: list[str] = Field(default_factory=list,
+                                       description="Resolvers for the sender-domain check (empty: the system's).")
+    dns_port: int = Field(default=53, ge=1, le=65535)
+    dns_timeout: float = Field(default=5, gt=0, description="Seconds for one sender-domain DNS lookup.")
+    tenant_mail_ttl_seconds: float = Field(
+        default=30, ge=0, description="How long a tenant's sender domain, branding and templates are cached.")
+
     @model_validator(mode="after")
     def _check_mail_settings(self):
         self.refuse_dev_secret("link_secret", self.link_secret.get_secret_value(), DEV_LINK_SECRET)
         self.refuse_dev_secret("bounce_secret", self.bounce_secret.get_secret_value(), DEV_BOUNCE_SECRET)
+        self.refuse_dev_secret("key_encryption_secret", self.key_encryption_secret.get_secret_value(),
+                               DEV_KEY_ENCRYPTION_SECRET)
         if "@" not in parseaddr(self.mail_from)[1]:
             raise ValueError("mail_from must hold an address, e.g. 'Parcours <invoices@example.com>'")
         if (self.smtp_username is None) != (self.smtp_password is None):
@@ -64,3 +81,7 @@ class Settings(ServiceSettings):
     def bounce_secrets(self) -> list[str]:
         """Secrets a return path may be signed with, the current one first."""
         return [secret.get_secret_value() for secret in (self.bounce_secret, *self.bounce_previous_secrets)]
+
+    def key_encryption_secrets(self) -> list[str]:
+        """Secrets a sealed DKIM key may be sealed with, the current one first."""
+        return [s.get_secret_value() for s in (self.key_encryption_secret, *self.key_encryption_previous_secrets)]

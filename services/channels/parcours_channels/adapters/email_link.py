@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from parcours_channels.adapters.mail.compose import Attachment, invoice_message
+from parcours_channels.adapters.mail.profile import tenant_mail_cache
 from parcours_channels.adapters.mail.smtp import SMTP_POOL
 from parcours_channels.adapters.send_once import deliver_once
 from parcours_channels.domain.outcome import DeliveryResult
@@ -21,10 +22,12 @@ class EmailLinkAdapter:
         """Email each recipient not yet sent; Message-IDs and return paths are stable per (dispatch, recipient)."""
         settings = ctx.settings
         attachment = await self.attachment_for(request, ctx)
+        tenant = await tenant_mail_cache(ctx).get(request.tenant_id)
+        id_domain = tenant.sender.domain if tenant.sender else settings.message_id_domain
 
         async def send_one(recipient: Recipient, message_id: str, record: Callable[[], Awaitable[None]]) -> None:
             message = invoice_message(request, recipient, message_id=message_id, settings=settings,
-                                      attachment=attachment)
+                                      attachment=attachment, tenant=tenant)
             return_path = verp_address(settings.bounce_secret.get_secret_value(), domain=settings.bounce_domain,
                                        dispatch_id=request.dispatch_id, recipient=recipient.email)
             await ctx.extras[SMTP_POOL].send(message, tenant_id=request.tenant_id, envelope_sender=return_path,
@@ -32,7 +35,7 @@ class EmailLinkAdapter:
 
         return await deliver_once(
             request, ctx, send_one=send_one,
-            message_id_for=lambda email: message_id_for(request.dispatch_id, email, settings.message_id_domain),
+            message_id_for=lambda email: message_id_for(request.dispatch_id, email, id_domain),
         )
 
     async def attachment_for(self, request: DispatchRequested, ctx: ServiceContext) -> Attachment | None:

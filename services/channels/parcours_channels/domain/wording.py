@@ -1,5 +1,5 @@
-"""How an invoice reads in a message: amounts, dates, reminder tone, stable identifiers.
-Written by hand rather than with `locale`, which is process-global and rarely installed."""
+"""How an invoice reads in a message: amounts, dates and rates in the customer's locale
+(Babel, CLDR data), reminder tone, stable identifiers."""
 
 from __future__ import annotations
 
@@ -9,22 +9,19 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 from uuid import UUID
 
+from babel.dates import format_date as babel_date
+from babel.numbers import format_currency, format_decimal, get_currency_precision
+
 from parcours_contracts import ReminderInfo
 
 Language = Literal["fr", "en"]
 Tone = Literal["gentle", "firm", "final"]
 
 SUPPORTED_LANGUAGES: tuple[Language, ...] = ("fr", "en")
-# DispatchRequested carries no language yet: every message goes out in French until it does.
+# A dispatch without the customer's language goes out in French.
 DEFAULT_LANGUAGE: Language = "fr"
-
-_MONTHS = {
-    "fr": ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
-           "novembre", "décembre"),
-    "en": ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-           "November", "December"),
-}
-_NBSP = "\u00a0"
+# The locale each language is written in: French invoices are French, English ones British-style dates.
+LOCALES: dict[Language, str] = {"fr": "fr_FR", "en": "en_GB"}
 _FINAL_STEP_WORDS = ("final", "last", "formal", "demeure")
 
 
@@ -34,25 +31,22 @@ def language_or_default(language: str | None) -> Language:
 
 
 def format_amount(amount: Decimal, currency: str, language: Language) -> str:
-    """`1 234,50 EUR` in French, `1,234.50 EUR` in English (no-break spaces keep it on one line)."""
-    grouped = f"{amount.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):,.2f}"
-    if language == "fr":
-        grouped = grouped.replace(",", _NBSP).replace(".", ",")
-    return f"{grouped}{_NBSP}{currency}"
+    """`1 234,50 €` in French, `€1,234.50` in English; half-up to the currency's minor unit."""
+    digits = get_currency_precision(currency)
+    rounded = amount.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
+    return format_currency(rounded, currency, locale=LOCALES[language])
 
 
 def format_rate(rate: Decimal, language: Language) -> str:
-    """`12,15 %` in French, `12.15%` in English."""
-    figure = f"{rate.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):.2f}"
-    return f"{figure.replace('.', ',')}{_NBSP}%" if language == "fr" else f"{figure}%"
+    """`12,15 %` in French, `12.15%` in English (the rate is in percent)."""
+    figure = format_decimal(rate.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP), format="#,##0.00",
+                            locale=LOCALES[language])
+    return f"{figure}\u00a0%" if language == "fr" else f"{figure}%"
 
 
 def format_date(day: date, language: Language) -> str:
-    """`1er décembre 2026` in French, `1 December 2026` in English."""
-    month = _MONTHS[language][day.month - 1]
-    if language == "fr":
-        return f"{'1er' if day.day == 1 else day.day} {month} {day.year}"
-    return f"{day.day} {month} {day.year}"
+    """`1 décembre 2026` in French, `1 December 2026` in English."""
+    return babel_date(day, format="long", locale=LOCALES[language])
 
 
 def reminder_tone(reminder: ReminderInfo | None) -> Tone:

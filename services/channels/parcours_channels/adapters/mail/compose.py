@@ -1,5 +1,6 @@
-"""The MIME message of one invoice email: multipart/alternative text + HTML, with the PDF
-attached when there is one; headers as RFC 5322 wants them."""
+"""The MIME message of one invoice email: multipart/alternative text + HTML (with the tenant's
+logo as a related part when it travels inline), the PDF attached when there is one; headers as
+RFC 5322 wants them; From the tenant's sender domain and DKIM-signed with its key when it has one."""
 
 from __future__ import annotations
 
@@ -9,12 +10,17 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import EmailPolicy
 from email.utils import format_datetime
+from typing import TYPE_CHECKING
 
-from parcours_channels.adapters.mail.render import RenderedEmail, render_email
+from parcours_channels.adapters.mail.render import LOGO_CID, RenderedEmail, render_email
 from parcours_channels.config import Settings
+from parcours_channels.domain.dkim import DkimKey, signature_header
 from parcours_channels.domain.wording import DEFAULT_LANGUAGE, one_line
 from parcours_contracts import DispatchRequested, Recipient
 from parcours_runtime.links import issue_link_token
+
+if TYPE_CHECKING:
+    from parcours_channels.adapters.mail.profile import InlineImage, TenantMail
 
 
 @dataclass(frozen=True)
@@ -25,17 +31,21 @@ class Attachment:
     subtype: str = "pdf"
 
 
+_VERBATIM = ("message-id", "dkim-signature")
+
+
 class _WirePolicy(EmailPolicy):
     """SMTP line endings; the Message-ID is never folded: folding is legal, but parsers then
-    keep the leading space, and the Message-ID is what bounces and replies are matched on."""
+    keep the leading space, and the Message-ID is what bounces and replies are matched on. The
+    DKIM-Signature goes out exactly as it was folded when it was computed."""
 
     def fold(self, name: str, value: str) -> str:
-        if name.lower() == "message-id":
+        if name.lower() in _VERBATIM:
             return f"{name}: {str(value).strip()}{self.linesep}"
         return super().fold(name, value)
 
     def fold_binary(self, name: str, value: str) -> bytes:
-        if name.lower() == "message-id":
+        if name.lower() in _VERBATIM:
             return self.fold(name, value).encode("ascii")
         return super().fold_binary(name, value)
 
@@ -57,8 +67,9 @@ def tracked_link(request: DispatchRequested, recipient: Recipient, settings: Set
     return f"{settings.tracker_public_url.rstrip('/')}/l/{token}"
 
 
-def compose_message(*, rendered: RenderedEmail, sender: str, recipient: Recipient, message_id: str,
-                    attachment: Attachment | None = None, sent_at: datetime | None = None) -> EmailMessage:
+def compose_message(*, rendered: RenderedEmail, sender: str | Address, recipient: Recipient, message_id: str,
+                    attachment: Attachment | None = None, sent_at: datetime | None = None,
+                    logo: InlineImage | None = None) -> EmailMessage:
     """A ready-to-send message from rendered content."""
     message = EmailMessage()
     message["From"] = sender
@@ -70,17 +81,37 @@ def compose_message(*, rendered: RenderedEmail, sender: str, recipient: Recipien
     # Quoted-printable keeps the message 7-bit: no reliance on the relay's 8BITMIME.
     message.set_content(rendered.text, cte="quoted-printable")
     message.add_alternative(rendered.html, subtype="html", cte="quoted-printable")
+    if logo is not None:  # the HTML part becomes multipart/related around it
+        maintype, _, subtype = logo.media_type.partition("/")
+        message.get_body(("html",)).add_related(logo.data, maintype=maintype, subtype=subtype, cid=f"<{LOGO_CID}>",
+                                                disposition="inline")
     if attachment is not None:  # turns the message into multipart/mixed around the alternative
         message.add_attachment(attachment.content, maintype=attachment.maintype, subtype=attachment.subtype,
                                filename=attachment.filename)
     return message
 
 
+def sign_message(message: EmailMessage, key: DkimKey) -> EmailMessage:
+    """Add the DKIM-Signature of `message` as it goes on the wire (nothing may change it afterwards)."""
+    message.set_raw("DKIM-Signature", signature_header(to_wire(message), key))
+    return message
+
+
 def invoice_message(request: DispatchRequested, recipient: Recipient, *, message_id: str, settings: Settings,
-                    attachment: Attachment | None = None) -> EmailMessage:
-    """The message one recipient of a dispatch gets: rendered in the customer's language, linked, addressed."""
+                    attachment: Attachment | None = None, tenant: TenantMail | None = None) -> EmailMessage:
+    """The message one recipient of a dispatch gets: rendered in the customer's language with the
+    tenant's branding and templates, linked, addressed, signed for the tenant's domain."""
+    brand = tenant.brand if tenant else None
     rendered = render_email(invoice=request.invoice, purpose=request.purpose, reminder=request.reminder,
                             link=tracked_link(request, recipient, settings), recipient_name=recipient.name,
-                            language=request.language or DEFAULT_LANGUAGE, penalties=request.penalties)
-    return compose_message(rendered=rendered, sender=settings.mail_from, recipient=recipient, message_id=message_id,
-                           attachment=attachment)
+                            language=request.language or DEFAULT_LANGUAGE, penalties=request.penalties,
+                            brand=brand, overrides=tenant.overrides if tenant else ())
+    sender: str | Address = settings.mail_from
+    if tenant is not None and tenant.sender is not None:
+        display = tenant.sender.name or (brand.name if brand and brand.name else request.invoice.seller_name)
+        sender = Address(display_name=one_line(display), addr_spec=tenant.sender.address)
+    message = compose_message(rendered=rendered, sender=sender, recipient=recipient, message_id=message_id,
+                              attachment=attachment, logo=tenant.logo if tenant else None)
+    if tenant is not None and tenant.sender is not None:
+        sign_message(message, tenant.sender.dkim)
+    return message

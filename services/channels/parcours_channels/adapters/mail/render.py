@@ -1,13 +1,15 @@
-"""Invoice and reminder emails rendered from the package's Jinja2 templates, one folder per
-language. HTML templates autoescape: seller and buyer names come from the tenant's ERP."""
+"""Invoice and reminder emails rendered from Jinja2 templates, one folder per language: the
+package's own, or a tenant's override of any of them. Every template runs sandboxed (a tenant's
+is untrusted code) and HTML autoescapes: seller and buyer names come from the tenant's ERP."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
+from functools import lru_cache
 from typing import Literal
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import ChoiceLoader, DictLoader, PackageLoader, StrictUndefined, select_autoescape
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from parcours_channels.domain.wording import (
     format_amount,
@@ -19,6 +21,15 @@ from parcours_channels.domain.wording import (
 )
 from parcours_contracts import InvoiceSummary, Penalties, ReminderInfo
 
+# What a tenant may override, per language, and the package template each part replaces.
+TEMPLATE_PARTS = {"subject": "subject.txt.j2", "body_text": "body.txt.j2", "body_html": "body.html.j2"}
+DEFAULT_COLOR = "#1f6feb"
+DEFAULT_TEXT_COLOR = "#1f2933"
+LOGO_CID = "logo@parcours"
+
+# (template name, source) pairs of a tenant's overrides, sorted: hashable, so environments are cached by them
+Overrides = tuple[tuple[str, str], ...]
+
 
 @dataclass(frozen=True)
 class RenderedEmail:
@@ -28,10 +39,25 @@ class RenderedEmail:
     language: str
 
 
-@cache
-def _environment() -> Environment:
-    return Environment(
-        loader=PackageLoader("parcours_channels.adapters.mail", "templates"),
+@dataclass(frozen=True)
+class Brand:
+    """How a tenant's messages look; every field optional (the seller's name and our colours)."""
+    name: str | None = None
+    logo_src: str | None = None  # an https URL, or f"cid:{LOGO_CID}" when the logo travels inline
+    primary_color: str | None = None  # "#rrggbb", validated before it is stored
+    text_color: str | None = None
+    signature: str | None = None
+
+
+def template_name(language: str, part: str) -> str:
+    return f"{language}/{TEMPLATE_PARTS[part]}"
+
+
+@lru_cache(maxsize=256)
+def _environment(overrides: Overrides = ()) -> ImmutableSandboxedEnvironment:
+    package = PackageLoader("parcours_channels.adapters.mail", "templates")
+    return ImmutableSandboxedEnvironment(
+        loader=ChoiceLoader([DictLoader(dict(overrides)), package]) if overrides else package,
         autoescape=select_autoescape(enabled_extensions=("html.j2",), disabled_extensions=("txt.j2",),
                                      default_for_string=True, default=True),
         undefined=StrictUndefined,
@@ -43,15 +69,18 @@ def _environment() -> Environment:
 
 def render_email(*, invoice: InvoiceSummary, purpose: Literal["invoice", "reminder"], reminder: ReminderInfo | None,
                  link: str, recipient_name: str | None = None, language: str | None = None,
-                 penalties: Penalties | None = None) -> RenderedEmail:
+                 penalties: Penalties | None = None, brand: Brand | None = None,
+                 overrides: Overrides = ()) -> RenderedEmail:
     """Subject, plain text and HTML of the message telling a recipient about an invoice (or reminding them)."""
     lang = language_or_default(language)
+    brand = brand or Brand()
+    seller = one_line(invoice.seller_name)
     values = {
         "purpose": purpose,
         "tone": reminder_tone(reminder) if purpose == "reminder" else None,
         "reminder": reminder,
         "number": invoice.number,
-        "seller": one_line(invoice.seller_name),
+        "seller": seller,
         "buyer": one_line(invoice.buyer_name),
         "amount": format_amount(invoice.total_incl_tax, invoice.currency, lang),
         "issue_date": format_date(invoice.issue_date, lang),
@@ -65,11 +94,19 @@ def render_email(*, invoice: InvoiceSummary, purpose: Literal["invoice", "remind
             "rate": format_rate(penalties.rate, lang),
         } if penalties is not None and purpose == "reminder" else None,
         "language": lang,
+        "brand": {
+            "name": one_line(brand.name) if brand.name else seller,
+            "logo_src": brand.logo_src,
+            "color": brand.primary_color or DEFAULT_COLOR,
+            "text_color": brand.text_color or DEFAULT_TEXT_COLOR,
+        },
+        "signature": [line.strip() for line in brand.signature.splitlines() if line.strip()]
+                     if brand.signature else [seller],
     }
-    env = _environment()
+    env = _environment(overrides)
     return RenderedEmail(
-        subject=one_line(env.get_template(f"{lang}/subject.txt.j2").render(values)),
-        text=env.get_template(f"{lang}/body.txt.j2").render(values),
-        html=env.get_template(f"{lang}/body.html.j2").render(values),
+        subject=one_line(env.get_template(template_name(lang, "subject")).render(values)),
+        text=env.get_template(template_name(lang, "body_text")).render(values),
+        html=env.get_template(template_name(lang, "body_html")).render(values),
         language=lang,
     )
