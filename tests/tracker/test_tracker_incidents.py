@@ -3,12 +3,15 @@ clock, resolved by a late signal or by hand; bounces and unroutable invoices; th
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from sqlalchemy import select, text
 
 from parcours_contracts import DeliveryBounced, IncidentOpened, IncidentResolved, topics
+from parcours_tracker.store.models import ReceiptTimer
 
 ADMIN = {"Authorization": "Bearer dev-admin-token"}
 
@@ -102,6 +105,33 @@ async def test_not_received_incidents_open_on_the_clock_and_resolve(tracker, cli
     assert len([e for e in published if e.invoice_id == by_email.invoice_id]) == 2
     journey = (await client.get(f"/v1/invoices/{by_edi.invoice_id}/journey", headers=auth(key))).json()
     assert [e["kind"] for e in journey["events"]][-3:] == ["acked", "incident_opened", "incident_resolved"]
+
+
+async def test_a_sweep_on_demand_fires_a_timer_that_a_transaction_holds(tracker, client, tenant_key, publish, flow,
+                                                                        eventually):
+    """A consumer's transaction touching an invoice locks its timer row for a moment (the upsert locks it even
+    when it changes nothing). The sweep run on demand waits for it instead of skipping it: what is due at its
+    instant fires in that run."""
+    key = await tenant_key(tracker)
+    now = datetime.now(timezone.utc)
+    held = flow(number="F-HELD")
+    await publish(held.received(0), held.dispatched(0).model_copy(update={"channel": "edi", "occurred_at": now}))
+    await eventually(lambda: _has_kind(client, key, held, "received"), what="the invoice known")
+    await eventually(lambda: _has_kind(client, key, held, "dispatched"), what="the invoice sent")
+    await travel(client, now + timedelta(hours=2))
+    async with tracker.ctx.engine.connect() as conn:
+        await conn.execute(select(ReceiptTimer).where(ReceiptTimer.invoice_id == held.invoice_id).with_for_update())
+        sweeping = asyncio.create_task(sweep(client))
+
+        async def sweep_waits() -> bool:
+            async with tracker.ctx.sessions() as session:
+                return (await session.execute(text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock'"))).scalar_one() > 0
+        await eventually(sweep_waits, what="the sweep waiting for the held timer", timeout=10)
+        await conn.rollback()
+    [opened] = await sweeping
+    assert opened["invoice_id"] == str(held.invoice_id)
 
 
 async def _has_kind(client, key, f, kind) -> bool:

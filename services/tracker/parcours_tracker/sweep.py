@@ -48,16 +48,20 @@ class ReceiptSweep(PeriodicJob):
     def tracking(self) -> Tracking:
         return self._ctx.extras["tracking"]
 
-    async def run_once(self) -> SweepResult:
-        """Fire every timer due now, one transaction per batch."""
+    async def run_once(self, *, skip_locked: bool = True) -> SweepResult:
+        """Fire every timer due now, one transaction per batch. The periodic pass skips timers another
+        transaction holds (a consumer re-projecting that invoice, another replica's sweep): the next pass
+        takes them. A pass run on demand (`skip_locked=False`) waits for them, so that everything due at
+        its instant is settled when it returns."""
         result = SweepResult(now=self.tracking.clock.now())
-        while not self.stopping and await self._fire_batch(result):
+        while not self.stopping and await self._fire_batch(result, skip_locked=skip_locked):
             pass
         return result
 
-    async def _fire_batch(self, result: SweepResult) -> int:
+    async def _fire_batch(self, result: SweepResult, *, skip_locked: bool) -> int:
         async with UnitOfWork(self._ctx.sessions) as uow:
-            due = await incidents.due_timers(uow.session, now=result.now, limit=self._ctx.settings.sweep_batch_size)
+            due = await incidents.due_timers(uow.session, now=result.now, limit=self._ctx.settings.sweep_batch_size,
+                                             skip_locked=skip_locked)
             for timer, invoice in due:
                 timer.fired_at = result.now
                 expectation = Expectation(channel=timer.channel, dispatch_id=timer.dispatch_id,

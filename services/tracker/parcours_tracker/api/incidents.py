@@ -115,4 +115,5 @@ clock_routes(admin_router)
 
 @admin_router.post("/sweep/run", response_model=SweepResult, summary="Run one receipt sweep now")
 async def run_sweep(request: Request) -> SweepResult:
-    return await request.app.state.ctx.extras["sweep"].run_once()
+    """Every timer due at the clock's instant fires, including those a transaction holds for a moment (waited for)."""
+    return await request.app.state.ctx.extras["sweep"].run_once(skip_locked=False)

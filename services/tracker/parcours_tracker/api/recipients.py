@@ -22,7 +22,7 @@ from parcours_tracker.domain import journal
 from parcours_tracker.domain.actions import action_error
 from parcours_tracker.domain.payments import PaymentRefused, PaymentReport
 from parcours_tracker.domain.status import Projection
-from parcours_tracker.store import journeys, payments
+from parcours_tracker.store import payments
 from parcours_tracker.store.actions import anomaly_of, record_action
 from parcours_tracker.store.models import Invoice
 

@@ -104,14 +104,17 @@ async def set_timer(session: AsyncSession, *, tenant_id: str, invoice_id: uuid.U
     ))
 
 
-async def due_timers(session: AsyncSession, *, now: datetime, limit: int) -> list[tuple[ReceiptTimer, Invoice]]:
-    """Unfired timers past their deadline, locked (replicas skip each other's), oldest first."""
+async def due_timers(session: AsyncSession, *, now: datetime, limit: int,
+                     skip_locked: bool = True) -> list[tuple[ReceiptTimer, Invoice]]:
+    """Unfired timers past their deadline, locked, oldest first. With `skip_locked`, rows another transaction
+    holds are left for a later pass (replicas share the work); without, they are waited for, and a row that
+    transaction fired or settled is not returned."""
     rows = (await session.execute(
         select(ReceiptTimer, Invoice)
         .join(Invoice, (Invoice.tenant_id == ReceiptTimer.tenant_id) & (Invoice.invoice_id == ReceiptTimer.invoice_id))
         .where(ReceiptTimer.fired_at.is_(None), ReceiptTimer.expect_by <= now)
         .order_by(ReceiptTimer.expect_by).limit(limit)
-        .with_for_update(of=ReceiptTimer, skip_locked=True)
+        .with_for_update(of=ReceiptTimer, skip_locked=skip_locked)
     )).all()
     return [(row[0], row[1]) for row in rows]
 
