@@ -24,7 +24,7 @@ import psutil
 if __package__ in (None, ""):  # `python bench/run.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import e2e, report  # noqa: E402
+from bench import dunning_scan, e2e, report  # noqa: E402
 from bench.infra import Infra, pg_fast  # noqa: E402
 from bench.monitor import ProcessMonitor  # noqa: E402
 from bench.profile import Profiler  # noqa: E402
@@ -224,6 +224,9 @@ async def main_async(args) -> dict:
             monitor.watch(role, pid, tree=role == "postgres")
         monitor.watch("driver", os.getpid())
         monitor.start()
+        if args.dunning_invoices:  # dunning's scheduler on 1 M open invoices vs a plain indexed scan (goal ≤ 10×)
+            result["dunning_scan"] = await dunning_scan.measure(infra.database("bench_dunning_scan"),
+                                                                invoices=args.dunning_invoices, say=say)
         if not args.skip_bare:
             say(f"bare pipeline: {args.invoices} invoices, 3 hops, SMTP pooled ×{settings['smtp_concurrency']}")
             result["bare"] = await run_bare(infra, monitor, args, settings, role="bare", extra=[])
@@ -311,6 +314,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--bare-variants", action="store_true",
                         help="also the bare pipeline with the fan-out consumers, and with one SMTP connection per message")
     parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--dunning-invoices", type=int, default=None,
+                        help="open invoices in the dunning scan benchmark (default 50 × --invoices, at most "
+                             "1 000 000: 1 M by default; 0: skip it)")
     parser.add_argument("--latency-seconds", type=float, default=40, help="length of the paced run (default 40)")
     parser.add_argument("--stall-seconds", type=float, default=60, help="give up when nothing moved for this long")
     parser.add_argument("--service-env", action="append", default=[], metavar="PARCOURS_<SVC>_<SETTING>=VALUE",
@@ -321,6 +327,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.full:
         args.invoices = 100_000
+    if args.dunning_invoices is None:
+        args.dunning_invoices = min(50 * args.invoices, 1_000_000)
     for kv in args.service_env:
         if "=" not in kv or not kv.startswith("PARCOURS_"):
             parser.error(f"--service-env wants PARCOURS_<SERVICE>_<SETTING>=VALUE, got {kv!r}")
