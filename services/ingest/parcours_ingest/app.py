@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from parcours_runtime.service import ServiceContext, ServiceDefinition
-from parcours_ingest import handlers
+from parcours_ingest import batch_worker, handlers
 from parcours_ingest.api import router
 from parcours_ingest.domain import schematron
 from parcours_ingest.domain.documents import schemas
@@ -54,4 +54,4 @@ async def compile_schemas(ctx: ServiceContext) -> None:
 
 def definition() -> ServiceDefinition:
     return ServiceDefinition(name="ingest", metadata=metadata, create_app=create_app, handlers=handlers.build,
-                             on_start=compile_schemas)
+                             background=batch_worker.background, on_start=compile_schemas)

@@ -31,6 +31,15 @@ class Settings(ServiceSettings):
     max_pdf_pages: int = Field(default=1000, ge=1, description="Most pages accepted in one invoice PDF.")
     max_pdf_stream_bytes: int = Field(default=50 * 1024 * 1024, ge=1024,
                                       description="Largest decompressed PDF stream (decompression-bomb guard).")
+    # batches (/v1/batches): each file at most max_body_bytes, the whole upload at most max_batch_bytes
+    max_batch_bytes: int = Field(default=200 * 1024 * 1024, ge=1024, description="Largest accepted batch upload.")
+    max_batch_items: int = Field(default=50_000, ge=1, description="Most invoices (or spreadsheet rows) in one batch.")
+    max_batch_pdf_pages: int = Field(default=10_000, ge=1, description="Most pages of a PDF to split.")
+    batch_chunk_size: int = Field(default=250, ge=1, le=5000, description="Invoices stored per transaction.")
+    batch_lease_seconds: float = Field(default=60.0, gt=0, description=(
+        "How long a claimed batch stays with its worker without progress before another one resumes it."))
+    batch_poll_seconds: float = Field(default=1.0, gt=0, description="How often workers look for batches to process.")
+    batch_max_attempts: int = Field(default=3, ge=1, description="Claims of a batch that fails before it is failed.")
 
     @model_validator(mode="after")
     def _refuse_dev_admin_token(self):

@@ -4,7 +4,10 @@ that no amount ever passes through a float."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from decimal import Decimal
+from email import policy
+from email.parser import BytesParser
 from typing import Any
 
 from fastapi import Request
@@ -52,3 +55,27 @@ def parse_json(raw: bytes) -> Any:
         raise Problem(400, f"The body is not valid JSON: {exc}", slug="malformed-json") from None
     except RecursionError:
         raise Problem(400, "The body is nested too deeply.", slug="malformed-json") from None
+
+
+@dataclass(frozen=True)
+class FormPart:
+    name: str | None
+    filename: str | None
+    media_type: str
+    content: bytes
+
+
+def form_parts(raw: bytes, content_type: str) -> list[FormPart]:
+    """The parts of a multipart/form-data body, in order (the stdlib MIME parser: the body is already bounded)."""
+    message = BytesParser(policy=policy.HTTP).parsebytes(b"Content-Type: " + content_type.encode("latin-1") +
+                                                        b"\r\n\r\n" + raw)
+    if not message.is_multipart():
+        raise Problem(400, "The multipart body cannot be read (boundary missing or wrong).", slug="malformed-multipart")
+    parts = []
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        filename = part.get_filename()
+        parts.append(FormPart(name=name if isinstance(name, str) else None,
+                              filename=filename if isinstance(filename, str) else None,
+                              media_type=part.get_content_type(), content=part.get_payload(decode=True) or b""))
+    return parts

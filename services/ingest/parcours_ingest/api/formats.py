@@ -7,8 +7,6 @@ import asyncio
 import hashlib
 from dataclasses import dataclass, replace
 from datetime import date
-from email import policy
-from email.parser import BytesParser
 from typing import Any
 
 from fastapi import Request
@@ -16,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from parcours_runtime.problems import Problem, field_error
-from parcours_ingest.api.body import is_json_media_type, media_type_of, parse_json, read_body
+from parcours_ingest.api.body import form_parts, is_json_media_type, media_type_of, parse_json, read_body
 from parcours_ingest.config import Settings
 from parcours_ingest.domain.arithmetic import check_arithmetic
 from parcours_ingest.domain.documents import DocumentError, Issue
@@ -63,8 +61,12 @@ async def read_submission(request: Request, *, settings: Settings) -> Submission
             return await asyncio.to_thread(_from_facturx, raw, settings=settings)
         return await _from_multipart(raw, request.headers.get("content-type", ""), settings=settings)
     except DocumentError as exc:
-        raise Problem(exc.status, exc.detail, slug=exc.slug,
-                      errors=[_error_entry(issue) for issue in exc.issues] or None) from None
+        raise document_problem(exc) from None
+
+
+def document_problem(exc: DocumentError) -> Problem:
+    """A refused document as the problem the API answers."""
+    return Problem(exc.status, exc.detail, slug=exc.slug, errors=[_error_entry(issue) for issue in exc.issues] or None)
 
 
 def pdf_limits(settings: Settings) -> PdfLimits:
@@ -204,14 +206,9 @@ async def _from_multipart(raw: bytes, content_type: str, *, settings: Settings) 
 
 
 def _form_parts(raw: bytes, content_type: str) -> dict[str, bytes]:
-    """The named parts of a multipart/form-data body (the stdlib MIME parser: the body is already bounded)."""
-    message = BytesParser(policy=policy.HTTP).parsebytes(b"Content-Type: " + content_type.encode("latin-1") +
-                                                        b"\r\n\r\n" + raw)
-    if not message.is_multipart():
-        raise Problem(400, "The multipart body cannot be read (boundary missing or wrong).", slug="malformed-multipart")
+    """The parts `invoice` and `pdf` of a multipart/form-data body (the first of each)."""
     parts: dict[str, bytes] = {}
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        if isinstance(name, str) and name in ("invoice", "pdf") and name not in parts:
-            parts[name] = part.get_payload(decode=True) or b""
+    for part in form_parts(raw, content_type):
+        if part.name in ("invoice", "pdf") and part.name not in parts:
+            parts[part.name] = part.content
     return parts

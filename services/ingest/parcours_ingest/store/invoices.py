@@ -25,22 +25,41 @@ class SourceDocument:
 async def add_invoice(session: AsyncSession, *, tenant_id: str, invoice_id: uuid.UUID, invoice: Invoice,
                       correlation_id: str, pdf: bytes | None = None, source: SourceDocument | None = None) -> InvoiceRow:
     """Insert the invoice (its PDF, its source document); raises IntegrityError if the tenant already has its number."""
-    pdf = pdf if pdf is not None else invoice.pdf_bytes()
-    row = InvoiceRow(id=invoice_id, tenant_id=tenant_id, number=invoice.number, issue_date=invoice.issue_date,
-                     due_date=invoice.due_date, currency=invoice.currency, customer_ref=invoice.buyer.customer_ref,
-                     total_incl_tax=invoice.totals.total_incl_tax, document=invoice.document(),
-                     has_pdf=pdf is not None, correlation_id=correlation_id,
-                     source_format=source.format if source is not None else "json")
+    row, *attached = invoice_rows(tenant_id=tenant_id, invoice_id=invoice_id, invoice=invoice,
+                                  correlation_id=correlation_id, pdf=pdf, source=source)
     session.add(row)
     await session.flush()  # the unique (tenant, number) check happens here, before anything else is staged
-    if pdf is not None:
-        session.add(InvoicePdfRow(invoice_id=invoice_id, tenant_id=tenant_id, content=pdf))
-    if source is not None:
-        session.add(InvoiceSourceRow(invoice_id=invoice_id, tenant_id=tenant_id, media_type=source.media_type,
-                                     sha256=hashlib.sha256(source.content).hexdigest(), content=source.content))
+    session.add_all(attached)
     await session.flush()
     await session.refresh(row, ["received_at"])
     return row
+
+
+def invoice_rows(*, tenant_id: str, invoice_id: uuid.UUID, invoice: Invoice, correlation_id: str,
+                 pdf: bytes | None = None, source: SourceDocument | None = None) -> list:
+    """The rows of one invoice: its InvoiceRow first, then its PDF and source document rows if any
+    (batches add many invoices' rows and flush once)."""
+    pdf = pdf if pdf is not None else invoice.pdf_bytes()
+    rows: list = [InvoiceRow(id=invoice_id, tenant_id=tenant_id, number=invoice.number, issue_date=invoice.issue_date,
+                             due_date=invoice.due_date, currency=invoice.currency,
+                             customer_ref=invoice.buyer.customer_ref, total_incl_tax=invoice.totals.total_incl_tax,
+                             document=invoice.document(), has_pdf=pdf is not None, correlation_id=correlation_id,
+                             source_format=source.format if source is not None else "json")]
+    if pdf is not None:
+        rows.append(InvoicePdfRow(invoice_id=invoice_id, tenant_id=tenant_id, content=pdf))
+    if source is not None:
+        rows.append(InvoiceSourceRow(invoice_id=invoice_id, tenant_id=tenant_id, media_type=source.media_type,
+                                     sha256=hashlib.sha256(source.content).hexdigest(), content=source.content))
+    return rows
+
+
+async def numbers_taken(session: AsyncSession, *, tenant_id: str, numbers: list[str]) -> dict[str, uuid.UUID]:
+    """Which of these invoice numbers the tenant already has, with their invoices' ids."""
+    if not numbers:
+        return {}
+    found = await session.execute(
+        select(InvoiceRow.number, InvoiceRow.id).where(InvoiceRow.tenant_id == tenant_id, InvoiceRow.number.in_(numbers)))
+    return {number: invoice_id for number, invoice_id in found}
 
 
 async def get_invoice(session: AsyncSession, *, tenant_id: str, invoice_id: uuid.UUID) -> InvoiceRow | None:

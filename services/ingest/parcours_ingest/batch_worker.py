@@ -1,0 +1,172 @@
+"""The batch worker: a background job in every ingest process that claims pending batches (SKIP
+LOCKED, under a lease: replicas share them, and a crashed worker's batch is resumed once its lease
+runs out), reads their items, checks each one exactly as `POST /v1/invoices` does, and stores a
+chunk of invoices, their `invoice.received` events (outbox) and the items' outcomes in one
+transaction that also moves the batch's cursor. Nothing is lost and nothing is stored twice."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from parcours_contracts import InvoiceReceived
+from parcours_runtime.periodic import PeriodicJob
+from parcours_runtime.problems import Problem
+from parcours_runtime.service import ServiceContext
+from parcours_runtime.uow import UnitOfWork
+from parcours_ingest.api.batch_reading import Outcome, check_items, read_items
+from parcours_ingest.api.formats import document_problem
+from parcours_ingest.api.invoices import summarise
+from parcours_ingest.config import Settings
+from parcours_ingest.domain.batch_items import located
+from parcours_ingest.domain.csv_mapping import MappingProfile, TableError
+from parcours_ingest.domain.documents import DocumentError
+from parcours_ingest.store import batches as store
+from parcours_ingest.store.batch_models import BatchItemRow, BatchRow
+from parcours_ingest.store.invoices import invoice_rows, numbers_taken
+
+log = logging.getLogger(__name__)
+_STORE_ATTEMPTS = 5  # a chunk racing a single POST of the same number is retried; that number then shows as taken
+
+
+
+class BatchWorker(PeriodicJob):
+    """BackgroundJob: a pass every `batch_poll_seconds`, or at once when woken (a batch was just received here)."""
+
+    def __init__(self, ctx: ServiceContext):
+        super().__init__(ctx.settings.batch_poll_seconds)
+        self._ctx = ctx
+        self._settings: Settings = ctx.settings
+        self._lease = timedelta(seconds=ctx.settings.batch_lease_seconds)
+
+    async def run_once(self) -> int:
+        """Process every batch that can be claimed; how many were."""
+        processed = 0
+        while not self.stopping:
+            async with self._ctx.sessions.begin() as session:
+                batch = await store.claim_batch(session, lease=self._lease)
+            if batch is None:
+                return processed
+            await self._process(batch)
+            processed += 1
+        return processed
+
+    async def _process(self, batch: BatchRow) -> None:
+        try:
+            async with self._ctx.sessions() as session:
+                files = await store.batch_files(session, batch_id=batch.id)
+            items, profile = await asyncio.to_thread(read_items, batch, files, self._settings)
+        except (TableError, DocumentError, Problem) as exc:
+            await self._finish(batch, "failed", error=_refusal(exc))
+            return
+        except Exception:
+            log.exception("batch %s cannot be read (attempt %s)", batch.id, batch.attempts)
+            await self._give_up_or_release(batch)
+            return
+        size = self._settings.batch_chunk_size
+        try:
+            for start in range(batch.processed_items, len(items), size):
+                if self.stopping:
+                    return  # the lease runs out and the batch resumes from its cursor
+                chunk = items[start:start + size]
+                outcomes = await asyncio.to_thread(check_items, chunk, self._settings, profile)
+                if not await self._store(batch, outcomes, total=len(items), profile=profile):
+                    log.warning("batch %s was taken over by another worker; this one stops", batch.id)
+                    return
+        except Exception:
+            log.exception("batch %s failed at a chunk (attempt %s)", batch.id, batch.attempts)
+            await self._give_up_or_release(batch)
+            return
+        await self._finish(batch, "done", total=len(items))
+
+    async def _store(self, batch: BatchRow, outcomes: list[Outcome], *, total: int,
+                     profile: MappingProfile | None) -> bool:
+        for _ in range(_STORE_ATTEMPTS):
+            try:
+                async with UnitOfWork(self._ctx.sessions) as uow:
+                    taken = await numbers_taken(uow.session, tenant_id=batch.tenant_id, numbers=[
+                        o.submission.invoice.number for o in outcomes if o.submission is not None])
+                    invoices, attached, items, parts = [], [], [], []
+                    for outcome in outcomes:
+                        item_row = _item_row(batch, outcome, taken, profile)
+                        if item_row.status == "accepted":
+                            invoice = outcome.submission.invoice
+                            invoice_id = taken[invoice.number] = item_row.invoice_id
+                            head, *rest = invoice_rows(tenant_id=batch.tenant_id, invoice_id=invoice_id,
+                                                       invoice=invoice, pdf=outcome.submission.pdf,
+                                                       correlation_id=batch.correlation_id or str(invoice_id))
+                            invoices.append(head)
+                            attached += rest
+                            uow.publish(InvoiceReceived(tenant_id=batch.tenant_id, invoice_id=invoice_id,
+                                                        correlation_id=batch.correlation_id or str(invoice_id),
+                                                        invoice=summarise(invoice, has_pdf=head.has_pdf)))
+                        elif item_row.status == "unmatched":
+                            parts.append((f"part-{item_row.seq}", "application/pdf", outcome.item.pdf))
+                        items.append(item_row)
+                    uow.session.add_all(invoices)
+                    await uow.session.flush()  # the invoices before their PDFs (no ORM relationship orders them)
+                    uow.session.add_all(attached)
+                    if not await store.record_progress(uow.session, batch=batch, items=items, lease=self._lease,
+                                                       total_items=total):
+                        return False
+                    store.add_files(uow.session, batch=batch, files=parts)
+                    await uow.commit()
+                    return True
+            except IntegrityError as exc:
+                log.warning("batch %s: chunk conflict, retrying: %s", batch.id, str(exc)[:300])
+                continue  # a number was taken meanwhile (a concurrent POST): the next attempt sees it
+        raise RuntimeError(f"batch {batch.id}: a chunk could not be stored after {_STORE_ATTEMPTS} attempts")
+
+    async def _finish(self, batch: BatchRow, status: str, *, error: dict | None = None,
+                      total: int | None = None) -> None:
+        async with self._ctx.sessions.begin() as session:
+            await store.finish_batch(session, batch=batch, status=status, error=error, total_items=total)
+
+    async def _give_up_or_release(self, batch: BatchRow) -> None:
+        if batch.attempts >= self._settings.batch_max_attempts:
+            await self._finish(batch, "failed", error={"status": 500, "detail": "The batch could not be processed; "
+                                                                                "the error has been logged."})
+            return
+        async with self._ctx.sessions.begin() as session:
+            await store.release_batch(session, batch=batch)
+
+
+def background(ctx: ServiceContext) -> list:
+    worker = BatchWorker(ctx)
+    ctx.extras["batch_worker"] = worker
+    return [worker]
+
+
+def _item_row(batch: BatchRow, outcome: Outcome, taken: dict[str, uuid.UUID],
+              profile: MappingProfile | None) -> BatchItemRow:
+    item = outcome.item
+    row = BatchItemRow(batch_id=batch.id, seq=item.seq, tenant_id=batch.tenant_id, number=item.number,
+                       location=item.location)
+    if outcome.submission is not None:
+        number = outcome.submission.invoice.number
+        row.number = number
+        if number in taken:
+            link = f"/v1/invoices/{taken[number]}"
+            row.status, row.code = "duplicate", "duplicate-invoice-number"
+            row.detail = f"Invoice number {number!r} was already received for this tenant: {link}."
+            row.errors = located([{"pointer": outcome.submission.number_pointer, "detail": "already received",
+                                   "code": "duplicate", "existing_invoice": link}], item, profile)
+        else:
+            row.status, row.invoice_id = "accepted", uuid.uuid4()
+        return row
+    problem = outcome.problem
+    row.status = item.status if item.code is not None else "rejected"
+    row.code, row.detail, row.errors = problem.slug, problem.detail[:1000], problem.errors or None
+    return row
+
+
+def _refusal(exc: TableError | DocumentError | Problem) -> dict[str, Any]:
+    """Why a whole batch is refused, as problem members."""
+    if isinstance(exc, DocumentError):
+        exc = document_problem(exc)
+    return {"status": exc.status, "type": exc.slug, "detail": exc.detail, "errors": exc.errors or []}
