@@ -53,7 +53,9 @@ def describe(record: ConsumerRecord) -> dict:
 
 async def _drain(bootstrap: str, topic: str, group: str | None):
     """Yield the DLQ records after `group`'s committed position (all of them without a group),
-    up to the end offsets seen at the start. Partitions are assigned by hand: no rebalance
+    up to the end offsets seen at the start, and the rest of the record batch that reaches
+    them (Tansu reports a partition's end as its last batch's base offset + 1, so a batch of
+    several records would otherwise be cut). Partitions are assigned by hand: no rebalance
     to wait for, and the read ends deterministically."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
                                 auto_offset_reset="earliest")
@@ -66,8 +68,7 @@ async def _drain(bootstrap: str, topic: str, group: str | None):
         for tp in partitions:
             while await consumer.position(tp) < ends[tp]:
                 for record in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, []):
-                    if record.offset < ends[tp]:
-                        yield consumer, tp, record
+                    yield consumer, tp, record
     finally:
         await consumer.stop()
 
