@@ -347,3 +347,16 @@ PDF = blank_pdf()  # the PDF make_invoice(with_pdf=True) attaches
 def documents() -> SimpleNamespace:
     """The document builders: ubl(body), cii(body), facturx(xml), blank_pdf(pages)."""
     return SimpleNamespace(ubl=ubl_document, cii=cii_document, facturx=facturx_pdf, blank_pdf=blank_pdf)
+
+
+@pytest.fixture
+def finished_batch(eventually) -> Callable:
+    """`await finished_batch(client, headers, batch_id, **params)`: GET /v1/batches/{id} once it is done or failed."""
+
+    async def wait(client: httpx.AsyncClient, headers: dict, batch_id: str, **params) -> dict:
+        async def done():
+            body = (await client.get(f"/v1/batches/{batch_id}", headers=headers, params=params)).json()
+            return body if body["status"] in ("done", "failed") else None
+        return await eventually(done, timeout=60, what=f"batch {batch_id} finished")
+
+    return wait

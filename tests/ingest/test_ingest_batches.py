@@ -25,15 +25,8 @@ def received(events) -> list[InvoiceReceived]:
     return [e for e in events if isinstance(e, InvoiceReceived)]
 
 
-async def finished(client, headers, batch_id: str, eventually, **params) -> dict:
-    async def done():
-        body = (await client.get(f"/v1/batches/{batch_id}", headers=headers, params=params)).json()
-        return body if body["status"] in ("done", "failed") else None
-    return await eventually(done, timeout=60, what=f"batch {batch_id} finished")
-
-
 async def test_json_batch_stores_the_good_invoices_and_reports_each_item(
-        ingest, client, acme, make_invoice, read_events, eventually, count_rows):
+        ingest, client, acme, make_invoice, read_events, finished_batch, count_rows):
     earlier = make_invoice("B-EARLIER")
     assert (await client.post("/v1/invoices", json=earlier, headers=acme)).status_code == 202
     wrong_total = make_invoice("B-WRONG")
@@ -49,7 +42,7 @@ async def test_json_batch_stores_the_good_invoices_and_reports_each_item(
     accepted = response.json()
     assert accepted["status"] == "pending" and accepted["kind"] == "json" and accepted["total_items"] == 7
     assert response.headers["location"] == f"/v1/batches/{accepted['batch_id']}"
-    batch = await finished(client, acme, accepted["batch_id"], eventually)
+    batch = await finished_batch(client, acme, accepted["batch_id"])
     assert (batch["status"], batch["total_items"], batch["processed_items"], batch["accepted_items"],
             batch["rejected_items"]) == ("done", 7, 7, 2, 5)
     items = batch["items"]
@@ -82,10 +75,10 @@ async def test_json_batch_stores_the_good_invoices_and_reports_each_item(
     assert [i["seq"] for i in rejected] == [1, 5, 6]
 
 
-async def test_batches_are_the_tenants_own(ingest, client, acme, tenant_key, make_invoice, eventually):
+async def test_batches_are_the_tenants_own(ingest, client, acme, tenant_key, make_invoice, finished_batch):
     other = {"Authorization": f"Bearer {await tenant_key(ingest, tenant_id='globex', tenant_name='Globex')}"}
     batch_id = (await client.post("/v1/batches", json=[make_invoice()], headers=acme)).json()["batch_id"]
-    await finished(client, acme, batch_id, eventually)
+    await finished_batch(client, acme, batch_id)
     assert (await client.get(f"/v1/batches/{batch_id}", headers=other)).status_code == 404
     assert (await client.get(f"/v1/batches/{uuid.uuid4()}", headers=acme)).status_code == 404
     assert (await client.get(f"/v1/batches/{batch_id}")).status_code == 401
@@ -120,7 +113,7 @@ async def test_oversize_batches_are_refused(run_service, tenant_key, make_invoic
 
 
 async def test_a_worker_killed_mid_batch_loses_nothing_and_stores_nothing_twice(
-        spawn_service, make_database, make_invoice, read_events, eventually):
+        spawn_service, make_database, make_invoice, read_events, eventually, finished_batch):
     database_url = make_database("ingest")
     settings = {"BATCH_CHUNK_SIZE": "20", "BATCH_LEASE_SECONDS": "1", "BATCH_POLL_SECONDS": "0.2"}
     first = spawn_service("ingest", database_url=database_url, extra=settings)
@@ -154,7 +147,7 @@ async def test_a_worker_killed_mid_batch_loses_nothing_and_stores_nothing_twice(
         second = spawn_service("ingest", database_url=database_url, extra=settings)
         await asyncio.to_thread(second.wait_ready)
         async with httpx.AsyncClient(base_url=second.url, timeout=30) as client:
-            batch = await finished(client, headers, batch_id, eventually, limit=10_000)
+            batch = await finished_batch(client, headers, batch_id, limit=10_000)
         assert (batch["status"], batch["processed_items"], batch["accepted_items"]) == ("done", 400, 400)
         assert [item["seq"] for item in batch["items"]] == list(range(400))
         assert await scalar(select(func.count()).select_from(InvoiceRow)) == 400
