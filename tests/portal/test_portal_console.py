@@ -69,7 +69,7 @@ async def test_journey_with_evidence_filters_and_aging(portal, signed_in, journe
     page = await page_shows(http, f"/console/invoices/{seen.invoice_id}", "Incident ouvert", "first-reminder",
                             "→ sent", "→ viewed")
     html = page.text
-    for evidence in ("&lt;m-1@parcours.test&gt;", "Mozilla/5.0 (evidence)", "203.0.113.7", "not_received"):
+    for evidence in ("ap@cust-1.example &lt;m-1@parcours.test&gt;", "Mozilla/5.0 (evidence)", "203.0.113.7", "not_received"):
         assert evidence in html
     kinds = re.findall(r'data-kind="([a-z_]+)"', html)
     assert kinds == ["received", "dispatch_requested", "dispatched", "lifecycle", "clicked", "lifecycle",

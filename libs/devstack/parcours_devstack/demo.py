@@ -65,11 +65,11 @@ DEMO_CONSOLE_USER = "admin@demo.example"
 
 
 async def ensure_console_user(portal_url: str, password: str, *, tenant_id: str = DEMO_TENANT,
-                              email: str = DEMO_CONSOLE_USER, role: str = "admin") -> dict:
+                              email: str = DEMO_CONSOLE_USER, role: str = "admin", name: str = "Démo Admin") -> dict:
     """A console user of the tenant on the portal (created, or its password set again)."""
     async with httpx.AsyncClient(base_url=portal_url, timeout=30) as client:
         response = await client.put("/v1/admin/users", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-                                    json={"tenant_id": tenant_id, "email": email, "name": "Démo Admin",
+                                    json={"tenant_id": tenant_id, "email": email, "name": name,
                                           "role": role, "password": password})
         response.raise_for_status()
     return {"url": f"{portal_url}/console", "email": email, "password": password}

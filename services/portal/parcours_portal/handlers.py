@@ -51,7 +51,7 @@ def build(ctx: ServiceContext) -> dict[type, Handler]:
 
     async def on_dispatched(event: InvoiceDispatched, uow: UnitOfWork) -> None:
         detail = evidence(event, "channel", "purpose", "dispatch_id") | {
-            "messages": [f"{m.recipient} <{m.message_id}>" for m in event.messages]}
+            "messages": [f"{m.recipient} {m.message_id}" for m in event.messages]}
         changes = {"channel": event.channel} if event.purpose == "invoice" else {}
         await readmodel.record(uow.session, event, kind="dispatched", detail=detail, **changes)
 
