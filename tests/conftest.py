@@ -196,14 +196,15 @@ def eventually():
 @pytest.fixture
 def read_topic(kafka):
     """`await read_topic(topic, until)`: the topic's events from the start, once `until(events)` holds
-    (or fail after `timeout` seconds)."""
+    (or fail after `timeout` seconds), plus whatever arrives in the next `settle` seconds (events published
+    alongside the awaited ones, so that a test can say there were no more)."""
     import asyncio
 
     from aiokafka import AIOKafkaConsumer
 
     from parcours_contracts import parse_event
 
-    async def read(topic: str, until, timeout: float = 20.0) -> list:
+    async def read(topic: str, until, timeout: float = 20.0, settle: float = 0.45) -> list:
         consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka, group_id=None, auto_offset_reset="earliest")
         await consumer.start()
         events: list = []
@@ -213,6 +214,10 @@ def read_topic(kafka):
                 if asyncio.get_running_loop().time() > deadline:
                     raise AssertionError(f"{topic}: condition not met in time; read {events!r}")
                 batch = await consumer.getmany(timeout_ms=200)
+                events += [parse_event(r.value) for records in batch.values() for r in records]
+            settled = asyncio.get_running_loop().time() + settle
+            while asyncio.get_running_loop().time() < settled:
+                batch = await consumer.getmany(timeout_ms=150)
                 events += [parse_event(r.value) for records in batch.values() for r in records]
         finally:
             await consumer.stop()

@@ -1,16 +1,14 @@
-"""Fixtures for the tracker tests: the service on the real broker and DB, a producer that
-publishes as the other services would, a topic reader, and builders of one invoice's events."""
+"""Fixtures for the tracker tests: the service on the real broker and DB, builders of one invoice's
+events (publish them with the root `publish` fixture, read topics with the root `read_topic`)."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
 from sqlalchemy import func, select
 
 from parcours_contracts import (
@@ -26,7 +24,6 @@ from parcours_contracts import (
     ReminderDue,
     ReminderInfo,
     SentMessage,
-    parse_event,
 )
 from parcours_runtime.inbox import inbox_table
 
@@ -99,34 +96,6 @@ def flow():
 @pytest.fixture
 async def tracker(run_service):
     return await run_service("tracker")
-
-
-
-@pytest.fixture
-def read_topic(kafka):
-    """Read a topic from the start until `until(events)` holds (then drain briefly); returns its events."""
-
-    async def read(topic: str, until, timeout: float = 20.0) -> list:
-        consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka, group_id=None, auto_offset_reset="earliest")
-        await consumer.start()
-        events: list = []
-        try:
-            deadline = asyncio.get_running_loop().time() + timeout
-            while not until(events):
-                if asyncio.get_running_loop().time() > deadline:
-                    raise AssertionError(f"{topic}: condition not met in time; read {events!r}")
-                batch = await consumer.getmany(timeout_ms=200)
-                events += [parse_event(r.value) for records in batch.values() for r in records]
-            for _ in range(3):  # anything published alongside the awaited events
-                batch = await consumer.getmany(timeout_ms=150)
-                events += [parse_event(r.value) for records in batch.values() for r in records]
-        finally:
-            await consumer.stop()
-        return events
-
-    return read
-
-
 
 
 @pytest.fixture

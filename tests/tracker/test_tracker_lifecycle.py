@@ -197,3 +197,33 @@ def test_page_nonces_are_bound_to_their_link_signed_and_short_lived():
 ])
 def test_csv_cells_cannot_run_as_formulas(value, cell):
     assert safe_cell(value) == cell
+
+
+def test_every_chorus_pro_status_the_channel_publishes_keeps_its_2026_code():
+    """The chorus_pro adapter publishes DeliveryAcked with the 2026 name of each Chorus Pro history status;
+    the tracker reads each as that code. DEPOSEE on Chorus Pro means the buyer's platform has it: 202 for us."""
+    from parcours_channels.domain.chorus_pro import HISTORY
+    from parcours_tracker.domain.status import CODES
+
+    for lifecycle in {status for status in HISTORY.values() if status is not None}:
+        expected = lifecycle if lifecycle.name != "DEPOSEE" else lifecycle.RECUE
+        assert CODES[partner_status(lifecycle.name)] == expected, lifecycle
+
+
+def test_a_chorus_pro_history_then_the_bank_reach_212_without_anomalies(flow):
+    f = flow()
+    dispatched = f.dispatched(2).model_copy(update={"channel": "chorus_pro"})
+    history = ["DEPOSEE", "MISE_A_DISPOSITION", "PRISE_EN_CHARGE", "SUSPENDUE", "COMPLETEE", "APPROUVEE",
+               "PAIEMENT_TRANSMIS", "PAIEMENT_TRANSMIS"]  # MANDATEE then MISE_EN_PAIEMENT
+    acks = [f.acked(3 + i, ack_id=f"CPP-1:{status}").model_copy(update={"channel": "chorus_pro", "status": status})
+            for i, status in enumerate(history)]
+    windows = {"chorus_pro": ReceiptWindow(hours=24, proof="made_available")}
+    deposited = entries(f.received(0), dispatched, acks[0])
+    assert project(deposited).status == "delivered"
+    assert awaited_proof(deposited, project(deposited), windows).proof == "made_available", "deposited is not enough"
+    made_available = entries(f.received(0), dispatched, *acks[:2])
+    assert awaited_proof(made_available, project(made_available), windows) is None
+    codes = [project(entries(f.received(0), dispatched, *acks[:n])).code for n in range(1, len(acks) + 1)]
+    assert codes == [202, 203, 204, 208, 209, 205, 211, 211]
+    paid = project(entries(f.received(0), dispatched, *acks, payment(f, 30)))
+    assert (paid.status, paid.code, paid.anomalies) == ("ENCAISSEE", 212, ())
