@@ -64,6 +64,8 @@ def _item(invoice: Invoice) -> dict[str, Any]:
 async def get_journey(invoice_id: UUID, request: Request, tenant: Tenant = Depends(authenticate)) -> Journey:
     """Everything the tracker knows about one of the tenant's invoices, in the order it happened."""
     async with request.app.state.ctx.sessions() as session:
+        # One snapshot for both reads: the status always matches the events listed with it.
+        await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         invoice = await journeys.find_invoice(session, tenant_id=tenant.id, invoice_id=invoice_id)
         if invoice is None:
             raise Problem(404, "No such invoice.")
