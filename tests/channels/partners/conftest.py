@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import select
 from parcours_channels.store.partner_submissions import PartnerSubmission
 from parcours_contracts import DispatchRequested, Recipient
 from parcours_devstack.partners import PartnerServer
@@ -50,7 +51,7 @@ class Ingest:
             content, media_type = DOCUMENTS.facturx_pdf(DOCUMENTS.cii_document(body)), "application/pdf"
         else:
             content, media_type = DOCUMENTS.cii_document(body), "application/xml"
-        async with httpx.AsyncClient(base_url=self.host.url, timeout=30) as client:
+        async with httpx.AsyncClient(base_url=self.host.url, timeout=60) as client:
             response = await client.post("/v1/invoices", content=content, headers={
                 "Authorization": f"Bearer {self.key}", "Content-Type": media_type})
         assert response.status_code == 202, response.text
@@ -116,3 +117,59 @@ def submission() -> Callable:
             return await session.get(PartnerSubmission, dispatch_id)
 
     return read
+
+
+@pytest.fixture
+def crash_and_restart(spawn_service, make_database, eventually) -> Callable:
+    """`await crash_and_restart(publish_dispatch, accepted, recorded)`: channels as a real process;
+    once `accepted()` (the partner took the submission but holds its answer), kill -9 it, start it
+    again on the same database, and wait until `recorded(database_url)`."""
+    import asyncio
+
+    async def run(publish_dispatch, accepted, recorded):
+        database_url = make_database("channels")
+        extra = {"BOUNCE_SMTP_PORT": "0", "SMTP_PORT": "1"}
+        first = await asyncio.to_thread(spawn_service("channels", database_url=database_url, extra=extra).wait_ready, 60)
+        await publish_dispatch()
+        await eventually(accepted, what="the partner accepted the submission", timeout=60)
+        first.kill()
+        await asyncio.to_thread(spawn_service("channels", database_url=database_url, extra=extra).wait_ready, 60)
+        return await eventually(lambda: recorded(database_url), what="the restarted channels recorded it", timeout=60)
+
+    return run
+
+
+async def submission_state(database_url: str, dispatch_id: uuid.UUID) -> tuple[str, int] | None:
+    """(state, attempts) of a dispatch's submission, read from the channels database."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import NullPool
+
+    engine = create_async_engine(database_url, poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            row = (await conn.execute(select(PartnerSubmission.state, PartnerSubmission.attempts)
+                                      .where(PartnerSubmission.dispatch_id == dispatch_id))).first()
+    finally:
+        await engine.dispose()
+    return (row.state, row.attempts) if row else None
+
+
+@pytest.fixture
+def submission_in() -> Callable:
+    """`await submission_in(database_url, dispatch_id)`: (state, attempts) of a spawned channels' row."""
+    return submission_state
+
+
+@pytest.fixture
+def outcomes(eventually) -> Callable:
+    """`await outcomes(channels, count)`: the outcome events, once there are `count` (channels also
+    consume tenant events, so counting handled messages would not say the dispatch was handled)."""
+
+    async def wait(channels, count: int = 1) -> list:
+        async def enough():
+            found = await channels.outcomes()
+            return found if len(found) >= count else None
+
+        return await eventually(enough, what=f"{count} outcome event(s)", timeout=60)
+
+    return wait

@@ -15,25 +15,23 @@ async def acks_of(channels, invoice_id) -> list[str]:
     return [e.status for e in await channels.read(*ACKED) if isinstance(e, DeliveryAcked) and e.invoice_id == invoice_id]
 
 
-async def test_a_factur_x_is_deposited_once_and_followed_to_payment(submission, ingest, chorus, start_channels, partner_dispatch,
+async def test_a_factur_x_is_deposited_once_and_followed_to_payment(outcomes, submission, ingest, chorus, start_channels, partner_dispatch,
                                                                     eventually):
     channels = await start_channels()
     invoice_id, number = await ingest.post(kind="facturx")
     request = partner_dispatch(invoice_id, number, channel="chorus_pro", has_pdf=True)
     await channels.publish(request)
-    await channels.settle()
-
-    [dispatched] = await channels.outcomes()
+    [dispatched] = await outcomes(channels)
     assert isinstance(dispatched, InvoiceDispatched) and dispatched.channel == "chorus_pro"
     [flux] = chorus.deposits_of(number)
     assert dispatched.messages[0].message_id == flux.number
     assert flux.syntax == "IN_DP_E2_CII_FACTURX" and len(flux.file_name) <= 50 and flux.file_name.endswith(".pdf")
 
-    await eventually(lambda: _has(channels, invoice_id, "MISE_A_DISPOSITION"), what="made available")
+    await eventually(lambda: _has(channels, invoice_id, "MISE_A_DISPOSITION"), what="made available", timeout=60)
     chorus.advance(number, "SERVICE_FAIT")
-    await eventually(lambda: _has(channels, invoice_id, "APPROUVEE"), what="service fait")
+    await eventually(lambda: _has(channels, invoice_id, "APPROUVEE"), what="service fait", timeout=60)
     chorus.advance(number, "MISE_EN_PAIEMENT")
-    await eventually(lambda: _has(channels, invoice_id, "PAIEMENT_TRANSMIS"), what="paid")
+    await eventually(lambda: _has(channels, invoice_id, "PAIEMENT_TRANSMIS"), what="paid", timeout=60)
 
     assert await acks_of(channels, invoice_id) == ["DEPOSEE", "MISE_A_DISPOSITION", "APPROUVEE", "PAIEMENT_TRANSMIS"]
     row = await submission(channels.host, request.dispatch_id)
@@ -56,7 +54,7 @@ async def test_a_rejected_flux_fails_for_good_so_router_falls_back(submission, i
     async def failed():
         return [e for e in await channels.outcomes() if isinstance(e, DispatchFailed)]
 
-    [failure] = await eventually(failed, what="dispatch.failed after IN_REJETE")
+    [failure] = await eventually(failed, what="dispatch.failed after IN_REJETE", timeout=60)
     assert failure.permanent and failure.fallback_channels == ["email_link"]
     assert "IN_REJETE" in failure.reason and "SIRET du destinataire" in failure.reason
     assert chorus.deposits_of(number)[0].syntax == "IN_DP_E1_CII_16B"
@@ -64,21 +62,19 @@ async def test_a_rejected_flux_fails_for_good_so_router_falls_back(submission, i
     assert await acks_of(channels, invoice_id) == []
 
 
-async def test_a_503_is_retried_without_a_second_deposit(submission, ingest, chorus, start_channels, partner_dispatch):
+async def test_a_503_is_retried_without_a_second_deposit(outcomes, submission, ingest, chorus, start_channels, partner_dispatch):
     channels = await start_channels()
     invoice_id, number = await ingest.post(kind="cii")
     chorus.fail_next(1, status=503)
     request = partner_dispatch(invoice_id, number, channel="chorus_pro")
     await channels.publish(request)
-    await channels.settle()
-
-    [dispatched] = await channels.outcomes()
+    [dispatched] = await outcomes(channels)
     assert isinstance(dispatched, InvoiceDispatched)
     assert len(chorus.deposits_of(number)) == 1 and chorus.deposits == 1
     assert (await submission(channels.host, request.dispatch_id)).attempts == 2
 
 
-async def test_no_integration_report_in_time_gives_up_without_an_ack(submission, ingest, chorus, start_channels, partner_dispatch,
+async def test_no_integration_report_in_time_gives_up_without_an_ack(outcomes, submission, ingest, chorus, start_channels, partner_dispatch,
                                                                      eventually, monkeypatch):
     monkeypatch.setenv("PARCOURS_CHANNELS_CHORUS_PRO_INTEGRATION_DEADLINE_HOURS", str(1.5 / 3600))
     chorus.integrate_after_reports = 10_000  # Chorus Pro never integrates it
@@ -86,27 +82,25 @@ async def test_no_integration_report_in_time_gives_up_without_an_ack(submission,
     invoice_id, number = await ingest.post(kind="cii")
     request = partner_dispatch(invoice_id, number, channel="chorus_pro")
     await channels.publish(request)
-    await channels.settle()
+    await outcomes(channels)
 
     async def given_up():
         row = await submission(channels.host, request.dispatch_id)
         return row if row is not None and row.state == FAILED else None
 
-    row = await eventually(given_up, what="follow-up given up")
+    row = await eventually(given_up, what="follow-up given up", timeout=60)
     assert row.last_status == "IN_DEPOSE" and row.next_check_at is None
     # What the tracker's receipt window starts from, and no proof of receipt ever after.
     assert [type(e) for e in await channels.outcomes()] == [InvoiceDispatched]
     assert await acks_of(channels, invoice_id) == []
 
 
-async def test_an_invoice_without_a_structured_document_fails_clearly(ingest, chorus, start_channels,
+async def test_an_invoice_without_a_structured_document_fails_clearly(outcomes, ingest, chorus, start_channels,
                                                                       partner_dispatch):
     channels = await start_channels()
     invoice_id, number = await ingest.post(kind="json")
     await channels.publish(partner_dispatch(invoice_id, number, channel="chorus_pro"))
-    await channels.settle()
-
-    [failure] = await channels.outcomes()
+    [failure] = await outcomes(channels)
     assert isinstance(failure, DispatchFailed) and failure.permanent
     assert "no structured document" in failure.reason
     assert chorus.deposits == 0
@@ -126,3 +120,22 @@ def test_chorus_limits_are_enforced_before_sending():
     import uuid
     name = deposit_file_name("F/2026/" + "9" * 60, uuid.uuid4(), "xml")
     assert len(name) <= 50 and name.endswith(".xml") and "/" not in name
+
+
+async def test_a_crash_between_deposit_and_record_deposits_once(ingest, chorus, partner_dispatch, publish,
+                                                                crash_and_restart, submission_in):
+    invoice_id, number = await ingest.post(kind="cii")
+    request = partner_dispatch(invoice_id, number, channel="chorus_pro")
+    chorus.hold_next_deposit(5)  # accepted at once, answered after the kill
+
+    async def recorded(database_url):
+        state = await submission_in(database_url, request.dispatch_id)
+        return state if state is not None and state[0] != "sending" else None
+
+    state, attempts = await crash_and_restart(lambda: publish(request), lambda: _deposited(chorus), recorded)
+    assert chorus.deposits == 1 and len(chorus.deposits_of(number)) == 1
+    assert attempts == 2 and state in ("submitted", "acknowledged")  # the second attempt found it at Chorus Pro
+
+
+async def _deposited(chorus) -> bool:
+    return chorus.deposits == 1
