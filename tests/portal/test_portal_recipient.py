@@ -20,10 +20,13 @@ def link(flow) -> str:
                             dispatch_id=flow.dispatch_id, recipient=flow.recipient)
 
 
-async def test_recipient_answers_from_the_tracked_link(portal, journey, publish, eventually, read_topic):
+async def test_recipient_answers_from_the_tracked_link(portal, journey, publish, eventually, read_topic, signed_in,
+                                                      page_shows):
     mine, sibling, theirs = journey(number="F-MINE"), journey(number="F-SIBLING"), journey(number="F-OTHER",
                                                                                             customer_ref="CUST-2")
     await publish(*mine.delivered(), *sibling.delivered(), *theirs.delivered())
+    console = await signed_in("cm@acme.example")
+    await page_shows(console, "/console", "F-MINE", "F-SIBLING", "F-OTHER")  # all three in the read model
     async with httpx.AsyncClient(base_url=portal.url, headers={"Accept": "text/html"}) as http:
         assert (await http.get(f"/p/{link(mine)[:-3]}abc")).status_code == 404
         assert (await http.get("/portal")).status_code == 401
@@ -33,8 +36,12 @@ async def test_recipient_answers_from_the_tracked_link(portal, journey, publish,
             return response if response.status_code == 303 else None
         entry = await eventually(entered, what="the portal knows the invoice")
         assert entry.headers["location"] == f"/portal/invoices/{mine.invoice_id}"
-        home = await http.get("/portal")
-        assert "F-MINE" in home.text and "F-SIBLING" in home.text and "F-OTHER" not in home.text
+
+        async def both_known():
+            home = await http.get("/portal")
+            return home.text if "F-MINE" in home.text and "F-SIBLING" in home.text else None
+        assert "F-OTHER" not in await eventually(both_known, what="the customer's two invoices listed")
+        assert (await http.get(f"/portal/invoices/{theirs.invoice_id}")).status_code == 404
         assert (await http.get(f"/portal/invoices/{theirs.invoice_id}")).status_code == 404
 
         page = await http.get(f"/portal/invoices/{mine.invoice_id}")
@@ -72,3 +79,12 @@ async def test_recipient_answers_from_the_tracked_link(portal, journey, publish,
         mine.invoice_id, "disputed", "8 delivered, 10 invoiced", mine.recipient)
     assert event.attachment.model_dump() == {"filename": "bon de livraison.pdf", "content_type": "application/pdf",
                                              "size": len(PDF), "sha256": hashlib.sha256(PDF).hexdigest()}
+
+    # The credit team sees the answer in the journey and downloads the attachment; another tenant cannot.
+    page = (await console.get(f"/console/invoices/{mine.invoice_id}")).text
+    assert 'data-kind="action_requested"' in page and "8 delivered, 10 invoiced" in page
+    href = re.search(r'href="(/console/attachments/[0-9a-f-]+)"', page).group(1)
+    download = await console.get(href)
+    assert download.content == PDF and download.headers["content-disposition"].startswith("attachment;")
+    outsider = await signed_in("cm@globex.example", tenant_id="globex")
+    assert (await outsider.get(href)).status_code == 404

@@ -8,6 +8,7 @@ import time
 import uuid
 from datetime import date
 from typing import Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import Response
@@ -166,3 +167,15 @@ async def choose_language(lang: Literal[LANGUAGES] = Form(),  # type: ignore[val
     response = redirect(next if next.startswith("/") and not next.startswith("//") else "/")
     response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="lax", path="/")
     return response
+
+
+@router.get("/console/attachments/{attachment_id}")
+async def attachment(attachment_id: uuid.UUID, request: Request, user: User = Depends(console_user)) -> Response:
+    """A file a recipient joined to an answer, as a download (never rendered inline)."""
+    async with request.app.state.ctx.sessions() as db:
+        stored = await queries.attachment(db, tenant_id=user.tenant_id, attachment_id=attachment_id)
+    if stored is None:
+        return refuse(request, 404, "error.not_found")
+    return Response(stored.data, media_type=stored.content_type, headers={
+        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(stored.filename)}",
+        "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})

@@ -10,7 +10,7 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from parcours_portal.store.models import Customer, Incident, Invoice, TimelineEntry, User
+from parcours_portal.store.models import Attachment, Customer, Incident, Invoice, TimelineEntry, User
 
 LIST_LIMIT = 200
 
@@ -137,3 +137,8 @@ async def customer_invoices(session: AsyncSession, *, tenant_id: str, customer_r
 async def customer_name(session: AsyncSession, *, tenant_id: str, customer_ref: str) -> str | None:
     return (await session.execute(select(Customer.name).where(
         Customer.tenant_id == tenant_id, Customer.customer_ref == customer_ref))).scalar_one_or_none()
+
+
+async def attachment(session: AsyncSession, *, tenant_id: str, attachment_id: uuid.UUID) -> Attachment | None:
+    return (await session.execute(select(Attachment).where(
+        Attachment.tenant_id == tenant_id, Attachment.id == attachment_id))).scalar_one_or_none()
