@@ -58,6 +58,13 @@ async def test_branding_shows_in_the_message_with_the_logo_inline(tenant_api, si
     assert 'src="https://cdn.acme.example/logo.png"' in html
     assert not [p for p in parsed.walk() if p.get_content_maintype() == "image"]
 
+    # Without branding, the seller's name heads the message in the platform's colours.
+    assert (await client.delete("/v1/branding")).status_code == 204
+    assert (await client.delete("/v1/branding")).status_code == 404
+    await channels.publish(make_dispatch(tenant_id="acme", recipients=ONE_RECIPIENT))
+    html, _, _ = html_and_text((await sink.wait_for(3))[-1]["raw"])
+    assert "Ateliers Dupont SAS</strong>" in html and "background:#1f6feb" in html and "cid:" not in html
+
 
 BAD_BRANDINGS = [
     ({"primary_color": "red"}, "/primary_color"),

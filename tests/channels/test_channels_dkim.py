@@ -128,6 +128,9 @@ async def test_messages_from_the_tenant_domain_are_signed_and_verify_with_the_pu
 
 async def test_a_tenant_without_a_sender_domain_sends_from_the_platform_unsigned(tenant_channels, sink, make_dispatch):
     channels, client = tenant_channels
+    await client.put("/v1/sender-domain", json={"domain": "acme.example", "from_address": "factures@acme.example"})
+    assert (await client.delete("/v1/sender-domain")).status_code == 204
+    assert (await client.delete("/v1/sender-domain")).status_code == 404
     await channels.publish(make_dispatch(tenant_id="acme", recipients=[{"email": "jeanne@buyer.example"}]))
     [message] = await sink.wait_for(1)
     assert message["from"] == "Parcours <invoices@parcours.localhost>"

@@ -5,19 +5,18 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field, HttpUrl, field_validator
 
 from parcours_channels.adapters.mail.profile import tenant_mail_cache
-from parcours_channels.store.tenant_mail import Branding, delete_tenant_row, get_branding, save_branding
+from parcours_channels.api_mail.common import CurrentTenant, delete_setting
+from parcours_channels.store.tenant_mail import Branding, get_branding, save_branding
 from parcours_runtime.problems import Problem, field_error
-from parcours_runtime.tenancy import Tenant, authenticate
 from parcours_runtime.uow import UnitOfWork
 
 router = APIRouter(prefix="/branding", tags=["branding"])
-CurrentTenant = Annotated[Tenant, Depends(authenticate)]
 
 COLOR = r"^#[0-9a-fA-F]{6}$"
 LOGO_MAX_BYTES = 100 * 1024  # inline in every message: keep it small
@@ -109,11 +108,5 @@ async def put_branding(body: BrandingWrite, request: Request, tenant: CurrentTen
 
 @router.delete("", status_code=204, summary="Back to the default look")
 async def delete_branding(request: Request, tenant: CurrentTenant) -> Response:
-    ctx = request.app.state.ctx
-    async with UnitOfWork(ctx.sessions) as uow:
-        deleted = await delete_tenant_row(uow.session, Branding, tenant_id=tenant.id)
-        await uow.commit()
-    if not deleted:
-        raise Problem(404, "No branding to delete.")
-    tenant_mail_cache(ctx).forget(tenant.id)
-    return Response(status_code=204)
+    return await delete_setting(request.app.state.ctx, Branding, tenant_id=tenant.id,
+                                missing=Problem(404, "No branding to delete."))

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, EmailStr, Field
 
 from parcours_channels.adapters.dns_lookup import txt_lookup
@@ -16,13 +16,12 @@ from parcours_channels.config import Settings
 from parcours_channels.domain.dkim import KEY_BITS, dkim_record_name, dkim_record_value, generate_key, new_selector
 from parcours_channels.domain.sealing import seal
 from parcours_channels.domain.sender_check import SenderSetup, check_sender_domain
-from parcours_channels.store.tenant_mail import SenderDomain, delete_tenant_row, get_sender_domain, save_sender_domain
+from parcours_channels.api_mail.common import CurrentTenant, delete_setting
+from parcours_channels.store.tenant_mail import SenderDomain, get_sender_domain, save_sender_domain
 from parcours_runtime.problems import Problem, field_error
-from parcours_runtime.tenancy import Tenant, authenticate
 from parcours_runtime.uow import UnitOfWork
 
 router = APIRouter(prefix="/sender-domain", tags=["sender domain"])
-CurrentTenant = Annotated[Tenant, Depends(authenticate)]
 
 DOMAIN_PATTERN = r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
 TXT_STRING_MAX = 255  # one character-string of a TXT record; longer values are split in the zone
@@ -151,14 +150,7 @@ async def rotate_dkim_key(request: Request, tenant: CurrentTenant) -> SenderDoma
 
 @router.delete("", status_code=204, summary="Send from the platform's address again")
 async def delete_sender_domain(request: Request, tenant: CurrentTenant) -> Response:
-    ctx = request.app.state.ctx
-    async with UnitOfWork(ctx.sessions) as uow:
-        deleted = await delete_tenant_row(uow.session, SenderDomain, tenant_id=tenant.id)
-        await uow.commit()
-    if not deleted:
-        raise _not_found()
-    tenant_mail_cache(ctx).forget(tenant.id)
-    return Response(status_code=204)
+    return await delete_setting(request.app.state.ctx, SenderDomain, tenant_id=tenant.id, missing=_not_found())
 
 
 @router.get("/check", response_model=CheckReport, summary="Check the domain's SPF, DKIM and DMARC records")

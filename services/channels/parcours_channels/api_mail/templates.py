@@ -4,25 +4,24 @@ only when it renders against sample data (otherwise 422, nothing stored)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from parcours_channels.adapters.mail.overrides import override_errors, package_source
 from parcours_channels.adapters.mail.profile import tenant_mail_cache
 from parcours_channels.adapters.mail.render import template_name
+from parcours_channels.api_mail.common import CurrentTenant
 from parcours_channels.store.tenant_mail import (
     delete_template_override,
     list_template_overrides,
     save_template_override,
 )
 from parcours_runtime.problems import Problem
-from parcours_runtime.tenancy import Tenant, authenticate
 from parcours_runtime.uow import UnitOfWork
 
 router = APIRouter(prefix="/templates", tags=["templates"])
-CurrentTenant = Annotated[Tenant, Depends(authenticate)]
 Language = Literal["fr", "en"]
 Part = Literal["subject", "body_text", "body_html"]
 
