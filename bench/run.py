@@ -24,7 +24,7 @@ import psutil
 if __package__ in (None, ""):  # `python bench/run.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import dunning_scan, e2e, report  # noqa: E402
+from bench import dunning_scan, e2e, ingest_split, report  # noqa: E402
 from bench.infra import Infra, pg_fast  # noqa: E402
 from bench.monitor import ProcessMonitor  # noqa: E402
 from bench.profile import Profiler  # noqa: E402
@@ -227,6 +227,8 @@ async def main_async(args) -> dict:
         if args.dunning_invoices:  # dunning's scheduler on 1 M open invoices vs a plain indexed scan (goal ≤ 10×)
             result["dunning_scan"] = await dunning_scan.measure(infra.database("bench_dunning_scan"),
                                                                 invoices=args.dunning_invoices, say=say)
+        if args.split_pages:  # ingest's batch PDF split vs qpdf --split-pages on the same file (goal ≥ 50 %)
+            result["ingest_split"] = await asyncio.to_thread(ingest_split.measure, pages=args.split_pages, say=say)
         if not args.skip_bare:
             say(f"bare pipeline: {args.invoices} invoices, 3 hops, SMTP pooled ×{settings['smtp_concurrency']}")
             result["bare"] = await run_bare(infra, monitor, args, settings, role="bare", extra=[])
@@ -317,6 +319,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dunning-invoices", type=int, default=None,
                         help="open invoices in the dunning scan benchmark (default 50 × --invoices, at most "
                              "1 000 000: 1 M by default; 0: skip it)")
+    parser.add_argument("--split-pages", type=int, default=2000,
+                        help="pages of the batch PDF split benchmark (default 2000; 0: skip it)")
     parser.add_argument("--latency-seconds", type=float, default=40, help="length of the paced run (default 40)")
     parser.add_argument("--stall-seconds", type=float, default=60, help="give up when nothing moved for this long")
     parser.add_argument("--service-env", action="append", default=[], metavar="PARCOURS_<SVC>_<SETTING>=VALUE",
