@@ -20,6 +20,7 @@ from pathlib import Path
 
 from parcours_devstack import demo
 from parcours_devstack.broker import TansuBroker
+from parcours_devstack.partners.dev import DevPartners
 from parcours_devstack.ports import free_port
 from parcours_devstack.postgres import EmbeddedPostgres, create_database, server_url
 from parcours_devstack.services import SERVICES, ServiceProcess, service_env
@@ -50,6 +51,7 @@ class Stack:
         self.broker: TansuBroker | None = None
         self.sink: SmtpSink | None = None
         self.processes: dict[str, ServiceProcess] = {}
+        self.partners = DevPartners()
 
     async def start(self) -> dict:
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -72,6 +74,9 @@ class Stack:
             "tracker": {"PUBLIC_URL": tracker_url},
             "dunning": {"TIME_TRAVEL": "true", "TICK_SECONDS": "5"},
         }
+        partner_env = await self.partners.start(tracker_url=tracker_url, document_token=secrets.token_urlsafe(24))
+        per_service["channels"].update(partner_env["channels"], INGEST_URL=f"http://127.0.0.1:{ports['ingest']}")
+        per_service["ingest"] = {**per_service.get("ingest", {}), **partner_env["ingest"]}
         for name in SERVICES:
             database = f"parcours_{name}"
             create_database(server_dsn, database)
@@ -90,6 +95,7 @@ class Stack:
         description = {
             "services": urls,
             "smtp_sink": {"smtp": self.sink.smtp_address, "http": self.sink.http_url},
+            "partners": self.partners.urls(),
             "tenant": demo.DEMO_TENANT,
             "api_key": api_key,
             "console": console,
@@ -108,6 +114,7 @@ class Stack:
     async def stop(self) -> None:
         for process in self.processes.values():
             await asyncio.to_thread(process.terminate)
+        await self.partners.stop()
         if self.sink:
             await self.sink.stop()
         if self.broker:
