@@ -59,7 +59,7 @@ async def test_sign_in_sessions_and_cookie(portal, make_user):
         assert (await http.put("/v1/admin/users", json={})).status_code == 401
 
 
-async def test_journey_with_evidence_filters_and_aging(portal, signed_in, journey, publish, page_shows):
+async def test_journey_with_evidence_filters_and_aging(portal, signed_in, journey, publish, page_shows, eventually):
     seen, other = journey(number="F-SEEN"), journey(number="F-QUIET", customer_ref="CUST-2")
     incident = seen.incident()
     await publish(*seen.delivered(), seen.clicked(), seen.lifecycle("viewed", 203), seen.reminder(), incident,
@@ -76,8 +76,16 @@ async def test_journey_with_evidence_filters_and_aging(portal, signed_in, journe
                      "reminder_due", "incident_opened"]
     assert "Dernière relance : first-reminder" in html
 
-    both = await page_shows(http, "/console", "F-SEEN", "F-QUIET")
+    async def delivery_table():
+        listing = await http.get("/console")
+        table = re.search(r'<table id="delivery">.*?</table>', listing.text, re.S).group(0)
+        cells = [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", table, re.S)]
+        return (listing, cells) if cells[:2] == ["email_link", "2"] else None
+    both, cells = await eventually(delivery_table, what="both dispatches counted")
+    assert cells == ["email_link", "2", "1", "50 %", "0.5"]  # F-SEEN viewed 28 minutes after its dispatch
+    assert "F-SEEN" in both.text and "F-QUIET" in both.text
     assert "1 200.00 EUR" in both.text and "31–60 j" in both.text
+    assert "Relancées : 1, dont payées depuis : 0." in both.text
     with_incident = await http.get("/console", params={"incident": "open"})
     assert "F-SEEN" in with_incident.text and "F-QUIET" not in with_incident.text
     by_status = await http.get("/console", params={"status": "sent", "customer": "CUST-2"})

@@ -18,9 +18,9 @@ from parcours_portal.api.web import (COOKIE, LANG_COOKIE, check_form, current_se
                                      settings)
 from parcours_portal.domain import auth
 from parcours_portal.domain.i18n import LANGUAGES
-from parcours_portal.domain.outlook import aging, bars, dunning_outlook
+from parcours_portal.domain.outlook import aging, bars, delivery_by_channel, dunning_outlook, paid_after_reminder
 from parcours_portal.store import queries
-from parcours_portal.store.models import User
+from parcours_portal.store.models import Invoice, User
 from parcours_runtime.clock import CLOCK
 from parcours_runtime.problems import Problem
 from parcours_runtime.uow import UnitOfWork
@@ -48,6 +48,11 @@ async def console_user(request: Request) -> User:
 
 def _today(request: Request) -> date:
     return request.app.state.ctx.extras[CLOCK].now().date()
+
+
+def _outlook(invoice: Invoice, today: date):
+    return dunning_outlook(status=invoice.status, promised_on=invoice.promised_on, due_date=invoice.due_date,
+                           last_step=(invoice.last_reminder or {}).get("step"), today=today)
 
 
 @router.get("/login")
@@ -106,11 +111,12 @@ async def invoices_page(
         rows = await queries.list_invoices(db, tenant_id=user.tenant_id, filters=filters)
         buckets = aging(await queries.aging_rows(db, tenant_id=user.tenant_id, filters=filters), today=today)
         choices = await queries.facets(db, tenant_id=user.tenant_id)
-    outlooks = {row.invoice_id: dunning_outlook(status=row.status, promised_on=row.promised_on, due_date=row.due_date,
-                                                last_step=(row.last_reminder or {}).get("step"), today=today)
-                for row in rows}
+        channels = delivery_by_channel(await queries.delivery_rows(db, tenant_id=user.tenant_id, filters=filters))
+        reminded, paid = paid_after_reminder(await queries.reminder_rows(db, tenant_id=user.tenant_id, filters=filters))
+    outlooks = {row.invoice_id: _outlook(row, today) for row in rows}
     return render(request, "invoices.html", user=user, rows=rows, filters=filters, choices=choices,
-                  bars=bars(buckets), outlooks=outlooks, limit=queries.LIST_LIMIT)
+                  bars=bars(buckets), outlooks=outlooks, limit=queries.LIST_LIMIT, channels=channels,
+                  reminded=reminded, paid=paid)
 
 
 @router.get("/console/invoices/{invoice_id}")
@@ -121,10 +127,8 @@ async def invoice_page(invoice_id: uuid.UUID, request: Request, user: User = Dep
             return refuse(request, 404, "invoice.unknown")
         entries = await queries.timeline(db, tenant_id=user.tenant_id, invoice_id=invoice_id)
         incidents = await queries.incidents(db, tenant_id=user.tenant_id, status=None, invoice_id=invoice_id)
-    outlook = dunning_outlook(status=invoice.status, promised_on=invoice.promised_on, due_date=invoice.due_date,
-                              last_step=(invoice.last_reminder or {}).get("step"), today=_today(request))
     return render(request, "invoice.html", user=user, invoice=invoice, entries=entries, incidents=incidents,
-                  outlook=outlook, can_resolve=auth.allowed(user.role, "resolve_incident"))
+                  outlook=_outlook(invoice, _today(request)), can_resolve=auth.allowed(user.role, "resolve_incident"))
 
 
 @router.get("/console/incidents")

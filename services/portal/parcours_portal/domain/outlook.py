@@ -4,8 +4,9 @@ old the money owed is. Pure functions over plain values."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
+from statistics import median
 
 PAUSING = {"EN_LITIGE", "SUSPENDUE"}
 STOPPING = {"REFUSEE", "PAIEMENT_TRANSMIS", "ENCAISSEE", "REJETEE"}
@@ -87,3 +88,37 @@ def bars(buckets: list[Bucket], *, width: int = 560, height: int = 180, gap: int
         result.append(Bar(bucket.label, gap + i * (bar_width + gap), height - bar_height, bar_width, bar_height,
                           bucket.count, bucket.amount))
     return result
+
+
+@dataclass(frozen=True)
+class ChannelStat:
+    channel: str
+    sent: int
+    proven: int
+    median_hours: float | None  # from the first dispatch to the first proof of receipt
+
+    @property
+    def rate(self) -> int:
+        return round(100 * self.proven / self.sent) if self.sent else 0
+
+
+def delivery_by_channel(rows: list[tuple[str | None, datetime | None, datetime | None]]) -> list[ChannelStat]:
+    """Rows of (channel, first dispatch, first proof): how many were proven received, and how fast."""
+    by_channel: dict[str, list] = {}
+    for channel, sent, proven in rows:
+        if channel is None or sent is None:
+            continue
+        stat = by_channel.setdefault(channel, [0, []])
+        stat[0] += 1
+        if proven is not None:
+            stat[1].append(max((proven - sent).total_seconds(), 0) / 3600)
+    return [ChannelStat(channel, sent, len(delays), round(median(delays), 1) if delays else None)
+            for channel, (sent, delays) in sorted(by_channel.items())]
+
+
+PAID = {"PAIEMENT_TRANSMIS", "ENCAISSEE"}
+
+
+def paid_after_reminder(statuses: list[str]) -> tuple[int, int]:
+    """(reminded invoices, of which paid)."""
+    return len(statuses), sum(1 for status in statuses if status in PAID)

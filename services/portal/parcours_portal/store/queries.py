@@ -7,12 +7,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parcours_portal.store.models import Attachment, Customer, Incident, Invoice, TimelineEntry, User
 
 LIST_LIMIT = 200
+# What proves an invoice arrived: an ack, a person's view, or any answer of the recipient.
+PROOF_KINDS = ("acked", "clicked", "action_requested", "payment")
 
 
 @dataclass
@@ -142,3 +144,22 @@ async def customer_name(session: AsyncSession, *, tenant_id: str, customer_ref: 
 async def attachment(session: AsyncSession, *, tenant_id: str, attachment_id: uuid.UUID) -> Attachment | None:
     return (await session.execute(select(Attachment).where(
         Attachment.tenant_id == tenant_id, Attachment.id == attachment_id))).scalar_one_or_none()
+
+
+async def delivery_rows(session: AsyncSession, *, tenant_id: str, filters: InvoiceFilters):
+    """Per invoice of the filters: (channel, first dispatch of the invoice, first proof of receipt)."""
+    sent = func.min(TimelineEntry.occurred_at).filter(
+        TimelineEntry.kind == "dispatched", TimelineEntry.detail["purpose"].astext == "invoice")
+    proven = func.min(TimelineEntry.occurred_at).filter(TimelineEntry.kind.in_(PROOF_KINDS))
+    invoices = _filtered(tenant_id, filters).with_only_columns(Invoice.invoice_id, Invoice.channel).subquery()
+    query = (select(invoices.c.channel, sent, proven)
+             .join(TimelineEntry, (TimelineEntry.tenant_id == tenant_id)
+                   & (TimelineEntry.invoice_id == invoices.c.invoice_id))
+             .group_by(invoices.c.invoice_id, invoices.c.channel))
+    return [tuple(row) for row in await session.execute(query)]
+
+
+async def reminder_rows(session: AsyncSession, *, tenant_id: str, filters: InvoiceFilters):
+    """Per invoice of the filters that was reminded: its status."""
+    query = _filtered(tenant_id, filters).where(Invoice.reminders > 0).with_only_columns(Invoice.status)
+    return list((await session.execute(query)).scalars())
