@@ -135,3 +135,26 @@ async def test_a_tenant_without_a_sender_domain_sends_from_the_platform_unsigned
     [message] = await sink.wait_for(1)
     assert message["from"] == "Parcours <invoices@parcours.localhost>"
     assert b"DKIM-Signature" not in message["raw"]
+
+
+def test_a_signed_message_verifies_whatever_its_structure_and_headers():
+    """Long non-ASCII subjects (encoded words, folded), a logo related to the HTML, a PDF attached."""
+    from parcours_channels.adapters.mail.compose import Attachment, compose_message, sign_message, to_wire
+    from parcours_channels.adapters.mail.profile import InlineImage
+    from parcours_channels.adapters.mail.render import RenderedEmail
+    from parcours_channels.domain.dkim import generate_key
+    from parcours_contracts import Recipient
+
+    key = generate_key("acme.example", "s2026")
+    rendered = RenderedEmail(subject="Facture n° F-2026-0042 de Société Générale d'Équipements — échéance " * 3,
+                             text="Bonjour,\n\nVoici la facture.   \n\n\n", html="<p>Bonjour</p><img src=\"cid:logo@parcours\">",
+                             language="fr")
+    message = compose_message(rendered=rendered, sender="ACME <factures@acme.example>",
+                              recipient=Recipient(email="jeanne@buyer.example", name="Jeanne Ébène"),
+                              message_id="<d1.abc@acme.example>", logo=InlineImage("image/png", b"\x89PNG\r\n\x1a\n0"),
+                              attachment=Attachment(filename="F-2026-0042.pdf", content=b"%PDF-1.7\n" + bytes(range(256))))
+    wire = to_wire(sign_message(message, key))
+    assert wire.startswith(b"DKIM-Signature: v=1;") and to_wire(message) == wire
+    assert dkim.verify(wire, dnsfunc=resolver_of({key.record_name: key.record_value}))
+    assert not dkim.verify(wire.replace(b"F-2026-0042.pdf", b"F-2026-0043.pdf"),
+                           dnsfunc=resolver_of({key.record_name: key.record_value}))

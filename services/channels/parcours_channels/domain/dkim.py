@@ -1,20 +1,30 @@
 """DKIM keys of tenant sender domains: generating one, the DNS record that publishes it,
-and signing a message's bytes with it (RFC 6376, rsa-sha256, relaxed/relaxed)."""
+and signing a message's bytes with it (RFC 6376, rsa-sha256, relaxed/relaxed).
+
+Parsing, canonicalization and header hashing are dkimpy's; the RSA private-key operation is
+OpenSSL's (cryptography): dkimpy's pure-Python modular exponentiation costs ~7 ms a message on
+this machine, OpenSSL's well under one. dkimpy verifies what we sign in the tests."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 
 import dkim
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
+from dkim.canonicalization import CanonicalizationPolicy
 
 KEY_BITS = 2048  # RFC 8301: at least 1024, 2048 recommended; larger ones do not fit one TXT string
 # What the signature covers: the headers a forger or a forwarder's rewrite would change.
 SIGNED_HEADERS = (b"from", b"to", b"subject", b"date", b"message-id", b"mime-version", b"content-type")
+_RELAXED = CanonicalizationPolicy.from_c_value(b"relaxed/relaxed")
+_B64_LINE = 72
 
 
 @dataclass(frozen=True)
@@ -31,6 +41,10 @@ class DkimKey:
     @property
     def record_value(self) -> str:
         return dkim_record_value(self.public_key)
+
+    @cached_property
+    def _private_key(self) -> rsa.RSAPrivateKey:
+        return serialization.load_pem_private_key(self.private_pem, password=None)
 
 
 def dkim_record_name(selector: str, domain: str) -> str:
@@ -55,13 +69,23 @@ def generate_key(domain: str, selector: str) -> DkimKey:
     return DkimKey(domain=domain, selector=selector, private_pem=pem, public_key=base64.b64encode(der).decode())
 
 
-def signature_header(message: bytes, key: DkimKey) -> str:
+def signature_header(message: bytes, key: DkimKey, *, now: float | None = None) -> str:
     """The DKIM-Signature field value (folded, CRLF line ends) for `message` as it goes on the wire."""
-    field = dkim.sign(message, key.selector.encode(), key.domain.encode(), key.private_pem,
-                      canonicalize=(b"relaxed", b"relaxed"), include_headers=list(SIGNED_HEADERS))
-    name, _, value = field.decode("ascii").partition(":")
-    assert name == "DKIM-Signature"
-    return value.strip()
+    headers, body = dkim.rfc822_parse(message)
+    body_hash = base64.b64encode(hashlib.sha256(_RELAXED.canonicalize_body(body)).digest())
+    tags = [(b"v", b"1"), (b"a", b"rsa-sha256"), (b"c", b"relaxed/relaxed"), (b"d", key.domain.encode()),
+            (b"s", key.selector.encode()), (b"t", str(int(now if now is not None else time.time())).encode()),
+            (b"h", b":".join(SIGNED_HEADERS)), (b"bh", body_hash)]
+    unsigned = b"; ".join(b"=".join(tag) for tag in tags) + b"; b="
+    digest = hashlib.sha256()
+    dkim.hash_headers(digest, _RELAXED, _RELAXED.canonicalize_headers(headers), SIGNED_HEADERS,
+                      (b"DKIM-Signature", b" " + unsigned), None)
+    signature = base64.b64encode(key._private_key.sign(digest.digest(), padding.PKCS1v15(),
+                                                       utils.Prehashed(hashes.SHA256())))
+    # Folded where relaxed canonicalization ignores it: after each tag, and inside b=.
+    lines = [unsigned.replace(b"; ", b";\r\n ").decode("ascii")]
+    lines += [signature[i:i + _B64_LINE].decode("ascii") for i in range(0, len(signature), _B64_LINE)]
+    return "\r\n ".join(lines)
 
 
 def parse_record(text: str) -> dict[str, str]:

@@ -53,9 +53,15 @@ class _WirePolicy(EmailPolicy):
 WIRE_POLICY = _WirePolicy(linesep="\r\n")
 
 
+class SignedMessage(EmailMessage):
+    """A message whose wire bytes were fixed when it was DKIM-signed (they are what the signature covers)."""
+    signed_wire: bytes | None = None
+
+
 def to_wire(message: EmailMessage) -> bytes:
     """The bytes handed to SMTP: 7-bit clean (bodies are quoted-printable or base64)."""
-    return message.as_bytes(policy=WIRE_POLICY)
+    signed = getattr(message, "signed_wire", None)
+    return signed if signed is not None else message.as_bytes(policy=WIRE_POLICY)
 
 
 def tracked_link(request: DispatchRequested, recipient: Recipient, settings: Settings) -> str:
@@ -71,7 +77,7 @@ def compose_message(*, rendered: RenderedEmail, sender: str | Address, recipient
                     attachment: Attachment | None = None, sent_at: datetime | None = None,
                     logo: InlineImage | None = None) -> EmailMessage:
     """A ready-to-send message from rendered content."""
-    message = EmailMessage()
+    message = SignedMessage()
     message["From"] = sender
     message["To"] = Address(display_name=one_line(recipient.name or ""), addr_spec=recipient.email)
     message["Subject"] = rendered.subject
@@ -91,9 +97,12 @@ def compose_message(*, rendered: RenderedEmail, sender: str | Address, recipient
     return message
 
 
-def sign_message(message: EmailMessage, key: DkimKey) -> EmailMessage:
-    """Add the DKIM-Signature of `message` as it goes on the wire (nothing may change it afterwards)."""
-    message.set_raw("DKIM-Signature", signature_header(to_wire(message), key))
+def sign_message(message: SignedMessage, key: DkimKey) -> SignedMessage:
+    """Sign `message` as it goes on the wire, the DKIM-Signature first; nothing may change it afterwards."""
+    wire = to_wire(message)
+    value = signature_header(wire, key)
+    message.set_raw("DKIM-Signature", value)  # for readers of the message; the wire has it on top
+    message.signed_wire = f"DKIM-Signature: {value}\r\n".encode("ascii") + wire
     return message
 
 
