@@ -33,7 +33,7 @@ from parcours_runtime.migrations import alembic_cli, script_location, upgrade
 from parcours_runtime.outbox import OutboxRelay
 from parcours_runtime.problems import install_problem_handlers
 from parcours_runtime.settings import ServiceSettings
-from parcours_runtime.tenancy import TENANCY_HANDLERS
+from parcours_runtime.tenancy import tenancy_handlers
 from parcours_runtime.tracing import setup_tracing, tracer
 
 log = logging.getLogger(__name__)
@@ -153,7 +153,7 @@ class ServiceHost:
 
         self.relay = OutboxRelay(engine, producer, database_url=s.database_url, batch_size=s.outbox_batch_size)
         self._spawn(self.relay.run(), "outbox-relay")
-        handlers = {**TENANCY_HANDLERS, **self.definition.handlers(ctx)}
+        handlers = {**tenancy_handlers(ctx), **self.definition.handlers(ctx)}
         self.consumer = EventConsumer(
             group_id=name, bootstrap_servers=s.kafka_bootstrap_servers, handlers=handlers,
             sessions=ctx.sessions, producer=producer, max_attempts=s.consumer_max_attempts,

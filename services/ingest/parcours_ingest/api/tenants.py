@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from parcours_contracts import TenantApiKeyIssued, TenantApiKeyRevoked
 from parcours_runtime.problems import PROBLEM_JSON, Problem
-from parcours_runtime.tenancy import generate_api_key, hash_api_key
+from parcours_runtime.tenancy import generate_api_key, hash_api_key, key_cache
 from parcours_runtime.uow import UnitOfWork
 from parcours_runtime.tenancy import require_admin
 from parcours_ingest.api.schemas import IssuedApiKey, TenantCreate
@@ -76,6 +76,7 @@ async def revoke_api_key(tenant_id: str, key_id: str, request: Request) -> Respo
             uow.publish(TenantApiKeyRevoked(tenant_id=tenant_id, correlation_id=tenant_correlation_id(tenant_id),
                                             key_id=key_id))
         await uow.commit()
+    key_cache(request.app.state.ctx).forget(key_id)
     return Response(status_code=204)
 
 
