@@ -18,7 +18,8 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 from facturx import generate_from_binary
 from lxml import etree
-from pypdf import PdfWriter
+from pypdf import PdfReader, PdfWriter
+from reportlab.pdfgen import canvas
 from sqlalchemy import func, select
 
 from parcours_contracts import parse_event
@@ -340,13 +341,30 @@ def facturx_pdf(xml: bytes) -> bytes:
     return generate_from_binary(blank_pdf(), xml, check_xsd=False)
 
 
+def text_pdf(*pages: str) -> bytes:
+    """A PDF with one line of text on each page (pypdf extracts it back)."""
+    out = io.BytesIO()
+    document = canvas.Canvas(out)
+    for text in pages:
+        document.drawString(72, 720, text)
+        document.showPage()
+    document.save()
+    return out.getvalue()
+
+
+def page_texts(pdf: bytes) -> list[str]:
+    return [page.extract_text().strip() for page in PdfReader(io.BytesIO(pdf)).pages]
+
+
 PDF = blank_pdf()  # the PDF make_invoice(with_pdf=True) attaches
 
 
 @pytest.fixture
 def documents() -> SimpleNamespace:
-    """The document builders: ubl(body), cii(body), facturx(xml), blank_pdf(pages)."""
-    return SimpleNamespace(ubl=ubl_document, cii=cii_document, facturx=facturx_pdf, blank_pdf=blank_pdf)
+    """The document builders: ubl(body), cii(body), facturx(xml), blank_pdf(pages), text_pdf(*pages), and
+    page_texts(pdf)."""
+    return SimpleNamespace(ubl=ubl_document, cii=cii_document, facturx=facturx_pdf, blank_pdf=blank_pdf,
+                           text_pdf=text_pdf, page_texts=page_texts)
 
 
 @pytest.fixture

@@ -61,18 +61,12 @@ async def test_import_a_folder_of_every_kind_of_file(ingest, client, tenant_key,
     assert await count_rows(ingest, InvoiceRow) == 5
 
 
-async def test_import_a_pdf_to_split_and_bad_usage(ingest, client, tenant_key, make_invoice, tmp_path):
-    from reportlab.pdfgen import canvas
-
+async def test_import_a_pdf_to_split_and_bad_usage(ingest, client, tenant_key, make_invoice, documents, tmp_path):
     key = await tenant_key(ingest)
     await client.put("/v1/split-rules/lot", json={"mode": "pages", "pages": 1},
                      headers={"Authorization": f"Bearer {key}"})
     pdf = tmp_path / "lot.pdf"
-    document = canvas.Canvas(str(pdf))
-    for number in ("L-1", "L-2"):
-        document.drawString(72, 720, f"Invoice {number}")
-        document.showPage()
-    document.save()
+    pdf.write_bytes(documents.text_pdf("Invoice L-1", "Invoice L-2"))
     data = tmp_path / "lot.json"
     data.write_text(json.dumps([make_invoice("L-1"), make_invoice("L-2")]))
 

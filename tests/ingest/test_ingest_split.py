@@ -4,32 +4,13 @@ kept, data without a part is reported; limits refuse oversize or overlong PDFs."
 
 from __future__ import annotations
 
-import io
 import json
 
 import httpx
-from pypdf import PdfReader
-from reportlab.pdfgen import canvas
-
 from parcours_ingest.store.batch_models import BatchRow
 from parcours_ingest.store.models import InvoiceRow
 
 ANCHOR_RULE = {"mode": "anchor", "anchor": r"Facture n° (?P<number>S-\d+)"}
-
-
-def text_pdf(pages: list[str]) -> bytes:
-    """A PDF with one line of text per page."""
-    out = io.BytesIO()
-    document = canvas.Canvas(out)
-    for text in pages:
-        document.drawString(72, 720, text)
-        document.showPage()
-    document.save()
-    return out.getvalue()
-
-
-def page_texts(pdf: bytes) -> list[str]:
-    return [page.extract_text().strip() for page in PdfReader(io.BytesIO(pdf)).pages]
 
 
 def split_upload(pdf: bytes, data: list[dict]) -> dict:
@@ -37,11 +18,11 @@ def split_upload(pdf: bytes, data: list[dict]) -> dict:
 
 
 async def test_anchor_split_matches_parts_to_their_data_and_reports_the_rest(
-        ingest, client, acme, make_invoice, finished_batch, count_rows):
+        ingest, client, acme, make_invoice, documents, finished_batch, count_rows):
     rule = await client.put("/v1/split-rules/factures", json=ANCHOR_RULE, headers=acme)
     assert rule.status_code == 201, rule.text
-    pdf = text_pdf(["Bordereau d'envoi", "Facture n° S-001", "S-001 suite", "Facture n° S-002", "Facture n° S-099",
-                    "Facture n° S-003", "S-003 suite"])
+    pdf = documents.text_pdf("Bordereau d'envoi", "Facture n° S-001", "S-001 suite", "Facture n° S-002",
+                             "Facture n° S-099", "Facture n° S-003", "S-003 suite")
     data = [make_invoice(number) for number in ("S-001", "S-002", "S-003", "S-004")]
 
     response = await client.post("/v1/batches", params={"split_rule": "factures"}, files=split_upload(pdf, data),
@@ -57,17 +38,18 @@ async def test_anchor_split_matches_parts_to_their_data_and_reports_the_rest(
         (2, "accepted", "S-003", [6, 7], None), (3, "rejected", "S-004", None, "missing-pdf-part"),
         (4, "unmatched", None, [1, 1], "unmatched-part"), (5, "unmatched", "S-099", [5, 5], "unmatched-part")]
     s001 = await client.get(f"/v1/invoices/{batch['items'][0]['invoice_id']}/pdf", headers=acme)
-    assert page_texts(s001.content) == ["Facture n° S-001", "S-001 suite"]
+    assert documents.page_texts(s001.content) == ["Facture n° S-001", "S-001 suite"]
     stray = await client.get(batch["items"][5]["part"], headers=acme)
-    assert stray.status_code == 200 and page_texts(stray.content) == ["Facture n° S-099"]
+    assert stray.status_code == 200 and documents.page_texts(stray.content) == ["Facture n° S-099"]
     assert (await client.get(f"/v1/batches/{batch['batch_id']}/parts/0", headers=acme)).status_code == 404
     assert await count_rows(ingest, InvoiceRow) == 3
 
 
-async def test_page_count_split_matches_by_the_number_in_the_text(ingest, client, acme, make_invoice, finished_batch):
+async def test_page_count_split_matches_by_the_number_in_the_text(ingest, client, acme, make_invoice, documents,
+                                                                finished_batch):
     assert (await client.put("/v1/split-rules/two-pages", json={"mode": "pages", "pages": 2},
                              headers=acme)).status_code == 201
-    pdf = text_pdf(["Invoice P-10", "terms", "Invoice P-11", "terms", "Invoice P-12", "terms"])
+    pdf = documents.text_pdf("Invoice P-10", "terms", "Invoice P-11", "terms", "Invoice P-12", "terms")
     data = [make_invoice(number) for number in ("P-12", "P-10", "P-11")]  # not in the PDF's order
     response = await client.post("/v1/batches", params={"split_rule": "two-pages"}, files=split_upload(pdf, data),
                                  headers=acme)
@@ -86,7 +68,7 @@ async def test_split_rules_are_checked(client, acme):
     assert (await client.get("/v1/split-rules", headers=acme)).json() == []
 
 
-async def test_split_batches_within_limits(run_service, tenant_key, make_invoice, count_rows):
+async def test_split_batches_within_limits(run_service, tenant_key, make_invoice, documents, count_rows):
     ingest = await run_service("ingest", max_body_bytes=64 * 1024, max_batch_pdf_pages=3)
     headers = {"Authorization": f"Bearer {await tenant_key(ingest)}"}
     data = [make_invoice("S-001")]
@@ -94,12 +76,12 @@ async def test_split_batches_within_limits(run_service, tenant_key, make_invoice
         await client.put("/v1/split-rules/factures", json=ANCHOR_RULE, headers=headers)
         params = {"split_rule": "factures"}
         too_long = await client.post("/v1/batches", params=params, headers=headers,
-                                     files=split_upload(text_pdf(["Facture n° S-001"] * 4), data))
+                                     files=split_upload(documents.text_pdf(*["Facture n° S-001"] * 4), data))
         too_big = await client.post("/v1/batches", params=params, headers=headers,
                                     files=split_upload(b"%PDF-1.7\n" + b"0" * 70 * 1024, data))
-        no_rule = await client.post("/v1/batches", headers=headers, files=split_upload(text_pdf(["x"]), data))
+        no_rule = await client.post("/v1/batches", headers=headers, files=split_upload(documents.text_pdf("x"), data))
         no_data = await client.post("/v1/batches", params=params, headers=headers,
-                                    files={"pdf": ("lot.pdf", text_pdf(["x"]), "application/pdf")})
+                                    files={"pdf": ("lot.pdf", documents.text_pdf("x"), "application/pdf")})
         not_pdf = await client.post("/v1/batches", params=params, headers=headers,
                                     files=split_upload(b"GIF89a", data))
     assert (too_long.status_code, too_long.json()["type"].rsplit("/", 1)[1]) == (422, "too-many-pages")

@@ -76,25 +76,23 @@ class BatchItemRow(Base):
     errors: Mapped[list | None] = mapped_column(JSONB)
 
 
-class MappingProfileRow(Base):
+class _NamedDefinition:
+    """A tenant's named definition, as JSON checked by the API when saved."""
+
+    tenant_id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    definition: Mapped[dict] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class MappingProfileRow(_NamedDefinition, Base):
     """How a tenant's CSV/XLSX export maps to the invoice model: column → field, plus reading options."""
 
     __tablename__ = "mapping_profiles"
 
-    tenant_id: Mapped[str] = mapped_column(String(63), primary_key=True)
-    name: Mapped[str] = mapped_column(String(63), primary_key=True)
-    definition: Mapped[dict] = mapped_column(JSONB)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
-
-class SplitRuleRow(Base):
+class SplitRuleRow(_NamedDefinition, Base):
     """How a tenant's batch PDF is cut into one PDF per invoice (fixed page count or text anchor)."""
 
     __tablename__ = "split_rules"
-
-    tenant_id: Mapped[str] = mapped_column(String(63), primary_key=True)
-    name: Mapped[str] = mapped_column(String(63), primary_key=True)
-    definition: Mapped[dict] = mapped_column(JSONB)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
