@@ -135,6 +135,8 @@ async def test_a_template_that_does_not_render_is_refused_with_where_and_why(ten
     ("body_text", "{{ reminder.sequence + 1 }} {{ link }}", "template_undefined"),  # None on an invoice
     ("subject", "{{ '' }}", "subject_length"),
     ("body_text", "{% include 'missing.j2' %}{{ link }}", "template_error"),
+    ("body_text", "{% for i in range(10**6) %}{% for j in range(10**6) %}{% endfor %}{% endfor %}{{ link }}",
+     "template_error"),  # no loop that would hold the API for hours
 ])
 def test_override_validation_renders_every_purpose_in_the_sandbox(part, source, code):
     [error] = override_errors(language="en", part=part, source=source, others=())

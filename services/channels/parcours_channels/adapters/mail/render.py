@@ -26,6 +26,7 @@ TEMPLATE_PARTS = {"subject": "subject.txt.j2", "body_text": "body.txt.j2", "body
 DEFAULT_COLOR = "#1f6feb"
 DEFAULT_TEXT_COLOR = "#1f2933"
 LOGO_CID = "logo@parcours"
+RANGE_MAX = 1000
 
 # (template name, source) pairs of a tenant's overrides, sorted: hashable, so environments are cached by them
 Overrides = tuple[tuple[str, str], ...]
@@ -53,10 +54,18 @@ def template_name(language: str, part: str) -> str:
     return f"{language}/{TEMPLATE_PARTS[part]}"
 
 
+def _short_range(*args: int) -> range:
+    """`range` in templates: a tenant's template has no business looping thousands of times."""
+    numbers = range(*args)
+    if len(numbers) > RANGE_MAX:
+        raise OverflowError(f"range() of more than {RANGE_MAX} items")
+    return numbers
+
+
 @lru_cache(maxsize=256)
 def _environment(overrides: Overrides = ()) -> ImmutableSandboxedEnvironment:
     package = PackageLoader("parcours_channels.adapters.mail", "templates")
-    return ImmutableSandboxedEnvironment(
+    env = ImmutableSandboxedEnvironment(
         loader=ChoiceLoader([DictLoader(dict(overrides)), package]) if overrides else package,
         autoescape=select_autoescape(enabled_extensions=("html.j2",), disabled_extensions=("txt.j2",),
                                      default_for_string=True, default=True),
@@ -65,6 +74,8 @@ def _environment(overrides: Overrides = ()) -> ImmutableSandboxedEnvironment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    env.globals["range"] = _short_range
+    return env
 
 
 def render_email(*, invoice: InvoiceSummary, purpose: Literal["invoice", "reminder"], reminder: ReminderInfo | None,
