@@ -59,11 +59,10 @@ async def claim_recipients(session: AsyncSession, *, tenant_id: str, invoice_id:
 
 
 async def list_sends(session: AsyncSession, *, tenant_id: str, dispatch_id: UUID) -> list[Send]:
-    """Every ledger row of one dispatch."""
-    result = await session.scalars(
-        select(Send).where(Send.tenant_id == tenant_id, Send.dispatch_id == dispatch_id).order_by(Send.recipient)
-    )
-    return list(result)
+    """Every ledger row of one dispatch. Looked up by the primary key alone and filtered on the
+    tenant here: with both in the WHERE, a cached generic plan may walk the tenant index."""
+    result = await session.scalars(select(Send).where(Send.dispatch_id == dispatch_id).order_by(Send.recipient))
+    return [row for row in result if row.tenant_id == tenant_id]
 
 
 async def mark_sent(session: AsyncSession, *, tenant_id: str, dispatch_id: UUID, recipient: str) -> None:
