@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from parcours_contracts import DeliveryAcked, DispatchFailed, InvoiceDispatched, topics
+from parcours_contracts import DeliveryAcked, DispatchFailed, IncidentOpened, InvoiceDispatched, topics
 from parcours_devstack.partners.ap_platform import ApPlatformSimulator
 
 YOOZ_SECRET, FREEDZ_SECRET = "yooz-webhook-secret", "freedz-webhook-secret"
@@ -96,8 +96,8 @@ async def test_two_platforms_configured_by_settings_take_the_invoice_and_ack_it(
     await eventually(published, what="delivery.acked for both invoices", timeout=60)
 
 
-async def test_a_platform_refusal_fails_for_good_so_router_falls_back(outcomes, ingest, platforms, start_channels,
-                                                                       partner_dispatch):
+async def test_a_platform_refusal_fails_for_good_so_router_falls_back(
+        outcomes, ingest, platforms, start_channels, partner_dispatch):
     yooz, _ = platforms
     channels = await start_channels()
     yooz.refuse_next(422, "Supplier unknown to this buyer")
@@ -109,9 +109,11 @@ async def test_a_platform_refusal_fails_for_good_so_router_falls_back(outcomes, 
     assert yooz.received == 0
 
 
-async def test_a_503_is_retried_then_no_ack_leaves_only_the_dispatch(outcomes, ingest, platforms, start_channels,
-                                                                     partner_dispatch, submission):
+async def test_a_503_is_retried_then_no_ack_in_time_opens_the_trackers_incident(
+        outcomes, ingest, platforms, start_channels, partner_dispatch, submission, run_service, eventually):
     _, freedz = platforms
+    await run_service("tracker", receipt_windows={"ap_platform": {"hours": 2 / 3600, "proof": "ack"}},
+                      sweep_tick_seconds=0.3)
     channels = await start_channels()
     freedz.fail_next(1, status=503)
     invoice_id, number = await ingest.post(kind="cii")
@@ -121,11 +123,18 @@ async def test_a_503_is_retried_then_no_ack_leaves_only_the_dispatch(outcomes, i
     assert freedz.received == 1 and freedz.submissions == 2
     row = await submission(channels.host, request.dispatch_id)
     assert (row.state, row.attempts, row.partner) == ("submitted", 2, "freedz")
-    # No webhook came: the dispatch is what the tracker's receipt window (4 h for ap_platform) runs from.
+
+    async def not_received():  # no webhook came within the (shortened) receipt window
+        return [e for e in await channels.read(topics.INCIDENT_EVENTS)
+                if isinstance(e, IncidentOpened) and e.invoice_id == invoice_id and e.kind == "not_received"]
+
+    [incident] = await eventually(not_received, what="the tracker's not_received incident", timeout=60)
+    assert incident.channel == "ap_platform"
     assert await channels.read(topics.DELIVERY_ACKED) == []
 
 
-async def test_a_recipient_no_platform_serves_fails_clearly(outcomes, ingest, platforms, start_channels, partner_dispatch):
+async def test_a_recipient_no_platform_serves_fails_clearly(
+        outcomes, ingest, platforms, start_channels, partner_dispatch):
     channels = await start_channels()
     invoice_id, number = await ingest.post(kind="cii")
     await channels.publish(partner_dispatch(invoice_id, number, channel="ap_platform", recipient="x@elsewhere.example"))
@@ -133,8 +142,8 @@ async def test_a_recipient_no_platform_serves_fails_clearly(outcomes, ingest, pl
     assert isinstance(failure, DispatchFailed) and "no configured AP platform serves x@elsewhere.example" in failure.reason
 
 
-async def test_a_crash_between_push_and_record_pushes_once(ingest, platforms, partner_dispatch, publish,
-                                                           crash_and_restart, submission_in):
+async def test_a_crash_between_push_and_record_pushes_once(
+        ingest, platforms, partner_dispatch, publish, crash_and_restart, submission_in):
     yooz, _ = platforms
     invoice_id, number = await ingest.post(kind="cii")
     request = partner_dispatch(invoice_id, number, channel="ap_platform", recipient="acme@yooz.example")

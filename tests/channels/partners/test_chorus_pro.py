@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from parcours_channels.domain.chorus_pro import FileToDeposit, deposit_file_name, limit_violations
 from parcours_channels.store.partner_submissions import DONE, FAILED, REJECTED
-from parcours_contracts import DeliveryAcked, DispatchFailed, InvoiceDispatched, topics
+from parcours_contracts import DeliveryAcked, DispatchFailed, IncidentOpened, InvoiceDispatched, topics
 
 ACKED = (topics.DELIVERY_ACKED,)
 
@@ -15,8 +15,8 @@ async def acks_of(channels, invoice_id) -> list[str]:
     return [e.status for e in await channels.read(*ACKED) if isinstance(e, DeliveryAcked) and e.invoice_id == invoice_id]
 
 
-async def test_a_factur_x_is_deposited_once_and_followed_to_payment(outcomes, submission, ingest, chorus, start_channels, partner_dispatch,
-                                                                    eventually):
+async def test_a_factur_x_is_deposited_once_and_followed_to_payment(
+        outcomes, submission, ingest, chorus, start_channels, partner_dispatch, eventually):
     channels = await start_channels()
     invoice_id, number = await ingest.post(kind="facturx")
     request = partner_dispatch(invoice_id, number, channel="chorus_pro", has_pdf=True)
@@ -43,8 +43,8 @@ async def _has(channels, invoice_id, status) -> bool:
     return status in await acks_of(channels, invoice_id)
 
 
-async def test_a_rejected_flux_fails_for_good_so_router_falls_back(submission, ingest, chorus, start_channels, partner_dispatch,
-                                                                  eventually):
+async def test_a_rejected_flux_fails_for_good_so_router_falls_back(
+        submission, ingest, chorus, start_channels, partner_dispatch, eventually):
     channels = await start_channels()
     invoice_id, number = await ingest.post(kind="cii")
     chorus.reject_next("Le SIRET du destinataire est inconnu")
@@ -62,7 +62,8 @@ async def test_a_rejected_flux_fails_for_good_so_router_falls_back(submission, i
     assert await acks_of(channels, invoice_id) == []
 
 
-async def test_a_503_is_retried_without_a_second_deposit(outcomes, submission, ingest, chorus, start_channels, partner_dispatch):
+async def test_a_503_is_retried_without_a_second_deposit(
+        outcomes, submission, ingest, chorus, start_channels, partner_dispatch):
     channels = await start_channels()
     invoice_id, number = await ingest.post(kind="cii")
     chorus.fail_next(1, status=503)
@@ -74,10 +75,12 @@ async def test_a_503_is_retried_without_a_second_deposit(outcomes, submission, i
     assert (await submission(channels.host, request.dispatch_id)).attempts == 2
 
 
-async def test_no_integration_report_in_time_gives_up_without_an_ack(outcomes, submission, ingest, chorus, start_channels, partner_dispatch,
-                                                                     eventually, monkeypatch):
+async def test_no_integration_report_in_time_gives_up_and_the_tracker_opens_an_incident(
+        outcomes, submission, ingest, chorus, start_channels, partner_dispatch, eventually, monkeypatch, run_service):
     monkeypatch.setenv("PARCOURS_CHANNELS_CHORUS_PRO_INTEGRATION_DEADLINE_HOURS", str(1.5 / 3600))
     chorus.integrate_after_reports = 10_000  # Chorus Pro never integrates it
+    await run_service("tracker", receipt_windows={"chorus_pro": {"hours": 2 / 3600, "proof": "made_available"}},
+                      sweep_tick_seconds=0.3)
     channels = await start_channels()
     invoice_id, number = await ingest.post(kind="cii")
     request = partner_dispatch(invoice_id, number, channel="chorus_pro")
@@ -90,13 +93,19 @@ async def test_no_integration_report_in_time_gives_up_without_an_ack(outcomes, s
 
     row = await eventually(given_up, what="follow-up given up", timeout=60)
     assert row.last_status == "IN_DEPOSE" and row.next_check_at is None
-    # What the tracker's receipt window starts from, and no proof of receipt ever after.
     assert [type(e) for e in await channels.outcomes()] == [InvoiceDispatched]
     assert await acks_of(channels, invoice_id) == []
 
+    async def not_received():  # no proof within the (shortened) receipt window
+        return [e for e in await channels.read(topics.INCIDENT_EVENTS)
+                if isinstance(e, IncidentOpened) and e.invoice_id == invoice_id and e.kind == "not_received"]
 
-async def test_an_invoice_without_a_structured_document_fails_clearly(outcomes, ingest, chorus, start_channels,
-                                                                      partner_dispatch):
+    [incident] = await eventually(not_received, what="the tracker's not_received incident", timeout=60)
+    assert incident.channel == "chorus_pro"
+
+
+async def test_an_invoice_without_a_structured_document_fails_clearly(
+        outcomes, ingest, chorus, start_channels, partner_dispatch):
     channels = await start_channels()
     invoice_id, number = await ingest.post(kind="json")
     await channels.publish(partner_dispatch(invoice_id, number, channel="chorus_pro"))
@@ -122,8 +131,8 @@ def test_chorus_limits_are_enforced_before_sending():
     assert len(name) <= 50 and name.endswith(".xml") and "/" not in name
 
 
-async def test_a_crash_between_deposit_and_record_deposits_once(ingest, chorus, partner_dispatch, publish,
-                                                                crash_and_restart, submission_in):
+async def test_a_crash_between_deposit_and_record_deposits_once(
+        ingest, chorus, partner_dispatch, publish, crash_and_restart, submission_in):
     invoice_id, number = await ingest.post(kind="cii")
     request = partner_dispatch(invoice_id, number, channel="chorus_pro")
     chorus.hold_next_deposit(5)  # accepted at once, answered after the kill
