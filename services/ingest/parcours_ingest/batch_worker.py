@@ -71,8 +71,9 @@ class BatchWorker(PeriodicJob):
         size = self._settings.batch_chunk_size
         try:
             for start in range(batch.processed_items, len(items), size):
-                if self.stopping:
-                    return  # the lease runs out and the batch resumes from its cursor
+                if self.stopping:  # shutting down: handed back, the batch resumes from its cursor elsewhere
+                    await self._release(batch)
+                    return
                 chunk = items[start:start + size]
                 outcomes = await asyncio.to_thread(check_items, chunk, self._settings, profile)
                 if not await self._store(batch, outcomes, total=len(items), profile=profile):
@@ -132,6 +133,9 @@ class BatchWorker(PeriodicJob):
             await self._finish(batch, "failed", error={"status": 500, "detail": "The batch could not be processed; "
                                                                                 "the error has been logged."})
             return
+        await self._release(batch)
+
+    async def _release(self, batch: BatchRow) -> None:
         async with self._ctx.sessions.begin() as session:
             await store.release_batch(session, batch=batch)
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, create_model
 
 from parcours_runtime.problems import PROBLEM_JSON, Problem, field_error
 from parcours_runtime.tenancy import Tenant, authenticate
@@ -26,12 +26,8 @@ def _mount(prefix: str, *, model: type[BaseModel], row: type[MappingProfileRow] 
            issues: Callable[[Any], list] = lambda definition: []) -> None:
     """The five routes of one kind of named definition."""
 
-    class Saved(model):  # type: ignore[misc, valid-type]
-        name: str
-        created_at: datetime
-        updated_at: datetime
-
-    Saved.__name__ = f"Saved{model.__name__}"
+    Saved = create_model(f"Saved{model.__name__}", __base__=model, name=(str, ...), created_at=(datetime, ...),
+                         updated_at=(datetime, ...))
     tags = [prefix.rsplit("/", 1)[-1]]
 
     def saved(found) -> dict:
