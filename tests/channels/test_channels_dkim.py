@@ -11,6 +11,7 @@ import dkim
 import httpx
 import pytest
 
+from parcours_channels.adapters.mail.profile import load_tenant_mail
 from parcours_channels.domain.sealing import SealBroken, unseal
 from parcours_channels.store.tenant_mail import SenderDomain
 
@@ -93,6 +94,10 @@ async def test_the_private_key_is_sealed_at_rest(tenant_channels):
     assert unseal(row.sealed_private_key, [KEY_SECRET]).startswith(b"-----BEGIN RSA PRIVATE KEY-----")
     with pytest.raises(SealBroken):
         unseal(row.sealed_private_key, ["another-secret"])
+    # A lost secret degrades to the platform's address (logged), rather than to undeliverable mail.
+    async with channels.host.ctx.sessions() as session:
+        assert (await load_tenant_mail(session, tenant_id="acme", secrets=[KEY_SECRET])).sender is not None
+        assert (await load_tenant_mail(session, tenant_id="acme", secrets=["another-secret"])).sender is None
 
 
 async def test_messages_from_the_tenant_domain_are_signed_and_verify_with_the_published_key(
@@ -158,3 +163,22 @@ def test_a_signed_message_verifies_whatever_its_structure_and_headers():
     assert dkim.verify(wire, dnsfunc=resolver_of({key.record_name: key.record_value}))
     assert not dkim.verify(wire.replace(b"F-2026-0042.pdf", b"F-2026-0043.pdf"),
                            dnsfunc=resolver_of({key.record_name: key.record_value}))
+
+
+def test_mail_from_the_platform_is_signed_with_the_platform_key_when_one_is_configured(make_dispatch):
+    from pydantic import ValidationError
+
+    from parcours_channels.adapters.mail.compose import invoice_message, to_wire
+    from parcours_channels.config import Settings
+    from parcours_channels.domain.dkim import generate_key
+
+    key = generate_key("parcours.localhost", "platform")
+    settings = Settings(dkim_selector="platform", dkim_private_key=key.private_pem.decode())
+    request = make_dispatch()
+    wire = to_wire(invoice_message(request, request.recipients[0], message_id="<m@parcours.localhost>",
+                                   settings=settings))
+    assert dkim.verify(wire, dnsfunc=resolver_of({key.record_name: key.record_value}))
+    assert b"DKIM-Signature" not in to_wire(invoice_message(request, request.recipients[0], settings=Settings(),
+                                                            message_id="<m@parcours.localhost>"))
+    with pytest.raises(ValidationError, match="go together"):
+        Settings(dkim_selector="platform")

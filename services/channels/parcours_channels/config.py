@@ -65,6 +65,10 @@ class Settings(ServiceSettings):
     dns_timeout: float = Field(default=5, gt=0, description="Seconds for one sender-domain DNS lookup.")
     tenant_mail_ttl_seconds: float = Field(
         default=30, ge=0, description="How long a tenant's sender domain, branding and templates are cached.")
+    dkim_selector: str | None = Field(default=None, pattern=r"^[A-Za-z0-9-]{1,63}$",
+                                      description="Selector of the platform's own DKIM key (mail from mail_from).")
+    dkim_private_key: SecretStr | None = Field(
+        default=None, description="PEM of the platform's own DKIM key; tenants with a sender domain use theirs.")
 
     @model_validator(mode="after")
     def _check_mail_settings(self):
@@ -76,6 +80,8 @@ class Settings(ServiceSettings):
             raise ValueError("mail_from must hold an address, e.g. 'Parcours <invoices@example.com>'")
         if (self.smtp_username is None) != (self.smtp_password is None):
             raise ValueError("smtp_username and smtp_password go together")
+        if (self.dkim_selector is None) != (self.dkim_private_key is None):
+            raise ValueError("dkim_selector and dkim_private_key go together")
         return self
 
     def bounce_secrets(self) -> list[str]:

@@ -9,7 +9,8 @@ from datetime import datetime, timezone
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import EmailPolicy
-from email.utils import format_datetime
+from email.utils import format_datetime, parseaddr
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from parcours_channels.adapters.mail.render import LOGO_CID, RenderedEmail, render_email
@@ -121,6 +122,18 @@ def invoice_message(request: DispatchRequested, recipient: Recipient, *, message
         sender = Address(display_name=one_line(display), addr_spec=tenant.sender.address)
     message = compose_message(rendered=rendered, sender=sender, recipient=recipient, message_id=message_id,
                               attachment=attachment, logo=tenant.logo if tenant else None)
-    if tenant is not None and tenant.sender is not None:
-        sign_message(message, tenant.sender.dkim)
-    return message
+    key = tenant.sender.dkim if tenant is not None and tenant.sender is not None else _platform_key(settings)
+    return sign_message(message, key) if key is not None else message
+
+
+def _platform_key(settings: Settings) -> DkimKey | None:
+    """The platform's own key, for mail from `mail_from` (None when not configured)."""
+    if settings.dkim_selector is None or settings.dkim_private_key is None:
+        return None
+    domain = parseaddr(settings.mail_from)[1].rpartition("@")[2]
+    return _key(domain, settings.dkim_selector, settings.dkim_private_key.get_secret_value())
+
+
+@lru_cache(maxsize=4)
+def _key(domain: str, selector: str, pem: str) -> DkimKey:
+    return DkimKey(domain=domain, selector=selector, private_pem=pem.encode(), public_key="")

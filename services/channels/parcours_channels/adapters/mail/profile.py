@@ -5,15 +5,18 @@ dispatch needs it; the API forgets a tenant's entry when it changes it)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parcours_channels.adapters.mail.render import LOGO_CID, Brand, Overrides, template_name
 from parcours_channels.domain.dkim import DkimKey
-from parcours_channels.domain.sealing import unseal
+from parcours_channels.domain.sealing import SealBroken, unseal
 from parcours_channels.store.tenant_mail import get_branding, get_sender_domain, list_template_overrides
 from parcours_runtime.service import ServiceContext
+
+log = logging.getLogger(__name__)
 
 TENANT_MAIL = "tenant_mail"  # key of the TenantMailCache in ServiceContext.extras
 
@@ -48,10 +51,17 @@ async def load_tenant_mail(session: AsyncSession, *, tenant_id: str, secrets: li
     sender_row = await get_sender_domain(session, tenant_id=tenant_id)
     branding = await get_branding(session, tenant_id=tenant_id)
     overrides = await list_template_overrides(session, tenant_id=tenant_id)
-    sender = None if sender_row is None else Sender(
-        address=sender_row.from_address, name=sender_row.from_name,
-        dkim=DkimKey(domain=sender_row.domain, selector=sender_row.selector, public_key=sender_row.public_key,
-                     private_pem=unseal(sender_row.sealed_private_key, secrets)))
+    sender = None
+    if sender_row is not None:
+        try:
+            private_pem = unseal(sender_row.sealed_private_key, secrets)
+        except SealBroken:  # a lost or rotated-away secret: deliver from the platform rather than not at all
+            log.error("tenant %s: its DKIM key does not unseal with key_encryption_secret; sending from the "
+                      "platform address until the secret is restored or a new key is made", tenant_id)
+        else:
+            sender = Sender(address=sender_row.from_address, name=sender_row.from_name,
+                            dkim=DkimKey(domain=sender_row.domain, selector=sender_row.selector,
+                                         public_key=sender_row.public_key, private_pem=private_pem))
     brand = logo = None
     if branding is not None:
         if branding.logo_data is not None and branding.logo_media_type:
