@@ -24,7 +24,7 @@ import psutil
 if __package__ in (None, ""):  # `python bench/run.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import dunning_scan, e2e, ingest_split, report  # noqa: E402
+from bench import dunning_scan, e2e, ingest_split, report, tracker_clicks, tracker_sweep  # noqa: E402
 from bench.infra import Infra, pg_fast  # noqa: E402
 from bench.monitor import ProcessMonitor  # noqa: E402
 from bench.profile import Profiler  # noqa: E402
@@ -227,6 +227,11 @@ async def main_async(args) -> dict:
         if args.dunning_invoices:  # dunning's scheduler on 1 M open invoices vs a plain indexed scan (goal ≤ 10×)
             result["dunning_scan"] = await dunning_scan.measure(infra.database("bench_dunning_scan"),
                                                                 invoices=args.dunning_invoices, say=say)
+        if args.tracker_invoices:  # tracker: link clicks vs a bare redirect (goal ≥ 50 %), receipt sweep over 1 M timers
+            result["tracker_clicks"] = await tracker_clicks.measure(server_dsn=infra.pg_dsn, bootstrap=infra.bootstrap,
+                                                                    log_dir=infra.logs, say=say)
+            result["tracker_sweep"] = await tracker_sweep.measure(infra.database("bench_tracker_sweep"),
+                                                                  invoices=args.tracker_invoices, say=say)
         if args.split_pages:  # ingest's batch PDF split vs qpdf --split-pages on the same file (goal ≥ 50 %)
             result["ingest_split"] = await asyncio.to_thread(ingest_split.measure, pages=args.split_pages, say=say)
         if not args.skip_bare:
@@ -319,6 +324,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dunning-invoices", type=int, default=None,
                         help="open invoices in the dunning scan benchmark (default 50 × --invoices, at most "
                              "1 000 000: 1 M by default; 0: skip it)")
+    parser.add_argument("--tracker-invoices", type=int, default=None,
+                        help="tracked invoices in the tracker sweep benchmark, which runs with the click benchmark "
+                             "(default 50 × --invoices, at most 1 000 000; 0: skip both)")
     parser.add_argument("--split-pages", type=int, default=2000,
                         help="pages of the batch PDF split benchmark (default 2000; 0: skip it)")
     parser.add_argument("--latency-seconds", type=float, default=40, help="length of the paced run (default 40)")
@@ -333,6 +341,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.invoices = 100_000
     if args.dunning_invoices is None:
         args.dunning_invoices = min(50 * args.invoices, 1_000_000)
+    if args.tracker_invoices is None:
+        args.tracker_invoices = min(50 * args.invoices, 1_000_000)
     for kv in args.service_env:
         if "=" not in kv or not kv.startswith("PARCOURS_"):
             parser.error(f"--service-env wants PARCOURS_<SERVICE>_<SETTING>=VALUE, got {kv!r}")

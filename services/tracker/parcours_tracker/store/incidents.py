@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,8 +37,10 @@ async def open_incident(uow: UnitOfWork, *, invoice: Invoice, draft: IncidentDra
         .values(incident_id=incident_id, tenant_id=invoice.tenant_id, invoice_id=invoice.invoice_id, kind=draft.kind,
                 channel=draft.channel, status=OPEN, evidence=draft.evidence, suggested_action=draft.suggested_action,
                 opened_at=now)
+        # The partial index's predicate as a literal: with a bound parameter, PostgreSQL cannot infer the
+        # arbiter index once a prepared statement switches to its generic plan (after 5 executions).
         .on_conflict_do_nothing(index_elements=[Incident.tenant_id, Incident.invoice_id, Incident.kind],
-                                index_where=Incident.status == OPEN)
+                                index_where=text(f"status = '{OPEN}'"))
         .returning(Incident)
     )).scalar_one_or_none()
     if inserted is None:

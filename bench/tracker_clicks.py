@@ -1,0 +1,283 @@
+"""Tracked-link clicks: `GET /l/{token}` on the tracker (verify the signed token, classify the
+open, journal it, re-project the invoice, 303 to the invoice page) against a bare FastAPI app
+that only answers the same 303, served the same way (uvicorn, one process), driven by the same
+client, in the same run. Goals: the tracker does ≥ 50 % of the bare app's requests/s, and its
+p99 stays under 20 ms at half its own maximum rate.
+
+    python -m bench.tracker_clicks                 # embedded PostgreSQL + Tansu, the tracker as a process
+    python -m bench.tracker_clicks --seconds 5     # a quick look
+
+Each server is measured twice: flat out (`connections` keep-alive connections, closed loop) for
+its requests/s, then paced (open loop) at half the tracker's rate for latency, timed from when
+each request was due (a request waiting for a free connection counts). The client is a minimal
+HTTP/1.1 keep-alive client on asyncio streams, so that it costs less than the servers it
+measures; it shares the box with them (the figures say what this box does)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+
+if __package__ in (None, ""):  # `python bench/tracker_clicks.py`
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+ROOT = Path(__file__).resolve().parent.parent
+TENANT = "bench-clicks"
+BROWSER = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
+GOAL_RATIO, GOAL_P99_MS = 0.5, 20.0
+
+
+def bare_app():
+    """The yardstick: the same route answering the same redirect, and nothing else."""
+    from fastapi import FastAPI
+    from fastapi.responses import RedirectResponse
+
+    app = FastAPI()
+
+    @app.get("/l/{token}")
+    async def open_link(token: str):
+        return RedirectResponse(f"/v/{token}", status_code=303)
+
+    return app
+
+
+class _Connection:
+    """One HTTP/1.1 keep-alive connection that sends GETs and reads each answer whole."""
+
+    def __init__(self, host: str, port: int):
+        self.host, self.port = host, port
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def get(self, path: str) -> int:
+        if self._writer is None:
+            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+        self._writer.write(f"GET {path} HTTP/1.1\r\nHost: {self.host}\r\nUser-Agent: {BROWSER}\r\n"
+                           f"Accept: text/html\r\n\r\n".encode())
+        head = await self._reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        length = next((int(line.split(":", 1)[1]) for line in lines[1:] if line.lower().startswith("content-length:")), 0)
+        if length:
+            await self._reader.readexactly(length)
+        if any(line.lower() == "connection: close" for line in lines):
+            self.close()
+        return status
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def _percentile(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+async def flat_out(url: str, paths: list[str], *, seconds: float, connections: int) -> dict:
+    """Closed loop: every connection sends its next request as soon as the last one is answered."""
+    host, port = url.removeprefix("http://").split(":")
+    pool = [_Connection(host, int(port)) for _ in range(connections)]
+    next_path = itertools.cycle(paths).__next__
+    statuses: dict[int, int] = {}
+    done = 0
+
+    async def worker(connection: _Connection, until: float) -> None:
+        nonlocal done
+        while time.perf_counter() < until:
+            status = await connection.get(next_path())
+            statuses[status] = statuses.get(status, 0) + 1
+            done += 1
+
+    warm = time.perf_counter() + min(1.0, seconds / 5)
+    await asyncio.gather(*(worker(c, warm) for c in pool))
+    done, statuses = 0, {}
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(c, started + seconds) for c in pool))
+    elapsed = time.perf_counter() - started
+    for connection in pool:
+        connection.close()
+    return {"requests": done, "seconds": round(elapsed, 3), "rate": done / elapsed, "statuses": statuses}
+
+
+async def paced(url: str, paths: list[str], *, rate: float, seconds: float, connections: int) -> dict:
+    """Open loop at `rate`: latency from when each request was due to its answer."""
+    host, port = url.removeprefix("http://").split(":")
+    free: asyncio.Queue[_Connection] = asyncio.Queue()
+    for _ in range(connections):
+        free.put_nowait(_Connection(host, int(port)))
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+
+    async def one(path: str, due: float) -> None:
+        connection = await free.get()
+        try:
+            status = await connection.get(path)
+        finally:
+            free.put_nowait(connection)
+        latencies.append((time.perf_counter() - due) * 1000)
+        statuses[status] = statuses.get(status, 0) + 1
+
+    count = max(1, int(rate * seconds))
+    start = time.perf_counter() + 0.05
+    tasks = []
+    for i, path in zip(range(count), itertools.cycle(paths)):
+        due = start + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(path, due)))
+    await asyncio.gather(*tasks)
+    while not free.empty():
+        free.get_nowait().close()
+    return {"rate": round(rate, 1), "requests": count, "statuses": statuses,
+            **{f"p{p}_ms": _percentile(latencies, p) for p in (50, 90, 99)}, "max_ms": max(latencies)}
+
+
+async def seed(bootstrap: str, tracker_dsn: str, invoices: int) -> list[str]:
+    """`invoices` invoices received and dispatched (an hour ago) through the broker, as the other services
+    publish them; returns one tracked-link path per invoice once the tracker has them all."""
+    import asyncpg
+    from aiokafka import AIOKafkaProducer
+
+    from parcours_contracts import InvoiceDispatched, InvoiceReceived, InvoiceSummary, SentMessage, topic_for
+    from parcours_runtime.links import issue_link_token
+    from parcours_tracker.config import DEV_LINK_SECRET
+
+    sent_at = datetime.now(timezone.utc) - timedelta(hours=1)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    await producer.start()
+    paths = []
+    try:
+        for n in range(invoices):
+            invoice_id, dispatch_id = uuid.uuid4(), uuid.uuid4()
+            summary = InvoiceSummary(number=f"CLK-{n}", issue_date=date(2026, 11, 2), due_date=date(2026, 12, 2),
+                                     currency="EUR", total_excl_tax=Decimal("100"), total_tax=Decimal("20"),
+                                     total_incl_tax=Decimal("120"), seller_name="Bench SARL", buyer_name="Client",
+                                     customer_ref=f"C-{n % 50}")
+            envelope = dict(tenant_id=TENANT, invoice_id=invoice_id, correlation_id=f"clk-{n}")
+            for event in (InvoiceReceived(**envelope, occurred_at=sent_at - timedelta(minutes=1), invoice=summary),
+                          InvoiceDispatched(**envelope, occurred_at=sent_at, dispatch_id=dispatch_id,
+                                            channel="email_link", messages=[SentMessage(
+                                                recipient="ap@client.example", message_id=f"<{n}@bench>")])):
+                await producer.send(topic_for(event), event.model_dump_json().encode(), key=event.key.encode())
+            paths.append("/l/" + issue_link_token(DEV_LINK_SECRET, tenant_id=TENANT, invoice_id=invoice_id,
+                                                  dispatch_id=dispatch_id, recipient="ap@client.example"))
+        await producer.flush()
+    finally:
+        await producer.stop()
+    connection = await asyncpg.connect(tracker_dsn)
+    try:
+        deadline = time.monotonic() + 300
+        while await connection.fetchval("SELECT count(*) FROM invoices WHERE status = 'sent'") < invoices:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the tracker did not take the seeded invoices within 5 minutes")
+            await asyncio.sleep(0.5)
+    finally:
+        await connection.close()
+    return paths
+
+
+def _start_bare(port: int, log_path: Path) -> subprocess.Popen:
+    from parcours_devstack.orphans import die_with_parent
+    from parcours_devstack.ports import wait_for_port
+
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen([sys.executable, "-m", "bench.tracker_clicks", "--serve-bare", str(port)], cwd=ROOT,
+                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                   preexec_fn=die_with_parent)
+    wait_for_port("127.0.0.1", port, timeout=30)
+    return process
+
+
+async def measure(*, server_dsn: str, bootstrap: str, log_dir: Path, seconds: float = 15, connections: int = 16,
+                  invoices: int = 2000, say=print) -> dict:
+    """Start the tracker (its own database on `server_dsn`) and the bare app, seed, and measure both."""
+    from parcours_devstack.ports import free_port
+    from parcours_devstack.postgres import create_database, server_url
+    from parcours_devstack.services import ServiceProcess, service_env
+
+    create_database(server_dsn, "bench_tracker_clicks")
+    tracker_dsn = server_dsn.rsplit("/", 1)[0] + "/bench_tracker_clicks"
+    port = free_port()
+    env = service_env("tracker", database_url=server_url(server_dsn, "bench_tracker_clicks"), bootstrap=bootstrap,
+                      port=port, extra={"ENVIRONMENT": "development", "CONSUMER_SESSION_TIMEOUT_MS": "2000"})
+    tracker = ServiceProcess("tracker", env, port, log_path=log_dir / "tracker-clicks.log").start()
+    bare_port = free_port()
+    bare = _start_bare(bare_port, log_dir / "bare-redirect.log")
+    try:
+        await asyncio.to_thread(tracker.wait_ready, 120)
+        say(f"tracker clicks: seeding {invoices} dispatched invoices through the broker")
+        paths = await seed(bootstrap, tracker_dsn, invoices)
+        bare_url = f"http://127.0.0.1:{bare_port}"
+        say(f"  flat out, {connections} connections, {seconds:.0f} s each")
+        bare_max = await flat_out(bare_url, paths, seconds=seconds, connections=connections)
+        tracker_max = await flat_out(tracker.url, paths, seconds=seconds, connections=connections)
+        half = tracker_max["rate"] / 2
+        say(f"  bare {bare_max['rate']:.0f} req/s, tracker {tracker_max['rate']:.0f} req/s; "
+            f"paced at {half:.0f} req/s for latency")
+        tracker_paced = await paced(tracker.url, paths, rate=half, seconds=seconds, connections=connections)
+        bare_paced = await paced(bare_url, paths, rate=half, seconds=seconds, connections=connections)
+        ratio = tracker_max["rate"] / bare_max["rate"] if bare_max["rate"] else None
+        result = {"invoices": invoices, "connections": connections, "seconds": seconds,
+                  "bare": {"flat_out": bare_max, "paced": bare_paced},
+                  "tracker": {"flat_out": tracker_max, "paced": tracker_paced},
+                  "ratio": ratio, "goal_ratio": GOAL_RATIO, "goal_p99_ms": GOAL_P99_MS,
+                  "pass": bool(ratio is not None and ratio >= GOAL_RATIO
+                               and (tracker_paced["p99_ms"] or 0) < GOAL_P99_MS)}
+        say(f"  → {ratio:.0%} of the bare rate (goal ≥ {GOAL_RATIO:.0%}); p99 at half load {tracker_paced['p99_ms']:.1f} ms "
+            f"(bare {bare_paced['p99_ms']:.1f} ms; goal < {GOAL_P99_MS:.0f} ms)")
+        bad = {s: n for run in (bare_max, tracker_max, tracker_paced, bare_paced)
+               for s, n in run["statuses"].items() if s != 303}
+        if bad:
+            raise RuntimeError(f"answers other than 303: {bad}")
+        return result
+    finally:
+        tracker.terminate()
+        bare.terminate()
+        bare.wait(10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=15, help="length of each measured run (default 15)")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--invoices", type=int, default=2000, help="distinct invoices (tracked links) clicked")
+    parser.add_argument("--json", help="write the result here")
+    parser.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_bare:
+        import uvicorn
+        uvicorn.run(bare_app(), host="127.0.0.1", port=args.serve_bare, log_level="warning", access_log=False)
+        return
+    from parcours_devstack.broker import TansuBroker
+    from parcours_devstack.postgres import EmbeddedPostgres
+
+    work = Path(tempfile.mkdtemp(prefix="parcours-tracker-clicks-"))
+    postgres = EmbeddedPostgres(work / "data").start()
+    broker = TansuBroker(log_path=work / "broker.log").start()
+    try:
+        result = asyncio.run(measure(server_dsn=postgres.dsn, bootstrap=broker.bootstrap_servers, log_dir=work,
+                                     seconds=args.seconds, connections=args.connections, invoices=args.invoices))
+    finally:
+        broker.stop()
+        postgres.stop()
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
