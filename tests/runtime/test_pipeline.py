@@ -16,6 +16,7 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, func, select, t
 from parcours_contracts import InvoiceReceived, InvoiceSummary, topics
 from parcours_devstack.ports import free_port
 from parcours_runtime import dlq
+from parcours_runtime.consumer import BatchHandler
 from parcours_runtime.service import ServiceDefinition, ServiceHost
 from parcours_runtime.settings import ServiceSettings
 from parcours_runtime.uow import UnitOfWork
@@ -225,5 +226,47 @@ async def test_a_polled_batch_commits_in_one_transaction_and_a_bad_record_costs_
         async with h.ctx.sessions() as session:
             transactions = (await session.execute(text("SELECT count(DISTINCT xmin::text) FROM inbox"))).scalar_one()
         assert transactions <= 6, f"30 records applied in {transactions} transactions"
+    finally:
+        await h.stop()
+
+
+calls: list[int] = []
+
+
+async def record_many(events: list[InvoiceReceived], uow: UnitOfWork) -> None:
+    calls.append(len(events))
+    if any(event.invoice.number.startswith("FAIL") for event in events):
+        raise Failing("one of them cannot be taken")
+    await uow.session.execute(seen.insert(), [{"invoice_number": event.invoice.number} for event in events])
+
+
+async def test_a_batch_handler_takes_the_events_together_and_a_bad_one_alone(make_database, kafka):
+    events = [received(f"MANY-{i}") for i in range(20)]
+    events.insert(7, received("FAIL-MANY"))
+    key = uuid.uuid4().hex.encode()
+    producer = AIOKafkaProducer(bootstrap_servers=kafka, enable_idempotence=False)
+    await producer.start()
+    for event in events:
+        await producer.send(topics.INVOICE_RECEIVED, event.model_dump_json().encode(), key=key)
+    await producer.flush()
+    await producer.stop()
+
+    settings = ServiceSettings(environment="test", database_url=make_database("rec"), kafka_bootstrap_servers=kafka,
+                               http_port=free_port(), consumer_max_attempts=2, consumer_session_timeout_ms=2000,
+                               consumer_backoff_seconds=0.01)
+    calls.clear()
+    definition = ServiceDefinition(name="many", metadata=metadata, create_app=lambda ctx: FastAPI(),
+                                   handlers=lambda ctx: {InvoiceReceived: BatchHandler(record_many)}, migrations=None)
+    h = ServiceHost(definition, settings)
+    await h.start()
+    try:
+        for _ in range(200):
+            if await count(h) == 20 and await _dlq_size(kafka) == 1:
+                break
+            await asyncio.sleep(0.1)
+        assert await count(h) == 20 and await count(h, "FAIL-MANY") == 0
+        assert max(calls) > 1, "events standing together are handled in one call"
+        letters = await dlq.peek(kafka, topics.INVOICE_RECEIVED)
+        assert [letter["attempts"] for letter in letters] == ["2"]
     finally:
         await h.stop()

@@ -14,12 +14,15 @@ loses or double-applies work (the inbox absorbs any redelivery).
 Handlers whose work is an outside effect (an SMTP send, a partner API call) are
 `EffectHandler`s: their `perform` runs for the whole batch concurrently, outside any
 transaction (it must be idempotent on its own, e.g. through a send ledger), and their
-`record` runs inside the batch's unit of work with what `perform` returned.
+`record` runs inside the batch's unit of work with what `perform` returned. Handlers that can
+apply many events in one statement are `BatchHandler`s: they get the batch's events of their
+type together.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import contextmanager
@@ -54,7 +57,15 @@ class EffectHandler:
     concurrency: int = 64
 
 
-Handler = PlainHandler | EffectHandler
+@dataclass(frozen=True)
+class BatchHandler:
+    """Takes all the events of its type that stand together in a polled batch, in order, in one
+    call (set-based SQL: one statement for N events). Its span links to each event's trace."""
+
+    handle: Callable[[list[EventEnvelope], UnitOfWork], Awaitable[None]]
+
+
+Handler = PlainHandler | EffectHandler | BatchHandler
 _Work = tuple[ConsumerRecord, EventEnvelope, Handler]
 
 
@@ -203,10 +214,20 @@ class EventConsumer:
         performed = await self._perform_effects(work)
         async with UnitOfWork(self._sessions) as uow:
             fresh = await inbox.claim_many(uow.session, self.group_id, [event.event_id for _, event, _ in work])
+            todo = []
             for index, (record, event, handler) in enumerate(work):
-                if event.event_id not in fresh:
-                    continue  # applied before, or twice in this batch
-                fresh.discard(event.event_id)
+                if event.event_id in fresh:  # else applied before, or twice in this batch
+                    fresh.discard(event.event_id)
+                    todo.append((index, record, event, handler))
+            position = 0
+            while position < len(todo):
+                index, record, event, handler = todo[position]
+                if isinstance(handler, BatchHandler):
+                    run = list(itertools.takewhile(lambda item: item[3] is handler, todo[position:]))
+                    with self._batch_span([(r, e) for _, r, e, _ in run]):
+                        await handler.handle([e for _, _, e, _ in run], uow)  # a failure: one by one
+                    position += len(run)
+                    continue
                 with self._span(record, event):
                     try:
                         if isinstance(handler, EffectHandler):
@@ -217,6 +238,7 @@ class EventConsumer:
                         raise
                     except Exception as exc:
                         raise _RecordFailed(index, exc) from exc
+                position += 1
             await uow.commit()
 
     async def _perform_effects(self, work: list[_Work]) -> dict:
@@ -280,9 +302,27 @@ class EventConsumer:
                 return
             if isinstance(handler, EffectHandler):
                 await handler.record(event, result, uow)
+            elif isinstance(handler, BatchHandler):
+                await handler.handle([event], uow)
             else:
                 await handler(event, uow)
             await uow.commit()
+
+    @contextmanager
+    def _batch_span(self, items: list[tuple[ConsumerRecord, EventEnvelope]]):
+        """One span for events handled together, linked to each producer's trace."""
+        links = []
+        for record, _ in items:
+            parent = trace.get_current_span(context_from_kafka_headers(record.headers)).get_span_context()
+            if parent.is_valid:
+                links.append(trace.Link(parent))
+        topic = items[0][0].topic
+        with tracer().start_as_current_span(
+            f"consume {topic} ×{len(items)}", kind=trace.SpanKind.CONSUMER, links=links,
+            attributes={"messaging.system": "kafka", "messaging.destination.name": topic,
+                        "messaging.batch.message_count": len(items)},
+        ) as span:
+            yield span
 
     @contextmanager
     def _span(self, record: ConsumerRecord, event: EventEnvelope):
