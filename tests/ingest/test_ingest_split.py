@@ -90,3 +90,36 @@ async def test_split_batches_within_limits(run_service, tenant_key, make_invoice
     assert (no_data.status_code, no_data.json()["errors"][0]["pointer"]) == (422, "/data")
     assert (not_pdf.status_code, not_pdf.json()["type"].rsplit("/", 1)[1]) == (422, "not-a-pdf")
     assert await count_rows(ingest, BatchRow) == 0
+
+
+async def test_split_data_from_a_csv_export_and_a_pattern_too_slow_to_run(ingest, client, acme, documents,
+                                                                         finished_batch, count_rows):
+    profile = {"columns": {"no": "number", "customer": "buyer.customer_ref", "item": "lines.description",
+                           "qty": "lines.quantity", "price": "lines.unit_price", "net": "lines.line_total_excl_tax",
+                           "total_net": "totals.total_excl_tax", "total_vat": "totals.total_tax",
+                           "total": "totals.total_incl_tax"},
+               "defaults": {"issue_date": "2026-11-02", "due_date": "2026-12-02", "currency": "EUR",
+                            "seller.name": "ACME SAS", "buyer.name": "Dupont SARL", "lines.vat_rate": "20"}}
+    assert (await client.put("/v1/mapping-profiles/lot", json=profile, headers=acme)).status_code == 201
+    await client.put("/v1/split-rules/one-page", json={"mode": "pages", "pages": 1}, headers=acme)
+    csv = ("no,customer,item,qty,price,net,total_net,total_vat,total\n"
+           "V-1,CUST-42,Audit,1,100.00,100.00,100.00,20.00,120.00\n"
+           "V-2,CUST-42,Audit,2,100.00,200.00,200.00,40.00,240.00\n")
+    files = {"pdf": ("lot.pdf", documents.text_pdf("Invoice V-2", "Invoice V-1"), "application/pdf"),
+             "data": ("lot.csv", csv, "text/csv")}
+    response = await client.post("/v1/batches", params={"split_rule": "one-page", "profile": "lot"}, files=files,
+                                 headers=acme)
+    batch = await finished_batch(client, acme, response.json()["batch_id"])
+    assert [(i["number"], i["status"], i["location"]) for i in batch["items"]] == [
+        ("V-1", "accepted", {"rows": [2], "file": 0, "pages": [2, 2]}),
+        ("V-2", "accepted", {"rows": [3], "file": 0, "pages": [1, 1]})]
+
+    # a tenant's pattern that backtracks catastrophically fails its batch instead of holding the worker
+    await client.put("/v1/split-rules/slow", json={"mode": "anchor", "anchor": r"(?P<number>(\w+\s?)+)$"},
+                     headers=acme)
+    files["pdf"] = ("slow.pdf", documents.text_pdf("a" * 3000 + "!"), "application/pdf")
+    response = await client.post("/v1/batches", params={"split_rule": "slow", "profile": "lot"}, files=files,
+                                 headers=acme)
+    slow = await finished_batch(client, acme, response.json()["batch_id"])
+    assert (slow["status"], slow["error"]["type"], slow["items"]) == ("failed", "split-rule-too-slow", [])
+    assert await count_rows(ingest, InvoiceRow) == 2

@@ -5,17 +5,20 @@ its invoice data by invoice number. Pure: bytes in, parts out."""
 from __future__ import annotations
 
 import io
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+import regex
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pypdf import PdfReader, PdfWriter
 
+from parcours_ingest.domain.documents import DocumentError
 from parcours_ingest.domain.documents.pdf import PdfLimits, pdf_reading
 
 _TEXT_PER_PAGE = 20_000  # characters of a page searched by the rule's patterns
+# a tenant's pattern that backtracks catastrophically must not hold a worker: each search has a time limit
+SEARCH_SECONDS = 1.0
 
 
 class SplitRule(BaseModel):
@@ -43,8 +46,8 @@ class SplitRule(BaseModel):
             pattern = getattr(self, name)
             if pattern is not None:
                 try:
-                    compiled = re.compile(pattern)
-                except re.error as exc:
+                    compiled = regex.compile(pattern)
+                except regex.error as exc:
                     raise ValueError(f"`{name}` is not a valid regular expression: {exc}") from None
                 if name == "anchor" and compiled.groups == 0:
                     raise ValueError("`anchor` needs a group capturing the invoice number")
@@ -78,11 +81,11 @@ def split_pdf(content: bytes, rule: SplitRule, *, limits: PdfLimits, file: int =
             for start in starts:  # a part's number is on its first page
                 texts[start] = _page_text(reader, start)
         else:
-            anchor = re.compile(rule.anchor or "")
+            anchor = regex.compile(rule.anchor or "")
             starts = []
             for index in range(count):
                 texts[index] = _page_text(reader, index)
-                if anchor.search(texts[index]):
+                if _search(anchor, texts[index]):
                     starts.append(index)
             if not starts or starts[0] != 0:
                 starts.insert(0, 0)
@@ -106,11 +109,19 @@ def _number(text: str, rule: SplitRule) -> str | None:
     pattern = rule.anchor if rule.mode == "anchor" else rule.number_pattern
     if pattern is None:
         return None
-    found = re.search(pattern, text)
+    found = _search(regex.compile(pattern), text)
     if found is None:
         return None
     value = found.groupdict().get("number") or (found.group(1) if found.re.groups else found.group(0))
     return value.strip() if value else None
+
+
+def _search(pattern: regex.Pattern, text: str) -> regex.Match | None:
+    try:
+        return pattern.search(text, timeout=SEARCH_SECONDS)
+    except TimeoutError:
+        raise DocumentError(422, "split-rule-too-slow", f"The split rule's pattern {pattern.pattern!r} takes over "
+                                                        f"{SEARCH_SECONDS} s on a page: simplify it.") from None
 
 
 def _pages_pdf(reader: PdfReader, start: int, end: int) -> bytes:
