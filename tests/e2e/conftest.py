@@ -14,6 +14,8 @@ from parcours_devstack.ports import free_port
 from parcours_devstack.services import SERVICES, ServiceProcess
 from parcours_devstack.smtp_sink import SmtpSink
 
+DOCUMENT_TOKEN = "e2e-document-reader-token"
+
 
 @dataclass
 class RunningStack:
@@ -49,6 +51,9 @@ async def stack(spawn_service):
                      "BOUNCE_SMTP_PORT": str(free_port())},
         "tracker": {"PUBLIC_URL": tracker_url},
         "dunning": {"TIME_TRAVEL": "true", "TICK_SECONDS": "3600"},
+        # The portal reads invoice documents from ingest by claim check.
+        "ingest": {"DOCUMENT_READER_TOKEN": DOCUMENT_TOKEN},
+        "portal": {"INGEST_URL": f"http://127.0.0.1:{ports['ingest']}", "INGEST_DOCUMENT_TOKEN": DOCUMENT_TOKEN},
     }
     processes = {name: spawn_service(name, port=ports[name], extra=extra.get(name)) for name in SERVICES}
     await asyncio.gather(*(asyncio.to_thread(p.wait_ready, 90) for p in processes.values()))

@@ -1,6 +1,6 @@
 """The console and the recipient's portal in a real browser (Debian's chromium, headless) against
 the six services as processes: sign-in, the journey of a dispatched and viewed invoice with its
-evidence, an incident resolved from the queue, a dispute from the portal pausing dunning.
+evidence, an incident resolved from the queue, the invoice PDF and a dispute from the portal pausing dunning.
 Accessibility basics on every page: labels, contrast, keyboard order. Screenshots: tests/artifacts/."""
 
 from __future__ import annotations
@@ -119,6 +119,10 @@ async def test_portal_dispute_pauses_dunning(stack, eventually):
             await reload_until(page, f"{portal}/p/{token}", "WEB-DISPUTED", eventually)
             assert page.url.endswith(f"/portal/invoices/{invoice_id}")
             await check_accessibility(page)
+            async with page.expect_download() as download:
+                await page.get_by_role("link", name="Télécharger le PDF").click()
+            pdf = await (await download.value).path()
+            assert open(pdf, "rb").read(5) == b"%PDF-"  # ingest's Factur-X, read by claim check
             await page.get_by_label("Motif").fill("8 palettes livrées, 10 facturées")
             await page.get_by_label("Pièce jointe").set_input_files(
                 {"name": "bon-de-livraison.pdf", "mimeType": "application/pdf", "buffer": PDF})

@@ -45,6 +45,9 @@ async def test_recipient_answers_from_the_tracked_link(portal, journey, publish,
         assert (await http.get(f"/portal/invoices/{theirs.invoice_id}")).status_code == 404
 
         page = await http.get(f"/portal/invoices/{mine.invoice_id}")
+        # No document-reader token configured: no PDF offered, none served.
+        assert "document.pdf" not in page.text
+        assert (await http.get(f"/portal/invoices/{mine.invoice_id}/document.pdf")).status_code == 404
         token = re.search(r'name="form_token" value="([^"]+)"', page.text).group(1)
         for field in ("reason", "attachment", "promised_on"):
             assert f'<label for="{field}">' in page.text and f'id="{field}"' in page.text

@@ -77,6 +77,8 @@ class Stack:
         partner_env = await self.partners.start(tracker_url=tracker_url, document_token=secrets.token_urlsafe(24))
         per_service["channels"].update(partner_env["channels"], INGEST_URL=f"http://127.0.0.1:{ports['ingest']}")
         per_service["ingest"] = {**per_service.get("ingest", {}), **partner_env["ingest"]}
+        per_service["portal"] = {"INGEST_URL": f"http://127.0.0.1:{ports['ingest']}",
+                                 "INGEST_DOCUMENT_TOKEN": partner_env["ingest"]["DOCUMENT_READER_TOKEN"]}
         for name in SERVICES:
             database = f"parcours_{name}"
             create_database(server_dsn, database)

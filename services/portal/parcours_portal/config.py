@@ -1,6 +1,6 @@
 """Portal settings (env prefix PARCOURS_PORTAL_; lists are given as JSON)."""
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from parcours_runtime.settings import ServiceSettings
@@ -25,6 +25,10 @@ class Settings(ServiceSettings):
         description="The tracker's tracked-link secrets: a recipient enters the portal with the link of the mail.")
     admin_token: str = Field(default=DEV_ADMIN_TOKEN, description="Bearer token of /v1/admin (user bootstrap).")
     max_attachment_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    ingest_url: str = Field(default="http://127.0.0.1:8101", pattern=r"^https?://",
+                            description="Where invoice documents are read (ingest's claim check).")
+    ingest_document_token: SecretStr | None = Field(
+        default=None, description="ingest's document-reader token; unset: the pages offer no PDF or XML.")
 
     @model_validator(mode="after")
     def _check_secrets(self):

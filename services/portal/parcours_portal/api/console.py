@@ -128,7 +128,8 @@ async def invoice_page(invoice_id: uuid.UUID, request: Request, user: User = Dep
         entries = await queries.timeline(db, tenant_id=user.tenant_id, invoice_id=invoice_id)
         incidents = await queries.incidents(db, tenant_id=user.tenant_id, status=None, invoice_id=invoice_id)
     return render(request, "invoice.html", user=user, invoice=invoice, entries=entries, incidents=incidents,
-                  outlook=_outlook(invoice, _today(request)), can_resolve=auth.allowed(user.role, "resolve_incident"))
+                  outlook=_outlook(invoice, _today(request)), can_resolve=auth.allowed(user.role, "resolve_incident"),
+                  documents=settings(request).ingest_document_token is not None)
 
 
 @router.get("/console/incidents")

@@ -26,7 +26,7 @@ from parcours_runtime.uow import UnitOfWork
 router = APIRouter(include_in_schema=False)
 
 
-def _recipient(request: Request) -> auth.Session | None:
+def recipient_session(request: Request) -> auth.Session | None:
     session = current_session(request)
     return session if session is not None and session.kind == auth.RECIPIENT else None
 
@@ -51,7 +51,7 @@ async def enter(token: str, request: Request) -> Response:
 
 @router.get("/portal")
 async def portal_home(request: Request) -> Response:
-    session = _recipient(request)
+    session = recipient_session(request)
     if session is None:
         return refuse(request, 401, "portal.link_invalid")
     async with request.app.state.ctx.sessions() as db:
@@ -69,12 +69,13 @@ async def _page(request: Request, session: auth.Session, invoice_id: uuid.UUID, 
         answers = await queries.timeline(db, tenant_id=session.tenant_id, invoice_id=invoice_id,
                                          kinds=("action_requested",))
     return render(request, "portal_invoice.html", status_code=status_code, session=session, invoice=invoice,
-                  answers=answers, errors=errors or {}, sent=sent, today=date.today())
+                  answers=answers, errors=errors or {}, sent=sent, today=date.today(),
+                  documents=settings(request).ingest_document_token is not None)
 
 
 @router.get("/portal/invoices/{invoice_id}")
 async def portal_invoice(invoice_id: uuid.UUID, request: Request, sent: bool = False) -> Response:
-    session = _recipient(request)
+    session = recipient_session(request)
     if session is None:
         return refuse(request, 401, "portal.link_invalid")
     return await _page(request, session, invoice_id, sent=sent)
@@ -84,7 +85,7 @@ async def portal_invoice(invoice_id: uuid.UUID, request: Request, sent: bool = F
 async def answer(invoice_id: uuid.UUID, request: Request, action: str = Form(max_length=32),
                  reason: str = Form(default="", max_length=2000), promised_on: str = Form(default="", max_length=10),
                  attachment: UploadFile | None = None, form_token: str | None = Form(default=None)) -> Response:
-    session = _recipient(request)
+    session = recipient_session(request)
     if session is None:
         return refuse(request, 401, "portal.link_invalid")
     check_form(request, form_token)

@@ -133,6 +133,9 @@ _T: dict[str, tuple[str, str]] = {  # key: (fr, en)
     "error.forbidden": ("Vous n'avez pas le droit de faire cela.", "You are not allowed to do that."),
     "error.form": ("Le formulaire a expiré ; rechargez la page.", "The form expired; reload the page."),
     "error.not_found": ("Introuvable.", "Not found."),
+    "error.documents_unavailable": ("Le document n'est pas disponible pour le moment.",
+                                    "The document is not available at the moment."),
+    "doc.pdf": ("Télécharger le PDF", "Download the PDF"),
     "seller": ("Émetteur", "Seller"),
     "issue_date": ("Date d'émission", "Issue date"),
 }
