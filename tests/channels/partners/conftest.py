@@ -22,6 +22,7 @@ from parcours_devstack.partners.chorus_pro import ChorusProSimulator
 from parcours_runtime.service import ServiceHost
 
 READER_TOKEN = "test-document-reader-token"
+BUYER_SIRET = "55210055400013"
 
 
 def _ingest_documents():
@@ -45,6 +46,7 @@ class Ingest:
         """Post an invoice to ingest as `kind` (cii, facturx, json); its id and number."""
         body = copy.deepcopy(DOCUMENTS.VALID_INVOICE)
         body["number"] = number or f"F-{uuid.uuid4().hex[:10]}"
+        body["buyer"]["siret"] = BUYER_SIRET  # a public buyer's establishment: what Chorus Pro routes on
         if kind == "json":
             content, media_type = json.dumps(body).encode(), "application/json"
         elif kind == "facturx":
@@ -87,6 +89,7 @@ async def serve() -> AsyncIterator[Callable]:
 async def chorus(serve, monkeypatch) -> ChorusProSimulator:
     """A Chorus Pro simulator, and channels configured for it (quick follow-up for tests)."""
     simulator = ChorusProSimulator()
+    simulator.add_structure(BUYER_SIRET, "Ville de Test")
     url = await serve(simulator.app())
     for name, value in {"TOKEN_URL": f"{url}/api/oauth/token", "API_URL": url, "CLIENT_ID": simulator.client_id,
                         "CLIENT_SECRET": simulator.client_secret, "LOGIN": simulator.login,

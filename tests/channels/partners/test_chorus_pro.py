@@ -148,3 +148,16 @@ async def test_a_crash_between_deposit_and_record_deposits_once(
 
 async def _deposited(chorus) -> bool:
     return chorus.deposits == 1
+
+
+async def test_routing_data_the_buyers_structure_requires_is_checked_before_depositing(
+        outcomes, ingest, chorus, start_channels, partner_dispatch):
+    chorus.add_structure("55210055400013", "Ville de Test", service_required=True)
+    channels = await start_channels()
+    invoice_id, number = await ingest.post(kind="cii")
+    await channels.publish(partner_dispatch(invoice_id, number, channel="chorus_pro"))
+
+    [failure] = await outcomes(channels)
+    assert isinstance(failure, DispatchFailed) and failure.permanent
+    assert "requires a service code (BT-10 buyer reference)" in failure.reason
+    assert chorus.deposits == 0

@@ -70,6 +70,7 @@ class ChorusProSimulator:
         self._planned_reports: list[tuple[str, str]] = []
         self._hold_seconds = 0.0
         self._reports_seen: dict[str, int] = {}
+        self.structures: dict[str, dict] = {}  # SIRET → the public structure's identity and parameters
 
     # Steering, for tests.
     def fail_next(self, n: int = 1, status: int = 503) -> None:
@@ -84,6 +85,14 @@ class ChorusProSimulator:
     def hold_next_deposit(self, seconds: float) -> None:
         """Accept the next deposit, then wait before answering (a client may die meanwhile)."""
         self._hold_seconds = seconds
+
+    def add_structure(self, siret: str, name: str = "Structure publique", *, service_required: bool = False,
+                      engagement_required: bool = False) -> None:
+        """A public buyer (structure) known by Chorus Pro, and what its invoices must carry."""
+        self.structures[siret] = {"idStructureCPP": 25000 + len(self.structures), "designationStructure": name,
+                                  "parametres": {"codeServiceDoitEtreRenseigne": service_required,
+                                                 "numeroEJDoitEtreRenseigne": engagement_required,
+                                                 "gestionNumeroEJOuCodeService": False}}
 
     def advance(self, invoice_number: str, status: str) -> None:
         """The buyer's side moved the invoice on (MISE_A_DISPOSITION, SERVICE_FAIT, MISE_EN_PAIEMENT, REJETEE…)."""
@@ -184,6 +193,26 @@ class ChorusProSimulator:
             return _answer(0, "", idFacture=invoice.id, numeroFacture=invoice.number, modeDepot="DEPOT_API",
                            statutCourantCode=invoice.history[-1],
                            historiquesDesStatuts={"histoStatut": [{"statutCode": s} for s in invoice.history]})
+
+        @app.post("/cpro/structures/v1/rechercher")
+        async def find_structure(request: Request):
+            if (refused := self._authorise(request)) is not None:
+                return refused
+            siret = ((await request.json()).get("structure") or {}).get("identifiantStructure")
+            found = self.structures.get(siret)
+            listed = [{k: found[k] for k in ("idStructureCPP", "designationStructure")}] if found else []
+            return _answer(0, "", listeStructures=listed)
+
+        @app.post("/cpro/structures/v1/consulter")
+        async def read_structure(request: Request):
+            if (refused := self._authorise(request)) is not None:
+                return refused
+            wanted = (await request.json()).get("idStructureCPP")
+            for siret, found in self.structures.items():
+                if found["idStructureCPP"] == wanted:
+                    return _answer(0, "", idStructureCPP=wanted, identifiant=siret,
+                                   raisonSociale=found["designationStructure"], parametres=found["parametres"])
+            return _answer(20001, "Structure introuvable", 400)
 
         @app.get("/simulator/state")
         async def state():

@@ -37,6 +37,7 @@ class Document:
     content: bytes
     syntax: Syntax
     extension: str  # "pdf" or "xml"
+    xml: etree._Element  # the structured invoice (a Factur-X's embedded CII), parsed
 
 
 async def fetch_document(client: httpx.AsyncClient, request: DispatchRequested,
@@ -51,12 +52,13 @@ async def fetch_document(client: httpx.AsyncClient, request: DispatchRequested,
     source = await _get(client, f"{base}/source", headers)
     if source is None:
         raise PartnerRefused("the invoice has no structured document (UBL, CII or Factur-X) to deposit")
-    syntax = _syntax_of(source)
+    root = _parse(source)
+    syntax = _syntax_of(root)
     if syntax == "cii" and request.invoice.has_pdf:
         pdf = await _get(client, f"{base}/pdf", headers)
         if pdf is not None:  # ingest keeps a Factur-X's embedded CII as its source
-            return Document(content=pdf, syntax="facturx", extension="pdf")
-    return Document(content=source, syntax=syntax, extension="xml")
+            return Document(content=pdf, syntax="facturx", extension="pdf", xml=root)
+    return Document(content=source, syntax=syntax, extension="xml", xml=root)
 
 
 async def _get(client: httpx.AsyncClient, url: str, headers: dict[str, str]) -> bytes | None:
@@ -71,11 +73,14 @@ async def _get(client: httpx.AsyncClient, url: str, headers: dict[str, str]) -> 
     return response.content
 
 
-def _syntax_of(xml: bytes) -> Syntax:
+def _parse(xml: bytes) -> etree._Element:
     try:
-        root = etree.fromstring(xml, _PARSER)
+        return etree.fromstring(xml, _PARSER)
     except etree.XMLSyntaxError:
         raise PartnerRefused("the invoice's source document is not well-formed XML") from None
+
+
+def _syntax_of(root: etree._Element) -> Syntax:
     namespace = etree.QName(root).namespace
     if namespace == _CII:
         return "cii"

@@ -80,3 +80,56 @@ class Backoff:
 
     def expired(self, now: datetime, since: datetime) -> bool:
         return now - since > self.give_up_after
+
+
+@dataclass(frozen=True)
+class RoutingData:
+    """What Chorus Pro routes a B2G invoice on: the buyer's SIRET (its structure), the service
+    code (BT-10 buyer reference) and the engagement number (BT-13 purchase order)."""
+
+    buyer_siret: str | None
+    service_code: str | None
+    engagement: str | None
+
+
+_CII_ROUTING = {
+    "buyer_siret": ("//ram:BuyerTradeParty/ram:SpecifiedLegalOrganization/ram:ID[@schemeID='0009']",
+                    "//ram:BuyerTradeParty/ram:GlobalID[@schemeID='0009']"),
+    "service_code": ("//ram:ApplicableHeaderTradeAgreement/ram:BuyerReference",),
+    "engagement": ("//ram:ApplicableHeaderTradeAgreement/ram:BuyerOrderReferencedDocument/ram:IssuerAssignedID",),
+}
+_UBL_ROUTING = {
+    "buyer_siret": ("//cac:AccountingCustomerParty/cac:Party/cac:PartyLegalEntity/cbc:CompanyID[@schemeID='0009']",
+                    "//cac:AccountingCustomerParty/cac:Party/cac:PartyIdentification/cbc:ID[@schemeID='0009']"),
+    "service_code": ("/*/cbc:BuyerReference",),
+    "engagement": ("/*/cac:OrderReference/cbc:ID",),
+}
+_NS = {"ram": "urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100",
+       "cac": "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2",
+       "cbc": "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"}
+
+
+def routing_data(root, *, ubl: bool) -> RoutingData:
+    """The routing data an (already parsed) CII or UBL document carries."""
+    def first(paths: tuple[str, ...]) -> str | None:
+        for path in paths:
+            found = root.xpath(path, namespaces=_NS)
+            if found and (found[0].text or "").strip():
+                return found[0].text.strip()
+        return None
+
+    table = _UBL_ROUTING if ubl else _CII_ROUTING
+    return RoutingData(**{name: first(paths) for name, paths in table.items()})
+
+
+def routing_problems(routing: RoutingData, *, service_required: bool, engagement_required: bool,
+                     one_of_both: bool = False) -> list[str]:
+    """Why the buyer's structure would refuse this invoice (its Chorus Pro parameters)."""
+    problems = []
+    if service_required and not routing.service_code:
+        problems.append("the buyer's structure requires a service code (BT-10 buyer reference), the invoice has none")
+    if engagement_required and not routing.engagement:
+        problems.append("the buyer's structure requires an engagement number (BT-13 purchase order), the invoice has none")
+    if one_of_both and not (routing.service_code or routing.engagement):
+        problems.append("the buyer's structure requires a service code or an engagement number, the invoice has neither")
+    return problems

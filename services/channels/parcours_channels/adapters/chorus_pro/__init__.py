@@ -9,7 +9,9 @@ from parcours_channels.adapters.chorus_pro.client import ChorusProClient, Chorus
 from parcours_channels.adapters.chorus_pro.config import ChorusProSettings
 from parcours_channels.adapters.documents import fetch_document
 from parcours_channels.adapters.partner_once import Accepted, PartnerRefused, submit_once
-from parcours_channels.domain.chorus_pro import SYNTAXES, FileToDeposit, deposit_file_name, limit_violations
+from parcours_channels.domain.chorus_pro import (
+    SYNTAXES, FileToDeposit, RoutingData, deposit_file_name, limit_violations, routing_data, routing_problems,
+)
 from parcours_channels.domain.outcome import DeliveryResult
 from parcours_channels.store.partner_submissions import PartnerSubmission
 from parcours_contracts import DispatchRequested
@@ -42,6 +44,7 @@ class ChorusProAdapter:
             document = await fetch_document(client.http, request)
             file_name = deposit_file_name(request.invoice.number, request.dispatch_id, document.extension)
             problems = limit_violations([FileToDeposit(file_name, len(document.content))])
+            problems += await self._routing_problems(client, routing_data(document.xml, ubl=document.syntax == "ubl"))
             if problems:
                 raise PartnerRefused("; ".join(problems))
             syntax = SYNTAXES[document.syntax]
@@ -64,6 +67,22 @@ class ChorusProAdapter:
                             detail={**common, "stage": "report", "syntax": None, "invoice_id": found.idFacture})
 
         return await submit_once(request, ctx, partner=CHANNEL, submit=submit, find_earlier=find_earlier)
+
+    @staticmethod
+    async def _routing_problems(client: ChorusProClient, routing: RoutingData) -> list[str]:
+        """Whether Chorus Pro can route the invoice: the buyer's structure exists and gets what it requires."""
+        if not routing.buyer_siret:
+            return ["the buyer's SIRET (scheme 0009) is missing: Chorus Pro routes public invoices on it"]
+        try:
+            structure = await client.structure(siret=routing.buyer_siret)
+        except ChorusProError as refused:
+            return [f"the buyer's structure {routing.buyer_siret} could not be read: {refused}"]
+        if structure is None:
+            return [f"no Chorus Pro structure has the buyer's SIRET {routing.buyer_siret}"]
+        parameters = structure.parametres
+        return routing_problems(routing, service_required=parameters.codeServiceDoitEtreRenseigne,
+                                engagement_required=parameters.numeroEJDoitEtreRenseigne,
+                                one_of_both=parameters.gestionNumeroEJOuCodeService)
 
     def background_jobs(self, ctx: ServiceContext) -> list:
         from parcours_channels.adapters.chorus_pro.follow_up import ChorusProFollowUp

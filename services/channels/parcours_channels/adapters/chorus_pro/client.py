@@ -45,6 +45,30 @@ class Search(_Answer):
     listeFactures: list[FoundInvoice] = Field(default_factory=list)
 
 
+class FoundStructure(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    idStructureCPP: int
+    designationStructure: str | None = None
+
+
+class Structures(_Answer):
+    listeStructures: list[FoundStructure] = Field(default_factory=list)
+
+
+class StructureParameters(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    codeServiceDoitEtreRenseigne: bool = False
+    numeroEJDoitEtreRenseigne: bool = False
+    gestionNumeroEJOuCodeService: bool = False
+
+
+class Structure(_Answer):
+    raisonSociale: str | None = None
+    parametres: StructureParameters = Field(default_factory=StructureParameters)
+
+
 class History(_Answer):
     idFacture: int | None = None
     statutCourantCode: str | None = Field(default=None, max_length=64)
@@ -78,6 +102,15 @@ class ChorusProClient:
         body = {"numeroFacture": number, "pageResultatDemandee": 1, "nbResultatsParPage": 10}
         found = await self._call("/cpro/factures/v1/rechercher/fournisseur", body, Search, refused_is_error=False)
         return next((invoice for invoice in found.listeFactures if invoice.numeroFacture == number), None)
+
+    async def structure(self, *, siret: str) -> Structure | None:
+        """The public structure with this SIRET and its parameters (what its invoices must carry)."""
+        query = {"structure": {"identifiantStructure": siret, "typeIdentifiantStructure": "SIRET"}}
+        found = await self._call("/cpro/structures/v1/rechercher", query, Structures, refused_is_error=False)
+        if not found.listeStructures:
+            return None
+        return await self._call("/cpro/structures/v1/consulter",
+                                {"idStructureCPP": found.listeStructures[0].idStructureCPP, "codeLangue": "fr"}, Structure)
 
     async def history(self, *, invoice_id: int) -> History:
         return await self._call("/cpro/factures/v1/consulter/historique", {"idFacture": invoice_id}, History)
