@@ -112,6 +112,26 @@ async def test_oversize_batches_are_refused(run_service, tenant_key, make_invoic
     assert await count_rows(ingest, BatchRow) == 0
 
 
+async def test_replicas_share_the_batches_and_store_each_invoice_once(run_service, make_database, tenant_key,
+                                                                       make_invoice, finished_batch, read_events):
+    database_url = make_database("ingest")
+    replicas = [await run_service("ingest", database_url=database_url, batch_chunk_size=10, batch_poll_seconds=0.05)
+                for _ in range(2)]
+    headers = {"Authorization": f"Bearer {await tenant_key(replicas[0])}"}  # one database: both know the key
+    async with httpx.AsyncClient(base_url=replicas[0].url, timeout=30) as first, \
+            httpx.AsyncClient(base_url=replicas[1].url, timeout=30) as second:
+        batch_ids = [(await client.post("/v1/batches", json=[make_invoice(f"R{b}-{n:02d}") for n in range(40)],
+                                        headers=headers)).json()["batch_id"]
+                     for b, client in enumerate([first, second, first, second])]
+        for batch_id in batch_ids:
+            batch = await finished_batch(second, headers, batch_id)
+            assert (batch["status"], batch["accepted_items"], batch["rejected_items"]) == ("done", 40, 0)
+    async with replicas[0].ctx.sessions() as session:
+        assert (await session.execute(select(func.count()).select_from(InvoiceRow))).scalar_one() == 160
+    events = await read_events(topics.INVOICE_RECEIVED, until=lambda es: len(received(es)) >= 160)
+    assert len({event.invoice.number for event in received(events)}) == 160
+
+
 async def test_a_worker_killed_mid_batch_loses_nothing_and_stores_nothing_twice(
         spawn_service, make_database, make_invoice, read_events, eventually, finished_batch):
     database_url = make_database("ingest")

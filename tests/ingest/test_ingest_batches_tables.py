@@ -8,6 +8,7 @@ import io
 import zipfile
 from datetime import date
 
+import httpx
 from openpyxl import Workbook
 
 from parcours_ingest.store.batch_models import BatchRow
@@ -160,3 +161,19 @@ async def test_mapping_profiles_are_checked_saved_listed_and_deleted(ingest, cli
     assert (await client.delete("/v1/mapping-profiles/erp-fr", headers=acme)).status_code == 204
     assert (await client.get("/v1/mapping-profiles/erp-fr", headers=acme)).status_code == 404
     assert (await client.delete("/v1/mapping-profiles/erp-fr", headers=acme)).status_code == 404
+
+
+async def test_a_workbook_inflating_beyond_the_limit_is_refused(run_service, tenant_key, count_rows):
+    ingest = await run_service("ingest", max_batch_bytes=1024 * 1024)
+    headers = {"Authorization": f"Bearer {await tenant_key(ingest)}"}
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as package:
+        package.writestr("[Content_Types].xml", "<Types/>")
+        package.writestr("xl/worksheets/sheet1.xml", " " * (8 * 1024 * 1024))  # 8 MB of spaces, a few kB zipped
+    async with httpx.AsyncClient(base_url=ingest.url) as client:
+        await save_profile(client, headers)
+        response = await client.post("/v1/batches", params={"profile": "erp-fr"}, content=bomb.getvalue(),
+                                     headers={**headers, "Content-Type": XLSX})
+    assert len(bomb.getvalue()) < 64 * 1024
+    assert response.status_code == 413 and response.json()["type"].endswith("/xlsx-decompression-limit")
+    assert await count_rows(ingest, BatchRow) == 0
