@@ -84,6 +84,21 @@ async def test_batches_are_the_tenants_own(ingest, client, acme, tenant_key, mak
     assert (await client.get(f"/v1/batches/{batch_id}")).status_code == 401
 
 
+async def test_idempotency_key_replays_the_batch_and_the_list_shows_it(client, acme, make_invoice, finished_batch):
+    body = [make_invoice("I-1"), make_invoice("I-2")]
+    headers = {**acme, "Idempotency-Key": "erp-lot-42"}
+    first = await client.post("/v1/batches", json=body, headers=headers)
+    again = await client.post("/v1/batches", json=body, headers=headers)
+    assert first.status_code == again.status_code == 202
+    assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
+    other = await client.post("/v1/batches", json=body[:1], headers=headers)
+    assert other.status_code == 422 and other.json()["type"].endswith("/idempotency-key-reuse")
+    await finished_batch(client, acme, first.json()["batch_id"])
+    listed = (await client.get("/v1/batches", headers=acme)).json()
+    assert [(b["batch_id"], b["status"], b["accepted_items"]) for b in listed] == [
+        (first.json()["batch_id"], "done", 2)]
+
+
 async def test_refused_batches_change_nothing(ingest, client, acme, count_rows, make_invoice):
     cases = [
         ({"Content-Type": "application/json"}, b'{"number": "not an array"}', 422, "not-an-array"),

@@ -56,9 +56,11 @@ async def test_import_a_folder_of_every_kind_of_file(ingest, client, tenant_key,
     assert "notes.txt" not in output
     assert await count_rows(ingest, InvoiceRow) == 5
 
-    again, output = await parcours("import", str(folder / "one.json"), api_key=key, url=ingest.url)
-    assert again == 0, output  # the same file again replays its first answer
+    again, output = await parcours("import", str(folder), "--profile", "erp", api_key=key, url=ingest.url)
+    assert again == 1 and "5 accepted, 1 rejected" in output, output  # the same files again replay their answers
     assert await count_rows(ingest, InvoiceRow) == 5
+    single, output = await parcours("import", str(folder / "one.json"), api_key=key, url=ingest.url)
+    assert single == 0 and "1 accepted" in output, output
 
 
 async def test_import_a_pdf_to_split_and_bad_usage(ingest, client, tenant_key, make_invoice, documents, tmp_path):

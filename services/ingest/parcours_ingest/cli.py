@@ -45,6 +45,14 @@ class Upload:
     files: dict[str, Any] | None = None
     params: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def idempotency_key(self) -> str:
+        """The same file(s) with the same options: a rerun replays the first answer instead of sending again."""
+        digest = hashlib.sha256(repr(sorted(self.params.items())).encode())
+        for content in [self.content] + [part[1] for part in (self.files or {}).values()]:
+            digest.update(hashlib.sha256(content if isinstance(content, bytes) else b"").digest())
+        return "parcours-import-" + digest.hexdigest()[:48]
+
 
 @app.callback()
 def main_callback() -> None:
@@ -105,13 +113,12 @@ def _upload(path: Path, *, profile: str | None, split_rule: str | None, data: Pa
 
 def _send(client: httpx.Client, upload: Upload, progress: Progress, *, timeout: float) -> list[Outcome]:
     name = upload.path.name
+    headers = {"Idempotency-Key": upload.idempotency_key}
     try:
         if upload.files is not None:
-            response = client.post(upload.endpoint, params=upload.params, files=upload.files)
+            response = client.post(upload.endpoint, params=upload.params, files=upload.files, headers=headers)
         else:
-            headers = {"Content-Type": upload.media_type or "application/octet-stream"}
-            if upload.endpoint == "/v1/invoices":  # a rerun of the same file replays its first answer
-                headers["Idempotency-Key"] = "parcours-import-" + hashlib.sha256(upload.content or b"").hexdigest()[:48]
+            headers["Content-Type"] = upload.media_type or "application/octet-stream"
             response = client.post(upload.endpoint, params=upload.params, content=upload.content, headers=headers)
     except httpx.HTTPError as exc:
         return [Outcome(name, "", "error", f"{type(exc).__name__}: {exc}")]

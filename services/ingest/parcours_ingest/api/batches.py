@@ -6,6 +6,7 @@ and stores each item; `GET /v1/batches/{id}` tells the progress and every item's
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -13,13 +14,14 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import IntegrityError
 
 from parcours_runtime.problems import PROBLEM_JSON, Problem, field_error
 from parcours_runtime.service import ServiceContext
 from parcours_runtime.tenancy import Tenant, authenticate
 from parcours_ingest.api.body import FormPart, form_parts, media_type_of, read_body
 from parcours_ingest.api.formats import document_problem
-from parcours_ingest.api.invoices import CorrelationId
+from parcours_ingest.api.invoices import CorrelationId, IdempotencyKey, replay
 from parcours_ingest.api.batch_reading import batch_pdf_limits, data_items
 from parcours_ingest.config import Settings
 from parcours_ingest.domain.csv_mapping import MappingProfile, TableError
@@ -27,6 +29,7 @@ from parcours_ingest.domain.documents import DocumentError
 from parcours_ingest.domain.documents.pdf import inspect_pdf
 from parcours_ingest.domain.spreadsheets import MACRO_MEDIA_TYPES, XLSX_MEDIA_TYPE
 from parcours_ingest.store import batches as store
+from parcours_ingest.store import invoices as invoices_store
 from parcours_ingest.store.batch_models import BatchItemRow, BatchRow, MappingProfileRow, SplitRuleRow
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
@@ -69,7 +72,7 @@ class BatchItemRead(BaseModel):
     part: str | None = Field(default=None, description="Where an unmatched PDF part can be downloaded.")
 
 
-class BatchRead(BaseModel):
+class BatchSummary(BaseModel):
     batch_id: uuid.UUID
     kind: str
     status: Literal["pending", "processing", "done", "failed"]
@@ -82,6 +85,9 @@ class BatchRead(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+
+
+class BatchRead(BatchSummary):
     items: list[BatchItemRead]
 
 
@@ -92,7 +98,7 @@ async def receive_batch(
         profile: Annotated[str | None, Query(max_length=63, description="Mapping profile of a CSV/XLSX batch.")] = None,
         split_rule: Annotated[str | None, Query(max_length=63, description="Split rule of a PDF batch.")] = None,
         filename: Annotated[str | None, Query(max_length=255, description="The file's name, to tell batches apart.")] = None,
-        correlation_id: CorrelationId = None) -> Response:
+        correlation_id: CorrelationId = None, idempotency_key: IdempotencyKey = None) -> Response:
     """Check the file as a whole and keep it; its invoices are checked and stored in the background."""
     ctx: ServiceContext = request.app.state.ctx
     settings: Settings = ctx.settings
@@ -105,9 +111,16 @@ async def receive_batch(
         raw = await read_body(request, max_bytes=settings.max_batch_bytes)
         data, pdfs = _split_upload(form_parts(raw, content_type), settings)
     elif media_type in _DATA_TYPES:
-        data, pdfs = FormPart("data", filename, media_type, await read_body(request, max_bytes=settings.max_body_bytes)), []
+        raw = await read_body(request, max_bytes=settings.max_body_bytes)
+        data, pdfs = FormPart("data", filename, media_type, raw), []
     else:
         raise Problem(415, f"Send the batch as {ACCEPTED}.")
+    fingerprint = _fingerprint(request.url.query, data, pdfs)
+    if idempotency_key is not None:
+        async with ctx.sessions() as session:
+            earlier = await invoices_store.find_idempotency_key(session, tenant_id=tenant.id, key=idempotency_key)
+        if earlier is not None:
+            return replay(earlier, request_hash=fingerprint)
     options: dict[str, Any] = {}
     async with ctx.sessions() as session:
         if _DATA_TYPES[data.media_type] != "json":
@@ -117,14 +130,32 @@ async def receive_batch(
     total = await asyncio.to_thread(_check_files, data, pdfs, options, settings)
     kind = "pdf-split" if pdfs else _DATA_TYPES[data.media_type]
     files = [("data", data.media_type, data.content)] + [(f"pdf-{i}", "application/pdf", pdf) for i, pdf in enumerate(pdfs)]
-    async with ctx.sessions.begin() as session:
-        batch = await store.add_batch(session, tenant_id=tenant.id, kind=kind, options=options,
-                                      filename=filename or data.filename, correlation_id=correlation_id,
-                                      files=files, total_items=None if pdfs else total)
+    batch_id = uuid.uuid4()
+    accepted = BatchAccepted(batch_id=batch_id, kind=kind, total_items=None if pdfs else total).model_dump(mode="json")
+    try:
+        async with ctx.sessions.begin() as session:
+            await store.add_batch(session, batch_id=batch_id, tenant_id=tenant.id, kind=kind, options=options,
+                                  filename=filename or data.filename, correlation_id=correlation_id,
+                                  files=files, total_items=None if pdfs else total)
+            if idempotency_key is not None:
+                await invoices_store.add_idempotency_key(session, tenant_id=tenant.id, key=idempotency_key,
+                                                         request_hash=fingerprint, status=202, response_json=accepted)
+    except IntegrityError:  # the same key, sent twice at once: the other request stored its batch
+        async with ctx.sessions() as session:
+            earlier = await invoices_store.find_idempotency_key(session, tenant_id=tenant.id, key=idempotency_key)
+        if earlier is None:
+            raise
+        return replay(earlier, request_hash=fingerprint)
     ctx.extras["batch_worker"].wake()
-    accepted = BatchAccepted(batch_id=batch.id, kind=kind, total_items=None if pdfs else total)
-    return JSONResponse(accepted.model_dump(mode="json"), status_code=202,
-                        headers={"Location": f"/v1/batches/{batch.id}"})
+    return JSONResponse(accepted, status_code=202, headers={"Location": f"/v1/batches/{batch_id}"})
+
+
+def _fingerprint(query: str, data: FormPart, pdfs: list[bytes]) -> str:
+    """What tells a retry from another batch: the query and the files (not a multipart body's random boundary)."""
+    digest = hashlib.sha256(f"{query}\n{data.media_type}\n".encode())
+    for content in (data.content, *pdfs):
+        digest.update(hashlib.sha256(content).digest())
+    return digest.hexdigest()
 
 
 def _split_upload(parts: list[FormPart], settings: Settings) -> tuple[FormPart, list[bytes]]:
@@ -196,11 +227,23 @@ async def read_batch(batch_id: uuid.UUID, request: Request, tenant: Tenant = Dep
     return _batch_read(batch, items)
 
 
-def _batch_read(batch: BatchRow, items: list[BatchItemRow]) -> dict:
+@router.get("", response_model=list[BatchSummary], summary="The tenant's latest batches", responses={401: _PROBLEM})
+async def list_batches(request: Request, tenant: Tenant = Depends(authenticate),
+                       limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[dict]:
+    """The latest batches first, without their items."""
+    async with request.app.state.ctx.sessions() as session:
+        return [_summary(batch) for batch in await store.latest_batches(session, tenant_id=tenant.id, limit=limit)]
+
+
+def _summary(batch: BatchRow) -> dict:
     return {"batch_id": batch.id, "kind": batch.kind, "status": batch.status, "filename": batch.filename,
             "total_items": batch.total_items, "processed_items": batch.processed_items,
             "accepted_items": batch.accepted_items, "rejected_items": batch.rejected_items, "error": batch.error,
-            "created_at": batch.created_at, "started_at": batch.started_at, "finished_at": batch.finished_at,
+            "created_at": batch.created_at, "started_at": batch.started_at, "finished_at": batch.finished_at}
+
+
+def _batch_read(batch: BatchRow, items: list[BatchItemRow]) -> dict:
+    return {**_summary(batch),
             "items": [{"seq": item.seq, "status": item.status, "number": item.number, "invoice_id": item.invoice_id,
                        "location": item.location, "code": item.code, "detail": item.detail, "errors": item.errors,
                        "part": f"/v1/batches/{batch.id}/parts/{item.seq}" if item.status == "unmatched" else None}

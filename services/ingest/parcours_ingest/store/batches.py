@@ -20,11 +20,11 @@ from parcours_ingest.store.batch_models import BatchFileRow, BatchItemRow, Batch
 CLAIMABLE = ("pending", "processing")
 
 
-async def add_batch(session: AsyncSession, *, tenant_id: str, kind: str, options: dict, filename: str | None,
-                    correlation_id: str | None, files: list[tuple[str, str, bytes]],
+async def add_batch(session: AsyncSession, *, batch_id: uuid.UUID, tenant_id: str, kind: str, options: dict,
+                    filename: str | None, correlation_id: str | None, files: list[tuple[str, str, bytes]],
                     total_items: int | None = None) -> BatchRow:
     """A pending batch with its files `(name, media type, content)`."""
-    row = BatchRow(id=uuid.uuid4(), tenant_id=tenant_id, kind=kind, status="pending", options=options, filename=filename,
+    row = BatchRow(id=batch_id, tenant_id=tenant_id, kind=kind, status="pending", options=options, filename=filename,
                    correlation_id=correlation_id, total_items=total_items)
     session.add(row)
     await session.flush()
@@ -89,6 +89,11 @@ async def release_batch(session: AsyncSession, *, batch: BatchRow) -> None:
 async def get_batch(session: AsyncSession, *, tenant_id: str, batch_id: uuid.UUID) -> BatchRow | None:
     return (await session.execute(
         select(BatchRow).where(BatchRow.tenant_id == tenant_id, BatchRow.id == batch_id))).scalar_one_or_none()
+
+
+async def latest_batches(session: AsyncSession, *, tenant_id: str, limit: int) -> list[BatchRow]:
+    return list((await session.execute(select(BatchRow).where(BatchRow.tenant_id == tenant_id)
+                                       .order_by(BatchRow.created_at.desc()).limit(limit))).scalars())
 
 
 async def batch_items(session: AsyncSession, *, tenant_id: str, batch_id: uuid.UUID, status: str | None,
