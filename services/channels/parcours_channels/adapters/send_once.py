@@ -2,20 +2,24 @@
 
 The ledger row of a recipient is written before the send and marked 'sent' in its own
 transaction right after the transport accepted, so the handler's transaction rolling back
-(a crash, a later recipient's 4xx) never makes a retry send that recipient again."""
+(a crash, a later recipient's 4xx) never makes a retry send that recipient again. Both
+writes are group commits: the claims and acceptances of the deliveries in flight at the
+same moment share one transaction (a few milliseconds' wait, one round trip for many)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from uuid import UUID
 
 from parcours_channels.adapters import RecipientRefused
 from parcours_channels.domain.outcome import DeliveryResult
 from parcours_channels.domain.wording import recipient_key
-from parcours_channels.store.sends import SENDING, claim_recipients, mark_sent
+from parcours_channels.store.sends import SENDING, Claim, Send, claim_recipients, mark_sent
 from parcours_contracts import DispatchRequested, Recipient, SentMessage
 from parcours_runtime.consumer import PermanentError
+from parcours_runtime.group_commit import GroupCommit
 from parcours_runtime.service import ServiceContext
 from parcours_runtime.uow import UnitOfWork
 
@@ -25,26 +29,59 @@ log = logging.getLogger(__name__)
 SendOne = Callable[[Recipient, str, Callable[[], Awaitable[None]]], Awaitable[None]]
 
 
+SEND_LEDGER = "send_ledger"  # key of the SendLedger in ServiceContext.extras
+
+
+class SendLedger:
+    """The send-once ledger's writes, grouped across the deliveries in flight."""
+
+    def __init__(self, ctx: ServiceContext):
+        self._sessions = ctx.sessions
+        self.claims = GroupCommit(self._claim)
+        self.acceptances = GroupCommit(self._accept)
+
+    async def _claim(self, claims: list[Claim]) -> list[dict[str, Send]]:
+        async with UnitOfWork(self._sessions) as uow:  # committed at once: the rows must outlive a rollback
+            ledgers = await claim_recipients(uow.session, claims)
+            await uow.commit()
+        return ledgers
+
+    async def _accept(self, accepted: list[tuple[str, UUID, str]]) -> list[None]:
+        async with UnitOfWork(self._sessions) as uow:
+            await mark_sent(uow.session, accepted)
+            await uow.commit()
+        return [None] * len(accepted)
+
+
+def send_ledger(ctx: ServiceContext) -> SendLedger:
+    if SEND_LEDGER not in ctx.extras:
+        ctx.extras[SEND_LEDGER] = SendLedger(ctx)
+    return ctx.extras[SEND_LEDGER]
+
+
 async def deliver_once(request: DispatchRequested, ctx: ServiceContext, *, message_id_for: Callable[[str], str],
                        send_one: SendOne) -> DeliveryResult:
     """Send to every recipient not yet sent, in parallel; the result lists everyone sent so far."""
     recipients = _unique(request.recipients)
-    async with UnitOfWork(ctx.sessions) as uow:  # committed at once: the rows must outlive a rollback
-        ledger = await claim_recipients(
-            uow.session, tenant_id=request.tenant_id, invoice_id=request.invoice_id,
-            dispatch_id=request.dispatch_id, channel=request.channel, purpose=request.purpose,
-            correlation_id=request.correlation_id, message_ids={recipient_key(r.email): message_id_for(r.email) for r in recipients},
-        )
-        await uow.commit()
+    ledgers = send_ledger(ctx)
+    ledger = await ledgers.claims.submit(Claim(
+        tenant_id=request.tenant_id, invoice_id=request.invoice_id, dispatch_id=request.dispatch_id,
+        channel=request.channel, purpose=request.purpose, correlation_id=request.correlation_id,
+        message_ids={recipient_key(r.email): message_id_for(r.email) for r in recipients},
+    ))
     if any(recipient_key(r.email) not in ledger for r in recipients):
         raise PermanentError(f"dispatch {request.dispatch_id} is already recorded for another tenant")
 
     # Only rows still 'sending': a message accepted earlier ('sent', or 'bounced' since) never goes twice.
     pending = [r for r in recipients if ledger[recipient_key(r.email)].state == SENDING]
-    outcomes = await asyncio.gather(
-        *(_send_and_record(request, ctx, r, ledger[recipient_key(r.email)].message_id, send_one) for r in pending),
-        return_exceptions=True,
-    )
+
+    async def send_and_record(recipient: Recipient) -> None:
+        async def record() -> None:
+            await ledgers.acceptances.submit((request.tenant_id, request.dispatch_id, recipient_key(recipient.email)))
+
+        await send_one(recipient, ledger[recipient_key(recipient.email)].message_id, record)
+
+    outcomes = await asyncio.gather(*(send_and_record(r) for r in pending), return_exceptions=True)
     refused = {recipient_key(r.email): o for r, o in zip(pending, outcomes) if isinstance(o, RecipientRefused)}
     for outcome in outcomes:
         if isinstance(outcome, BaseException) and not isinstance(outcome, RecipientRefused):
@@ -65,14 +102,3 @@ def _unique(recipients: list[Recipient]) -> list[Recipient]:
     for recipient in recipients:
         by_key.setdefault(recipient_key(recipient.email), recipient)
     return list(by_key.values())
-
-
-async def _send_and_record(request: DispatchRequested, ctx: ServiceContext, recipient: Recipient, message_id: str,
-                           send_one: SendOne) -> None:
-    async def record() -> None:
-        async with UnitOfWork(ctx.sessions) as uow:
-            await mark_sent(uow.session, tenant_id=request.tenant_id, dispatch_id=request.dispatch_id,
-                            recipient=recipient_key(recipient.email))
-            await uow.commit()
-
-    await send_one(recipient, message_id, record)

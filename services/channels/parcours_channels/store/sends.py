@@ -4,10 +4,11 @@ the message later came back for good. It is also what bounces are correlated aga
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import CheckConstraint, DateTime, String, func, select, update
+from sqlalchemy import CheckConstraint, DateTime, String, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -40,36 +41,48 @@ class Send(Base):
     bounce_diagnostic: Mapped[str | None] = mapped_column(String(2000))
 
 
-async def claim_recipients(session: AsyncSession, *, tenant_id: str, invoice_id: UUID, dispatch_id: UUID,
-                           channel: str, purpose: str, correlation_id: str,
-                           message_ids: dict[str, str]) -> dict[str, Send]:
-    """Record an attempt for each recipient not yet sent; return every row of the dispatch by recipient."""
-    rows = [dict(dispatch_id=dispatch_id, recipient=recipient, tenant_id=tenant_id, invoice_id=invoice_id,
-                 channel=channel, purpose=purpose, correlation_id=correlation_id, message_id=message_id,
-                 state=SENDING, attempts=1)
-            for recipient, message_id in message_ids.items()]
-    await session.execute(
-        insert(Send).values(rows).on_conflict_do_update(
-            index_elements=[Send.dispatch_id, Send.recipient],
-            set_={"attempts": Send.attempts + 1, "updated_at": func.now()},
-            where=(Send.state == SENDING) & (Send.tenant_id == tenant_id),
-        )
-    )
-    return {row.recipient: row for row in await list_sends(session, tenant_id=tenant_id, dispatch_id=dispatch_id)}
+@dataclass(frozen=True)
+class Claim:
+    """A dispatch's recipients to send to (by normalised address), with their stable Message-IDs."""
+
+    tenant_id: str
+    invoice_id: UUID
+    dispatch_id: UUID
+    channel: str
+    purpose: str
+    correlation_id: str
+    message_ids: dict[str, str]
 
 
-async def list_sends(session: AsyncSession, *, tenant_id: str, dispatch_id: UUID) -> list[Send]:
-    """Every ledger row of one dispatch. Looked up by the primary key alone and filtered on the
-    tenant here: with both in the WHERE, a cached generic plan may walk the tenant index."""
-    result = await session.scalars(select(Send).where(Send.dispatch_id == dispatch_id).order_by(Send.recipient))
-    return [row for row in result if row.tenant_id == tenant_id]
+async def claim_recipients(session: AsyncSession, claims: list[Claim]) -> list[dict[str, Send]]:
+    """Record an attempt for each recipient not yet sent, for several dispatches in one statement;
+    return, per claim, every row of its dispatch by recipient (only the claiming tenant's rows)."""
+    rows: dict[tuple[UUID, str], dict] = {}
+    for claim in claims:
+        for recipient, message_id in claim.message_ids.items():
+            rows.setdefault((claim.dispatch_id, recipient), dict(
+                dispatch_id=claim.dispatch_id, recipient=recipient, tenant_id=claim.tenant_id,
+                invoice_id=claim.invoice_id, channel=claim.channel, purpose=claim.purpose,
+                correlation_id=claim.correlation_id, message_id=message_id, state=SENDING, attempts=1))
+    statement = insert(Send).values(list(rows.values()))
+    await session.execute(statement.on_conflict_do_update(
+        index_elements=[Send.dispatch_id, Send.recipient],
+        set_={"attempts": Send.attempts + 1, "updated_at": func.now()},
+        where=(Send.state == SENDING) & (Send.tenant_id == statement.excluded.tenant_id),
+    ))
+    found = await session.scalars(select(Send).where(Send.dispatch_id.in_({claim.dispatch_id for claim in claims})))
+    by_dispatch: dict[UUID, list[Send]] = {}
+    for row in found:
+        by_dispatch.setdefault(row.dispatch_id, []).append(row)
+    return [{row.recipient: row for row in by_dispatch.get(claim.dispatch_id, []) if row.tenant_id == claim.tenant_id}
+            for claim in claims]
 
 
-async def mark_sent(session: AsyncSession, *, tenant_id: str, dispatch_id: UUID, recipient: str) -> None:
-    """The transport accepted this recipient's message: never send it again."""
+async def mark_sent(session: AsyncSession, accepted: list[tuple[str, UUID, str]]) -> None:
+    """The transport accepted these (tenant, dispatch, recipient) messages: never send them again."""
     await session.execute(
         update(Send)
-        .where(Send.tenant_id == tenant_id, Send.dispatch_id == dispatch_id, Send.recipient == recipient)
+        .where(tuple_(Send.tenant_id, Send.dispatch_id, Send.recipient).in_(accepted))
         .values(state=SENT, updated_at=func.now())
     )
 
