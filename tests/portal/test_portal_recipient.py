@@ -29,7 +29,7 @@ async def test_recipient_answers_from_the_tracked_link(portal, journey, publish,
     await page_shows(console, "/console", "F-MINE", "F-SIBLING", "F-OTHER")  # all three in the read model
     async with httpx.AsyncClient(base_url=portal.url, headers={"Accept": "text/html"}) as http:
         assert (await http.get(f"/p/{link(mine)[:-3]}abc")).status_code == 404
-        assert (await http.get("/portal")).status_code == 401
+        assert (await http.get("/portal")).headers["location"] == "/portal/sign-in"
 
         async def entered():
             response = await http.get(f"/p/{link(mine)}")

@@ -78,7 +78,8 @@ class Stack:
         per_service["channels"].update(partner_env["channels"], INGEST_URL=f"http://127.0.0.1:{ports['ingest']}")
         per_service["ingest"] = {**per_service.get("ingest", {}), **partner_env["ingest"]}
         per_service["portal"] = {"INGEST_URL": f"http://127.0.0.1:{ports['ingest']}",
-                                 "INGEST_DOCUMENT_TOKEN": partner_env["ingest"]["DOCUMENT_READER_TOKEN"]}
+                                 "INGEST_DOCUMENT_TOKEN": partner_env["ingest"]["DOCUMENT_READER_TOKEN"],
+                                 "SMTP_PORT": str(self.sink.smtp_port), "PUBLIC_URL": f"http://127.0.0.1:{ports['portal']}"}
         for name in SERVICES:
             database = f"parcours_{name}"
             create_database(server_dsn, database)

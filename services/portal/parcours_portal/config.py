@@ -25,6 +25,16 @@ class Settings(ServiceSettings):
         description="The tracker's tracked-link secrets: a recipient enters the portal with the link of the mail.")
     admin_token: str = Field(default=DEV_ADMIN_TOKEN, description="Bearer token of /v1/admin (user bootstrap).")
     max_attachment_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    public_url: str = Field(default="http://127.0.0.1:8106", pattern=r"^https?://",
+                            description="Base URL of the portal, for the sign-in links it mails.")
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    mail_from: str = Field(default="Parcours <no-reply@parcours.localhost>", description="Sender of sign-in mails.")
+    sign_in_minutes: int = Field(default=15, ge=1, description="How long a mailed sign-in link stays valid.")
+    sign_in_per_hour: int = Field(default=3, ge=1, description="Sign-in mails per address and hour, at most.")
     ingest_url: str = Field(default="http://127.0.0.1:8101", pattern=r"^https?://",
                             description="Where invoice documents are read (ingest's claim check).")
     ingest_document_token: SecretStr | None = Field(

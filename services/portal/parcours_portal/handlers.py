@@ -48,6 +48,9 @@ def build(ctx: ServiceContext) -> dict[type, Handler]:
         changes = {"channel": event.channel} if event.purpose == "invoice" else {}
         await readmodel.record(uow.session, event, kind="dispatch_requested", detail=detail, summary=event.invoice,
                                **changes)
+        await readmodel.add_recipients(uow.session, tenant_id=event.tenant_id,
+                                       customer_ref=event.invoice.customer_ref,
+                                       emails=[r.email for r in event.recipients])
 
     async def on_dispatched(event: InvoiceDispatched, uow: UnitOfWork) -> None:
         detail = evidence(event, "channel", "purpose", "dispatch_id") | {

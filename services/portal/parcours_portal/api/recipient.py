@@ -53,7 +53,7 @@ async def enter(token: str, request: Request) -> Response:
 async def portal_home(request: Request) -> Response:
     session = recipient_session(request)
     if session is None:
-        return refuse(request, 401, "portal.link_invalid")
+        return redirect("/portal/sign-in")
     async with request.app.state.ctx.sessions() as db:
         rows = await queries.customer_invoices(db, tenant_id=session.tenant_id, customer_ref=session.customer_ref)
     return render(request, "portal_home.html", session=session, rows=rows)

@@ -122,3 +122,29 @@ class Attachment(Base):
     data: Mapped[bytes] = mapped_column(LargeBinary)
     uploaded_by: Mapped[str] = mapped_column(String(320))
     uploaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Recipient(Base):
+    """An address the tenant sends a customer's invoices to (from DispatchRequested): who may ask for a sign-in link."""
+
+    __tablename__ = "recipients"
+    __table_args__ = (Index("recipients_by_email", "email"),)
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_ref: Mapped[str] = mapped_column(String(64), primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), primary_key=True, comment="lower-case")
+
+
+class SignInLink(Base):
+    """A magic sign-in link sent by e-mail: single use, short-lived; only the token's hash is kept."""
+
+    __tablename__ = "sign_in_links"
+    __table_args__ = (Index("sign_in_links_by_email", "email", "created_at"),)
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    customer_ref: Mapped[str] = mapped_column(String(64))
+    email: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

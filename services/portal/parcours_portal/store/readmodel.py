@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from parcours_contracts import InvoiceSummary
 from parcours_contracts.events import InvoiceEvent
-from parcours_portal.store.models import Customer, Incident, Invoice, TimelineEntry
+from parcours_portal.store.models import Customer, Incident, Invoice, Recipient, TimelineEntry
 
 
 async def append(session: AsyncSession, *, tenant_id: str, invoice_id: uuid.UUID, event_id: uuid.UUID, kind: str,
@@ -82,3 +82,10 @@ async def upsert_customer(session: AsyncSession, event) -> None:
     await session.execute(insert(Customer).values(tenant_id=event.tenant_id, customer_ref=event.customer_ref, **values)
                           .on_conflict_do_update(index_elements=[Customer.tenant_id, Customer.customer_ref],
                                                  set_=values))
+
+
+async def add_recipients(session: AsyncSession, *, tenant_id: str, customer_ref: str, emails: list[str]) -> None:
+    """Addresses the customer's invoices go to: they may ask the portal for a sign-in link."""
+    await session.execute(insert(Recipient).values([
+        dict(tenant_id=tenant_id, customer_ref=customer_ref, email=email.lower()) for email in emails
+    ]).on_conflict_do_nothing())
