@@ -4,6 +4,10 @@ reports each step on the broker."""
 
 from __future__ import annotations
 
+import uuid
+
+import pytest
+
 from parcours_channels.domain.chorus_pro import FileToDeposit, deposit_file_name, limit_violations
 from parcours_channels.store.partner_submissions import DONE, FAILED, REJECTED
 from parcours_contracts import DeliveryAcked, DispatchFailed, IncidentOpened, InvoiceDispatched, topics
@@ -104,14 +108,20 @@ async def test_no_integration_report_in_time_gives_up_and_the_tracker_opens_an_i
     assert incident.channel == "chorus_pro"
 
 
-async def test_an_invoice_without_a_structured_document_fails_clearly(
-        outcomes, ingest, chorus, start_channels, partner_dispatch):
+@pytest.mark.parametrize("kind, service_required, reason", [
+    ("json", False, "the invoice has no structured document"),  # posted as JSON: nothing Chorus Pro can take
+    ("cii", True, "the buyer's structure requires a service code (BT-10 buyer reference)"),
+], ids=["no-document", "structure-requires-service-code"])
+async def test_what_chorus_pro_would_refuse_fails_clearly_before_depositing(
+        outcomes, ingest, chorus, start_channels, partner_dispatch, kind, service_required, reason):
+    chorus.add_structure("55210055400013", "Ville de Test", service_required=service_required)
     channels = await start_channels()
-    invoice_id, number = await ingest.post(kind="json")
+    invoice_id, number = await ingest.post(kind=kind)
     await channels.publish(partner_dispatch(invoice_id, number, channel="chorus_pro"))
+
     [failure] = await outcomes(channels)
-    assert isinstance(failure, DispatchFailed) and failure.permanent
-    assert "no structured document" in failure.reason
+    assert isinstance(failure, DispatchFailed) and failure.permanent and failure.fallback_channels == ["email_link"]
+    assert reason in failure.reason
     assert chorus.deposits == 0
 
 
@@ -126,7 +136,6 @@ def test_chorus_limits_are_enforced_before_sending():
     assert any("'exe' is not accepted" in p for p in problems)
     assert any("over Chorus Pro's 10485760 per file" in p for p in problems)
     assert any("over Chorus Pro's 125829120" in p for p in problems)
-    import uuid
     name = deposit_file_name("F/2026/" + "9" * 60, uuid.uuid4(), "xml")
     assert len(name) <= 50 and name.endswith(".xml") and "/" not in name
 
@@ -149,15 +158,3 @@ async def test_a_crash_between_deposit_and_record_deposits_once(
 async def _deposited(chorus) -> bool:
     return chorus.deposits == 1
 
-
-async def test_routing_data_the_buyers_structure_requires_is_checked_before_depositing(
-        outcomes, ingest, chorus, start_channels, partner_dispatch):
-    chorus.add_structure("55210055400013", "Ville de Test", service_required=True)
-    channels = await start_channels()
-    invoice_id, number = await ingest.post(kind="cii")
-    await channels.publish(partner_dispatch(invoice_id, number, channel="chorus_pro"))
-
-    [failure] = await outcomes(channels)
-    assert isinstance(failure, DispatchFailed) and failure.permanent
-    assert "requires a service code (BT-10 buyer reference)" in failure.reason
-    assert chorus.deposits == 0
