@@ -23,7 +23,7 @@ from types import SimpleNamespace
 import yaml
 
 from parcours_contracts import TOPIC_OF, topics
-from parcours_runtime.tenancy import TENANCY_HANDLERS
+from parcours_runtime.tenancy import tenancy_handlers
 
 HERE = Path(__file__).resolve().parent
 SERVICES = ("ingest", "router", "channels", "tracker", "dunning", "portal")
@@ -78,7 +78,8 @@ def consumed_topics(service: str) -> tuple[list[str], bool]:
     package = f"parcours_{service}"
     settings = importlib.import_module(f"{package}.config").Settings.model_construct()  # defaults, no env
     own = importlib.import_module(f"{package}.handlers").build(SimpleNamespace(settings=settings))
-    subscribed = {TOPIC_OF[event_type] for event_type in {**TENANCY_HANDLERS, **own}}
+    tenancy = tenancy_handlers(SimpleNamespace(extras={}))
+    subscribed = {TOPIC_OF[event_type] for event_type in {**tenancy, **own}}
     return sorted(subscribed), bool(own)
 
 
@@ -87,7 +88,7 @@ def scaled_objects() -> tuple[list[dict], list[str]]:
     for service in SERVICES:
         subscribed, consumes = consumed_topics(service)
         if not consumes:
-            continue  # ingest only follows tenant.events: it scales on HTTP load (its CPU HPA)
+            continue  # a service following only tenant.events scales on HTTP load (its CPU HPA)
         scaled.append(service)
         triggers = [{"type": "kafka", "metadata": {
             "bootstrapServers": KAFKA_BOOTSTRAP,
