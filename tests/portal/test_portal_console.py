@@ -148,3 +148,30 @@ async def test_tenants_never_see_each_other(portal, signed_in, journey, publish,
     stolen = await acme.post(f"/console/incidents/{their_incident.incident_id}/resolve",
                              data={"resolution": "not mine", "form_token": token})
     assert stolen.status_code == 404
+
+
+async def test_admins_manage_their_tenants_users(portal, signed_in):
+    admin = await signed_in("admin@acme.example", role="admin")
+    manager = await signed_in("cm@acme.example")
+    assert (await manager.get("/console/users")).status_code == 403
+    page = await admin.get("/console/users")
+    assert "cm@acme.example" in page.text and 'href="/console/users"' in page.text
+    token = form_token(page.text)
+    forged = await manager.post("/console/users", data={
+        "email": "evil@acme.example", "name": "Evil", "role": "admin", "password": "x" * 12,
+        "form_token": form_token((await manager.get("/console")).text)})
+    assert forged.status_code == 403
+
+    weak = await admin.post("/console/users", data={"email": "new", "name": " ", "role": "owner", "password": "short",
+                                                     "form_token": token})
+    assert weak.status_code == 422 and weak.text.count('aria-invalid="true"') == 3
+    made = await admin.post("/console/users", data={"email": "Viewer@acme.example", "name": "Vi", "role": "viewer",
+                                                     "password": "a long enough one", "form_token": token})
+    assert made.status_code == 303
+    async with httpx.AsyncClient(base_url=portal.url) as http:
+        login = await http.post("/login", data={"email": "viewer@acme.example", "password": "a long enough one"})
+        assert login.status_code == 303
+    await signed_in("cm@globex.example", tenant_id="globex")
+    taken = await admin.post("/console/users", data={"email": "cm@globex.example", "name": "X", "role": "viewer",
+                                                      "password": "a long enough one", "form_token": token})
+    assert taken.status_code == 422 and "autre client" in taken.text

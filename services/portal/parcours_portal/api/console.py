@@ -184,3 +184,37 @@ async def attachment(attachment_id: uuid.UUID, request: Request, user: User = De
     return Response(stored.data, media_type=stored.content_type, headers={
         "Content-Disposition": f"attachment; filename*=UTF-8''{quote(stored.filename)}",
         "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})
+
+
+@router.get("/console/users")
+async def users_page(request: Request, user: User = Depends(console_user)) -> Response:
+    if not auth.allowed(user.role, "manage_users"):
+        return refuse(request, 403, "error.forbidden")
+    async with request.app.state.ctx.sessions() as db:
+        rows = await queries.users_of(db, tenant_id=user.tenant_id)
+    return render(request, "users.html", user=user, rows=rows, roles=auth.ROLES, errors={})
+
+
+@router.post("/console/users")
+async def add_user(request: Request, user: User = Depends(console_user), email: str = Form(max_length=320),
+                   name: str = Form(max_length=200), role: str = Form(max_length=32),
+                   password: str = Form(max_length=200), form_token: str | None = Form(default=None)) -> Response:
+    """An admin creates a user of their tenant, or sets an existing one's name, role and password."""
+    check_form(request, form_token)
+    if not auth.allowed(user.role, "manage_users"):
+        return refuse(request, 403, "error.forbidden")
+    errors = auth.user_errors(email=email, name=name, role=role, password=password)
+    if not errors:
+        password_hash = await asyncio.to_thread(auth.hash_password, password)
+        async with UnitOfWork(request.app.state.ctx.sessions) as uow:
+            saved, _ = await queries.put_user(uow.session, tenant_id=user.tenant_id, email=email, name=name.strip(),
+                                              role=role, password_hash=password_hash)
+            if saved is None:
+                errors["email"] = "users.taken"
+            else:
+                await uow.commit()
+    if errors:
+        async with request.app.state.ctx.sessions() as db:
+            rows = await queries.users_of(db, tenant_id=user.tenant_id)
+        return render(request, "users.html", status_code=422, user=user, rows=rows, roles=auth.ROLES, errors=errors)
+    return redirect("/console/users")

@@ -85,3 +85,21 @@ def form_token(secret: str, cookie: str) -> str:
 
 def form_token_ok(secret: str, cookie: str | None, token: str | None) -> bool:
     return bool(cookie and token) and hmac.compare_digest(token, form_token(secret, cookie))
+
+
+MIN_PASSWORD = 12
+
+
+def user_errors(*, email: str, name: str, role: str, password: str) -> dict[str, str]:
+    """Field → message key for each problem of a user form."""
+    errors = {}
+    local, _, domain = email.strip().partition("@")
+    if not local or "." not in domain:
+        errors["email"] = "field.email"
+    if not name.strip():
+        errors["name"] = "field.required"
+    if role not in ROLES:
+        errors["role"] = "field.required"
+    if len(password) < MIN_PASSWORD:
+        errors["password"] = "field.password"
+    return errors

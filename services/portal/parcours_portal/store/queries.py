@@ -163,3 +163,7 @@ async def reminder_rows(session: AsyncSession, *, tenant_id: str, filters: Invoi
     """Per invoice of the filters that was reminded: its status."""
     query = _filtered(tenant_id, filters).where(Invoice.reminders > 0).with_only_columns(Invoice.status)
     return list((await session.execute(query)).scalars())
+
+
+async def users_of(session: AsyncSession, *, tenant_id: str) -> list[User]:
+    return list((await session.execute(select(User).where(User.tenant_id == tenant_id).order_by(User.email))).scalars())
