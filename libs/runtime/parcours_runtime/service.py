@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import httpx
 import uvicorn
 from aiokafka import AIOKafkaProducer
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from opentelemetry import trace
 from opentelemetry.propagate import extract
@@ -108,16 +108,34 @@ def _health_routes(app: FastAPI, host: "ServiceHost") -> None:
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
 
-def _trace_http(app: FastAPI, service: str) -> None:
-    @app.middleware("http")
-    async def _span(request: Request, call_next):
-        with tracer(service).start_as_current_span(
-            f"{request.method} {request.url.path}", context=extract(dict(request.headers)),
-            kind=trace.SpanKind.SERVER, attributes={"http.request.method": request.method},
+class _TraceHttp:
+    """A server span per HTTP request, continuing the caller's trace (W3C headers). Plain ASGI: an
+    `@app.middleware("http")` function would add a task and a body stream to every request, which
+    cost more than many routes themselves (measured on the tracker's link clicks)."""
+
+    def __init__(self, app, service: str):
+        self.app, self.service = app, service
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+        method = scope["method"]
+        with tracer(self.service).start_as_current_span(
+            f"{method} {scope['path']}", context=extract(headers), kind=trace.SpanKind.SERVER,
+            attributes={"http.request.method": method},
         ) as span:
-            response = await call_next(request)
-            span.set_attribute("http.response.status_code", response.status_code)
-            return response
+            async def send_with_status(message):
+                if message["type"] == "http.response.start":
+                    span.set_attribute("http.response.status_code", message["status"])
+                await send(message)
+
+            await self.app(scope, receive, send_with_status)
+
+
+def _trace_http(app: FastAPI, service: str) -> None:
+    app.add_middleware(_TraceHttp, service=service)
 
 
 class ServiceHost:
