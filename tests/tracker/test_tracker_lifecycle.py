@@ -227,3 +227,14 @@ def test_a_chorus_pro_history_then_the_bank_reach_212_without_anomalies(flow):
     assert codes == [202, 203, 204, 208, 209, 205, 211, 211]
     paid = project(entries(f.received(0), dispatched, *acks, payment(f, 30)))
     assert (paid.status, paid.code, paid.anomalies) == ("ENCAISSEE", 212, ())
+
+
+def test_opens_never_move_the_projection(flow):
+    """Why link opens are appended without re-projecting (parcours_tracker.opens), once the invoice has a status
+    other than pending (whose status_at is its earliest fact, an open or not)."""
+    f = flow()
+    facts = entries(f.received(0), f.dispatched(2), f.clicked(9))
+    opens = [journal.Entry(event_id=uuid.uuid4(), kind=kind, occurred_at=f.start + timedelta(minutes=minute))
+             for kind, minute in ((journal.OPENED, 1), (journal.OPENED_BY_MACHINE, 3), (journal.OPENED, 12))]
+    for cut in range(1, len(facts) + 1):
+        assert project(facts[:cut] + opens) == project(facts[:cut])

@@ -58,7 +58,8 @@ async def test_a_view_is_the_button_press_recorded_published_and_shown(
     assert response.headers["location"] == f"/v/{token}"
     assert response.headers["cache-control"] == "no-store"
     assert await clicks_of(tracker, f.invoice_id) == [], "opening the link is not yet a view"
-    assert await journal_kinds(tracker, f.invoice_id) == ["received", "dispatched", "opened"]
+    await eventually(lambda: _eq(journal_kinds(tracker, f.invoice_id), ["received", "dispatched", "opened"]),
+                     what="the open journaled (in the next batch of opens)")
 
     page = await client.get(f"/v/{token}")
     assert "F-2026-777" in page.text and "View the invoice" in page.text
@@ -119,8 +120,11 @@ async def test_scanners_and_prefetches_are_machine_opens_and_never_views(tracker
     no_agent = await client.get(f"/l/{token}", headers={"User-Agent": ""})
     assert prefetch.status_code == scanner.status_code == no_agent.status_code == 303
 
-    journey = (await client.get(f"/v1/invoices/{f.invoice_id}/journey",
-                                headers={"Authorization": f"Bearer {key}"})).json()
+    async def three_opens():
+        journey = (await client.get(f"/v1/invoices/{f.invoice_id}/journey",
+                                    headers={"Authorization": f"Bearer {key}"})).json()
+        return journey if len([e for e in journey["events"] if e["kind"].startswith("opened")]) == 3 else None
+    journey = await eventually(three_opens, what="the three opens journaled")
     opens = [e for e in journey["events"] if e["kind"].startswith("opened")]
     assert [e["kind"] for e in opens] == ["opened_by_machine"] * 3
     evidence = [" ".join(e["detail"]["machine_evidence"]) for e in opens]
@@ -149,7 +153,7 @@ async def test_a_view_before_the_invoice_is_known(tracker, client, flow, read_to
     assert (await press_button(client, token)).status_code == 200
     [event] = await read_topic(topics.LINK_CLICKED, until=lambda events: len(events) >= 1)
     assert event.correlation_id == str(f.invoice_id), "without the invoice's correlation, the invoice id"
-    assert await journal_kinds(tracker, f.invoice_id) == ["opened_by_machine", "clicked"]  # httpx's agent
+    await eventually(lambda: _eq(journal_kinds(tracker, f.invoice_id), ["opened_by_machine", "clicked"]))  # httpx
 
     await publish(f.received(0))
     await eventually(lambda: _eq(journal_kinds(tracker, f.invoice_id), ["received", "opened_by_machine", "clicked"]))
@@ -197,3 +201,36 @@ async def test_forged_or_expired_links_change_nothing(rotating_tracker, flow, re
 
 async def _eq(awaitable, expected):
     return (await awaitable) == expected
+
+
+async def test_opens_waiting_for_their_batch_are_written_by_a_graceful_stop(make_database, flow):
+    """The recorder keeps opens in memory for a few ms; stopping the service writes them all first."""
+    import uuid
+    from types import SimpleNamespace
+
+    from parcours_runtime.db import create_engine, session_factory
+    from parcours_runtime.service import prepare_database
+    from parcours_tracker.app import definition
+    from parcours_tracker.opens import LinkOpen, OpenRecorder
+    from parcours_tracker.store.journeys import Tracking
+
+    url = make_database("tracker")
+    await prepare_database(definition(), url)
+    engine = create_engine(url, pool_size=2)
+    ctx = SimpleNamespace(settings=SimpleNamespace(prefetch_seconds=10), sessions=session_factory(engine),
+                          extras={"tracking": Tracking()}, engine=engine)
+    recorder = OpenRecorder(ctx, linger_seconds=3600)  # its loop would wait an hour before writing
+    f = flow()
+    try:
+        for agent in ("Thunderbird/128", "python-requests/2.32"):
+            await recorder.add(LinkOpen(event_id=uuid.uuid4(), tenant_id=f.tenant_id, invoice_id=f.invoice_id,
+                                        dispatch_id=f.dispatch_id, recipient="ap@globex.example", ip="203.0.113.9",
+                                        user_agent=agent, at=datetime.now(timezone.utc)))
+        assert await journal_kinds(SimpleNamespace(ctx=ctx), f.invoice_id) == []
+        await recorder.stop()
+        assert sorted(await journal_kinds(SimpleNamespace(ctx=ctx), f.invoice_id)) == ["opened", "opened_by_machine"]
+        async with ctx.sessions() as session:
+            invoice = await session.get(Invoice, (f.tenant_id, f.invoice_id))
+        assert invoice.status == "pending", "an open of an unknown invoice creates its row, with no status"
+    finally:
+        await engine.dispose()

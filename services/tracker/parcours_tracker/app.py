@@ -11,6 +11,7 @@ from parcours_tracker import handlers
 from parcours_tracker.api import admin_router, router
 from parcours_runtime.clock import CLOCK, clock_for
 from parcours_tracker.store.journeys import Tracking
+from parcours_tracker.opens import OPENS, OpenRecorder
 from parcours_tracker.store.models import Base
 from parcours_tracker.sweep import ReceiptSweep
 
@@ -40,9 +41,10 @@ async def on_start(ctx: ServiceContext) -> None:
                                       holidays=_holidays(settings.holiday_country), clock=clock)
 
 
-def background(ctx: ServiceContext) -> list[ReceiptSweep]:
+def background(ctx: ServiceContext) -> list[ReceiptSweep | OpenRecorder]:
     ctx.extras["sweep"] = sweep = ReceiptSweep(ctx)
-    return [sweep]
+    ctx.extras[OPENS] = opens = OpenRecorder(ctx)
+    return [sweep, opens]
 
 
 def create_app(ctx: ServiceContext) -> FastAPI:

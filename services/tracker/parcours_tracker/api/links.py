@@ -18,7 +18,8 @@ from parcours_runtime.links import ExpiredToken, InvalidToken, LinkClaims, verif
 from parcours_runtime.problems import Problem
 from parcours_runtime.uow import UnitOfWork
 from parcours_tracker.domain import journal
-from parcours_tracker.domain.clicks import classify_open, issue_nonce, verify_nonce
+from parcours_tracker.domain.clicks import issue_nonce, verify_nonce
+from parcours_tracker.opens import OPENS, LinkOpen
 from parcours_tracker.store import journeys, proofs
 
 router = APIRouter(tags=["tracked links"])
@@ -84,25 +85,15 @@ def _reader(request: Request) -> dict:
             responses={303: {"description": "Open recorded (not yet a view); go to the invoice page"},
                        404: {"description": "Invalid link"}, 410: {"description": "Expired link"}})
 async def open_link(token: str, request: Request) -> Response:
-    """Journal the open (`opened`, or `opened_by_machine` for a scanner) and redirect to the invoice page."""
+    """Journal the open (`opened`, or `opened_by_machine` for a scanner; written in batches a few ms later)
+    and redirect to the invoice page."""
     try:
         claims = _claims(request, token)
     except _LinkRefused as refused:
         return _refusal(request, refused)
-    ctx = request.app.state.ctx
-    reader, now = _reader(request), datetime.now(timezone.utc)
-    async with UnitOfWork(ctx.sessions) as uow:
-        known = await journeys.find_invoice(uow.session, tenant_id=claims.tenant_id, invoice_id=claims.invoice_id)
-        sent_at = await journeys.dispatched_at(uow.session, tenant_id=claims.tenant_id, invoice_id=claims.invoice_id,
-                                               dispatch_id=claims.dispatch_id)
-        kind, reasons = classify_open(user_agent=reader["user_agent"], prefetch_seconds=ctx.settings.prefetch_seconds,
-                                      seconds_after_dispatch=(now - sent_at).total_seconds() if sent_at else None)
-        entry = journal.Entry(event_id=uuid.uuid4(), kind=kind, occurred_at=now,
-                              detail={"dispatch_id": str(claims.dispatch_id), "recipient": claims.recipient,
-                                      **reader, "machine_evidence": reasons})
-        await journeys.record(uow, ctx.extras["tracking"], tenant_id=claims.tenant_id, invoice_id=claims.invoice_id,
-                              correlation_id=known.correlation_id if known else str(claims.invoice_id), entry=entry)
-        await uow.commit()
+    await request.app.state.ctx.extras[OPENS].add(LinkOpen(
+        event_id=uuid.uuid4(), tenant_id=claims.tenant_id, invoice_id=claims.invoice_id,
+        dispatch_id=claims.dispatch_id, recipient=claims.recipient, at=datetime.now(timezone.utc), **_reader(request)))
     return RedirectResponse(f"/v/{token}", status_code=303, headers=_PAGE_HEADERS)
 
 

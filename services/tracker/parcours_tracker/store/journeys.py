@@ -7,7 +7,7 @@ from collections.abc import Container
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -132,15 +132,19 @@ async def entries_of(session: AsyncSession, *, tenant_id: str, invoice_id: uuid.
             for row in rows]
 
 
-async def dispatched_at(session: AsyncSession, *, tenant_id: str, invoice_id: uuid.UUID,
-                        dispatch_id: uuid.UUID) -> datetime | None:
-    """When a dispatch (of the invoice or a reminder) was handed to its transport, if we know."""
-    return (await session.execute(
-        select(func.min(JournalEntry.occurred_at))
-        .where(JournalEntry.tenant_id == tenant_id, JournalEntry.invoice_id == invoice_id,
-               JournalEntry.kind.in_((DISPATCHED, REMINDED)),
-               JournalEntry.detail["dispatch_id"].astext == str(dispatch_id))
-    )).scalar_one_or_none()
+async def dispatch_times(session: AsyncSession, *, keys: list[tuple[str, uuid.UUID]],
+                         ) -> dict[tuple[str, uuid.UUID, str], datetime]:
+    """When each dispatch of these invoices was handed to its transport: (tenant, invoice, dispatch id) → instant."""
+    if not keys:
+        return {}
+    dispatch = JournalEntry.detail["dispatch_id"].astext
+    rows = (await session.execute(
+        select(JournalEntry.tenant_id, JournalEntry.invoice_id, dispatch, func.min(JournalEntry.occurred_at))
+        .where(tuple_(JournalEntry.tenant_id, JournalEntry.invoice_id).in_(keys),
+               JournalEntry.kind.in_((DISPATCHED, REMINDED)))
+        .group_by(JournalEntry.tenant_id, JournalEntry.invoice_id, dispatch)
+    )).all()
+    return {(row[0], row[1], row[2]): row[3] for row in rows}
 
 
 async def find_invoice(session: AsyncSession, *, tenant_id: str, invoice_id: uuid.UUID) -> Invoice | None:

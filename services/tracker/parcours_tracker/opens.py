@@ -1,0 +1,138 @@
+"""Link opens (GETs of a tracked link), written to the journal in batches, off the request path.
+
+An open is never proof of anything (mail scanners fetch every link; the interstitial's button is
+the proof of a person) and never moves an invoice's status: it only adds a journal entry,
+`opened` or `opened_by_machine` with its evidence. So `GET /l/{token}` verifies the token, hands
+the open to this recorder and redirects at once; the recorder writes what accumulated every few
+milliseconds, in one transaction: the dispatch times it classifies against (one query), the
+journal rows (one insert), the invoices' `updated_at`. An open of an invoice the tracker does not
+know yet (or only as pending) goes through the full `journeys.record` (it creates the invoice row).
+
+The price: opens wait up to `linger_seconds` in memory; a crash (kill -9) loses those, a graceful
+stop writes them first. A full queue makes the request wait (back-pressure), never drops."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert
+
+from parcours_runtime.service import ServiceContext
+from parcours_runtime.uow import UnitOfWork
+from parcours_tracker.domain import journal
+from parcours_tracker.domain.clicks import classify_open
+from parcours_tracker.domain.status import PENDING
+from parcours_tracker.store import journeys
+from parcours_tracker.store.models import Invoice, JournalEntry
+
+log = logging.getLogger(__name__)
+
+OPENS = "opens"  # the recorder's key in ServiceContext.extras
+
+
+@dataclass(frozen=True)
+class LinkOpen:
+    """A GET of a valid tracked link: who, when, from where."""
+
+    event_id: uuid.UUID
+    tenant_id: str
+    invoice_id: uuid.UUID
+    dispatch_id: uuid.UUID
+    recipient: str
+    ip: str | None
+    user_agent: str | None
+    at: datetime
+
+    @property
+    def key(self) -> tuple[str, uuid.UUID]:
+        return self.tenant_id, self.invoice_id
+
+
+class OpenRecorder:
+    """BackgroundJob: `add()` from the route, batches written by `run()`, the rest by `stop()`."""
+
+    def __init__(self, ctx: ServiceContext, *, max_batch: int = 500, linger_seconds: float = 0.02,
+                 capacity: int = 20_000):
+        self._ctx = ctx
+        self._queue: asyncio.Queue[LinkOpen] = asyncio.Queue(capacity)
+        self._max_batch, self._linger = max_batch, linger_seconds
+        self._stopping = False
+        self._in_hand: list[LinkOpen] = []
+        self._writing = asyncio.Lock()
+        self.written = 0
+
+    async def add(self, opened: LinkOpen) -> None:
+        await self._queue.put(opened)
+
+    def _take(self) -> list[LinkOpen]:
+        batch = []
+        while len(batch) < self._max_batch and not self._queue.empty():
+            batch.append(self._queue.get_nowait())
+        return batch
+
+    async def run(self) -> None:
+        backoff = 0.1
+        while not self._stopping:
+            if not self._in_hand:
+                first = await self._queue.get()
+                await asyncio.sleep(self._linger)  # let the opens arriving meanwhile join this write
+                self._in_hand = [first, *self._take()]
+            async with self._writing:
+                if self._stopping:
+                    return  # stop() wrote the batch in hand
+                try:
+                    await self.write(self._in_hand)
+                    self._in_hand, backoff = [], 0.1
+                    continue
+                except Exception:  # database away: keep the batch, try again
+                    log.exception("writing %d link opens failed; retrying in %.1fs", len(self._in_hand), backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+
+    async def stop(self) -> None:
+        """Write the batch in hand and everything still queued."""
+        self._stopping = True
+        async with self._writing:
+            batch, self._in_hand = [*self._in_hand, *self._take()], []
+            while batch:
+                await self.write(batch)
+                batch = self._take()
+
+    async def write(self, batch: list[LinkOpen]) -> None:
+        """Journal `batch` in one transaction."""
+        settings, tracking = self._ctx.settings, self._ctx.extras["tracking"]
+        keys = list({opened.key for opened in batch})
+        async with UnitOfWork(self._ctx.sessions) as uow:
+            session = uow.session
+            # A pending invoice's status_at is its earliest fact, which an open may be: re-projected as well.
+            known = {(row.tenant_id, row.invoice_id) for row in (await session.execute(
+                select(Invoice.tenant_id, Invoice.invoice_id)
+                .where(tuple_(Invoice.tenant_id, Invoice.invoice_id).in_(keys), Invoice.status != PENDING))).all()}
+            sent = await journeys.dispatch_times(session, keys=keys)
+            rows = []
+            for opened in batch:
+                sent_at = sent.get((*opened.key, str(opened.dispatch_id)))
+                kind, reasons = classify_open(
+                    user_agent=opened.user_agent, prefetch_seconds=settings.prefetch_seconds,
+                    seconds_after_dispatch=(opened.at - sent_at).total_seconds() if sent_at else None)
+                entry = journal.Entry(event_id=opened.event_id, kind=kind, occurred_at=opened.at, detail={
+                    "dispatch_id": str(opened.dispatch_id), "recipient": opened.recipient, "ip": opened.ip,
+                    "user_agent": opened.user_agent, "machine_evidence": reasons})
+                if opened.key not in known:  # rare: the link was sent before the tracker learned the invoice
+                    await journeys.record(uow, tracking, tenant_id=opened.tenant_id, invoice_id=opened.invoice_id,
+                                          correlation_id=str(opened.invoice_id), entry=entry)
+                    continue
+                rows.append(dict(tenant_id=opened.tenant_id, invoice_id=opened.invoice_id, event_id=entry.event_id,
+                                 kind=entry.kind, occurred_at=entry.occurred_at, detail=entry.detail))
+            if rows:  # an open never moves the status: appended, nothing to re-project
+                await session.execute(insert(JournalEntry).values(rows)
+                                      .on_conflict_do_nothing(index_elements=[JournalEntry.event_id]))
+                await session.execute(update(Invoice).where(tuple_(Invoice.tenant_id, Invoice.invoice_id).in_(
+                    {(row["tenant_id"], row["invoice_id"]) for row in rows})).values(updated_at=func.now()))
+            await uow.commit()
+        self.written += len(batch)
