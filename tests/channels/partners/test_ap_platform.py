@@ -8,7 +8,10 @@ import base64
 import json
 
 import pytest
+from pydantic import ValidationError
 
+from parcours_channels.adapters.ap_platform.config import ApPartner
+from parcours_channels.domain.ap_platform import choose_partner, partner_body, value_at
 from parcours_contracts import DeliveryAcked, DispatchFailed, IncidentOpened, InvoiceDispatched, topics
 from parcours_devstack.partners.ap_platform import ApPlatformSimulator
 
@@ -159,3 +162,20 @@ async def test_a_crash_between_push_and_record_pushes_once(
     state, attempts = await crash_and_restart(lambda: publish(request), taken, recorded)
     assert (state, attempts) == ("submitted", 2)
     assert yooz.received == 1 and yooz.submissions == 2  # the resubmission carried the same Idempotency-Key
+
+
+def test_a_mapping_places_parcours_fields_and_names_only_known_ones():
+    mapping = {"externalId": "dispatch_id", "invoice.number": "number", "invoice.amount": "total_incl_tax"}
+    assert partner_body(mapping, {"dispatch_id": "d-1", "number": "F-1", "total_incl_tax": "12.00"}) == {
+        "externalId": "d-1", "invoice": {"number": "F-1", "amount": "12.00"}}
+    assert value_at({"data": {"uuid": "x"}}, "data.uuid") == "x" and value_at({"data": []}, "data.uuid") is None
+    with pytest.raises(ValidationError, match="unknown Parcours field.*iban"):
+        ApPartner.model_validate({"base_url": "https://ap.example", "auth": {"kind": "api_key", "key": "k"},
+                                  "mapping": {"bank": "iban"}})
+
+
+def test_the_partner_is_the_one_serving_the_recipients_mail_domain():
+    partners = {"yooz": frozenset({"yooz.example"}), "freedz": frozenset({"freedz.example"})}
+    assert choose_partner(partners, ["Freedz.Example"]) == "freedz"
+    assert choose_partner(partners, ["elsewhere.example"]) is None
+    assert choose_partner({"only": frozenset()}, ["anything.example"]) == "only"

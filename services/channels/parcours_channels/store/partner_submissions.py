@@ -99,6 +99,12 @@ async def due_submissions(session: AsyncSession, *, channel: str, now: datetime,
     return list(result)
 
 
+async def lease(session: AsyncSession, *, dispatch_id: UUID, until: datetime) -> None:
+    """Keep a due submission from other passes while this one checks it (its next check moves to `until`)."""
+    await session.execute(update(PartnerSubmission).where(PartnerSubmission.dispatch_id == dispatch_id)
+                          .values(next_check_at=until))
+
+
 async def submission_by_ref(session: AsyncSession, *, channel: str, partner_ref: str) -> PartnerSubmission | None:
     """The submission a partner's acknowledgement names."""
     return (await session.scalars(select(PartnerSubmission).where(

@@ -16,7 +16,7 @@ from parcours_channels.adapters import TransientDeliveryError
 from parcours_channels.adapters.chorus_pro.client import ChorusProError
 from parcours_channels.domain.chorus_pro import CR_INTEGRATED, CR_REFUSED, HISTORY, HISTORY_TERMINAL, Backoff
 from parcours_channels.store.partner_submissions import (
-    ACKNOWLEDGED, DONE, FAILED, REJECTED, SUBMITTED, PartnerSubmission, due_submissions, record_outcome,
+    ACKNOWLEDGED, DONE, FAILED, REJECTED, SUBMITTED, PartnerSubmission, due_submissions, lease, record_outcome,
 )
 from parcours_contracts import DeliveryAcked, DispatchFailed
 from parcours_runtime.periodic import PeriodicJob
@@ -30,6 +30,20 @@ log = logging.getLogger(__name__)
 CHANNEL = "chorus_pro"
 
 
+class _Step:
+    """What checking one submission found: the events to publish and the row's new values."""
+
+    def __init__(self) -> None:
+        self.events: list = []
+        self.outcome: dict = {}
+
+    def publish(self, event) -> None:
+        self.events.append(event)
+
+    def record(self, **outcome) -> None:
+        self.outcome = outcome
+
+
 class ChorusProFollowUp(PeriodicJob):
     def __init__(self, ctx: ServiceContext, adapter: ChorusProAdapter) -> None:
         self.ctx = ctx
@@ -40,26 +54,40 @@ class ChorusProFollowUp(PeriodicJob):
                                longest=timedelta(seconds=settings.longest_check_seconds),
                                give_up_after=timedelta(days=settings.follow_days))
         self.integration_deadline = timedelta(hours=settings.integration_deadline_hours)
+        self.lease = timedelta(seconds=4 * settings.timeout_seconds)  # a pass's calls for one row end before
 
     async def run_once(self) -> int:
-        """Check every due submission once; how many were checked."""
+        """Check every due submission once; how many were checked.
+
+        The due rows are leased (their next check pushed past the calls' timeouts) in a short
+        transaction, then each is checked and recorded in its own: no transaction stays open
+        across partner calls, and another replica's pass skips the leased rows."""
         now = datetime.now(timezone.utc)
         async with UnitOfWork(self.ctx.sessions) as uow:
             rows = await due_submissions(uow.session, channel=CHANNEL, now=now)
             for row in rows:
-                try:
-                    await self._check(uow, row, now)
-                except TransientDeliveryError as exc:
-                    log.warning("chorus_pro flux %s: %s; checking again later", row.partner_ref, exc)
-                    await record_outcome(uow.session, dispatch_id=row.dispatch_id, state=row.state,
-                                         last_status=row.last_status, next_check_at=self._next(row, now), checked=True)
+                await lease(uow.session, dispatch_id=row.dispatch_id, until=now + self.lease)
             await uow.commit()
+        for row in rows:
+            step = _Step()
+            try:
+                await self._check(step, row, now)
+            except TransientDeliveryError as exc:
+                log.warning("chorus_pro flux %s: %s; checking again later", row.partner_ref, exc)
+                step = _Step()
+                step.record(state=row.state, last_status=row.last_status, next_check_at=self._next(row, now),
+                            checked=True)
+            async with UnitOfWork(self.ctx.sessions) as uow:
+                for event in step.events:
+                    uow.publish(event)
+                await record_outcome(uow.session, dispatch_id=row.dispatch_id, **step.outcome)
+                await uow.commit()
         return len(rows)
 
     def _next(self, row: PartnerSubmission, now: datetime) -> datetime:
         return self.backoff.next_check(now, row.checks)
 
-    async def _check(self, uow: UnitOfWork, row: PartnerSubmission, now: datetime) -> None:
+    async def _check(self, step: _Step, row: PartnerSubmission, now: datetime) -> None:
         client = self.adapter.client(self.ctx)
         detail = dict(row.detail)
         if detail.get("stage") == "report" and detail.get("invoice_id") is None:
@@ -68,43 +96,43 @@ class ChorusProFollowUp(PeriodicJob):
             if status in CR_REFUSED:
                 errors = "; ".join(str(e.get("libelleErreurDP") or e.get("libelleErreur") or e)
                                    for e in [*report.listeErreurDP, *report.listeErreurTechnique])
-                uow.publish(self._failed(row, f"Chorus Pro {status} for flux {row.partner_ref}: {errors or report.libelle}"))
-                await record_outcome(uow.session, dispatch_id=row.dispatch_id, state=REJECTED, last_status=status,
-                                     checked=True)
+                reason = f"Chorus Pro {status} for flux {row.partner_ref}: {errors or report.libelle}"
+                step.publish(self._failed(row, reason))
+                step.record(state=REJECTED, last_status=status, checked=True)
                 return
             if status not in CR_INTEGRATED:
                 expired = now - row.created_at > self.integration_deadline
-                await record_outcome(uow.session, dispatch_id=row.dispatch_id, state=FAILED if expired else SUBMITTED,
-                                     last_status=status, next_check_at=self._next(row, now), checked=True)
+                step.record(state=FAILED if expired else SUBMITTED,
+                            last_status=status, next_check_at=self._next(row, now), checked=True)
                 return
-            uow.publish(self._acked(row, "DEPOSEE", ack_id=f"{row.partner_ref}:{status}", at=now))
+            step.publish(self._acked(row, "DEPOSEE", ack_id=f"{row.partner_ref}:{status}", at=now))
             try:
                 found = await client.find_invoice(number=detail["number"])
             except ChorusProError:
                 found = None
             detail.update(stage="history", invoice_id=found.idFacture if found else None)
-            await record_outcome(uow.session, dispatch_id=row.dispatch_id, state=ACKNOWLEDGED, last_status=status,
-                                 next_check_at=self._next(row, now), detail=detail, checked=True)
+            step.record(state=ACKNOWLEDGED, last_status=status,
+                        next_check_at=self._next(row, now), detail=detail, checked=True)
             return
         if detail.get("invoice_id") is None:  # integrated, but not found yet among the supplier's invoices
             found = await client.find_invoice(number=detail["number"])
             if found is None:
-                await record_outcome(uow.session, dispatch_id=row.dispatch_id, state=row.state,
-                                     last_status=row.last_status, next_check_at=self._next(row, now), checked=True)
+                step.record(state=row.state,
+                            last_status=row.last_status, next_check_at=self._next(row, now), checked=True)
                 return
             detail["invoice_id"] = found.idFacture
         history = await client.history(invoice_id=int(detail["invoice_id"]))
         status = history.statutCourantCode or row.last_status
         if status != row.last_status and (lifecycle := HISTORY.get(status or "")) is not None:
-            uow.publish(self._acked(row, lifecycle.name, ack_id=f"{row.partner_ref}:{status}", at=now))
+            step.publish(self._acked(row, lifecycle.name, ack_id=f"{row.partner_ref}:{status}", at=now))
         if status in HISTORY_TERMINAL:
             state = REJECTED if HISTORY.get(status) is not None and HISTORY[status].name == "REJETEE" else DONE
         elif self.backoff.expired(now, row.created_at):
             state = DONE
         else:
             state = ACKNOWLEDGED
-        await record_outcome(uow.session, dispatch_id=row.dispatch_id, state=state, last_status=status,
-                             next_check_at=self._next(row, now), detail={**detail, "stage": "history"}, checked=True)
+        step.record(state=state, last_status=status,
+                    next_check_at=self._next(row, now), detail={**detail, "stage": "history"}, checked=True)
 
     @staticmethod
     def _acked(row: PartnerSubmission, status: str, *, ack_id: str, at: datetime) -> DeliveryAcked:
