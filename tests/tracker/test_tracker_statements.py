@@ -194,3 +194,26 @@ async def test_bad_statements_change_nothing(tracker, client, tenant_key, publis
     foreign = (await client.post("/v1/payments/camt053", content=raw, headers=XML | auth(other))).json()
     assert (foreign["recorded"], foreign["unmatched"]) == (0, 1), "another tenant's invoices are not matched"
     assert await _journal_size(tracker) == before
+
+
+async def test_a_statement_paying_an_invoice_stops_its_dunning(run_service, tracker, client, tenant_key, publish, flow,
+                                                              eventually):
+    import httpx
+
+    dunning = await run_service("dunning")
+    key = await tenant_key(tracker)
+    f = (await _known(client, key, publish, flow, eventually, dunned="F-2026-401"))["dunned"]
+    async with httpx.AsyncClient(base_url=dunning.url, timeout=10) as dunning_client:
+        async def plan():
+            response = await dunning_client.get(f"/v1/invoices/{f.invoice_id}/reminders", headers=auth(key))
+            return response.json() if response.status_code == 200 else None
+        assert not (await eventually(plan, what="dunning's plan"))["status"].startswith("stopped")
+
+        raw = statement(entry("1200.00", ref=rf_reference("F-2026-401"), bank_ref="E-1"))
+        [line] = (await client.post("/v1/payments/camt053", content=raw, headers=XML | auth(key))).json()["items"]
+        assert (line["outcome"], line["code"]) == ("recorded", 212)
+
+        async def stopped():
+            current = await plan()
+            return current if current["status"].startswith("stopped") else None
+        assert "paid" in (await eventually(stopped, what="dunning stopped by the bank payment"))["status"]
