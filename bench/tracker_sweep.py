@@ -13,11 +13,7 @@ a fixed clock, exactly the code the service's background job runs."""
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import json
 import sys
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,6 +24,7 @@ if __package__ in (None, ""):  # `python bench/tracker_sweep.py`
 
 from sqlalchemy import text  # noqa: E402
 
+from bench import standalone  # noqa: E402
 from parcours_runtime.clock import SettableClock  # noqa: E402
 from parcours_runtime.db import create_engine, session_factory  # noqa: E402
 from parcours_runtime.service import prepare_database  # noqa: E402
@@ -67,10 +64,8 @@ async def populate(engine, invoices: int, due_share: float, horizon_days: int) -
         for sql in _POPULATE:
             await conn.execute(text(sql), {"n": invoices, "now": NOW, "horizon": horizon,
                                            "due_secs": horizon * due_share})
+    await standalone.analyze(engine, "invoices", "receipt_timers")
     async with engine.connect() as conn:
-        await conn.execution_options(isolation_level="AUTOCOMMIT")
-        for table in ("invoices", "receipt_timers"):
-            await conn.execute(text(f"VACUUM ANALYZE {table}"))
         due = (await conn.execute(text("SELECT count(*) FROM receipt_timers WHERE fired_at IS NULL "
                                        "AND expect_by <= :now"), {"now": NOW})).scalar_one()
     return {"seconds": time.perf_counter() - started, "timers": invoices, "due": due}
@@ -131,27 +126,13 @@ async def measure(dsn: str, *, invoices: int = 1_000_000, due_share: float = 0.0
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = standalone.parser(__doc__)
     parser.add_argument("--invoices", type=int, default=1_000_000)
     parser.add_argument("--due-share", type=float, default=0.01, help="share of the timers past due (default 0.01)")
     parser.add_argument("--batch", type=int, default=500, help="timers per transaction (the service's default)")
-    parser.add_argument("--dsn", help="a PostgreSQL database to use (default: an embedded server)")
-    parser.add_argument("--json", help="write the result here")
     args = parser.parse_args()
-    postgres = None
-    dsn = args.dsn
-    if dsn is None:
-        from parcours_devstack.postgres import EmbeddedPostgres, create_database
-        postgres = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="parcours-tracker-sweep-")) / "data").start()
-        create_database(postgres.dsn, "tracker_sweep")
-        dsn = postgres.dsn.rsplit("/", 1)[0] + "/tracker_sweep"
-    try:
-        result = asyncio.run(measure(dsn, invoices=args.invoices, due_share=args.due_share, batch=args.batch))
-    finally:
-        if postgres is not None:
-            postgres.stop()
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
+    standalone.run(lambda dsn: measure(dsn, invoices=args.invoices, due_share=args.due_share, batch=args.batch), args,
+                   name="tracker_sweep")
 
 
 if __name__ == "__main__":
