@@ -91,7 +91,7 @@ async def chorus(serve, monkeypatch) -> ChorusProSimulator:
     simulator = ChorusProSimulator()
     simulator.add_structure(BUYER_SIRET, "Ville de Test")
     url = await serve(simulator.app())
-    for name, value in {"TOKEN_URL": f"{url}/api/oauth/token", "API_URL": url, "CLIENT_ID": simulator.client_id,
+    for name, value in {"OAUTH_URL": f"{url}/api/oauth/token", "API_URL": url, "CLIENT_ID": simulator.client_id,
                         "CLIENT_SECRET": simulator.client_secret, "LOGIN": simulator.login,
                         "PASSWORD": simulator.password, "POLL_SECONDS": "0.2", "FIRST_CHECK_SECONDS": "0.1",
                         "LONGEST_CHECK_SECONDS": "0.4", "TIMEOUT_SECONDS": "10"}.items():

@@ -32,7 +32,7 @@ class DevPartners:
         chorus, ap = self.servers["chorus_pro"].url, self.servers["ap_platform"].url
         channels = {
             "INGEST_DOCUMENT_TOKEN": document_token,
-            "CHORUS_PRO_TOKEN_URL": f"{chorus}/api/oauth/token", "CHORUS_PRO_API_URL": chorus,
+            "CHORUS_PRO_OAUTH_URL": f"{chorus}/api/oauth/token", "CHORUS_PRO_API_URL": chorus,
             "CHORUS_PRO_CLIENT_ID": self.chorus.client_id, "CHORUS_PRO_CLIENT_SECRET": self.chorus.client_secret,
             "CHORUS_PRO_LOGIN": self.chorus.login, "CHORUS_PRO_PASSWORD": self.chorus.password,
             "CHORUS_PRO_FIRST_CHECK_SECONDS": "5", "CHORUS_PRO_POLL_SECONDS": "5",

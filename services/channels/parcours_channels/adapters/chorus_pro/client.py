@@ -85,7 +85,7 @@ class ChorusProClient:
     def __init__(self, http: httpx.AsyncClient, settings: ChorusProSettings) -> None:
         self.http = http
         self.settings = settings
-        self._credentials = ClientCredentials(http, token_url=settings.token_url, client_id=settings.client_id,
+        self._credentials = ClientCredentials(http, token_url=settings.oauth_url, client_id=settings.client_id,
                                               client_secret=settings.client_secret.get_secret_value(), scope="openid",
                                               timeout=settings.timeout_seconds)
 

@@ -9,7 +9,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class ChorusProSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PARCOURS_CHANNELS_CHORUS_PRO_", extra="ignore")
 
-    token_url: str = Field(default="https://sandbox-oauth.piste.gouv.fr/api/oauth/token", pattern=r"^https?://")
+    oauth_url: str = Field(default="https://sandbox-oauth.piste.gouv.fr/api/oauth/token", pattern=r"^https?://",
+                           description="PISTE's OAuth2 token endpoint.")
     api_url: str = Field(default="https://sandbox-api.piste.gouv.fr", pattern=r"^https?://")
     client_id: str = Field(default="", description="The PISTE application's OAuth2 client id.")
     client_secret: SecretStr = SecretStr("")
