@@ -78,10 +78,8 @@ def _query_problem(name: str, detail: str) -> Problem:
     return Problem(422, detail, errors=[{**field_error([name], detail.lower().rstrip(".")), "in": "query"}])
 
 
-def _filters(status: str | None, cursor: str | None) -> int | None:
-    """Check the list filters; the keyset position of the cursor."""
-    if status is not None and status not in STATUSES:
-        raise _query_problem("status", "Unknown status.")
+def _position(cursor: str | None) -> int | None:
+    """The keyset position of a cursor."""
     if cursor is None:
         return None
     if not cursor.isascii() or not cursor.isdigit():
@@ -89,30 +87,40 @@ def _filters(status: str | None, cursor: str | None) -> int | None:
     return int(cursor)
 
 
-_STATUS_QUERY = Query(default=None, description="One of: " + ", ".join(STATUSES))
-_CUSTOMER_QUERY = Query(default=None, max_length=200, description="The tenant's customer reference.")
-_SINCE_QUERY = Query(default=None, description=(
-    "Only the invoices the tracker learned something about at or after this instant (ISO 8601 with a UTC "
-    "offset). A poller passes the time of its previous poll minus a few seconds: a change is stamped when "
-    "its transaction starts, which may be a little before it becomes visible."))
+class InvoiceFilters:
+    """The filters of the list and of its CSV export (query parameters)."""
+
+    def __init__(
+        self,
+        status: str | None = Query(default=None, description="One of: " + ", ".join(STATUSES)),
+        customer: str | None = Query(default=None, max_length=200, description="The tenant's customer reference."),
+        since: AwareDatetime | None = Query(default=None, description=(
+            "Only the invoices the tracker learned something about at or after this instant (ISO 8601 with a UTC "
+            "offset). A poller passes the time of its previous poll minus a few seconds: a change is stamped when "
+            "its transaction starts, which may be a little before it becomes visible.")),
+    ):
+        if status is not None and status not in STATUSES:
+            raise _query_problem("status", "Unknown status.")
+        self.status, self.customer, self.since = status, customer, since
+
+    def of(self, tenant: Tenant) -> dict[str, Any]:
+        """The arguments of `journeys.list_invoices` for `tenant`."""
+        return dict(tenant_id=tenant.id, status=self.status, customer_ref=self.customer, changed_since=self.since)
 
 
 @router.get("/v1/invoices", response_model=InvoicePage, summary="The tenant's tracked invoices")
 async def list_invoices(
     request: Request,
     tenant: Tenant = Depends(authenticate),
-    status: str | None = _STATUS_QUERY,
-    customer: str | None = _CUSTOMER_QUERY,
-    since: AwareDatetime | None = _SINCE_QUERY,
+    filters: InvoiceFilters = Depends(),
     limit: int = Query(default=50, ge=1, le=200),
     cursor: str | None = Query(default=None, max_length=20),
 ) -> InvoicePage:
     """The tenant's invoices, newest first, filtered by status, customer and last change (keyset pagination:
     pass `next_cursor` back with the same filters)."""
-    before = _filters(status, cursor)
+    before = _position(cursor)
     async with request.app.state.ctx.sessions() as session:
-        rows = await journeys.list_invoices(session, tenant_id=tenant.id, status=status, customer_ref=customer,
-                                            changed_since=since, before_seq=before, limit=limit + 1)
+        rows = await journeys.list_invoices(session, **filters.of(tenant), before_seq=before, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
     return InvoicePage(items=[InvoiceItem(**_item(row)) for row in rows],
@@ -124,12 +132,9 @@ async def list_invoices(
 async def export_invoices(
     request: Request,
     tenant: Tenant = Depends(authenticate),
-    status: str | None = _STATUS_QUERY,
-    customer: str | None = _CUSTOMER_QUERY,
-    since: AwareDatetime | None = _SINCE_QUERY,
+    filters: InvoiceFilters = Depends(),
 ) -> StreamingResponse:
     """Every invoice of the list's filters, newest first; cells that could run as formulas are neutralised."""
-    _filters(status, None)
     sessions = request.app.state.ctx.sessions
 
     async def lines() -> AsyncIterator[str]:
@@ -139,8 +144,8 @@ async def export_invoices(
         before = None
         while True:
             async with sessions() as session:
-                rows = await journeys.list_invoices(session, tenant_id=tenant.id, status=status, customer_ref=customer,
-                                                    changed_since=since, before_seq=before, limit=EXPORT_BATCH)
+                rows = await journeys.list_invoices(session, **filters.of(tenant), before_seq=before,
+                                                    limit=EXPORT_BATCH)
             for row in rows:
                 item = _item(row)
                 writer.writerow([safe_cell(item[column]) for column in COLUMNS])
