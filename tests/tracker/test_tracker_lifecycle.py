@@ -118,6 +118,8 @@ def test_delivery_facts_never_move_a_recipient_status_back(flow):
     ("received", "delivered"), ("MISE_A_DISPOSITION", "MISE_A_DISPOSITION"), ("mise-a-disposition", "MISE_A_DISPOSITION"),
     ("203", "MISE_A_DISPOSITION"), ("DEPOSEE", "delivered"), ("SERVICE_FAIT", "APPROUVEE"), ("207", "EN_LITIGE"),
     ("MISE_EN_PAIEMENT", "PAIEMENT_TRANSMIS"), ("REJETEE", "REJETEE"), ("whatever-new", "delivered"),
+    ("MDN", "delivered"), ("ab", "delivered"), ("IP", "PRISE_EN_CHARGE"), ("UQ", "SUSPENDUE"),
+    ("CA", "APPROUVEE_PARTIELLEMENT"), ("RE", "REFUSEE"), ("AP", "APPROUVEE"), ("PD", "PAIEMENT_TRANSMIS"),
 ])
 def test_partner_statuses_map_onto_the_lifecycle(raw, status):
     assert partner_status(raw) == status

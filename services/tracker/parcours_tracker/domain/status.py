@@ -64,6 +64,10 @@ PARTNER_STATUSES: dict[str, str] = {
     "DISPUTED": L.EN_LITIGE.name, "SUSPENDED": L.SUSPENDUE.name, "REFUSED": L.REFUSEE.name,
     "MANDATEE": L.PAIEMENT_TRANSMIS.name, "MISE_EN_PAIEMENT": L.PAIEMENT_TRANSMIS.name,
     "PAID": L.ENCAISSEE.name, "REJECTED": L.REJETEE.name,
+    # Peppol BIS Invoice Response (UNCL4343 response codes), as AP platforms relay them. PD is the buyer
+    # saying it paid: transmitted, not yet on the account. UQ asks for information: suspended until completed.
+    "AB": DELIVERED, "IP": L.PRISE_EN_CHARGE.name, "UQ": L.SUSPENDUE.name, "CA": L.APPROUVEE_PARTIELLEMENT.name,
+    "RE": L.REFUSEE.name, "AP": L.APPROUVEE.name, "PD": L.PAIEMENT_TRANSMIS.name,
 }
 
 ACTION_STATUSES: dict[str, str | None] = {
