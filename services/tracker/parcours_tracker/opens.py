@@ -4,8 +4,9 @@ An open is never proof of anything (mail scanners fetch every link; the intersti
 the proof of a person) and never moves an invoice's status: it only adds a journal entry,
 `opened` or `opened_by_machine` with its evidence. So `GET /l/{token}` verifies the token, hands
 the open to this recorder and redirects at once; the recorder writes what accumulated every few
-milliseconds, in one transaction: the dispatch times it classifies against (one query), the
-journal rows (one insert), the invoices' `updated_at`. An open of an invoice the tracker does not
+milliseconds, in one transaction: the dispatch times it classifies against and whether each
+invoice is past pending (queried once, then remembered: neither changes once true), the journal
+rows (one insert), the invoices' `updated_at`. An open of an invoice the tracker does not
 know yet (or only as pending) goes through the full `journeys.record` (it creates the invoice row).
 
 The price: opens wait up to `linger_seconds` in memory; a crash (kill -9) loses those, a graceful
@@ -52,6 +53,21 @@ class LinkOpen:
     def key(self) -> tuple[str, uuid.UUID]:
         return self.tenant_id, self.invoice_id
 
+    @property
+    def dispatch_key(self) -> tuple[str, uuid.UUID, str]:
+        return self.tenant_id, self.invoice_id, str(self.dispatch_id)
+
+
+_REMEMBERED = 100_000
+
+
+def _remember(cache: dict, found: dict) -> None:
+    """Add what a query found to a bounded cache (the oldest entries go first). Only facts that never
+    change once true are cached: an invoice past pending, a dispatch's time."""
+    cache.update(found)
+    while len(cache) > _REMEMBERED:
+        cache.pop(next(iter(cache)))
+
 
 class OpenRecorder:
     """BackgroundJob: `add()` from the route, batches written by `run()`, the rest by `stop()`."""
@@ -63,6 +79,8 @@ class OpenRecorder:
         self._max_batch, self._linger = max_batch, linger_seconds
         self._stopping = False
         self._in_hand: list[LinkOpen] = []
+        self._settled: dict[tuple[str, uuid.UUID], bool] = {}  # invoices past pending
+        self._sent: dict[tuple[str, uuid.UUID, str], datetime] = {}  # dispatch times
         self._writing = asyncio.Lock()
         self.written = 0
 
@@ -109,14 +127,19 @@ class OpenRecorder:
         keys = list({opened.key for opened in batch})
         async with UnitOfWork(self._ctx.sessions) as uow:
             session = uow.session
-            # A pending invoice's status_at is its earliest fact, which an open may be: re-projected as well.
-            known = {(row.tenant_id, row.invoice_id) for row in (await session.execute(
-                select(Invoice.tenant_id, Invoice.invoice_id)
-                .where(tuple_(Invoice.tenant_id, Invoice.invoice_id).in_(keys), Invoice.status != PENDING))).all()}
-            sent = await journeys.dispatch_times(session, keys=keys)
+            unknown = [key for key in keys if key not in self._settled]
+            if unknown:  # a pending invoice's status_at is its earliest fact, which an open may be: re-projected
+                _remember(self._settled, {(row.tenant_id, row.invoice_id): True for row in (await session.execute(
+                    select(Invoice.tenant_id, Invoice.invoice_id)
+                    .where(tuple_(Invoice.tenant_id, Invoice.invoice_id).in_(unknown),
+                           Invoice.status != PENDING))).all()})
+            unsent = list({opened.key for opened in batch if opened.dispatch_key not in self._sent})
+            if unsent:
+                _remember(self._sent, await journeys.dispatch_times(session, keys=unsent))
+            known = {key for key in keys if key in self._settled}
             rows = []
             for opened in batch:
-                sent_at = sent.get((*opened.key, str(opened.dispatch_id)))
+                sent_at = self._sent.get(opened.dispatch_key)
                 kind, reasons = classify_open(
                     user_agent=opened.user_agent, prefetch_seconds=settings.prefetch_seconds,
                     seconds_after_dispatch=(opened.at - sent_at).total_seconds() if sent_at else None)
