@@ -5,6 +5,7 @@ from email.utils import parseaddr
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from parcours_channels.domain.ap_platform import ApPartner
 from parcours_runtime.settings import ServiceSettings
 
 DEV_LINK_SECRET = "dev-link-secret"
@@ -69,6 +70,27 @@ class Settings(ServiceSettings):
                                       description="Selector of the platform's own DKIM key (mail from mail_from).")
     dkim_private_key: SecretStr | None = Field(
         default=None, description="PEM of the platform's own DKIM key; tenants with a sender domain use theirs.")
+
+    # Partner channels (services/channels/README.md). Their document comes from ingest by claim check.
+    ingest_url: str = Field(default="http://127.0.0.1:8101", pattern=r"^https?://")
+    ingest_document_token: SecretStr | None = Field(default=None, description="ingest's document-reader token.")
+    # chorus_pro: the PISTE application (OAuth2 client credentials) and the Chorus Pro technical account.
+    chorus_pro_oauth_url: str = Field(default="https://sandbox-oauth.piste.gouv.fr/api/oauth/token",
+                                      pattern=r"^https?://", description="PISTE's OAuth2 token endpoint.")
+    chorus_pro_api_url: str = Field(default="https://sandbox-api.piste.gouv.fr", pattern=r"^https?://")
+    chorus_pro_client_id: str = ""
+    chorus_pro_client_secret: SecretStr = SecretStr("")
+    chorus_pro_login: str = Field(default="", description="The technical account, sent in cpro-account.")
+    chorus_pro_password: SecretStr = SecretStr("")
+    chorus_pro_timeout_seconds: float = Field(default=30, gt=0)
+    chorus_pro_poll_seconds: float = Field(default=60, gt=0, description="How often due follow-ups are looked for.")
+    chorus_pro_first_check_seconds: float = Field(default=60, gt=0, description="First follow-up; doubles after.")
+    chorus_pro_longest_check_seconds: float = Field(default=6 * 3600, gt=0)
+    chorus_pro_integration_deadline_hours: float = Field(
+        default=48, gt=0, description="No integration report by then: the deposit is given up.")
+    chorus_pro_follow_days: float = Field(default=60, gt=0, description="How long an invoice's history is followed.")
+    # ap_platform: the buyers' AP platforms, by name; adding one is adding an entry.
+    ap_platform_partners: dict[str, ApPartner] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _check_mail_settings(self):

@@ -2,7 +2,7 @@
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from parcours_runtime.settings import ServiceSettings
@@ -17,6 +17,9 @@ class Settings(ServiceSettings):
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/parcours_ingest"
     admin_token: str = Field(default=DEV_ADMIN_TOKEN, min_length=1,
                              description="Bearer token of the tenant administration API.")
+    document_reader_token: SecretStr | None = Field(
+        default=None, description="Bearer token services (channels, portal) read invoice documents with, for the "
+                                  "tenant they name in X-Parcours-Tenant (unset: none may).")
     max_body_bytes: int = Field(default=20 * 1024 * 1024, ge=1024,
                                 description="Largest accepted request body (the base64 PDF included).")
     xsd_validation: bool = Field(default=True, description="Validate UBL/CII documents against their XSD.")

@@ -10,8 +10,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from parcours_channels.adapters.ap_platform.config import ApPartner
-from parcours_channels.domain.ap_platform import choose_partner, partner_body, value_at
+from parcours_channels.domain.ap_platform import ApPartner, choose_partner, partner_body, value_at
 from parcours_contracts import DeliveryAcked, DispatchFailed, IncidentOpened, InvoiceDispatched, topics
 from parcours_devstack.partners.ap_platform import ApPlatformSimulator
 

@@ -26,10 +26,17 @@ _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=Fal
 
 
 class DocumentSettings(BaseSettings):
+    """Where ingest is and the token to read with: channels' `ingest_url` and `ingest_document_token`
+    (`of(ctx.settings)`; without arguments, read from the same environment variables)."""
+
     model_config = SettingsConfigDict(env_prefix="PARCOURS_CHANNELS_", extra="ignore")
 
     ingest_url: str = Field(default="http://127.0.0.1:8101", pattern=r"^https?://")
-    ingest_document_token: SecretStr | None = Field(default=None, description="ingest's document-reader token.")
+    ingest_document_token: SecretStr | None = None
+
+    @classmethod
+    def of(cls, settings) -> DocumentSettings:
+        return cls(ingest_url=settings.ingest_url, ingest_document_token=settings.ingest_document_token)
 
 
 @dataclass(frozen=True)

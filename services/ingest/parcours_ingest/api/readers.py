@@ -9,8 +9,6 @@ from __future__ import annotations
 import hmac
 
 from fastapi import Request
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from parcours_runtime.problems import Problem
 from parcours_runtime.tenancy import Tenant, authenticate
@@ -18,19 +16,12 @@ from parcours_runtime.tenancy import Tenant, authenticate
 TENANT_HEADER = "x-parcours-tenant"
 
 
-class ReaderSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="PARCOURS_INGEST_", extra="ignore")
-
-    document_reader_token: SecretStr | None = Field(
-        default=None, description="Bearer token of services that read documents for any tenant (unset: none may).")
-
-
 async def authenticate_document_reader(request: Request) -> Tenant:
     """FastAPI dependency: the tenant whose document is read, by its API key or by the reader token."""
     tenant_id = request.headers.get(TENANT_HEADER, "").strip()
     if not tenant_id:
         return await authenticate(request)
-    expected = ReaderSettings().document_reader_token
+    expected = request.app.state.ctx.settings.document_reader_token
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if expected is None or scheme.lower() != "bearer" or not hmac.compare_digest(
             token.strip().encode(), expected.get_secret_value().encode()):

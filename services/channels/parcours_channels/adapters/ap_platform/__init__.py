@@ -11,11 +11,10 @@ import httpx
 from pydantic import BaseModel, Field, ValidationError
 
 from parcours_channels.adapters import TransientDeliveryError
-from parcours_channels.adapters.ap_platform.config import ApiKeyAuth, ApPartner, ApPlatformSettings
-from parcours_channels.adapters.documents import Document, fetch_document
+from parcours_channels.adapters.documents import Document, DocumentSettings, fetch_document
 from parcours_channels.adapters.oauth import ClientCredentials
 from parcours_channels.adapters.partner_once import Accepted, PartnerRefused, submit_once
-from parcours_channels.domain.ap_platform import choose_partner, partner_body, value_at
+from parcours_channels.domain.ap_platform import ApiKeyAuth, ApPartner, choose_partner, partner_body, value_at
 from parcours_channels.domain.outcome import DeliveryResult
 from parcours_channels.store.partner_submissions import PartnerSubmission
 from parcours_contracts import DispatchRequested
@@ -33,17 +32,11 @@ class ApPlatformAdapter:
     name = CHANNEL
 
     def __init__(self) -> None:
-        self._settings: ApPlatformSettings | None = None
         self._credentials: dict[str, ClientCredentials] = {}
-
-    def settings(self) -> ApPlatformSettings:
-        if self._settings is None:
-            self._settings = ApPlatformSettings()
-        return self._settings
 
     async def deliver(self, request: DispatchRequested, ctx: ServiceContext) -> DeliveryResult:
         """Push once to the partner serving the recipients; its webhook acknowledges later."""
-        partners = self.settings().partners
+        partners: dict[str, ApPartner] = ctx.settings.ap_platform_partners
         name = choose_partner({n: p.recipient_domains for n, p in partners.items()},
                               [r.email.rsplit("@", 1)[-1] for r in request.recipients])
         if name is None:
@@ -52,7 +45,7 @@ class ApPlatformAdapter:
         partner = partners[name]
 
         async def submit(row: PartnerSubmission) -> Accepted:
-            document = await fetch_document(ctx.http, request)
+            document = await fetch_document(ctx.http, request, DocumentSettings.of(ctx.settings))
             body = partner_body(partner.mapping, _values(request, document))
             answer = await self._post(ctx.http, name, partner, body, idempotency_key=str(request.dispatch_id))
             try:

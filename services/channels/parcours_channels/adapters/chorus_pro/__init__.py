@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 from parcours_channels.adapters.chorus_pro.client import ChorusProClient, ChorusProError
 from parcours_channels.adapters.chorus_pro.config import ChorusProSettings
-from parcours_channels.adapters.documents import fetch_document
+from parcours_channels.adapters.documents import DocumentSettings, fetch_document
 from parcours_channels.adapters.partner_once import Accepted, PartnerRefused, submit_once
 from parcours_channels.domain.chorus_pro import (
     SYNTAXES, FileToDeposit, RoutingData, deposit_file_name, limit_violations, routing_data, routing_problems,
@@ -29,7 +29,7 @@ class ChorusProAdapter:
     def client(self, ctx: ServiceContext) -> ChorusProClient:
         """The Chorus Pro client over the process's HTTP client, made on first use (settings are read then)."""
         if self._client is None:
-            self._client = ChorusProClient(ctx.http, ChorusProSettings())
+            self._client = ChorusProClient(ctx.http, ChorusProSettings.of(ctx.settings))
         return self._client
 
     async def deliver(self, request: DispatchRequested, ctx: ServiceContext) -> DeliveryResult:
@@ -41,7 +41,7 @@ class ChorusProAdapter:
         async def submit(row: PartnerSubmission) -> Accepted:
             if not client.settings.configured:
                 raise PartnerRefused("Chorus Pro is not configured (PISTE client and technical account)")
-            document = await fetch_document(client.http, request)
+            document = await fetch_document(client.http, request, DocumentSettings.of(ctx.settings))
             file_name = deposit_file_name(request.invoice.number, request.dispatch_id, document.extension)
             problems = limit_violations([FileToDeposit(file_name, len(document.content))])
             problems += await self._routing_problems(client, routing_data(document.xml, ubl=document.syntax == "ubl"))

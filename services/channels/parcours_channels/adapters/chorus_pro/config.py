@@ -1,28 +1,31 @@
-"""Chorus Pro settings (env prefix PARCOURS_CHANNELS_CHORUS_PRO_): PISTE application and technical account."""
+"""What the chorus_pro adapter uses of channels' settings (`chorus_pro_*` in config.py)."""
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+from parcours_channels.config import Settings
 
 
-class ChorusProSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="PARCOURS_CHANNELS_CHORUS_PRO_", extra="ignore")
+class ChorusProSettings(BaseModel):
+    model_config = ConfigDict(frozen=True)
 
-    oauth_url: str = Field(default="https://sandbox-oauth.piste.gouv.fr/api/oauth/token", pattern=r"^https?://",
-                           description="PISTE's OAuth2 token endpoint.")
-    api_url: str = Field(default="https://sandbox-api.piste.gouv.fr", pattern=r"^https?://")
-    client_id: str = Field(default="", description="The PISTE application's OAuth2 client id.")
-    client_secret: SecretStr = SecretStr("")
-    login: str = Field(default="", description="The Chorus Pro technical account (sent in cpro-account).")
-    password: SecretStr = SecretStr("")
-    timeout_seconds: float = Field(default=30, gt=0)
-    poll_seconds: float = Field(default=60, gt=0, description="How often the follow-up job looks for due submissions.")
-    first_check_seconds: float = Field(default=60, gt=0, description="First follow-up after a deposit; doubles after.")
-    longest_check_seconds: float = Field(default=6 * 3600, gt=0)
-    integration_deadline_hours: float = Field(default=48, gt=0,
-                                              description="No integration report by then: the submission is given up.")
-    follow_days: float = Field(default=60, gt=0, description="How long an integrated invoice's history is followed.")
+    oauth_url: str
+    api_url: str
+    client_id: str
+    client_secret: SecretStr
+    login: str
+    password: SecretStr
+    timeout_seconds: float
+    poll_seconds: float
+    first_check_seconds: float
+    longest_check_seconds: float
+    integration_deadline_hours: float
+    follow_days: float
+
+    @classmethod
+    def of(cls, settings: Settings) -> ChorusProSettings:
+        return cls(**{name: getattr(settings, f"chorus_pro_{name}") for name in cls.model_fields})
 
     @property
     def configured(self) -> bool:
