@@ -18,11 +18,11 @@ from parcours_dunning.domain.calendar import BusinessCalendar
 from parcours_dunning.domain.facts import InvoiceFacts
 from parcours_dunning.domain.planner import Decided, Fire, Past, Policy, decide_due, derive
 from parcours_dunning.domain.strategy import DEFAULT_STRATEGY, Step, Strategy
-from parcours_dunning.store.invoices import Invoice, add_invoice, facts_from, get_invoice, signals_of
+from parcours_dunning.store.customers import customer_contexts
+from parcours_dunning.store.invoices import Invoice, InvoiceKey, add_invoices, facts_from, lock_invoices, signals_of
 from parcours_dunning.store.journal import audit, open_task
-from parcours_dunning.store.schedule import ScheduledStep, steps_of
-from parcours_dunning.store.customers import customer_context
-from parcours_dunning.store.strategies import choose_strategy, get_version
+from parcours_dunning.store.schedule import ScheduledStep, steps_by_invoice
+from parcours_dunning.store.strategies import choose_strategies, get_version
 
 # ReminderDue ids derive from the step, so one step is one event whoever decides it.
 _REMINDER_NAMESPACE = uuid.UUID("7f0e4a53-3f4e-4a0e-9a55-2b8f5d1d0c11")
@@ -58,55 +58,98 @@ def history_of(rows: list[ScheduledStep]) -> dict[str, Past]:
             for row in rows if row.decided}
 
 
+@dataclass
+class Loaded:
+    """A locked invoice with everything the planner decides from."""
+
+    invoice: Invoice
+    strategy: Strategy
+    facts: InvoiceFacts
+    rows: list[ScheduledStep]
+
+
 async def strategy_of(session: AsyncSession, invoice: Invoice) -> Strategy:
     """The strategy version the invoice follows, with the invoice's own custom steps."""
-    strategy = await get_version(session, tenant_id=invoice.tenant_id, strategy_id=invoice.strategy,
-                                 version=invoice.strategy_version)
-    strategy = strategy or DEFAULT_STRATEGY  # its version is gone (never deleted today): the default, not a wedge
-    return strategy.with_custom_steps([Step.model_validate(step) for step in invoice.custom_steps or []])
+    return (await _strategies_of(session, [invoice]))[invoice.key]
+
+
+async def _strategies_of(session: AsyncSession, invoices: list[Invoice]) -> dict[InvoiceKey, Strategy]:
+    versions: dict[tuple[str, str, int], Strategy] = {}
+    out = {}
+    for invoice in invoices:
+        version = (invoice.tenant_id, invoice.strategy, invoice.strategy_version)
+        if version not in versions:
+            strategy = await get_version(session, tenant_id=invoice.tenant_id, strategy_id=invoice.strategy,
+                                         version=invoice.strategy_version)
+            versions[version] = strategy or DEFAULT_STRATEGY  # its version is gone (never deleted today): not a wedge
+        custom = invoice.custom_steps
+        out[invoice.key] = versions[version].with_custom_steps([Step.model_validate(step) for step in custom]) \
+            if custom else versions[version]
+    return out
 
 
 async def facts_of(session: AsyncSession, invoice: Invoice) -> InvoiceFacts:
     """The invoice's facts, with its customer's tags, time zone and customer-wide pauses."""
-    signals = (await signals_of(session, keys=[invoice.key]))[invoice.key]
-    customer = await customer_context(session, tenant_id=invoice.tenant_id, customer_ref=invoice.customer_ref)
-    return facts_from(invoice, signals + list(customer.signals), customer.tags, customer.timezone)
+    return (await _facts_of(session, [invoice]))[invoice.key]
 
 
-async def plan_invoice(session: AsyncSession, *, event: InvoiceReceived, policy: Policy, now: datetime) -> None:
-    """Store a received invoice with the strategy version it will follow, and schedule it."""
-    strategy = await choose_strategy(session, tenant_id=event.tenant_id, invoice_id=event.invoice_id,
-                                     customer_ref=event.invoice.customer_ref)
-    if not await add_invoice(session, event=event, strategy=strategy.id, strategy_version=strategy.version):
-        return
-    invoice = await get_invoice(session, tenant_id=event.tenant_id, invoice_id=event.invoice_id, lock=True)
-    if is_credit_note(invoice):
-        audit(session, tenant_id=invoice.tenant_id, invoice_id=invoice.invoice_id, at=now, kind="skipped",
-              detail="credit note (type 381): no reminder plan")
-        return
-    audit(session, tenant_id=invoice.tenant_id, invoice_id=invoice.invoice_id, at=now, kind="planned",
-          detail=f"follows strategy {strategy.id} version {strategy.version} ({strategy.spec.name})")
-    await sync(session, invoice=invoice, strategy=strategy, facts=await facts_of(session, invoice), rows=[],
-               policy=policy, now=now)
+async def _facts_of(session: AsyncSession, invoices: list[Invoice]) -> dict[InvoiceKey, InvoiceFacts]:
+    signals = await signals_of(session, keys=[invoice.key for invoice in invoices])
+    customers = await customer_contexts(session, keys={(i.tenant_id, i.customer_ref) for i in invoices})
+    out = {}
+    for invoice in invoices:
+        customer = customers[(invoice.tenant_id, invoice.customer_ref)]
+        out[invoice.key] = facts_from(invoice, signals[invoice.key] + list(customer.signals), customer.tags,
+                                      customer.timezone)
+    return out
+
+
+async def load(session: AsyncSession, invoices: list[Invoice]) -> list[Loaded]:
+    """What the planner needs of these (locked) invoices, in a few statements for all of them."""
+    strategies = await _strategies_of(session, invoices)
+    facts = await _facts_of(session, invoices)
+    rows = await steps_by_invoice(session, keys=[invoice.key for invoice in invoices])
+    return [Loaded(invoice, strategies[invoice.key], facts[invoice.key], rows[invoice.key]) for invoice in invoices]
+
+
+async def plan_invoices(session: AsyncSession, *, events: list[InvoiceReceived], policy: Policy, now: datetime) -> None:
+    """Store received invoices with the strategy version each will follow, and schedule them."""
+    strategies = await choose_strategies(session, invoices=[(e.tenant_id, e.invoice_id, e.invoice.customer_ref)
+                                                            for e in events])
+    new = await add_invoices(session, [(e, (s := strategies[(e.tenant_id, e.invoice_id)]).id, s.version)
+                                       for e in events])
+    for item in await load(session, await lock_invoices(session, keys=sorted(new))):
+        invoice, strategy = item.invoice, item.strategy
+        if is_credit_note(invoice):
+            audit(session, tenant_id=invoice.tenant_id, invoice_id=invoice.invoice_id, at=now, kind="skipped",
+                  detail="credit note (type 381): no reminder plan")
+            continue
+        audit(session, tenant_id=invoice.tenant_id, invoice_id=invoice.invoice_id, at=now, kind="planned",
+              detail=f"follows strategy {strategy.id} version {strategy.version} ({strategy.spec.name})")
+        place(session, invoice=invoice, strategy=strategy, facts=item.facts, rows=item.rows, policy=policy, now=now)
+    await session.flush()
 
 
 def is_credit_note(invoice: Invoice) -> bool:
-    return invoice.invoice_summary().type_code == CREDIT_NOTE
+    return (invoice.summary or {}).get("type_code") == CREDIT_NOTE
 
 
-async def refresh(session: AsyncSession, *, tenant_id: str, invoice_id: UUID, policy: Policy, now: datetime) -> Invoice | None:
-    """After a new fact: lock the invoice and bring its undecided steps in line (None: not received yet)."""
-    invoice = await get_invoice(session, tenant_id=tenant_id, invoice_id=invoice_id, lock=True)
-    if invoice is None:
-        return None  # the fact is stored; it counts when the invoice arrives
-    rows = await steps_of(session, tenant_id=tenant_id, invoice_id=invoice_id)
-    await sync(session, invoice=invoice, strategy=await strategy_of(session, invoice),
-               facts=await facts_of(session, invoice), rows=rows, policy=policy, now=now)
-    return invoice
+async def refresh(session: AsyncSession, *, tenant_id: str, invoice_id: UUID, policy: Policy, now: datetime) -> None:
+    """After a new fact: lock the invoice and bring its undecided steps in line."""
+    await refresh_many(session, keys=[(tenant_id, invoice_id)], policy=policy, now=now)
 
 
-async def sync(session: AsyncSession, *, invoice: Invoice, strategy: Strategy, facts: InvoiceFacts,
-               rows: list[ScheduledStep], policy: Policy, now: datetime) -> None:
+async def refresh_many(session: AsyncSession, *, keys: list[InvoiceKey], policy: Policy, now: datetime) -> None:
+    """refresh for many invoices at once: locked in key order, loaded together; those not received
+    yet are skipped (their facts are stored and count when they arrive)."""
+    for item in await load(session, await lock_invoices(session, keys=sorted(set(keys)))):
+        place(session, invoice=item.invoice, strategy=item.strategy, facts=item.facts, rows=item.rows, policy=policy,
+              now=now)
+    await session.flush()
+
+
+def place(session: AsyncSession, *, invoice: Invoice, strategy: Strategy, facts: InvoiceFacts,
+          rows: list[ScheduledStep], policy: Policy, now: datetime) -> None:
     """Write where each undecided step stands now; stop them all if dunning ended; log what changed."""
     if is_credit_note(invoice):
         return  # never planned: later facts (payments, operator routes) must not plan it either
@@ -147,7 +190,6 @@ async def sync(session: AsyncSession, *, invoice: Invoice, strategy: Strategy, f
     for (kind, why), steps in changes.items():
         audit(session, tenant_id=invoice.tenant_id, invoice_id=invoice.invoice_id, at=now, kind=kind,
               detail=f"{why + '; ' if why else ''}{', '.join(steps)}")
-    await session.flush()
 
 
 def _new_row(session: AsyncSession, invoice: Invoice, occurrence, fire_at, state: str, reason: str | None) -> ScheduledStep:
@@ -212,6 +254,6 @@ async def decide_invoice(session: AsyncSession, *, invoice: Invoice, strategy: S
             audit(session, tenant_id=invoice.tenant_id, invoice_id=invoice.invoice_id, at=now, kind="stopped",
                   step=row.step, detail=f"stop step reached: {decided.decision.reason}")
         out.append((row, decided))
-    await sync(session, invoice=invoice, strategy=strategy, facts=facts, rows=rows, policy=policy, now=now)
+    place(session, invoice=invoice, strategy=strategy, facts=facts, rows=rows, policy=policy, now=now)
     return out
 

@@ -19,9 +19,9 @@ from parcours_runtime.periodic import PeriodicJob
 from parcours_runtime.uow import UnitOfWork
 
 from parcours_runtime.clock import Clock
-from parcours_dunning.planning import Outgoing, decide_invoice, facts_of, strategy_of
+from parcours_dunning.planning import Outgoing, decide_invoice, load
 from parcours_dunning.reminders import send_reminders
-from parcours_dunning.store.schedule import lock_invoices_with_due_steps, steps_by_invoice
+from parcours_dunning.store.schedule import lock_invoices_with_due_steps
 
 log = logging.getLogger(__name__)
 
@@ -74,15 +74,13 @@ class ReminderScheduler(PeriodicJob):
                                                           limit=self._ctx.settings.scheduler_batch_size)
             if not invoices:
                 return 0
-            rows = await steps_by_invoice(uow.session, keys=[invoice.key for invoice in invoices])
             outgoing: list[Outgoing] = []
             decisions = []
-            for invoice in invoices:
-                decided = await decide_invoice(
-                    uow.session, invoice=invoice, strategy=await strategy_of(uow.session, invoice),
-                    facts=await facts_of(uow.session, invoice), rows=rows[invoice.key], policy=policy, now=result.now,
-                    outgoing=outgoing)
-                decisions.extend((invoice, row, d) for row, d in decided)
+            for item in await load(uow.session, invoices):
+                decided = await decide_invoice(uow.session, invoice=item.invoice, strategy=item.strategy,
+                                               facts=item.facts, rows=item.rows, policy=policy, now=result.now,
+                                               outgoing=outgoing)
+                decisions.extend((item.invoice, row, d) for row, d in decided)
             await send_reminders(uow, outgoing, policy=policy, now=result.now)  # may group: event ids set after
             batch = [StepDecision(tenant_id=invoice.tenant_id, invoice_id=invoice.invoice_id, step=row.step,
                                   sequence=row.sequence, state=row.state, action=row.action,

@@ -13,7 +13,7 @@ from parcours_runtime.tenancy import Tenant, authenticate
 from parcours_runtime.uow import UnitOfWork
 
 from parcours_dunning.domain.calendar import known_zone
-from parcours_dunning.planning import refresh
+from parcours_dunning.planning import refresh_many
 from parcours_dunning.store.customers import (
     CustomerDunningRead, add_customer_signal, customer_context, invoices_of_customer, put_settings,
 )
@@ -101,10 +101,11 @@ async def _change(request: Request, tenant: Tenant, customer_ref: str, kind: Lit
                                 at=now, detail=reason)
             what = f"customer {kind}{': ' + reason if reason else ' requested through the API'}"
         await session.flush()
-        # each invoice under its own lock, as the handlers and the scheduler take it
-        for tenant_id, invoice_id in await invoices_of_customer(session, tenant_id=tenant.id, customer_ref=customer_ref):
+        # under the invoices' locks, as the handlers and the scheduler take them
+        keys = await invoices_of_customer(session, tenant_id=tenant.id, customer_ref=customer_ref)
+        for tenant_id, invoice_id in keys:
             audit(session, tenant_id=tenant_id, invoice_id=invoice_id, at=now, kind=_AUDIT_KIND[kind], detail=what)
-            await refresh(session, tenant_id=tenant_id, invoice_id=invoice_id, policy=ctx.extras["policy"], now=now)
+        await refresh_many(session, keys=keys, policy=ctx.extras["policy"], now=now)
         await uow.commit()
     async with ctx.sessions() as session:
         return await _read(session, tenant.id, customer_ref)

@@ -16,7 +16,7 @@ from parcours_runtime.uow import UnitOfWork
 
 from parcours_dunning.domain.strategy import Step
 from parcours_dunning.planning import facts_of, refresh, strategy_of
-from parcours_dunning.store.invoices import Invoice, add_signal, get_invoice
+from parcours_dunning.store.invoices import Invoice, InvoiceSignal, add_facts, get_invoice, signal
 from parcours_dunning.store.journal import AuditRead, TaskRead, audit, audit_of, tasks_of
 from parcours_dunning.store.schedule import ReceiptRead, ReminderPlanRead, ReminderStepRead, steps_of
 
@@ -75,8 +75,8 @@ async def _hold(request: Request, tenant: Tenant, invoice_id: UUID, kind: Litera
         if kind == "resume" and not paused:
             raise Problem(409, "The invoice is not paused by an operator.")
         reason = body.reason if body and body.reason else ""
-        await add_signal(uow.session, event_id=uuid.uuid4(), tenant_id=tenant.id, invoice_id=invoice_id, kind=kind,
-                         at=now, detail=reason)
+        await add_facts(uow.session, InvoiceSignal, [signal(event_id=uuid.uuid4(), tenant_id=tenant.id,
+                                                            invoice_id=invoice_id, kind=kind, at=now, detail=reason)])
         audit(uow.session, tenant_id=tenant.id, invoice_id=invoice_id, at=now, kind=f"operator {kind}",
               detail=reason or f"{kind} requested through the API")
         await refresh(uow.session, tenant_id=tenant.id, invoice_id=invoice_id, policy=ctx.extras["policy"], now=now)

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from parcours_dunning.domain.facts import Signal
-from parcours_dunning.store.base import Base
+from parcours_dunning.store.base import Base, pair_in
 from parcours_dunning.store.invoices import Invoice, InvoiceKey
 from parcours_dunning.store.strategies import Customer
 
@@ -59,19 +59,37 @@ class CustomerContext:
         return last if last is not None and last.kind == "customer_pause" else None
 
 
+CustomerKey = tuple[str, str]
+
+
 async def customer_context(session: AsyncSession, *, tenant_id: str, customer_ref: str) -> CustomerContext:
-    customer = await session.get(Customer, (tenant_id, customer_ref))
-    settings = await session.get(CustomerSettings, (tenant_id, customer_ref))
-    signals = (await session.scalars(select(CustomerSignal).where(
-        CustomerSignal.tenant_id == tenant_id, CustomerSignal.customer_ref == customer_ref)
-        .order_by(CustomerSignal.at, CustomerSignal.id))).all()
+    return (await customer_contexts(session, keys={(tenant_id, customer_ref)}))[(tenant_id, customer_ref)]
+
+
+async def customer_contexts(session: AsyncSession, *, keys: set[CustomerKey]) -> dict[CustomerKey, CustomerContext]:
+    """What the invoices of these customers take from them, in three statements for all."""
+    if not keys:
+        return {}
+    customers = {(c.tenant_id, c.customer_ref): c for c in (await session.scalars(select(Customer).where(
+        pair_in(Customer.tenant_id, Customer.customer_ref, keys)))).all()}
+    settings = {(c.tenant_id, c.customer_ref): c for c in (await session.scalars(select(CustomerSettings).where(
+        pair_in(CustomerSettings.tenant_id, CustomerSettings.customer_ref, keys)))).all()}
+    signals: dict[CustomerKey, list[Signal]] = {key: [] for key in keys}
+    for s in (await session.scalars(select(CustomerSignal).where(
+            pair_in(CustomerSignal.tenant_id, CustomerSignal.customer_ref, keys))
+            .order_by(CustomerSignal.at, CustomerSignal.id))).all():
+        signals[(s.tenant_id, s.customer_ref)].append(Signal(at=s.at, kind=s.kind, detail=s.detail))
+    return {key: _context(customers.get(key), settings.get(key), signals[key]) for key in keys}
+
+
+def _context(customer: Customer | None, settings: CustomerSettings | None, signals: list[Signal]) -> CustomerContext:
     listed = customer is not None and not customer.deleted
     return CustomerContext(
         tags=frozenset(customer.tags) if listed else frozenset(),
         timezone=(settings.timezone if settings and settings.timezone else None)
         or (customer.timezone if listed else None),
         group_reminders=bool(settings and settings.group_reminders),
-        signals=tuple(Signal(at=s.at, kind=s.kind, detail=s.detail) for s in signals))
+        signals=tuple(signals))
 
 
 async def put_settings(session: AsyncSession, *, tenant_id: str, customer_ref: str, timezone: str | None,

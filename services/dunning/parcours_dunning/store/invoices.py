@@ -9,7 +9,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from uuid import UUID
 
-from sqlalchemy import BigInteger, Boolean, Date, DateTime, Identity, Index, Integer, Numeric, String, Text, func, select, tuple_
+from sqlalchemy import BigInteger, Boolean, Date, DateTime, Identity, Index, Integer, Numeric, String, Text, func, select
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,14 +17,16 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from parcours_contracts import InvoiceReceived, InvoiceSummary
 from parcours_dunning.domain.facts import InvoiceFacts, Signal
-from parcours_dunning.store.base import Base
+from parcours_dunning.store.base import Base, pair_in
 
 InvoiceKey = tuple[str, UUID]
 
 
 class Invoice(Base):
     __tablename__ = "invoices"
-    __table_args__ = (Index("ix_invoices_customer", "tenant_id", "customer_ref", "due_date"),)
+    # customer_ref leads: with tenant_id first, generic plans of a primary-key lookup on a table
+    # not yet analysed used this index on tenant_id alone and read the whole tenant per lookup
+    __table_args__ = (Index("ix_invoices_customer_ref", "customer_ref", "tenant_id", "due_date"),)
 
     tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     invoice_id: Mapped[UUID] = mapped_column(PG_UUID(as_uuid=True), primary_key=True)
@@ -103,44 +105,34 @@ class InvoiceSignal(Base):
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
-async def add_signal(session: AsyncSession, *, event_id: UUID, tenant_id: str, invoice_id: UUID, kind: str,
-                     at: datetime, **data) -> bool:
-    """Record one fact of the invoice's life (once per event); False if it was already known."""
-    inserted = await session.execute(
-        insert(InvoiceSignal).values(event_id=event_id, tenant_id=tenant_id, invoice_id=invoice_id, kind=kind, at=at,
-                                     data={k: v for k, v in data.items() if v is not None})
-        .on_conflict_do_nothing().returning(InvoiceSignal.event_id))
-    return inserted.first() is not None
+def signal(*, event_id: UUID, tenant_id: str, invoice_id: UUID, kind: str, at: datetime, **data) -> dict:
+    """An invoice_signals row: one fact of the invoice's life (the data that is not None)."""
+    return dict(event_id=event_id, tenant_id=tenant_id, invoice_id=invoice_id, kind=kind, at=at,
+                data={k: v for k, v in data.items() if v is not None})
 
 
-async def add_invoice(session: AsyncSession, *, event: InvoiceReceived, strategy: str, strategy_version: int) -> bool:
-    """Store a received invoice; False if it was already known (its first reception wins)."""
-    summary = event.invoice
-    inserted = await session.execute(
-        insert(Invoice).values(
-            tenant_id=event.tenant_id, invoice_id=event.invoice_id, correlation_id=event.correlation_id,
-            number=summary.number, customer_ref=summary.customer_ref, issue_date=summary.issue_date,
-            due_date=summary.due_date, currency=summary.currency, total_excl_tax=summary.total_excl_tax,
-            total_tax=summary.total_tax, total_incl_tax=summary.total_incl_tax, strategy=strategy, strategy_version=strategy_version,
-            summary=summary.model_dump(mode="json"),
-        ).on_conflict_do_nothing().returning(Invoice.invoice_id)
-    )
-    return inserted.first() is not None
+async def add_facts(session: AsyncSession, table: type[Base], rows: list[dict]) -> None:
+    """Record facts (evidence, dispatch outcomes, signals) once per event, whether or not their
+    invoice is known yet: one statement executed for all rows."""
+    if rows:
+        await session.execute(insert(table.__table__).on_conflict_do_nothing(), rows)
 
 
-async def add_evidence(session: AsyncSession, *, event_id: UUID, tenant_id: str, invoice_id: UUID, kind: str,
-                       observed_at: datetime, channel: str | None, reference: str | None) -> None:
-    """Record one piece of receipt evidence, whether or not the invoice is known yet."""
-    await session.execute(
-        insert(Evidence).values(event_id=event_id, tenant_id=tenant_id, invoice_id=invoice_id, kind=kind,
-                                observed_at=observed_at, channel=channel, reference=reference)
-        .on_conflict_do_nothing()
-    )
-
-
-async def add_dispatch_outcome(session: AsyncSession, **values) -> None:
-    """Record that a dispatch went out or failed (for later: defer steps while nothing reached the customer)."""
-    await session.execute(insert(DispatchOutcome).values(**values).on_conflict_do_nothing())
+async def add_invoices(session: AsyncSession, received: list[tuple[InvoiceReceived, str, int]]) -> set[InvoiceKey]:
+    """Store received invoices with the (strategy, version) each follows; the keys of those that were
+    not known yet (an invoice's first reception wins)."""
+    rows = [dict(tenant_id=event.tenant_id, invoice_id=event.invoice_id, correlation_id=event.correlation_id,
+                 number=summary.number, customer_ref=summary.customer_ref, issue_date=summary.issue_date,
+                 due_date=summary.due_date, currency=summary.currency, total_excl_tax=summary.total_excl_tax,
+                 total_tax=summary.total_tax, total_incl_tax=summary.total_incl_tax, strategy=strategy,
+                 strategy_version=version, summary=summary.model_dump(mode="json"))
+            for event, strategy, version in received if (summary := event.invoice)]
+    if not rows:
+        return set()
+    table = Invoice.__table__
+    inserted = await session.execute(insert(table).on_conflict_do_nothing().returning(table.c.tenant_id,
+                                                                                      table.c.invoice_id), rows)
+    return {(t, i) for t, i in inserted.all()}
 
 
 async def get_invoice(session: AsyncSession, *, tenant_id: str, invoice_id: UUID, lock: bool = False) -> Invoice | None:
@@ -149,16 +141,27 @@ async def get_invoice(session: AsyncSession, *, tenant_id: str, invoice_id: UUID
     return await session.get(Invoice, (tenant_id, invoice_id), with_for_update=lock or None, populate_existing=lock)
 
 
+async def lock_invoices(session: AsyncSession, *, keys: list[InvoiceKey]) -> list[Invoice]:
+    """These invoices (those known), locked FOR UPDATE in key order, so that two transactions
+    locking overlapping sets never wait on each other in a circle."""
+    if not keys:
+        return []
+    return list((await session.scalars(
+        select(Invoice).where(pair_in(Invoice.tenant_id, Invoice.invoice_id, keys))
+        .order_by(Invoice.tenant_id, Invoice.invoice_id).with_for_update(of=Invoice)
+        .execution_options(populate_existing=True))).all())
+
+
 async def signals_of(session: AsyncSession, *, keys: list[InvoiceKey]) -> dict[InvoiceKey, list[Signal]]:
     """Every stored fact of these invoices, as the domain's signals."""
     out: dict[InvoiceKey, list[Signal]] = {key: [] for key in keys}
     if not keys:
         return out
-    for e in (await session.execute(select(Evidence).where(tuple_(Evidence.tenant_id, Evidence.invoice_id).in_(keys)))).scalars():
+    for e in (await session.execute(select(Evidence).where(pair_in(Evidence.tenant_id, Evidence.invoice_id, keys)))).scalars():
         out[(e.tenant_id, e.invoice_id)].append(
             Signal(at=e.observed_at, kind="acked" if e.kind == "delivery.acked" else "viewed", detail=e.reference or ""))
     for d in (await session.execute(select(DispatchOutcome).where(
-            tuple_(DispatchOutcome.tenant_id, DispatchOutcome.invoice_id).in_(keys)))).scalars():
+            pair_in(DispatchOutcome.tenant_id, DispatchOutcome.invoice_id, keys)))).scalars():
         if d.outcome == "dispatched":
             out[(d.tenant_id, d.invoice_id)].append(Signal(at=d.occurred_at, kind="dispatched", purpose=d.purpose))
         elif d.permanent is not False:  # a soft bounce or a transient failure may still go through
@@ -166,7 +169,7 @@ async def signals_of(session: AsyncSession, *, keys: list[InvoiceKey]) -> dict[I
             out[(d.tenant_id, d.invoice_id)].append(Signal(
                 at=d.occurred_at, kind="delivery_failed", purpose=d.purpose, detail=f"{d.channel} {what}: {d.reason or ''}".strip()))
     for s in (await session.execute(select(InvoiceSignal).where(
-            tuple_(InvoiceSignal.tenant_id, InvoiceSignal.invoice_id).in_(keys)))).scalars():
+            pair_in(InvoiceSignal.tenant_id, InvoiceSignal.invoice_id, keys)))).scalars():
         data = s.data
         out[(s.tenant_id, s.invoice_id)].append(Signal(
             at=s.at, kind=s.kind, code=data.get("code"), status=data.get("status"),

@@ -15,7 +15,7 @@ from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from parcours_dunning.store.base import Base
+from parcours_dunning.store.base import Base, pair_in
 from parcours_dunning.store.invoices import Invoice, InvoiceKey
 from parcours_dunning.store.journal import AuditRead, TaskRead
 
@@ -72,21 +72,20 @@ async def lock_invoices_with_due_steps(session: AsyncSession, *, now: datetime, 
     )).all())
 
 
+_FIRING_ORDER = (ScheduledStep.fire_at.asc().nulls_last(), ScheduledStep.sequence, ScheduledStep.step)
+
+
 async def steps_of(session: AsyncSession, *, tenant_id: str, invoice_id: UUID) -> list[ScheduledStep]:
     """An invoice's whole schedule, in firing order (waiting steps last)."""
-    return list((await session.scalars(
-        select(ScheduledStep)
-        .where(ScheduledStep.tenant_id == tenant_id, ScheduledStep.invoice_id == invoice_id)
-        .order_by(ScheduledStep.fire_at.asc().nulls_last(), ScheduledStep.sequence, ScheduledStep.step)
-        .execution_options(populate_existing=True)
-    )).all())
+    return (await steps_by_invoice(session, keys=[(tenant_id, invoice_id)]))[(tenant_id, invoice_id)]
 
 
 async def steps_by_invoice(session: AsyncSession, *, keys: list[InvoiceKey]) -> dict[InvoiceKey, list[ScheduledStep]]:
+    """The schedules of these invoices, each in firing order, in one statement."""
     out: dict[InvoiceKey, list[ScheduledStep]] = {key: [] for key in keys}
     if keys:
         for row in (await session.scalars(select(ScheduledStep).where(
-                tuple_(ScheduledStep.tenant_id, ScheduledStep.invoice_id).in_(keys))
+                pair_in(ScheduledStep.tenant_id, ScheduledStep.invoice_id, keys)).order_by(*_FIRING_ORDER)
                 .execution_options(populate_existing=True))).all():
             out[(row.tenant_id, row.invoice_id)].append(row)
     return out

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from parcours_contracts import CustomerChanged
 from parcours_dunning.domain.calendar import known_zone
 from parcours_dunning.domain.strategy import DEFAULT_STRATEGY, DEFAULT_STRATEGY_ID, Strategy, StrategySpec
-from parcours_dunning.store.base import Base
+from parcours_dunning.store.base import Base, pair_in
 
 AssignmentScope = str  # "group" | "customer" | "invoice"
 
@@ -84,10 +84,6 @@ def _known_zone(tz: str | None) -> str | None:
         return None
 
 
-async def get_customer(session: AsyncSession, *, tenant_id: str, customer_ref: str) -> Customer | None:
-    return await session.get(Customer, (tenant_id, customer_ref))
-
-
 async def add_version(session: AsyncSession, *, tenant_id: str, strategy_id: str, spec: StrategySpec,
                       create: bool) -> StrategyVersion | None:
     """Store a new version (version 1 when `create`); None if `create` and the id exists, or not `create` and it does not."""
@@ -147,14 +143,35 @@ async def assign(session: AsyncSession, *, tenant_id: str, scope: AssignmentScop
 async def choose_strategy(session: AsyncSession, *, tenant_id: str, invoice_id: UUID, customer_ref: str) -> Strategy:
     """The strategy an invoice follows: its own assignment, else its customer's, else its
     customer's group's, else the built-in default; at that strategy's latest version."""
-    customer = await get_customer(session, tenant_id=tenant_id, customer_ref=customer_ref)
-    wanted = [("invoice", str(invoice_id)), ("customer", customer_ref)]
-    if customer is not None and customer.group and not customer.deleted:
-        wanted.append(("group", customer.group))
-    rows = {(a.scope, a.ref): a.strategy_id for a in (await session.scalars(select(Assignment).where(
-        Assignment.tenant_id == tenant_id, Assignment.scope.in_([s for s, _ in wanted]),
-        Assignment.ref.in_([r for _, r in wanted])))).all()}
-    for key in wanted:
-        if key in rows and (strategy := await get_version(session, tenant_id=tenant_id, strategy_id=rows[key])):
-            return strategy
-    return DEFAULT_STRATEGY
+    return (await choose_strategies(session, invoices=[(tenant_id, invoice_id, customer_ref)]))[(tenant_id, invoice_id)]
+
+
+async def choose_strategies(session: AsyncSession, *,
+                            invoices: list[tuple[str, UUID, str]]) -> dict[tuple[str, UUID], Strategy]:
+    """choose_strategy for many invoices (tenant, invoice id, customer ref): customers and
+    assignments read in one statement each, each strategy's latest version once."""
+    customers = {(c.tenant_id, c.customer_ref): c for c in (await session.scalars(select(Customer).where(
+        pair_in(Customer.tenant_id, Customer.customer_ref, {(t, ref) for t, _, ref in invoices})))).all()}
+    wanted: dict[tuple[str, UUID], list[tuple[str, str]]] = {}
+    for tenant_id, invoice_id, customer_ref in invoices:
+        keys = wanted[(tenant_id, invoice_id)] = [("invoice", str(invoice_id)), ("customer", customer_ref)]
+        customer = customers.get((tenant_id, customer_ref))
+        if customer is not None and customer.group and not customer.deleted:
+            keys.append(("group", customer.group))
+    refs = {(tenant_id, ref) for (tenant_id, _), keys in wanted.items() for _, ref in keys}
+    assigned = {(a.tenant_id, a.scope, a.ref): a.strategy_id for a in (await session.scalars(select(Assignment).where(
+        pair_in(Assignment.tenant_id, Assignment.ref, refs)))).all()}
+    versions: dict[tuple[str, str], Strategy | None] = {}
+    out = {}
+    for (tenant_id, invoice_id), keys in wanted.items():
+        out[(tenant_id, invoice_id)] = DEFAULT_STRATEGY
+        for scope, ref in keys:
+            if (strategy_id := assigned.get((tenant_id, scope, ref))) is None:
+                continue
+            if (tenant_id, strategy_id) not in versions:
+                versions[(tenant_id, strategy_id)] = await get_version(session, tenant_id=tenant_id,
+                                                                       strategy_id=strategy_id)
+            if (strategy := versions[(tenant_id, strategy_id)]) is not None:
+                out[(tenant_id, invoice_id)] = strategy
+                break
+    return out
