@@ -24,7 +24,7 @@ import psutil
 if __package__ in (None, ""):  # `python bench/run.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import dunning_scan, e2e, ingest_split, report, tracker_clicks, tracker_sweep  # noqa: E402
+from bench import dunning_scan, e2e, ingest_facturx, ingest_split, report, tracker_clicks, tracker_sweep  # noqa: E402
 from bench.infra import Infra, pg_fast  # noqa: E402
 from bench.monitor import ProcessMonitor  # noqa: E402
 from bench.profile import Profiler  # noqa: E402
@@ -234,6 +234,8 @@ async def main_async(args) -> dict:
                                                                   invoices=args.tracker_invoices, say=say)
         if args.split_pages:  # ingest's batch PDF split vs qpdf --split-pages on the same file (goal ≥ 50 %)
             result["ingest_split"] = await asyncio.to_thread(ingest_split.measure, pages=args.split_pages, say=say)
+        if args.facturx_builds:  # ingest's Factur-X builds per core vs a bare pypdf merge (goal ≥ 200/s per core)
+            result["ingest_facturx"] = await asyncio.to_thread(ingest_facturx.measure, builds=args.facturx_builds, say=say)
         if not args.skip_bare:
             say(f"bare pipeline: {args.invoices} invoices, 3 hops, SMTP pooled ×{settings['smtp_concurrency']}")
             result["bare"] = await run_bare(infra, monitor, args, settings, role="bare", extra=[])
@@ -329,6 +331,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "(default 50 × --invoices, at most 1 000 000; 0: skip both)")
     parser.add_argument("--split-pages", type=int, default=2000,
                         help="pages of the batch PDF split benchmark (default 2000; 0: skip it)")
+    parser.add_argument("--facturx-builds", type=int, default=None,
+                        help="Factur-X builds in the document benchmark (default --invoices, at most 300; 0: skip it)")
     parser.add_argument("--latency-seconds", type=float, default=40, help="length of the paced run (default 40)")
     parser.add_argument("--stall-seconds", type=float, default=60, help="give up when nothing moved for this long")
     parser.add_argument("--service-env", action="append", default=[], metavar="PARCOURS_<SVC>_<SETTING>=VALUE",
@@ -343,6 +347,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.dunning_invoices = min(50 * args.invoices, 1_000_000)
     if args.tracker_invoices is None:
         args.tracker_invoices = min(50 * args.invoices, 1_000_000)
+    if args.facturx_builds is None:
+        args.facturx_builds = min(args.invoices, 300)
     for kv in args.service_env:
         if "=" not in kv or not kv.startswith("PARCOURS_"):
             parser.error(f"--service-env wants PARCOURS_<SERVICE>_<SETTING>=VALUE, got {kv!r}")

@@ -31,3 +31,4 @@ async def test_bench_runs_end_to_end_and_writes_its_results(tmp_path):
     assert result["latency"]["to_tracked_ms"]["n"] == result["latency"]["invoices"]
     assert set(SERVICES) <= set(result["memory_peak_mb"])
     assert {g["status"] for g in result["goals"]} <= {"PASS", "MISS", "n/a"}
+    assert result["ingest_facturx"]["builds"] == 20 and result["ingest_facturx"]["facturx_per_core_s"] > 0

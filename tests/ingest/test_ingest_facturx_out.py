@@ -5,15 +5,18 @@ re-ingested by our own POST /v1/invoices passes XSD and schematron; UBL and CII 
 from __future__ import annotations
 
 import io
+from datetime import datetime, timezone
 
+import facturx as facturx_library
 import httpx
+from lxml import etree
 from pypdf import PdfReader
 from reportlab.pdfgen import canvas
 
 from parcours_ingest.domain import schematron
 from parcours_ingest.domain.documents.schemas import xsd_issues
 from parcours_ingest.domain.documents.xml import parse_xml
-from parcours_ingest.domain.facturx_out import Composition, Insert, compose
+from parcours_ingest.domain.facturx_out import Attachment, Composition, Embedding, Insert, compose, facturx_document
 
 PDF = {"Content-Type": "application/pdf"}
 
@@ -42,6 +45,39 @@ def test_cgv_goes_where_configured_and_annexes_after():
         composed = compose(Composition(invoice, cgv=Insert(cgv, after_page), annexes=[pdf_saying("annex")]))
         assert page_texts(composed) == expected + ["annex"]
         assert "/OutputIntents" in PdfReader(io.BytesIO(composed)).trailer["/Root"]
+
+
+def test_our_embedding_is_read_by_the_facturx_library_with_pdfa3_metadata(make_invoice, documents):
+    xml = documents.cii(make_invoice("F-2026-0007"))
+    at = datetime(2026, 11, 28, 9, 30, tzinfo=timezone.utc)
+    embedding = Embedding(xml, language="en", attachments=[Attachment("hours.csv", b"a;b\n", "timesheet")],
+                          title="INVOICE No. F-2026-0007 <&>", author="ACME SAS", at=at)
+    pdf = facturx_document(Composition(pdf_saying("invoice"), cgv=Insert(pdf_saying("CGV"), 0)), embedding)
+    assert pdf.startswith(b"%PDF-1.7")
+    filename, extracted = facturx_library.get_xml_from_pdf(io.BytesIO(pdf), check_xsd=True)
+    assert (filename, extracted) == ("factur-x.xml", xml)
+    reader = PdfReader(io.BytesIO(pdf))
+    root = reader.trailer["/Root"]
+    specs = {spec.get_object()["/F"]: spec.get_object() for spec in root["/AF"]}
+    assert {name: str(spec["/AFRelationship"]) for name, spec in specs.items()} == {
+        "factur-x.xml": "/Data", "hours.csv": "/Supplement"}
+    assert specs["factur-x.xml"]["/EF"]["/F"].get_object()["/Subtype"] == "/text/xml"
+    assert reader.trailer["/ID"][0] == reader.trailer["/ID"][1] and len(reader.trailer["/ID"][0]) == 16
+    assert (str(root["/Lang"]), str(root["/OutputIntents"][0].get_object()["/S"])) == ("en", "/GTS_PDFA1")
+    assert page_texts(pdf) == ["CGV", "invoice"]
+    xmp = etree.fromstring(root["/Metadata"].get_object().get_data().split(b"?>", 1)[1].rsplit(b"<?xpacket", 1)[0])
+    ns = {"fx": "urn:factur-x:pdfa:CrossIndustryDocument:invoice:1p0#", "pdfaid": "http://www.aiim.org/pdfa/ns/id/",
+          "dc": "http://purl.org/dc/elements/1.1/", "xmp": "http://ns.adobe.com/xap/1.0/",
+          "pdfaSchema": "http://www.aiim.org/pdfa/ns/schema#", "rdf": "http://www.w3.org/1999/02/22-rdf-syntax-ns#"}
+    assert xmp.findtext(".//pdfaid:part", namespaces=ns) == "3"
+    assert xmp.findtext(".//fx:ConformanceLevel", namespaces=ns) == "EN 16931"
+    assert xmp.findtext(".//fx:DocumentFileName", namespaces=ns) == "factur-x.xml"
+    assert xmp.findtext(".//pdfaSchema:namespaceURI", namespaces=ns) == ns["fx"]
+    # the Info dictionary says what the XMP says
+    info = reader.metadata
+    assert xmp.findtext(".//dc:title/rdf:Alt/rdf:li", namespaces=ns) == info.title == "INVOICE No. F-2026-0007 <&>"
+    assert xmp.findtext(".//xmp:CreateDate", namespaces=ns) == "2026-11-28T09:30:00+00:00"
+    assert info["/CreationDate"] == "D:20261128093000+00'00'"
 
 
 def assert_valid(xml: bytes, syntax: str) -> None:

@@ -22,10 +22,11 @@ from parcours_ingest.api.body import media_type_of, read_body
 from parcours_ingest.domain.cii_out import cii_invoice
 from parcours_ingest.domain.documents import DocumentError
 from parcours_ingest.domain.documents.pdf import PdfLimits, inspect_pdf
-from parcours_ingest.domain.facturx_out import Attachment, Composition, Insert, compose, facturx
+from parcours_ingest.domain.facturx_out import Attachment, Insert
 from parcours_ingest.domain.invoice import InvoiceContent
 from parcours_ingest.domain.legal import LegalMentions
-from parcours_ingest.domain.render_pdf import LABELS, render_invoice
+from parcours_ingest.domain.outgoing import FacturxInputs, build_facturx
+from parcours_ingest.domain.render_pdf import LABELS
 from parcours_ingest.domain.ubl_out import ubl_invoice
 from parcours_ingest.store import documents as store
 from parcours_ingest.store import invoices as invoice_store
@@ -194,15 +195,8 @@ async def prepared_pdf(request: Request, *, tenant_id: str, invoice_id: uuid.UUI
         or ctx.settings.default_language
     cgv_pdf = await blobs.get(tenant_id, cgv.sha256) if cgv is not None else None
     contents = {annex.id: await blobs.get(tenant_id, annex.sha256) for annex in annexes}
-    mentions = LegalMentions(language=language)
-
-    def build() -> bytes:
-        base = sent if sent is not None else render_invoice(invoice, language=language, mentions=mentions)
-        parts = Composition(base, cgv=Insert(cgv_pdf, cgv.after_page) if cgv_pdf is not None else None,
-                            annexes=[contents[a.id] for a in annexes if a.media_type == "application/pdf"])
-        attachments = [Attachment(a.filename, contents[a.id]) for a in annexes if a.media_type != "application/pdf"]
-        return facturx(compose(parts), cii_invoice(invoice, mentions=mentions), language=language,
-                       attachments=attachments, title=f"{LABELS[language][invoice.type_code]} {invoice.number}",
-                       author=invoice.seller.name)
-
-    return await asyncio.to_thread(build)
+    inputs = FacturxInputs(
+        invoice, language, sent_pdf=sent, cgv=Insert(cgv_pdf, cgv.after_page) if cgv_pdf is not None else None,
+        annexes=[contents[a.id] for a in annexes if a.media_type == "application/pdf"],
+        attachments=[Attachment(a.filename, contents[a.id]) for a in annexes if a.media_type != "application/pdf"])
+    return await asyncio.to_thread(build_facturx, inputs)

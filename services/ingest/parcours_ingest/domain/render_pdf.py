@@ -68,6 +68,7 @@ def _fonts_registered() -> None:
 
     if FONT in pdfmetrics.getRegisteredFontNames():
         return
+    rl_config.useA85 = 0  # binary (deflated) streams: ASCII85 makes them 25 % larger and slower to write and read
     fonts = Path(rl_config.__file__).parent / "fonts"
     pdfmetrics.registerFont(TTFont(FONT, str(fonts / "Vera.ttf")))
     pdfmetrics.registerFont(TTFont(FONT_BOLD, str(fonts / "VeraBd.ttf")))
