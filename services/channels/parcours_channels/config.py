@@ -6,6 +6,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from parcours_channels.domain.ap_platform import ApPartner
+from parcours_channels.domain.edi_profiles import EdiSettings
 from parcours_runtime.settings import ServiceSettings
 
 DEV_LINK_SECRET = "dev-link-secret"
@@ -91,6 +92,8 @@ class Settings(ServiceSettings):
     chorus_pro_follow_days: float = Field(default=60, gt=0, description="How long an invoice's history is followed.")
     # ap_platform: the buyers' AP platforms, by name; adding one is adding an entry.
     ap_platform_partners: dict[str, ApPartner] = Field(default_factory=dict)
+    # edi: EDIFACT INVOIC over AS2, our identity and the trading partners (domain/edi_profiles.py).
+    edi: EdiSettings = Field(default_factory=EdiSettings)
 
     @model_validator(mode="after")
     def _check_mail_settings(self):

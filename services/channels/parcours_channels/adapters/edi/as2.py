@@ -1,0 +1,108 @@
+"""AS2 (RFC 4130) sending with pyas2lib: sign, encrypt, ask for a signed synchronous MDN, and
+read that MDN: its signature checked against the partner's certificate, its disposition, and
+its MIC against the one computed when signing."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from email.utils import make_msgid
+
+import httpx
+
+from parcours_channels.adapters.edi import compat  # noqa: F401  (oscrypto must load through it)
+from parcours_channels.domain.edi_profiles import As2Partner, EdiSettings
+from pyas2lib import Mdn, Message, Organization, Partner
+
+log = logging.getLogger(__name__)
+
+PROCESSED = "processed"
+DUPLICATE = "duplicate-document"  # the partner already processed this Message-ID: the resend of a lost answer
+
+
+@dataclass(frozen=True)
+class Built:
+    message_id: str  # without angle brackets
+    headers: dict[str, str]
+    body: bytes
+    message: Message  # kept to check the MDN (its MIC)
+
+
+@dataclass(frozen=True)
+class MdnVerdict:
+    """What the partner's MDN says. `acked` when it processed the message as sent (MIC equal)."""
+
+    acked: bool
+    verified: bool  # signature valid and the MDN answers our message
+    disposition: str
+    detail: str | None
+    mdn_id: str | None
+
+
+class As2Unanswered(Exception):
+    """The partner did not answer in time: it may or may not have the message."""
+
+
+def message_id_for(dispatch_id: object, domain: str) -> str:
+    """The AS2 Message-ID of a dispatch: the same on every resend, so the partner deduplicates."""
+    return f"{dispatch_id}@{domain}"
+
+
+def _organization(settings: EdiSettings) -> Organization:
+    key_pem = settings.private_key.get_secret_value().encode() + b"\n" + settings.certificate.encode()
+    password = settings.private_key_password.get_secret_value() or None
+    return Organization(as2_name=settings.as2_id, sign_key=key_pem, sign_key_pass=password,
+                        domain=settings.message_id_domain)
+
+
+def _partner(partner: As2Partner) -> Partner:
+    return Partner(as2_name=partner.as2_id, verify_cert=partner.certificate.encode(),
+                   encrypt_cert=partner.certificate.encode(), sign=True, encrypt=True, enc_alg=partner.encryption,
+                   digest_alg=partner.digest, mdn_mode="SYNC", mdn_digest_alg=partner.digest)
+
+
+def build_message(settings: EdiSettings, partner: As2Partner, payload: bytes, *, dispatch_id: object,
+                  filename: str) -> Built:
+    """The signed and encrypted AS2 message (CPU-bound: run it in a thread)."""
+    message = Message(_organization(settings), _partner(partner))
+    message.build(payload, filename=filename, subject=f"INVOIC {filename}", content_type="application/EDIFACT",
+                  disposition_notification_to=f"edi@{settings.message_id_domain}",
+                  message_id=str(dispatch_id))
+    headers = {key: str(value) for key, value in message.headers.items()}
+    return Built(message_id=message.message_id, headers=headers, body=message.content, message=message)
+
+
+def read_mdn(built: Built, headers: httpx.Headers, body: bytes) -> MdnVerdict:
+    """Check and read a synchronous MDN (CPU-bound: run it in a thread)."""
+    raw = "".join(f"{key}: {value}\r\n" for key, value in headers.items()).encode() + b"\r\n" + body
+    mdn = Mdn()
+    status, detail = mdn.parse(raw, find_message_cb=lambda message_id, recipient: (
+        built.message if message_id == built.message_id else None))
+    status = (status or "").strip()
+    verified = status.lower() != "failed/failure"  # pyas2lib's word for an MDN it could not trust or match
+    disposition, _, modifier = status.partition("/")
+    detail = (detail or modifier or "").strip() or None
+    acked = verified and (status.lower() == PROCESSED or (detail or "").lower() == DUPLICATE)
+    return MdnVerdict(acked=acked, verified=verified, disposition=status, detail=detail,
+                      mdn_id=getattr(mdn, "message_id", None) or make_msgid().strip("<>"))
+
+
+async def send(client: httpx.AsyncClient, settings: EdiSettings, partner: As2Partner, built: Built) -> MdnVerdict:
+    """POST the message; the answer is its MDN. Raises As2Unanswered on a timeout, httpx errors
+    for a connection that failed, and TransientAnswer for a 5xx/429."""
+    try:
+        response = await client.post(partner.url, content=built.body, headers=built.headers,
+                                     timeout=settings.timeout_seconds)
+    except httpx.TimeoutException as exc:
+        raise As2Unanswered(f"no answer from {partner.as2_id} within {settings.timeout_seconds:g}s") from exc
+    if response.status_code >= 500 or response.status_code == 429:
+        raise TransientAnswer(f"{partner.as2_id} answered HTTP {response.status_code}")
+    if response.status_code >= 300:
+        return MdnVerdict(acked=False, verified=False, disposition=f"http/{response.status_code}",
+                          detail=f"{partner.as2_id} refused the message: HTTP {response.status_code}", mdn_id=None)
+    return await asyncio.to_thread(read_mdn, built, response.headers, response.content)
+
+
+class TransientAnswer(Exception):
+    """The partner's server failed (5xx) or asked to slow down (429): try again later."""
