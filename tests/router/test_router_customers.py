@@ -16,6 +16,7 @@ async def test_put_creates_then_replaces_and_get_returns_the_entry(client_for, h
     assert body["contacts"][0] == {"email": "ap@alpha.example", "name": "Accounts payable", "role": "accounting"}
     assert body["contacts"][1]["email"] == "cfo@alpha.example"
     assert body["tags"] == [], "tags are optional"
+    assert body["timezone"] is None, "the time zone is optional"
 
     replaced = await acme.put("/v1/customers/CUST-ALPHA", json=helpers.customer_body(
         name="Alpha Group", language="en", channels=["email_attachment"], contacts=[{"email": "billing@alpha.example"}]))
@@ -50,6 +51,9 @@ async def test_unacceptable_entries_answer_422_with_pointers_and_store_nothing(c
         "tag too long": (helpers.customer_body(tags=["x" * 65]), "/tags/0"),
         "empty tag": (helpers.customer_body(tags=[""]), "/tags/0"),
         "too many tags": (helpers.customer_body(tags=[f"t{i}" for i in range(21)]), "/tags"),
+        "unknown time zone": (helpers.customer_body(timezone="Mars/Olympus"), "/timezone"),
+        "time zone as a path": (helpers.customer_body(timezone="../etc/passwd"), "/timezone"),
+        "empty time zone": (helpers.customer_body(timezone=""), "/timezone"),
     }
     for label, (body, pointer) in cases.items():
         for ref in ("NEW", "KEPT"):
@@ -67,6 +71,7 @@ async def test_unacceptable_entries_answer_422_with_pointers_and_store_nothing(c
     kept = (await acme.get("/v1/customers/KEPT")).json()
     assert kept["channels"] == original["channels"]
     assert [c["email"] for c in kept["contacts"]] == [c["email"] for c in original["contacts"]]
+    assert kept["timezone"] is None, "a refused time zone is not stored"
 
 
 async def test_bad_refs_are_refused(client_for, helpers):
@@ -145,9 +150,11 @@ async def test_directory_changes_are_announced_in_order_per_customer(client_for,
     changes = await read_topic(topics.CUSTOMER_EVENTS)
     acme = await client_for("acme")
     await acme.put("/v1/customers/CUST-ALPHA", json=helpers.customer_body(group="key-accounts",
-                                                                           tags=["vip", "public-sector"]))
+                                                                           tags=["vip", "public-sector"],
+                                                                           timezone="America/Montreal"))
     tagged = await acme.get("/v1/customers/CUST-ALPHA")
     assert tagged.json()["tags"] == ["vip", "public-sector"], "stored and read back in order"
+    assert tagged.json()["timezone"] == "America/Montreal"
     await acme.put("/v1/customers/CUST-ALPHA", json=helpers.customer_body(group="default", language="en"))
     refused = await acme.put("/v1/customers/CUST-ALPHA", json=helpers.customer_body(channels=["fax"]))
     assert refused.status_code == 422
@@ -159,4 +166,5 @@ async def test_directory_changes_are_announced_in_order_per_customer(client_for,
     assert [(e.group, e.language, e.deleted) for e in seen] == [
         ("key-accounts", "fr", False), ("default", "en", False), (None, None, True)]
     assert [e.tags for e in seen] == [["vip", "public-sector"], [], []], "a replacement without tags clears them"
+    assert [e.timezone for e in seen] == ["America/Montreal", None, None], "so does one without a time zone"
     assert {e.tenant_id for e in seen} == {"acme"} and {e.key for e in seen} == {"acme:CUST-ALPHA"}

@@ -39,14 +39,15 @@ async def put(ref: CustomerRef, entry: CustomerWrite, request: Request, response
     """201 when the customer is new, 200 when it replaced the previous entry."""
     ctx = request.app.state.ctx
     issues = check_customer(contact_emails=[c.email for c in entry.contacts], channels=entry.channels,
-                            offered=ctx.settings.channels, tags=entry.tags)
+                            offered=ctx.settings.channels, tags=entry.tags, timezone=entry.timezone)
     if issues:
         raise Problem(422, "The customer entry is not acceptable.",
                       errors=[field_error(issue.path, issue.detail, issue.code) for issue in issues])
     async with UnitOfWork(ctx.sessions) as uow:
         customer, created = await put_customer(uow.session, tenant_id=tenant.id, ref=ref, entry=entry)
         uow.publish(CustomerChanged(tenant_id=tenant.id, correlation_id=f"customer-{ref}", customer_ref=ref,
-                                    name=entry.name, group=entry.group, language=entry.language, tags=entry.tags))
+                                    name=entry.name, group=entry.group, language=entry.language, tags=entry.tags,
+                                    timezone=entry.timezone))
         await uow.commit()
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     return CustomerRead.of(customer)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 @dataclass(frozen=True)
@@ -16,9 +17,22 @@ class Issue:
 
 
 def check_customer(*, contact_emails: Sequence[str], channels: Sequence[str], offered: Sequence[str],
-                   tags: Sequence[str] = ()) -> list[Issue]:
+                   tags: Sequence[str] = (), timezone: str | None = None) -> list[Issue]:
     """Every issue of a customer entry against the channels the platform offers (empty: acceptable)."""
-    return [*_duplicate_contacts(contact_emails), *_channel_issues(channels, offered), *_duplicate_tags(tags)]
+    return [*_duplicate_contacts(contact_emails), *_channel_issues(channels, offered), *_duplicate_tags(tags),
+            *_zone_issues(timezone)]
+
+
+def _zone_issues(timezone: str | None) -> list[Issue]:
+    """A time zone must be one the IANA database names (services read it with zoneinfo)."""
+    if timezone is None:
+        return []
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return [Issue(("timezone",), f"Unknown time zone {timezone!r}; use an IANA name such as Europe/Paris.",
+                      "unknown_time_zone")]
+    return []
 
 
 def _duplicate_tags(tags: Sequence[str]) -> list[Issue]:

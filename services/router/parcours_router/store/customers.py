@@ -29,6 +29,7 @@ class Customer(Base):
     contacts: Mapped[list[dict]] = mapped_column(JSONB)
     channels: Mapped[list[str]] = mapped_column(JSONB)
     tags: Mapped[list[str]] = mapped_column(JSONB, server_default="[]")
+    timezone: Mapped[str | None] = mapped_column(String(64), nullable=True, doc="IANA zone, e.g. America/Montreal.")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
@@ -53,6 +54,9 @@ class CustomerWrite(BaseModel):
     channels: list[str] = Field(min_length=1, max_length=5, description="Preferred channels, best first.")
     tags: list[Tag] = Field(default_factory=list, max_length=20,
                             description="Free labels, e.g. for dunning strategies' customer_tag conditions.")
+    timezone: str | None = Field(default=None, min_length=1, max_length=64, examples=["America/Montreal"],
+                                 description="The customer's IANA time zone: dunning sends its reminders in the "
+                                             "customer's own sending window. None: the platform's.")
 
 
 class CustomerRead(BaseModel):
@@ -63,14 +67,15 @@ class CustomerRead(BaseModel):
     contacts: list[Contact]
     channels: list[str]
     tags: list[str]
+    timezone: str | None = None
     created_at: datetime
     updated_at: datetime
 
     @classmethod
     def of(cls, customer: Customer) -> "CustomerRead":
         return cls(ref=customer.ref, name=customer.name, group=customer.group_name, language=customer.language,
-                   contacts=customer.contacts, channels=customer.channels, tags=customer.tags, created_at=customer.created_at,
-                   updated_at=customer.updated_at)
+                   contacts=customer.contacts, channels=customer.channels, tags=customer.tags,
+                   timezone=customer.timezone, created_at=customer.created_at, updated_at=customer.updated_at)
 
 
 class CustomerPage(BaseModel):
@@ -83,7 +88,7 @@ async def put_customer(session: AsyncSession, *, tenant_id: str, ref: str, entry
     values = {
         "name": entry.name, "group_name": entry.group, "language": entry.language,
         "contacts": [contact.model_dump(mode="json", exclude_none=True) for contact in entry.contacts],
-        "channels": entry.channels, "tags": entry.tags,
+        "channels": entry.channels, "tags": entry.tags, "timezone": entry.timezone,
     }
     statement = (
         insert(Customer).values(tenant_id=tenant_id, ref=ref, **values)
