@@ -25,12 +25,12 @@ from parcours_ingest.domain.documents.pdf import PdfLimits, inspect_pdf
 from parcours_ingest.domain.facturx_out import Attachment, Insert
 from parcours_ingest.domain.invoice import InvoiceContent
 from parcours_ingest.domain.legal import LegalMentions
-from parcours_ingest.domain.outgoing import FacturxInputs, build_facturx
+from parcours_ingest.domain.outgoing import FacturxInputs, StoredPart, build_facturx, facturx_key, render, render_key
 from parcours_ingest.domain.render_pdf import LABELS
 from parcours_ingest.domain.ubl_out import ubl_invoice
 from parcours_ingest.store import documents as store
 from parcours_ingest.store import invoices as invoice_store
-from parcours_ingest.store.blobs import BlobStore
+from parcours_ingest.store.blobs import BlobIntegrityError, BlobStore
 from parcours_ingest.store.document_models import DEFAULT_GROUP, TenantCgvRow
 
 router = APIRouter(tags=["documents"])
@@ -180,23 +180,56 @@ async def _stored(request: Request, *, tenant_id: str, invoice_id: uuid.UUID):
 
 async def prepared_pdf(request: Request, *, tenant_id: str, invoice_id: uuid.UUID,
                        language: str | None = None) -> bytes:
-    """The outgoing Factur-X PDF of a stored invoice (see read_facturx)."""
+    """The outgoing Factur-X PDF of a stored invoice (see read_facturx), built once per set of inputs: the
+    rendered pages and the Factur-X are kept in the blob store under the hash of what they were built from."""
     ctx: ServiceContext = request.app.state.ctx
     blobs = _blobs(request)
     invoice, row = await _stored(request, tenant_id=tenant_id, invoice_id=invoice_id)
     async with ctx.sessions() as session:
-        sent = await invoice_store.get_pdf(session, tenant_id=tenant_id, invoice_id=invoice_id) if row.has_pdf else None
-        if sent is not None and row.source_format == "factur-x":
-            return sent  # already a Factur-X PDF, signed off by the tenant: served as received
+        if row.has_pdf and row.source_format == "factur-x":  # signed off by the tenant: served as received
+            return await invoice_store.get_pdf(session, tenant_id=tenant_id, invoice_id=invoice_id)
         profile = await store.customer_profile(session, tenant_id=tenant_id, customer_ref=invoice.buyer.customer_ref)
         cgv = await store.cgv_for(session, tenant_id=tenant_id, group=profile.customer_group if profile else None)
         annexes = await store.annexes_of(session, tenant_id=tenant_id, invoice_id=invoice_id)
-    language = language or (profile.language if profile and profile.language in LABELS else None) \
-        or ctx.settings.default_language
+        language = language or (profile.language if profile and profile.language in LABELS else None) \
+            or ctx.settings.default_language
+        key = facturx_key(invoice_id=invoice_id, document=row.document, language=language, sent_pdf=row.has_pdf,
+                          cgv=StoredPart(cgv.sha256, after_page=cgv.after_page) if cgv is not None else None,
+                          annexes=[StoredPart(a.sha256, a.filename, a.media_type) for a in annexes])
+        if (built := await _cached(session, blobs, tenant_id=tenant_id, inputs_key=key)) is not None:
+            return built
+        pages_key = render_key(invoice_id=invoice_id, document=row.document, language=language)
+        pages = await (invoice_store.get_pdf(session, tenant_id=tenant_id, invoice_id=invoice_id) if row.has_pdf
+                       else _cached(session, blobs, tenant_id=tenant_id, inputs_key=pages_key))
+    if pages is None:
+        pages = await asyncio.to_thread(render, invoice, language)
+        await _remember(request, tenant_id=tenant_id, invoice_id=invoice_id, inputs_key=pages_key, kind="rendered",
+                        content=pages)
     cgv_pdf = await blobs.get(tenant_id, cgv.sha256) if cgv is not None else None
     contents = {annex.id: await blobs.get(tenant_id, annex.sha256) for annex in annexes}
     inputs = FacturxInputs(
-        invoice, language, sent_pdf=sent, cgv=Insert(cgv_pdf, cgv.after_page) if cgv_pdf is not None else None,
+        invoice, language, pdf=pages, cgv=Insert(cgv_pdf, cgv.after_page) if cgv_pdf is not None else None,
         annexes=[contents[a.id] for a in annexes if a.media_type == "application/pdf"],
         attachments=[Attachment(a.filename, contents[a.id]) for a in annexes if a.media_type != "application/pdf"])
-    return await asyncio.to_thread(build_facturx, inputs)
+    built = await asyncio.to_thread(build_facturx, inputs)
+    await _remember(request, tenant_id=tenant_id, invoice_id=invoice_id, inputs_key=key, kind="facturx", content=built)
+    return built
+
+
+async def _cached(session, blobs: BlobStore, *, tenant_id: str, inputs_key: str) -> bytes | None:
+    digest = await store.prepared_document(session, tenant_id=tenant_id, inputs_key=inputs_key)
+    if digest is None:
+        return None
+    try:
+        return await blobs.get(tenant_id, digest)  # None if the blob is gone: built again
+    except BlobIntegrityError:
+        return None
+
+
+async def _remember(request: Request, *, tenant_id: str, invoice_id: uuid.UUID, inputs_key: str, kind: str,
+                    content: bytes) -> None:
+    digest = await _blobs(request).put(tenant_id, content)
+    async with UnitOfWork(request.app.state.ctx.sessions) as uow:
+        await store.remember_prepared(uow.session, tenant_id=tenant_id, inputs_key=inputs_key, invoice_id=invoice_id,
+                                      kind=kind, sha256=digest)
+        await uow.commit()

@@ -1,9 +1,14 @@
-"""The outgoing Factur-X of one invoice from everything that shapes it: the PDF sent with the invoice
-(or one rendered here), the CGV of the customer's group, the PDF annexes, the supporting files and
-the language. Pure: the same inputs give the same bytes."""
+"""The outgoing Factur-X of one invoice from everything that shapes it: the invoice's own pages (the
+PDF sent with it, or one rendered here), the CGV of the customer's group, the PDF annexes, the
+supporting files and the language. Pure. Built documents are cached under the hash of those inputs
+(`render_key`, `facturx_key`): any change of them gives another key, hence a fresh build."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from parcours_ingest.domain.cii_out import cii_invoice
@@ -12,24 +17,56 @@ from parcours_ingest.domain.invoice import InvoiceContent
 from parcours_ingest.domain.legal import Language, LegalMentions
 from parcours_ingest.domain.render_pdf import LABELS, render_invoice
 
+# bump when the same inputs would give different bytes (a new layout, another embedding)
+RENDER_VERSION = "render/1"
+FACTURX_VERSION = "facturx/2"
+
 
 @dataclass(frozen=True)
 class FacturxInputs:
     invoice: InvoiceContent
     language: Language
-    sent_pdf: bytes | None = None
+    pdf: bytes | None = None  # the invoice's own pages (sent with it, or rendered earlier); None: render them
     cgv: Insert | None = None
     annexes: list[bytes] = field(default_factory=list)
     attachments: list[Attachment] = field(default_factory=list)
 
 
+def render(invoice: InvoiceContent, language: Language) -> bytes:
+    """The PDF of an invoice sent as data only."""
+    return render_invoice(invoice, language=language, mentions=LegalMentions(language=language))
+
+
 def build_facturx(inputs: FacturxInputs) -> bytes:
-    """Render (unless a PDF was sent), insert the CGV, merge the annexes, then embed the CII and the files."""
+    """Render (unless the pages are given), insert the CGV, merge the annexes, then embed the CII and the files."""
     invoice, language = inputs.invoice, inputs.language
-    mentions = LegalMentions(language=language)
-    base = inputs.sent_pdf if inputs.sent_pdf is not None else render_invoice(invoice, language=language,
-                                                                                mentions=mentions)
+    base = inputs.pdf if inputs.pdf is not None else render(invoice, language)
     parts = Composition(base, cgv=inputs.cgv, annexes=list(inputs.annexes))
     return facturx_document(parts, Embedding(
-        cii_invoice(invoice, mentions=mentions), language=language, attachments=list(inputs.attachments),
-        title=f"{LABELS[language][invoice.type_code]} {invoice.number}", author=invoice.seller.name))
+        cii_invoice(invoice, mentions=LegalMentions(language=language)), language=language,
+        attachments=list(inputs.attachments), title=f"{LABELS[language][invoice.type_code]} {invoice.number}",
+        author=invoice.seller.name))
+
+
+@dataclass(frozen=True)
+class StoredPart:
+    """A stored input of a document, by its blob: the CGV (with its position) or an annex."""
+
+    sha256: str
+    name: str = ""
+    media_type: str = "application/pdf"
+    after_page: int | None = None
+
+
+def render_key(*, invoice_id: uuid.UUID, document: dict, language: str) -> str:
+    return _key(RENDER_VERSION, str(invoice_id), document, language)
+
+
+def facturx_key(*, invoice_id: uuid.UUID, document: dict, language: str, sent_pdf: bool, cgv: StoredPart | None,
+                annexes: Iterable[StoredPart]) -> str:
+    return _key(FACTURX_VERSION, RENDER_VERSION, str(invoice_id), document, language, sent_pdf,
+                cgv and [cgv.sha256, cgv.after_page], [[a.sha256, a.name, a.media_type] for a in annexes])
+
+
+def _key(*parts: object) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str, separators=(",", ":")).encode()).hexdigest()

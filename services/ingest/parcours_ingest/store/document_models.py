@@ -1,6 +1,7 @@
 """Tables of document preparation: the tenants' CGV (terms and conditions) per customer group, the
 annexes and supporting files of an invoice, and what ingest knows of each customer (group, language)
-from the router's customer.changed events. Bytes live in the blob store; rows hold their SHA-256."""
+from the router's customer.changed events, and the documents prepared from all that (cached). Bytes
+live in the blob store; rows hold their SHA-256."""
 
 from __future__ import annotations
 
@@ -57,3 +58,20 @@ class CustomerProfileRow(Base):
     customer_ref: Mapped[str] = mapped_column(String(64), primary_key=True)
     customer_group: Mapped[str | None] = mapped_column(String(64))
     language: Mapped[str | None] = mapped_column(String(2))
+
+
+class PreparedDocumentRow(Base):
+    """A document ingest built for an invoice (`kind` rendered: its PDF rendered from data; facturx: the
+    outgoing Factur-X), under the hash of everything it was built from (`inputs_key`): a change of CGV,
+    annexes, language or builder gives another key, hence a fresh build."""
+
+    __tablename__ = "prepared_documents"
+    __table_args__ = (ForeignKeyConstraint(["invoice_id"], ["invoices.id"], ondelete="CASCADE"),
+                      Index("ix_prepared_documents_invoice", "invoice_id"))
+
+    tenant_id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    inputs_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    invoice_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    kind: Mapped[str] = mapped_column(String(16))
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

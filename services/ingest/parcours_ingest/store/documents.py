@@ -1,4 +1,4 @@
-"""Queries on CGV, annexes and customer profiles; always scoped to one tenant."""
+"""Queries on CGV, annexes, customer profiles and prepared documents; always scoped to one tenant."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from parcours_ingest.store.document_models import DEFAULT_GROUP, CustomerProfileRow, InvoiceAnnexRow, TenantCgvRow
+from parcours_ingest.store.document_models import (
+    DEFAULT_GROUP, CustomerProfileRow, InvoiceAnnexRow, PreparedDocumentRow, TenantCgvRow,
+)
 
 
 async def put_cgv(session: AsyncSession, *, tenant_id: str, group: str, sha256: str, filename: str | None, pages: int,
@@ -72,3 +74,18 @@ async def save_customer_profile(session: AsyncSession, *, tenant_id: str, custom
     values = {"customer_group": group, "language": language}
     await session.execute(insert(CustomerProfileRow).values(tenant_id=tenant_id, customer_ref=customer_ref, **values)
                           .on_conflict_do_update(index_elements=["tenant_id", "customer_ref"], set_=values))
+
+
+async def prepared_document(session: AsyncSession, *, tenant_id: str, inputs_key: str) -> str | None:
+    """The SHA-256 of the blob built from these inputs, if one was."""
+    return (await session.execute(select(PreparedDocumentRow.sha256).where(
+        PreparedDocumentRow.tenant_id == tenant_id, PreparedDocumentRow.inputs_key == inputs_key))).scalar_one_or_none()
+
+
+async def remember_prepared(session: AsyncSession, *, tenant_id: str, inputs_key: str, invoice_id: uuid.UUID, kind: str,
+                            sha256: str) -> None:
+    """Record a built document (a rebuild of the same inputs, e.g. after its blob was lost, replaces the record)."""
+    statement = insert(PreparedDocumentRow).values(tenant_id=tenant_id, inputs_key=inputs_key, invoice_id=invoice_id,
+                                                   kind=kind, sha256=sha256)
+    await session.execute(statement.on_conflict_do_update(index_elements=["tenant_id", "inputs_key"],
+                                                          set_={"sha256": statement.excluded.sha256}))
