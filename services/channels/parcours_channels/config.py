@@ -6,6 +6,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from parcours_channels.domain.ap_platform import ApPartner
+from parcours_channels.domain.chorus_pro import ChorusProAccount
 from parcours_channels.domain.edi_profiles import EdiSettings
 from parcours_runtime.settings import ServiceSettings
 
@@ -81,8 +82,10 @@ class Settings(ServiceSettings):
     chorus_pro_api_url: str = Field(default="https://sandbox-api.piste.gouv.fr", pattern=r"^https?://")
     chorus_pro_client_id: str = ""
     chorus_pro_client_secret: SecretStr = SecretStr("")
-    chorus_pro_login: str = Field(default="", description="The technical account, sent in cpro-account.")
+    chorus_pro_login: str = Field(default="", description="The technical account of tenants without their own.")
     chorus_pro_password: SecretStr = SecretStr("")
+    chorus_pro_accounts: dict[str, ChorusProAccount] = Field(
+        default_factory=dict, description="Each tenant's own technical account, by tenant id (JSON).")
     chorus_pro_timeout_seconds: float = Field(default=30, gt=0)
     chorus_pro_poll_seconds: float = Field(default=60, gt=0, description="How often due follow-ups are looked for.")
     chorus_pro_first_check_seconds: float = Field(default=60, gt=0, description="First follow-up; doubles after.")

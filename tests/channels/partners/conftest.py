@@ -40,10 +40,13 @@ DOCUMENTS = _ingest_documents()
 @dataclass
 class Ingest:
     host: ServiceHost
-    key: str
+    keys: dict[str, str]  # API key by tenant
+    issue_key: Callable
 
-    async def post(self, *, kind: str = "cii", number: str | None = None) -> tuple[uuid.UUID, str]:
-        """Post an invoice to ingest as `kind` (cii, facturx, json); its id and number."""
+    async def post(self, *, kind: str = "cii", number: str | None = None, tenant: str = "acme") -> tuple[uuid.UUID, str]:
+        """Post an invoice of `tenant` to ingest as `kind` (cii, facturx, json); its id and number."""
+        if tenant not in self.keys:
+            self.keys[tenant] = await self.issue_key(self.host, tenant_id=tenant)
         body = copy.deepcopy(DOCUMENTS.VALID_INVOICE)
         body["number"] = number or f"F-{uuid.uuid4().hex[:10]}"
         body["buyer"]["siret"] = BUYER_SIRET  # a public buyer's establishment: what Chorus Pro routes on
@@ -55,7 +58,7 @@ class Ingest:
             content, media_type = DOCUMENTS.cii_document(body), "application/xml"
         async with httpx.AsyncClient(base_url=self.host.url, timeout=60) as client:
             response = await client.post("/v1/invoices", content=content, headers={
-                "Authorization": f"Bearer {self.key}", "Content-Type": media_type})
+                "Authorization": f"Bearer {self.keys[tenant]}", "Content-Type": media_type})
         assert response.status_code == 202, response.text
         return uuid.UUID(response.json()["invoice_id"]), body["number"]
 
@@ -67,7 +70,7 @@ async def ingest(run_service, tenant_key, monkeypatch) -> Ingest:
     host = await run_service("ingest")
     monkeypatch.setenv("PARCOURS_CHANNELS_INGEST_URL", host.url)
     monkeypatch.setenv("PARCOURS_CHANNELS_INGEST_DOCUMENT_TOKEN", READER_TOKEN)
-    return Ingest(host, await tenant_key(host, tenant_id="acme"))
+    return Ingest(host, {"acme": await tenant_key(host, tenant_id="acme")}, tenant_key)
 
 
 @pytest.fixture
@@ -104,8 +107,8 @@ def partner_dispatch(make_dispatch) -> Callable[..., DispatchRequested]:
     """Factory: the DispatchRequested router publishes for an invoice ingest holds."""
 
     def make(invoice_id: uuid.UUID, number: str, *, channel: str, recipient: str = "factures@buyer.example",
-             has_pdf: bool = False) -> DispatchRequested:
-        return make_dispatch(invoice_id=invoice_id, channel=channel, fallback_channels=["email_link"],
+             has_pdf: bool = False, tenant_id: str = "acme") -> DispatchRequested:
+        return make_dispatch(invoice_id=invoice_id, channel=channel, fallback_channels=["email_link"], tenant_id=tenant_id,
                              recipients=[Recipient(email=recipient)], invoice={"number": number, "has_pdf": has_pdf})
 
     return make

@@ -4,6 +4,7 @@ reports each step on the broker."""
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -158,3 +159,19 @@ async def test_a_crash_between_deposit_and_record_deposits_once(
 async def _deposited(chorus) -> bool:
     return chorus.deposits == 1
 
+
+
+async def test_each_tenant_deposits_with_its_own_technical_account(
+        outcomes, ingest, chorus, start_channels, partner_dispatch, monkeypatch):
+    chorus.add_account("TECH_GLOBEX@cpp2017.fr", "globex-password")
+    monkeypatch.setenv("PARCOURS_CHANNELS_CHORUS_PRO_ACCOUNTS", json.dumps(
+        {"globex": {"login": "TECH_GLOBEX@cpp2017.fr", "password": "globex-password"}}))
+    channels = await start_channels()
+    acme_invoice = await ingest.post(kind="cii")
+    globex_invoice = await ingest.post(kind="cii", tenant="globex")
+    await channels.publish(partner_dispatch(*acme_invoice, channel="chorus_pro"),
+                           partner_dispatch(*globex_invoice, channel="chorus_pro", tenant_id="globex"))
+
+    assert {type(e) for e in await outcomes(channels, 2)} == {InvoiceDispatched}
+    [acme_flux], [globex_flux] = chorus.deposits_of(acme_invoice[1]), chorus.deposits_of(globex_invoice[1])
+    assert (acme_flux.account, globex_flux.account) == (chorus.login, "TECH_GLOBEX@cpp2017.fr")

@@ -38,6 +38,7 @@ class Flux:
     syntax: str
     invoice_number: str
     deposited_at: datetime
+    account: str  # the technical account's login
     report: str = "IN_DEPOSE"
     errors: list[dict] = field(default_factory=list)
     invoice_id: int | None = None
@@ -48,6 +49,7 @@ class Invoice:
     id: int
     number: str
     flux: str
+    account: str
     history: list[str] = field(default_factory=list)
 
 
@@ -60,6 +62,7 @@ class ChorusProSimulator:
                  login: str = "TECH_PARCOURS@cpp2017.fr", password: str = "technical-password",
                  integrate_after_reports: int = 0) -> None:
         self.client_id, self.client_secret, self.login, self.password = client_id, client_secret, login, password
+        self.accounts = {login: password}  # technical accounts: login → password
         self.integrate_after_reports = integrate_after_reports  # IN_DEPOSE answered this many times first
         self.tokens: set[str] = set()
         self.flux: dict[str, Flux] = {}
@@ -73,6 +76,10 @@ class ChorusProSimulator:
         self.structures: dict[str, dict] = {}  # SIRET → the public structure's identity and parameters
 
     # Steering, for tests.
+    def add_account(self, login: str, password: str) -> None:
+        """Another supplier's technical account."""
+        self.accounts[login] = password
+
     def fail_next(self, n: int = 1, status: int = 503) -> None:
         self._failures.extend([status] * n)
 
@@ -127,8 +134,8 @@ class ChorusProSimulator:
 
         @app.post("/cpro/factures/v1/deposer/flux")
         async def deposit(request: Request):
-            if (refused := self._authorise(request)) is not None:
-                return refused
+            if isinstance(account := self._authorise(request), JSONResponse):
+                return account
             body = await request.json()
             syntax, name, encoded = body.get("syntaxeFlux"), body.get("nomFichier") or "", body.get("fichierFlux") or ""
             if syntax not in SYNTAXES:
@@ -145,7 +152,7 @@ class ChorusProSimulator:
             if number is None:
                 return _answer(20007, f"Le fichier ne correspond pas à la syntaxe {syntax}", 400)
             flux = Flux(number=f"CPP{len(self.flux) + 1:021d}", file_name=name, syntax=syntax,
-                        invoice_number=number, deposited_at=datetime.now(timezone.utc))
+                        invoice_number=number, deposited_at=datetime.now(timezone.utc), account=account)
             if self._planned_reports:
                 flux.report, reason = self._planned_reports.pop(0)
                 flux.errors = [{"identifiantFournisseur": None, "numeroDP": number, "libelleErreurDP": reason}]
@@ -161,10 +168,10 @@ class ChorusProSimulator:
 
         @app.post("/cpro/transverses/v1/consulterCRDetaille")
         async def report(request: Request):
-            if (refused := self._authorise(request)) is not None:
-                return refused
+            if isinstance(account := self._authorise(request), JSONResponse):
+                return account
             flux = self.flux.get((await request.json()).get("numeroFluxDepot"))
-            if flux is None:
+            if flux is None or flux.account != account:
                 return _answer(20001, "POQ_MSG_01.003 - Flux introuvable.", 400)
             seen = self._reports_seen[flux.number] = self._reports_seen.get(flux.number, 0) + 1
             if flux.report == "IN_DEPOSE" and seen > self.integrate_after_reports:
@@ -175,20 +182,21 @@ class ChorusProSimulator:
 
         @app.post("/cpro/factures/v1/rechercher/fournisseur")
         async def search(request: Request):
-            if (refused := self._authorise(request)) is not None:
-                return refused
+            if isinstance(account := self._authorise(request), JSONResponse):
+                return account
             number = (await request.json()).get("numeroFacture")
             found = [{"idFacture": i.id, "numeroFacture": i.number, "numeroFluxDepot": i.flux,
-                      "statut": i.history[-1]} for i in self.invoices.values() if i.number == number]
+                      "statut": i.history[-1]} for i in self.invoices.values()
+                     if i.number == number and i.account == account]
             return _answer(0, "", listeFactures=found, pagination={"nbResultatsParPage": 10, "pageCourante": 1,
                                                                       "pages": 1, "total": len(found)})
 
         @app.post("/cpro/factures/v1/consulter/historique")
         async def history(request: Request):
-            if (refused := self._authorise(request)) is not None:
-                return refused
+            if isinstance(account := self._authorise(request), JSONResponse):
+                return account
             invoice = self.invoices.get((await request.json()).get("idFacture"))
-            if invoice is None:
+            if invoice is None or invoice.account != account:
                 return _answer(20001, "Facture introuvable", 400)
             return _answer(0, "", idFacture=invoice.id, numeroFacture=invoice.number, modeDepot="DEPOT_API",
                            statutCourantCode=invoice.history[-1],
@@ -196,8 +204,8 @@ class ChorusProSimulator:
 
         @app.post("/cpro/structures/v1/rechercher")
         async def find_structure(request: Request):
-            if (refused := self._authorise(request)) is not None:
-                return refused
+            if isinstance(account := self._authorise(request), JSONResponse):
+                return account
             siret = ((await request.json()).get("structure") or {}).get("identifiantStructure")
             found = self.structures.get(siret)
             listed = [{k: found[k] for k in ("idStructureCPP", "designationStructure")}] if found else []
@@ -205,8 +213,8 @@ class ChorusProSimulator:
 
         @app.post("/cpro/structures/v1/consulter")
         async def read_structure(request: Request):
-            if (refused := self._authorise(request)) is not None:
-                return refused
+            if isinstance(account := self._authorise(request), JSONResponse):
+                return account
             wanted = (await request.json()).get("idStructureCPP")
             for siret, found in self.structures.items():
                 if found["idStructureCPP"] == wanted:
@@ -222,19 +230,24 @@ class ChorusProSimulator:
 
         return app
 
-    def _authorise(self, request: Request) -> JSONResponse | None:
+    def _authorise(self, request: Request) -> JSONResponse | str:
+        """The technical account's login, or the refusal to answer."""
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or token not in self.tokens:
             return JSONResponse({"error": "invalid_token"}, status_code=401)
-        expected = base64.b64encode(f"{self.login}:{self.password}".encode()).decode()
-        if request.headers.get("cpro-account") != expected:
+        try:
+            pair = base64.b64decode(request.headers.get("cpro-account", ""), validate=True).decode()
+            login, _, password = pair.partition(":")
+        except (binascii.Error, ValueError):
+            login, password = "", None
+        if not login or self.accounts.get(login) != password:
             return JSONResponse({"codeRetour": 10001, "libelle": "Compte technique inconnu"}, status_code=403)
-        return None
+        return login
 
     def _integrate(self, flux: Flux) -> None:
         flux.report = "IN_INTEGRE"
         invoice = Invoice(id=len(self.invoices) + 1000, number=flux.invoice_number, flux=flux.number,
-                          history=["DEPOSEE", "MISE_A_DISPOSITION"])
+                          account=flux.account, history=["DEPOSEE", "MISE_A_DISPOSITION"])
         self.invoices[invoice.id] = invoice
         flux.invoice_id = invoice.id
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
+from pydantic import BaseModel, ConfigDict, SecretStr
+
 from parcours_contracts import LifecycleStatus as L
 
 MAX_NAME_CHARS = 50
@@ -35,6 +37,16 @@ HISTORY: dict[str, L | None] = {
     "SERVICE_FAIT": L.APPROUVEE, "MANDATEE": L.PAIEMENT_TRANSMIS, "MISE_EN_PAIEMENT": L.PAIEMENT_TRANSMIS,
 }
 HISTORY_TERMINAL = frozenset({"REJETEE", "A_RECYCLER", "MISE_EN_PAIEMENT"})
+
+
+class ChorusProAccount(BaseModel):
+    """A supplier's Chorus Pro technical account (sent as `cpro-account`): each tenant deposits
+    as itself; the PISTE application (OAuth2 client) is Parcours' own, shared."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    login: str
+    password: SecretStr
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ from parcours_channels.adapters.chorus_pro.config import ChorusProSettings
 from parcours_channels.adapters.documents import DocumentSettings, fetch_document
 from parcours_channels.adapters.partner_once import Accepted, PartnerRefused, submit_once
 from parcours_channels.domain.chorus_pro import (
-    SYNTAXES, FileToDeposit, RoutingData, deposit_file_name, limit_violations, routing_data, routing_problems,
+    SYNTAXES, ChorusProAccount, FileToDeposit, RoutingData, deposit_file_name, limit_violations, routing_data,
+    routing_problems,
 )
 from parcours_channels.domain.outcome import DeliveryResult
 from parcours_channels.store.partner_submissions import PartnerSubmission
@@ -38,18 +39,23 @@ class ChorusProAdapter:
         first_check = timedelta(seconds=client.settings.first_check_seconds)
         common = {"number": request.invoice.number, "fallback_channels": list(request.fallback_channels)}
 
+        account = client.settings.account_for(request.tenant_id)
+
         async def submit(row: PartnerSubmission) -> Accepted:
             if not client.settings.configured:
-                raise PartnerRefused("Chorus Pro is not configured (PISTE client and technical account)")
+                raise PartnerRefused("Chorus Pro is not configured (PISTE client)")
+            if account is None:
+                raise PartnerRefused(f"tenant {request.tenant_id} has no Chorus Pro technical account")
             document = await fetch_document(client.http, request, DocumentSettings.of(ctx.settings))
             file_name = deposit_file_name(request.invoice.number, request.dispatch_id, document.extension)
             problems = limit_violations([FileToDeposit(file_name, len(document.content))])
-            problems += await self._routing_problems(client, routing_data(document.xml, ubl=document.syntax == "ubl"))
+            routing = routing_data(document.xml, ubl=document.syntax == "ubl")
+            problems += await self._routing_problems(client, account, routing)
             if problems:
                 raise PartnerRefused("; ".join(problems))
             syntax = SYNTAXES[document.syntax]
             try:
-                deposit = await client.deposit(file_name=file_name, content=document.content, syntax=syntax)
+                deposit = await client.deposit(account, file_name=file_name, content=document.content, syntax=syntax)
             except ChorusProError as refused:
                 raise PartnerRefused(f"deposit refused: {refused}") from None
             if not deposit.numeroFluxDepot:
@@ -59,7 +65,9 @@ class ChorusProAdapter:
                             detail={**common, "stage": "report", "syntax": syntax, "file_name": file_name})
 
         async def find_earlier(row: PartnerSubmission) -> Accepted | None:
-            found = await client.find_invoice(number=request.invoice.number)
+            if account is None:
+                return None
+            found = await client.find_invoice(account, number=request.invoice.number)
             if found is None:
                 return None
             return Accepted(partner_ref=found.numeroFluxDepot or f"facture-{found.idFacture}", last_status=found.statut,
@@ -69,12 +77,12 @@ class ChorusProAdapter:
         return await submit_once(request, ctx, partner=CHANNEL, submit=submit, find_earlier=find_earlier)
 
     @staticmethod
-    async def _routing_problems(client: ChorusProClient, routing: RoutingData) -> list[str]:
+    async def _routing_problems(client: ChorusProClient, account: ChorusProAccount, routing: RoutingData) -> list[str]:
         """Whether Chorus Pro can route the invoice: the buyer's structure exists and gets what it requires."""
         if not routing.buyer_siret:
             return ["the buyer's SIRET (scheme 0009) is missing: Chorus Pro routes public invoices on it"]
         try:
-            structure = await client.structure(siret=routing.buyer_siret)
+            structure = await client.structure(account, siret=routing.buyer_siret)
         except ChorusProError as refused:
             return [f"the buyer's structure {routing.buyer_siret} could not be read: {refused}"]
         if structure is None:

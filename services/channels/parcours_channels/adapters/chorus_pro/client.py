@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from parcours_channels.adapters import TransientDeliveryError
 from parcours_channels.adapters.chorus_pro.config import ChorusProSettings
 from parcours_channels.adapters.oauth import ClientCredentials
+from parcours_channels.domain.chorus_pro import ChorusProAccount
 
 
 class _Answer(BaseModel):
@@ -89,36 +90,37 @@ class ChorusProClient:
                                               client_secret=settings.client_secret.get_secret_value(), scope="openid",
                                               timeout=settings.timeout_seconds)
 
-    async def deposit(self, *, file_name: str, content: bytes, syntax: str) -> Deposit:
+    async def deposit(self, account: ChorusProAccount, *, file_name: str, content: bytes, syntax: str) -> Deposit:
         body = {"fichierFlux": base64.b64encode(content).decode(), "nomFichier": file_name, "syntaxeFlux": syntax,
                 "avecSignature": False}
-        return await self._call("/cpro/factures/v1/deposer/flux", body, Deposit)
+        return await self._call(account, "/cpro/factures/v1/deposer/flux", body, Deposit)
 
-    async def report(self, *, flux: str, syntax: str) -> Report:
-        return await self._call("/cpro/transverses/v1/consulterCRDetaille",
+    async def report(self, account: ChorusProAccount, *, flux: str, syntax: str) -> Report:
+        return await self._call(account, "/cpro/transverses/v1/consulterCRDetaille",
                                 {"numeroFluxDepot": flux, "syntaxeFlux": syntax}, Report)
 
-    async def find_invoice(self, *, number: str) -> FoundInvoice | None:
+    async def find_invoice(self, account: ChorusProAccount, *, number: str) -> FoundInvoice | None:
         body = {"numeroFacture": number, "pageResultatDemandee": 1, "nbResultatsParPage": 10}
-        found = await self._call("/cpro/factures/v1/rechercher/fournisseur", body, Search, refused_is_error=False)
+        found = await self._call(account, "/cpro/factures/v1/rechercher/fournisseur", body, Search, refused_is_error=False)
         return next((invoice for invoice in found.listeFactures if invoice.numeroFacture == number), None)
 
-    async def structure(self, *, siret: str) -> Structure | None:
+    async def structure(self, account: ChorusProAccount, *, siret: str) -> Structure | None:
         """The public structure with this SIRET and its parameters (what its invoices must carry)."""
         query = {"structure": {"identifiantStructure": siret, "typeIdentifiantStructure": "SIRET"}}
-        found = await self._call("/cpro/structures/v1/rechercher", query, Structures, refused_is_error=False)
+        found = await self._call(account, "/cpro/structures/v1/rechercher", query, Structures, refused_is_error=False)
         if not found.listeStructures:
             return None
-        return await self._call("/cpro/structures/v1/consulter",
+        return await self._call(account, "/cpro/structures/v1/consulter",
                                 {"idStructureCPP": found.listeStructures[0].idStructureCPP, "codeLangue": "fr"}, Structure)
 
-    async def history(self, *, invoice_id: int) -> History:
-        return await self._call("/cpro/factures/v1/consulter/historique", {"idFacture": invoice_id}, History)
+    async def history(self, account: ChorusProAccount, *, invoice_id: int) -> History:
+        return await self._call(account, "/cpro/factures/v1/consulter/historique", {"idFacture": invoice_id}, History)
 
-    async def _call(self, path: str, body: dict, model: type[A], *, refused_is_error: bool = True) -> A:
+    async def _call(self, account: ChorusProAccount, path: str, body: dict, model: type[A], *,
+                    refused_is_error: bool = True) -> A:
         for attempt in (1, 2):
             headers = {"Authorization": f"Bearer {await self._credentials.bearer(renew=attempt == 2)}",
-                       "cpro-account": self._account(), "Content-Type": "application/json;charset=utf-8"}
+                       "cpro-account": _cpro_account(account), "Content-Type": "application/json;charset=utf-8"}
             try:
                 response = await self.http.post(f"{self.settings.api_url.rstrip('/')}{path}", json=body, headers=headers,
                                                  timeout=self.settings.timeout_seconds)
@@ -138,6 +140,6 @@ class ChorusProClient:
             raise ChorusProError(f"{answer.codeRetour} {answer.libelle}".strip())
         return answer
 
-    def _account(self) -> str:
-        pair = f"{self.settings.login}:{self.settings.password.get_secret_value()}"
-        return base64.b64encode(pair.encode()).decode()
+
+def _cpro_account(account: ChorusProAccount) -> str:
+    return base64.b64encode(f"{account.login}:{account.password.get_secret_value()}".encode()).decode()

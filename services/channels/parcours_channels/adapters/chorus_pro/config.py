@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 from parcours_channels.config import Settings
+from parcours_channels.domain.chorus_pro import ChorusProAccount
 
 
 class ChorusProSettings(BaseModel):
@@ -16,6 +17,7 @@ class ChorusProSettings(BaseModel):
     client_secret: SecretStr
     login: str
     password: SecretStr
+    accounts: dict[str, ChorusProAccount]
     timeout_seconds: float
     poll_seconds: float
     first_check_seconds: float
@@ -29,4 +31,10 @@ class ChorusProSettings(BaseModel):
 
     @property
     def configured(self) -> bool:
-        return bool(self.client_id and self.client_secret.get_secret_value() and self.login)
+        return bool(self.client_id and self.client_secret.get_secret_value())
+
+    def account_for(self, tenant_id: str) -> ChorusProAccount | None:
+        """The tenant's technical account, else the default one, else None."""
+        if tenant_id in self.accounts:
+            return self.accounts[tenant_id]
+        return ChorusProAccount(login=self.login, password=self.password) if self.login else None

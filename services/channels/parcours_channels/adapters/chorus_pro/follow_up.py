@@ -89,9 +89,12 @@ class ChorusProFollowUp(PeriodicJob):
 
     async def _check(self, step: _Step, row: PartnerSubmission, now: datetime) -> None:
         client = self.adapter.client(self.ctx)
+        account = client.settings.account_for(row.tenant_id)
+        if account is None:
+            raise TransientDeliveryError(f"tenant {row.tenant_id} has no Chorus Pro technical account any more")
         detail = dict(row.detail)
         if detail.get("stage") == "report" and detail.get("invoice_id") is None:
-            report = await client.report(flux=row.partner_ref or "", syntax=detail.get("syntax") or "")
+            report = await client.report(account, flux=row.partner_ref or "", syntax=detail.get("syntax") or "")
             status = report.etatCourantDepotFlux or "IN_DEPOSE"
             if status in CR_REFUSED:
                 errors = "; ".join(str(e.get("libelleErreurDP") or e.get("libelleErreur") or e)
@@ -107,7 +110,7 @@ class ChorusProFollowUp(PeriodicJob):
                 return
             step.publish(self._acked(row, "DEPOSEE", ack_id=f"{row.partner_ref}:{status}", at=now))
             try:
-                found = await client.find_invoice(number=detail["number"])
+                found = await client.find_invoice(account, number=detail["number"])
             except ChorusProError:
                 found = None
             detail.update(stage="history", invoice_id=found.idFacture if found else None)
@@ -115,13 +118,13 @@ class ChorusProFollowUp(PeriodicJob):
                         next_check_at=self._next(row, now), detail=detail, checked=True)
             return
         if detail.get("invoice_id") is None:  # integrated, but not found yet among the supplier's invoices
-            found = await client.find_invoice(number=detail["number"])
+            found = await client.find_invoice(account, number=detail["number"])
             if found is None:
                 step.record(state=row.state,
                             last_status=row.last_status, next_check_at=self._next(row, now), checked=True)
                 return
             detail["invoice_id"] = found.idFacture
-        history = await client.history(invoice_id=int(detail["invoice_id"]))
+        history = await client.history(account, invoice_id=int(detail["invoice_id"]))
         status = history.statutCourantCode or row.last_status
         if status != row.last_status and (lifecycle := HISTORY.get(status or "")) is not None:
             step.publish(self._acked(row, lifecycle.name, ack_id=f"{row.partner_ref}:{status}", at=now))
