@@ -70,15 +70,17 @@ class Part:
         return {"file": self.file, "pages": [self.first_page, self.last_page]}
 
 
-def split_pdf(content: bytes, rule: SplitRule, *, limits: PdfLimits, file: int = 0) -> list[Part]:
-    """The parts of one batch PDF, in page order (leading pages before the first anchor are a part too)."""
+def split_pdf(content: bytes, rule: SplitRule, *, limits: PdfLimits, file: int = 0,
+              read_text: bool = True) -> list[Part]:
+    """The parts of one batch PDF, in page order (leading pages before the first anchor are a part too).
+    A part's `text` is its first page's, which matching needs; `read_text=False` skips it in `pages` mode."""
     with pdf_reading(limits):
         reader = PdfReader(io.BytesIO(content), strict=False)
         count = len(reader.pages)
         texts: list[str] = [""] * count
         if rule.mode == "pages":
             starts = list(range(0, count, rule.pages or 1))
-            for start in starts:  # a part's number is on its first page
+            for start in starts if read_text else ():  # a part's number is on its first page
                 texts[start] = _page_text(reader, start)
         else:
             anchor = regex.compile(rule.anchor or "")
