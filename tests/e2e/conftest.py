@@ -49,7 +49,7 @@ async def stack(spawn_service):
     extra = {
         "channels": {"SMTP_PORT": str(sink.smtp_port), "TRACKER_PUBLIC_URL": tracker_url,
                      "BOUNCE_SMTP_PORT": str(free_port())},
-        "tracker": {"PUBLIC_URL": tracker_url},
+        "tracker": {"PUBLIC_URL": tracker_url, "PORTAL_URL": f"http://127.0.0.1:{ports['portal']}"},
         "dunning": {"TIME_TRAVEL": "true", "TICK_SECONDS": "3600"},
         # The portal reads invoice documents from ingest by claim check.
         "ingest": {"DOCUMENT_READER_TOKEN": DOCUMENT_TOKEN},

@@ -55,7 +55,8 @@ async def test_console_journey_and_incident_in_a_browser(stack, eventually):
         browser_ua = {"User-Agent": "Mozilla/5.0 (browser test)"}
         page = await client.get(f"{stack.url('tracker')}/l/{token}", follow_redirects=True, headers=browser_ua)
         nonce = re.search(r'name="nonce" value="([^"]+)"', page.text).group(1)
-        assert (await client.post(f"{page.url}/open", data={"nonce": nonce}, headers=browser_ua)).status_code == 200
+        viewed = await client.post(f"{page.url}/open", data={"nonce": nonce}, headers=browser_ua)
+        assert viewed.status_code == 200 and f'href="{portal}/p/{token}"' in viewed.text  # onward to the portal
 
     async with async_playwright() as playwright:
         browser = await launch(playwright)

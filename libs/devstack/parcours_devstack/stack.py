@@ -71,7 +71,7 @@ class Stack:
         per_service = {
             "channels": {"SMTP_PORT": str(self.sink.smtp_port), "TRACKER_PUBLIC_URL": tracker_url,
                          "BOUNCE_SMTP_PORT": str(_port_or_free(2526))},
-            "tracker": {"PUBLIC_URL": tracker_url},
+            "tracker": {"PUBLIC_URL": tracker_url, "PORTAL_URL": f"http://127.0.0.1:{ports['portal']}"},
             "dunning": {"TIME_TRAVEL": "true", "TICK_SECONDS": "5"},
         }
         partner_env = await self.partners.start(tracker_url=tracker_url, document_token=secrets.token_urlsafe(24))

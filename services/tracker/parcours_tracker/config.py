@@ -19,6 +19,9 @@ class Settings(ServiceSettings):
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/parcours_tracker"
     public_url: str = Field(default="http://127.0.0.1:8104",
                             description="Base URL recipients reach the tracker at; channels builds its links on it.")
+    portal_url: str | None = Field(
+        default=None, pattern=r"^https?://",
+        description="Base URL of the portal: the invoice page links the recipient to `/p/{token}` there, to answer.")
     link_secrets: list[str] = Field(
         default_factory=lambda: [DEV_LINK_SECRET], min_length=1,
         description="Tracked-link secrets. The tracker only verifies, so all are accepted: list the new and "

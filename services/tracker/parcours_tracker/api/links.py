@@ -159,5 +159,7 @@ async def view_invoice(token: str, request: Request) -> Response:
             await journeys.record_event(uow, ctx.extras["tracking"], event=event, entry=journal.clicked(event))
             uow.publish(event)
         await uow.commit()
-    page = _pages.get_template("invoice.html").render(invoice=known.summary if known else None)
+    portal = ctx.settings.portal_url
+    page = _pages.get_template("invoice.html").render(invoice=known.summary if known else None,
+                                                      portal_link=f"{portal}/p/{token}" if portal else None)
     return HTMLResponse(page, headers=_PAGE_HEADERS)
