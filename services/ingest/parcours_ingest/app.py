@@ -19,8 +19,10 @@ from parcours_ingest.store.blobs import blob_store_from
 
 DESCRIPTION = """Ingest takes invoices from ERPs (`POST /v1/invoices`, tenant API key) as JSON, UBL 2.1 or
 UN/CEFACT CII XML, Factur-X PDF, or multipart JSON + PDF; checks that they are valid and add up,
-stores them and announces each one with an `invoice.received` event. It also owns the tenants and
-issues their API keys (`/v1/tenants`, admin token)."""
+stores them and announces each one with an `invoice.received` event. Many at once go to `/v1/batches`:
+a JSON array, a CSV or XLSX export read with a column-mapping profile, or a PDF of many invoices split
+by a rule and matched to its data, processed in the background with per-item outcomes. It also owns
+the tenants and issues their API keys (`/v1/tenants`, admin token)."""
 
 
 def create_app(ctx: ServiceContext) -> FastAPI:
