@@ -1,7 +1,9 @@
 """Factur-X builds per second per core (goal ≥ 200): ingest's own path for an invoice sent as data
 (render the PDF, insert two CGV pages, merge a one-page annex, embed the CII, the XMP and a
-supporting file), against the bare cost of pypdf merging and writing the same pages in the same
-run. "Per core": builds divided by the CPU seconds of this process (one thread).
+supporting file), and the same build from pages already rendered (what a new CGV or annex costs once
+the rendered pages are stored, and every build of an invoice sent with its PDF), against the bare
+cost of pypdf merging and writing the same pages, in the same run. "Per core": builds divided by the
+CPU seconds of this process (one thread), so that other jobs on the box do not count.
 
     python -m bench.ingest_facturx                 # 300 builds
     python -m bench.ingest_facturx --builds 50"""
@@ -15,6 +17,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 if __package__ in (None, ""):  # `python bench/ingest_facturx.py`
@@ -25,8 +28,7 @@ from reportlab.pdfgen import canvas  # noqa: E402
 
 from parcours_ingest.domain.facturx_out import Attachment, Insert  # noqa: E402
 from parcours_ingest.domain.invoice import InvoiceContent  # noqa: E402
-from parcours_ingest.domain.outgoing import FacturxInputs, build_facturx  # noqa: E402
-from parcours_ingest.domain.render_pdf import render_invoice  # noqa: E402
+from parcours_ingest.domain.outgoing import FacturxInputs, build_facturx, render  # noqa: E402
 
 GOAL = 200.0
 
@@ -83,21 +85,25 @@ def measure(*, builds: int = 300, say=print) -> dict:
     prepared = [inputs(i, cgv=cgv, annex=annex) for i in range(builds)]
     sample = build_facturx(prepared[0])  # warm: fonts registered, profile made, modules loaded
     assert b"factur-x.xml" in sample and len(PdfReader(io.BytesIO(sample)).pages) == 4
-    rendered = [render_invoice(p.invoice, language="fr") for p in prepared]
-    wall, per_core = _rate(builds, lambda i: build_facturx(prepared[i]))
-    base_wall, base_per_core = _rate(builds, lambda i: bare_merge(rendered[i], cgv, annex))
-    _, render_per_core = _rate(min(builds, 100), lambda i: render_invoice(prepared[i].invoice, language="fr"))
+    rendered = [render(p.invoice, "fr") for p in prepared]
+    from_pages = [replace(p, pdf=pages) for p, pages in zip(prepared, rendered)]
+    _, per_core = _rate(builds, lambda i: build_facturx(prepared[i]))
+    _, pages_per_core = _rate(builds, lambda i: build_facturx(from_pages[i]))
+    _, base_per_core = _rate(builds, lambda i: bare_merge(rendered[i], cgv, annex))
+    _, render_per_core = _rate(min(builds, 100), lambda i: render(prepared[i].invoice, "fr"))
     result = {
         "builds": builds, "bytes": len(sample),
-        "facturx_per_s": round(wall, 1), "facturx_per_core_s": round(per_core, 1),
-        "cpu_ms_per_build": round(1000 / per_core, 2), "render_cpu_ms": round(1000 / render_per_core, 2),
-        "baseline": "pypdf merge + write of the same pages", "baseline_per_s": round(base_wall, 1),
-        "baseline_per_core_s": round(base_per_core, 1), "ratio": round(per_core / base_per_core, 3), "goal": GOAL,
+        "facturx_per_core_s": round(per_core, 1), "cpu_ms_per_build": round(1000 / per_core, 2),
+        "render_cpu_ms": round(1000 / render_per_core, 2),
+        "from_pages_per_core_s": round(pages_per_core, 1), "cpu_ms_from_pages": round(1000 / pages_per_core, 2),
+        "baseline": "pypdf merge + write of the same pages", "baseline_per_core_s": round(base_per_core, 1),
+        "ratio": round(pages_per_core / base_per_core, 3), "goal": GOAL,
     }
-    verdict = "PASS" if per_core >= GOAL else "MISS"
-    say(f"  Factur-X: {per_core:.0f} builds/s per core ({result['cpu_ms_per_build']:.1f} CPU ms, render "
-        f"{result['render_cpu_ms']:.1f}); bare pypdf merge {base_per_core:.0f}/s → {result['ratio']:.0%} "
-        f"(goal ≥ {GOAL:.0f}/s per core: {verdict})")
+    verdict = lambda rate: "PASS" if rate >= GOAL else "MISS"  # noqa: E731
+    say(f"  Factur-X per core: {per_core:.0f} builds/s rendering included ({result['cpu_ms_per_build']:.1f} CPU ms, "
+        f"render {result['render_cpu_ms']:.1f}): {verdict(per_core)}; from rendered pages {pages_per_core:.0f}/s "
+        f"({result['cpu_ms_from_pages']:.1f} ms): {verdict(pages_per_core)}; bare pypdf merge {base_per_core:.0f}/s "
+        f"→ {result['ratio']:.0%} (goal ≥ {GOAL:.0f}/s per core)")
     return result
 
 

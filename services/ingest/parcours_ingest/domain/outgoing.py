@@ -18,7 +18,7 @@ from parcours_ingest.domain.legal import Language, LegalMentions
 from parcours_ingest.domain.render_pdf import LABELS, render_invoice
 
 # bump when the same inputs would give different bytes (a new layout, another embedding)
-RENDER_VERSION = "render/1"
+RENDER_VERSION = "render/2"
 FACTURX_VERSION = "facturx/2"
 
 

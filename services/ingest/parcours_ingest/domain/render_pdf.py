@@ -107,37 +107,41 @@ def render_invoice(invoice: InvoiceContent, *, language: Language = "fr", mentio
                        style=_grid(colors, accent, header=False, lines=False)))
     story.append(Spacer(1, 6 * mm))
 
-    rows = [[p(labels[k], bold) for k in ("description", "quantity", "unit_price", "vat_rate", "line_total")]]
+    # short cells (figures, labels) are plain strings in the table's font: a Paragraph each would double the
+    # time of a render; only what may wrap (descriptions, reasons) is a Paragraph
+    rows: list[list] = [[labels[k] for k in ("description", "quantity", "unit_price", "vat_rate", "line_total")]]
     for line in invoice.lines:
-        rows.append([p(line.description), p(number(line.quantity, language)), p(money(line.unit_price, cur, language, unit=True)),
-                     p(f"{number(line.vat_rate, language)} %"), p(money(line.line_total_excl_tax, cur, language))])
+        rows.append([p(line.description), number(line.quantity, language), money(line.unit_price, cur, language, unit=True),
+                     f"{number(line.vat_rate, language)} %", money(line.line_total_excl_tax, cur, language)])
         for item in line.allowances_charges:
             sign = "" if item.charge else "−"
-            rows.append([p(f"  {labels['charge' if item.charge else 'allowance']} {item.reason or ''}", small), p(""),
-                         p(""), p(""), p(f"{sign}{money(item.amount, cur, language)}", small)])
+            rows.append([p(f"  {labels['charge' if item.charge else 'allowance']} {item.reason or ''}", small), "",
+                         "", "", f"{sign}{money(item.amount, cur, language)}"])
     for item in invoice.allowances_charges:
         sign = "" if item.charge else "−"
-        rows.append([p(f"{labels['charge' if item.charge else 'allowance']} {item.reason or ''}"), p(""), p(""),
-                     p(f"{number(item.vat_rate or Decimal(0), language)} %"),
-                     p(f"{sign}{money(item.amount, cur, language)}")])
+        rows.append([p(f"{labels['charge' if item.charge else 'allowance']} {item.reason or ''}"), "", "",
+                     f"{number(item.vat_rate or Decimal(0), language)} %", f"{sign}{money(item.amount, cur, language)}"])
     story.append(Table(rows, colWidths=[85 * mm, 18 * mm, 28 * mm, 17 * mm, 32 * mm], repeatRows=1,
-                       style=_grid(colors, accent)))
+                       style=_grid(colors, accent, right_from=1)))
     story.append(Spacer(1, 5 * mm))
 
     story.append(p(labels["vat_breakdown"], bold))
-    vat_rows = [[p(labels[k], bold) for k in ("vat_rate", "base", "tax")]]
-    vat_rows += [[p(f"{number(e.rate, language)} % ({e.category})"), p(money(e.base, cur, language)),
-                  p(money(e.tax, cur, language))] for e in vat_entries(invoice)]
+    vat_rows = [[labels[k] for k in ("vat_rate", "base", "tax")]]
+    vat_rows += [[f"{number(e.rate, language)} % ({e.category})", money(e.base, cur, language),
+                  money(e.tax, cur, language)] for e in vat_entries(invoice)]
     totals = invoice.totals
-    total_rows = [[p(labels["total_excl_tax"]), p(money(totals.total_excl_tax, cur, language))],
-                  [p(labels["total_tax"]), p(money(totals.total_tax, cur, language))],
-                  [p(labels["total_incl_tax"], bold), p(money(totals.total_incl_tax, cur, language), bold)]]
+    total_rows = [[labels["total_excl_tax"], money(totals.total_excl_tax, cur, language)],
+                  [labels["total_tax"], money(totals.total_tax, cur, language)],
+                  [labels["total_incl_tax"], money(totals.total_incl_tax, cur, language)]]
+    bold_rows = [2]
     if totals.prepaid_amount:
         due = totals.total_incl_tax - totals.prepaid_amount
-        total_rows += [[p(labels["prepaid"]), p(money(totals.prepaid_amount, cur, language))],
-                       [p(labels["amount_due"], bold), p(money(due, cur, language), bold)]]
-    story.append(Table([[Table(vat_rows, colWidths=[30 * mm, 30 * mm, 30 * mm], style=_grid(colors, accent)),
-                         Table(total_rows, colWidths=[45 * mm, 35 * mm], style=_grid(colors, accent, header=False))]],
+        total_rows += [[labels["prepaid"], money(totals.prepaid_amount, cur, language)],
+                       [labels["amount_due"], money(due, cur, language)]]
+        bold_rows.append(4)
+    story.append(Table([[Table(vat_rows, colWidths=[30 * mm, 30 * mm, 30 * mm], style=_grid(colors, accent, right_from=1)),
+                         Table(total_rows, colWidths=[45 * mm, 35 * mm],
+                               style=_grid(colors, accent, header=False, right_from=1, bold_rows=bold_rows))]],
                        colWidths=[95 * mm, 85 * mm], style=_grid(colors, accent, header=False, lines=False)))
     story.append(Spacer(1, 6 * mm))
     story.append(p(labels["payment"], bold))
@@ -182,16 +186,21 @@ def _party_block(party: Seller | Buyer, heading: str, labels: dict[str, str], p,
     return lines
 
 
-def _grid(colors, accent, *, header: bool = True, lines: bool = True):
+def _grid(colors, accent, *, header: bool = True, lines: bool = True, right_from: int | None = None,
+          bold_rows: list[int] = ()):
     from reportlab.platypus import TableStyle
 
     # every cell in the embedded font: a PDF/A may not name a font it does not embed
-    commands = [("FONTNAME", (0, 0), (-1, -1), FONT), ("VALIGN", (0, 0), (-1, -1), "TOP"),
+    commands = [("FONTNAME", (0, 0), (-1, -1), FONT), ("FONTSIZE", (0, 0), (-1, -1), 8.5),
+                ("LEADING", (0, 0), (-1, -1), 11), ("VALIGN", (0, 0), (-1, -1), "TOP"),
                 ("TOPPADDING", (0, 0), (-1, -1), 2), ("BOTTOMPADDING", (0, 0), (-1, -1), 2)]
+    if right_from is not None:
+        commands += [("ALIGN", (right_from, 0), (-1, -1), "RIGHT")]
     if lines:
         commands += [("LINEBELOW", (0, 0), (-1, -1), 0.25, colors.lightgrey)]
     if header:
-        commands += [("LINEBELOW", (0, 0), (-1, 0), 0.8, accent)]
+        commands += [("LINEBELOW", (0, 0), (-1, 0), 0.8, accent), ("FONTNAME", (0, 0), (-1, 0), FONT_BOLD)]
+    commands += [("FONTNAME", (0, row), (-1, row), FONT_BOLD) for row in bold_rows]
     return TableStyle(commands)
 
 
