@@ -52,9 +52,24 @@ class BatchWorker(PeriodicJob):
                 batch = await store.claim_batch(session, lease=self._lease)
             if batch is None:
                 return processed
-            await self._process(batch)
+            heartbeat = asyncio.create_task(self._keep_lease(batch))
+            try:
+                await self._process(batch)
+            finally:
+                heartbeat.cancel()
             processed += 1
         return processed
+
+    async def _keep_lease(self, batch: BatchRow) -> None:
+        """Renew the lease while the batch is read (splitting a long PDF can outlast it) and worked on."""
+        while True:
+            await asyncio.sleep(self._lease.total_seconds() / 3)
+            try:
+                async with self._ctx.sessions.begin() as session:
+                    if not await store.renew_lease(session, batch=batch, lease=self._lease):
+                        return
+            except Exception:  # the database away for a moment: the next beat tries again
+                log.warning("batch %s: lease not renewed", batch.id, exc_info=True)
 
     async def _process(self, batch: BatchRow) -> None:
         try:

@@ -68,6 +68,14 @@ async def record_progress(session: AsyncSession, *, batch: BatchRow, items: list
     return True
 
 
+async def renew_lease(session: AsyncSession, *, batch: BatchRow, lease: timedelta) -> bool:
+    """Push the lease back, if the claim is still ours."""
+    renewed = await session.execute(update(BatchRow).where(BatchRow.id == batch.id,
+                                                           BatchRow.claim_token == batch.claim_token)
+                                    .values(lease_until=func.now() + lease))
+    return renewed.rowcount == 1
+
+
 async def finish_batch(session: AsyncSession, *, batch: BatchRow, status: str, error: dict | None = None,
                        total_items: int | None = None) -> bool:
     """Mark the batch done or failed, if the claim is still ours."""
