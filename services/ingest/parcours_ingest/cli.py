@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -68,6 +69,7 @@ def import_files(
         split_rule: Annotated[str | None, typer.Option(help="Split rule: PDFs are batches of many invoices.")] = None,
         data: Annotated[Path | None, typer.Option(exists=True, help="The invoice data of a PDF to split.")] = None,
         timeout: Annotated[float, typer.Option(help="Seconds to wait for each batch.")] = 600.0,
+        concurrency: Annotated[int, typer.Option(min=1, max=64, help="Files sent at once.")] = 4,
 ) -> None:
     """Send invoice files (JSON, XML, Factur-X PDF, JSON arrays, CSV, XLSX, or a PDF to split) to ingest."""
     console = Console()
@@ -85,10 +87,16 @@ def import_files(
             Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                      console=console) as progress:
         overall = progress.add_task("files", total=len(uploads))
-        for upload in uploads:
-            progress.update(overall, description=upload.path.name)
-            outcomes += _send(client, upload, progress, timeout=timeout)
-            progress.advance(overall)
+
+        def send(upload: Upload) -> list[Outcome]:
+            try:
+                return _send(client, upload, progress, timeout=timeout)
+            finally:
+                progress.advance(overall)
+
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:  # results in the files' order
+            for sent in pool.map(send, uploads):
+                outcomes += sent
     _print(console, outcomes)
     raise typer.Exit(0 if outcomes and all(o.status in OK for o in outcomes) else 1)
 
