@@ -39,6 +39,7 @@ class PostRun:
     posts: list[Posted] = field(default_factory=list)
     started_at: float = 0.0
     finished_at: float = 0.0
+    batches: list[tuple[str, int]] = field(default_factory=list)  # (batch id, index of its first invoice)
 
     @property
     def accepted(self) -> list[Posted]:
@@ -117,6 +118,49 @@ async def post_flat_out(url: str, key: str, bodies: list[bytes], concurrency: in
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
         run.finished_at = time.time()
     return run
+
+
+async def post_batches(url: str, key: str, bodies: list[bytes], batch_size: int, concurrency: int) -> PostRun:
+    """The bodies as JSON arrays of `batch_size` to `/v1/batches`, `concurrency` in flight. One Posted per
+    invoice, answered when its batch's 202 came back; its invoice id is filled in by `resolve_batches`."""
+    run = PostRun()
+    chunks = iter(enumerate(range(0, len(bodies), batch_size)))
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        for _, first in chunks:
+            chunk = bodies[first:first + batch_size]
+            sent = time.time()
+            try:
+                response = await client.post("/v1/batches", content=b"[" + b",".join(chunk) + b"]")
+                status = response.status_code
+                batch_id = response.json().get("batch_id") if status == 202 else None
+            except httpx.HTTPError:
+                status, batch_id = 0, None
+            answered = time.time()
+            run.posts.extend(Posted(first + i, sent, answered, status, None) for i in range(len(chunk)))
+            if batch_id:
+                run.batches.append((batch_id, first))
+
+    async with _client(url, key, concurrency) as client:
+        run.started_at = time.time()
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+        run.finished_at = time.time()
+    return run
+
+
+async def resolve_batches(url: str, key: str, run: PostRun) -> None:
+    """Fill in the invoice ids of a batch run's posts from the batches' item outcomes; an item the
+    batch refused turns its post into a 422."""
+    by_index = {p.index: p for p in run.posts}
+    async with _client(url, key, 8) as client:
+        for batch_id, first in run.batches:
+            read = (await client.get(f"/v1/batches/{batch_id}")).json()
+            for item in read.get("items", []):
+                post = by_index[first + item["location"]["index"]]
+                if item["status"] == "accepted":
+                    post.invoice_id = item["invoice_id"]
+                else:
+                    post.status = 422
 
 
 async def post_paced(url: str, key: str, bodies: list[bytes], rate: float, max_in_flight: int) -> PostRun:

@@ -60,8 +60,11 @@ def print_report(result: dict, console: Console | None = None) -> None:
     console.print(f"\n[bold]Parcours benchmark[/] {meta['started']}  commit {meta['commit']}"
                   f"{' (dirty tree)' if meta.get('dirty') else ''}  ·  {meta['cpus']} CPUs  ·  "
                   f"PostgreSQL fsync {'OFF (PARCOURS_PG_FAST=1)' if meta['pg_fast'] else 'on'}")
-    console.print(f"{meta['invoices']} invoices, {meta['concurrency']} POSTs in flight, one POST per invoice "
-                  f"(ingest has no batch endpoint yet), {meta['partitions']} partitions, "
+    batch = meta.get("batch_size", 1)
+    posting = (f"POST /v1/batches of {batch}, {min(meta['concurrency'], 4)} in flight" if batch > 1
+               else f"one POST /v1/invoices per invoice, {meta['concurrency']} in flight")
+    console.print(f"{meta['invoices']} invoices, {posting} (latency run: one POST per invoice), "
+                  f"{meta['partitions']} partitions, "
                   f"consumer batch {meta['consumer_batch_size']}, smtp_concurrency {meta['smtp_concurrency']}")
 
     table = Table(title="Throughput", title_justify="left")

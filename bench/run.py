@@ -95,10 +95,16 @@ async def throughput(infra: Infra, monitor: ProcessMonitor, key: str, args, base
         monitor.mark("tp-start")
         if profiler:
             profiler.start({name: p.process.pid for name, p in infra.services.items()})
-        posting = asyncio.create_task(e2e.post_flat_out(urls["ingest"], key, bodies, args.concurrency))
+        if args.batch_size > 1:
+            posting = asyncio.create_task(e2e.post_batches(urls["ingest"], key, bodies, args.batch_size,
+                                                           max(1, min(args.concurrency, 4))))
+        else:
+            posting = asyncio.create_task(e2e.post_flat_out(urls["ingest"], key, bodies, args.concurrency))
         done = await observer.wait_for(base[1] + args.invoices, stall_seconds=args.stall_seconds,
                                        alive=lambda: not infra.dead_services())
         posts = await posting
+        if args.batch_size > 1:
+            await e2e.resolve_batches(urls["ingest"], key, posts)
         monitor.mark("tp-end")
         profile = profiler.stop() if profiler else None
         stats_after = await e2e.database_stats(infra.pg_dsn)
@@ -210,7 +216,7 @@ async def main_async(args) -> dict:
         "started": started.isoformat(timespec="seconds"), "commit": commit, "dirty": dirty,
         "host": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version(),
         "pg_fast": pg_fast(), "invoices": args.invoices,
-        "concurrency": args.concurrency, "service_env": overrides, **settings, "logs": str(run_dir / "logs"),
+        "concurrency": args.concurrency, "batch_size": args.batch_size, "service_env": overrides, **settings, "logs": str(run_dir / "logs"),
         "argv": sys.argv[1:],
     }}
     console = report.Console()
@@ -229,7 +235,8 @@ async def main_async(args) -> dict:
                                                                 invoices=args.dunning_invoices, say=say)
         if args.tracker_invoices:  # tracker: link clicks vs a bare redirect (goal ≥ 50 %), receipt sweep over 1 M timers
             result["tracker_clicks"] = await tracker_clicks.measure(server_dsn=infra.pg_dsn, bootstrap=infra.bootstrap,
-                                                                    log_dir=infra.logs, say=say)
+                                                                    log_dir=infra.logs, seconds=args.click_seconds,
+                                                                    invoices=min(2000, args.tracker_invoices), say=say)
             result["tracker_sweep"] = await tracker_sweep.measure(infra.database("bench_tracker_sweep"),
                                                                   invoices=args.tracker_invoices, say=say)
         if args.split_pages:  # ingest's batch PDF split vs qpdf --split-pages on the same file (goal ≥ 50 %)
@@ -318,7 +325,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
     parser.add_argument("--invoices", type=int, default=20000, help="invoices per throughput run (default 20000)")
     parser.add_argument("--full", action="store_true", help="100 000 invoices")
-    parser.add_argument("--concurrency", type=int, default=32, help="POSTs in flight (default 32)")
+    parser.add_argument("--concurrency", type=int, default=32, help="POSTs in flight (default 32; batches: at most 4)")
+    parser.add_argument("--batch-size", type=int, default=100,
+                        help="invoices per POST /v1/batches in the throughput run (default 100; 1: one POST "
+                             "/v1/invoices each)")
     parser.add_argument("--skip-bare", action="store_true", help="no bare pipeline (no ratio then)")
     parser.add_argument("--bare-variants", action="store_true",
                         help="also the bare pipeline with the fan-out consumers, and with one SMTP connection per message")
@@ -329,6 +339,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tracker-invoices", type=int, default=None,
                         help="tracked invoices in the tracker sweep benchmark, which runs with the click benchmark "
                              "(default 50 × --invoices, at most 1 000 000; 0: skip both)")
+    parser.add_argument("--click-seconds", type=float, default=15,
+                        help="length of each flat-out and paced run of the click benchmark (default 15)")
     parser.add_argument("--split-pages", type=int, default=2000,
                         help="pages of the batch PDF split benchmark (default 2000; 0: skip it)")
     parser.add_argument("--facturx-builds", type=int, default=None,

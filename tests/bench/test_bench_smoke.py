@@ -20,7 +20,10 @@ from parcours_devstack.services import SERVICES  # noqa: E402
 @pytest.mark.slow
 async def test_bench_runs_end_to_end_and_writes_its_results(tmp_path):
     args = run.parse_args(["--invoices", "20", "--concurrency", "4", "--latency-seconds", "1",
-                           "--stall-seconds", "60", "--out", str(tmp_path)])
+                           "--stall-seconds", "60", "--out", str(tmp_path), "--batch-size", "8",
+                           # the component benchmarks, tiny: the harness must run, not measure
+                           "--tracker-invoices", "100", "--click-seconds", "1", "--dunning-invoices", "200",
+                           "--split-pages", "20"])
 
     result = await run.main_async(args)
 
