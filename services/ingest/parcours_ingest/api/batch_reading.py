@@ -30,8 +30,8 @@ class Outcome:
     problem: Problem | None = None
 
 
-
-def read_items(batch: BatchRow, files: list[BatchFileRow], settings: Settings) -> tuple[list[Item], MappingProfile | None]:
+def read_items(batch: BatchRow, files: list[BatchFileRow],
+               settings: Settings) -> tuple[list[Item], MappingProfile | None]:
     """The batch's items, from its stored files and the options it was received with."""
     profile = MappingProfile.model_validate(batch.options["profile"]) if "profile" in batch.options else None
     by_name = {file.name: file for file in files}
