@@ -93,6 +93,10 @@ class Settings(ServiceSettings):
     chorus_pro_integration_deadline_hours: float = Field(
         default=48, gt=0, description="No integration report by then: the deposit is given up.")
     chorus_pro_follow_days: float = Field(default=60, gt=0, description="How long an invoice's history is followed.")
+    chorus_pro_batch_max: int = Field(default=1, ge=1, le=500, description=(
+        "Invoices per deposit: above 1 they are queued and deposited together as a tar.gz by the follow-up "
+        "once batch_max are queued or the oldest waited chorus_pro_batch_wait_seconds; 1: each at once."))
+    chorus_pro_batch_wait_seconds: float = Field(default=300, ge=0, description="Longest wait of a queued invoice.")
     # ap_platform: the buyers' AP platforms, by name; adding one is adding an entry.
     ap_platform_partners: dict[str, ApPartner] = Field(default_factory=dict)
     # edi: EDIFACT INVOIC over AS2, our identity and the trading partners (domain/edi_profiles.py).

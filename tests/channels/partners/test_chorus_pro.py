@@ -175,3 +175,22 @@ async def test_each_tenant_deposits_with_its_own_technical_account(
     assert {type(e) for e in await outcomes(channels, 2)} == {InvoiceDispatched}
     [acme_flux], [globex_flux] = chorus.deposits_of(acme_invoice[1]), chorus.deposits_of(globex_invoice[1])
     assert (acme_flux.account, globex_flux.account) == (chorus.login, "TECH_GLOBEX@cpp2017.fr")
+
+
+async def test_batched_invoices_go_in_one_tar_gz_deposit_and_are_followed_each(
+        outcomes, ingest, chorus, start_channels, partner_dispatch, eventually, monkeypatch):
+    monkeypatch.setenv("PARCOURS_CHANNELS_CHORUS_PRO_BATCH_MAX", "3")  # deposited once three are queued
+    monkeypatch.setenv("PARCOURS_CHANNELS_CHORUS_PRO_BATCH_WAIT_SECONDS", "600")
+    channels = await start_channels()
+    invoices = [await ingest.post(kind="cii") for _ in range(3)]
+    await channels.publish(*(partner_dispatch(*invoice, channel="chorus_pro") for invoice in invoices))
+
+    assert {type(e) for e in await outcomes(channels, 3)} == {InvoiceDispatched}
+
+    async def all_made_available():
+        return all([await _has(channels, invoice_id, "MISE_A_DISPOSITION") for invoice_id, _ in invoices])
+
+    await eventually(all_made_available, what="each invoice of the batch followed", timeout=60)
+    [flux] = chorus.flux.values()
+    assert chorus.deposits == 1 and flux.file_name.endswith(".tar.gz") and flux.syntax == "IN_DP_E1_CII_16B"
+    assert sorted(flux.invoice_numbers) == sorted(number for _, number in invoices)

@@ -14,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import io
 import secrets
+import tarfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from urllib.parse import parse_qs
@@ -36,12 +38,11 @@ class Flux:
     number: str  # numeroFluxDepot
     file_name: str
     syntax: str
-    invoice_number: str
+    invoice_numbers: list[str]  # one, or those of a tar.gz's documents
     deposited_at: datetime
     account: str  # the technical account's login
     report: str = "IN_DEPOSE"
     errors: list[dict] = field(default_factory=list)
-    invoice_id: int | None = None
 
 
 @dataclass
@@ -110,7 +111,7 @@ class ChorusProSimulator:
         raise KeyError(invoice_number)
 
     def deposits_of(self, invoice_number: str) -> list[Flux]:
-        return [flux for flux in self.flux.values() if flux.invoice_number == invoice_number]
+        return [flux for flux in self.flux.values() if invoice_number in flux.invoice_numbers]
 
     def app(self) -> FastAPI:
         app = FastAPI(title="Chorus Pro simulator (PISTE)")
@@ -148,14 +149,14 @@ class ChorusProSimulator:
                 return _answer(20005, "Le fichier n'est pas encodé en base 64", 400)
             if len(content) > MAX_FILE_BYTES:
                 return _answer(20006, "Le fichier dépasse la taille maximale de 10 Mo", 400)
-            number = _invoice_number(syntax, content)
-            if number is None:
+            numbers = [_invoice_number(syntax, document) for document in _documents(name, content)]
+            if not numbers or None in numbers:
                 return _answer(20007, f"Le fichier ne correspond pas à la syntaxe {syntax}", 400)
             flux = Flux(number=f"CPP{len(self.flux) + 1:021d}", file_name=name, syntax=syntax,
-                        invoice_number=number, deposited_at=datetime.now(timezone.utc), account=account)
+                        invoice_numbers=numbers, deposited_at=datetime.now(timezone.utc), account=account)
             if self._planned_reports:
                 flux.report, reason = self._planned_reports.pop(0)
-                flux.errors = [{"identifiantFournisseur": None, "numeroDP": number, "libelleErreurDP": reason}]
+                flux.errors = [{"identifiantFournisseur": None, "numeroDP": n, "libelleErreurDP": reason} for n in numbers]
             elif self.integrate_after_reports == 0:
                 self._integrate(flux)  # Chorus Pro integrated it before anyone asked
             self.flux[flux.number] = flux
@@ -246,10 +247,21 @@ class ChorusProSimulator:
 
     def _integrate(self, flux: Flux) -> None:
         flux.report = "IN_INTEGRE"
-        invoice = Invoice(id=len(self.invoices) + 1000, number=flux.invoice_number, flux=flux.number,
-                          account=flux.account, history=["DEPOSEE", "MISE_A_DISPOSITION"])
-        self.invoices[invoice.id] = invoice
-        flux.invoice_id = invoice.id
+        for number in flux.invoice_numbers:
+            invoice = Invoice(id=len(self.invoices) + 1000, number=number, flux=flux.number,
+                              account=flux.account, history=["DEPOSEE", "MISE_A_DISPOSITION"])
+            self.invoices[invoice.id] = invoice
+
+
+def _documents(name: str, content: bytes) -> list[bytes]:
+    """The documents of a deposit: the file itself, or each file of a tar.gz (several invoices)."""
+    if not name.endswith((".tar.gz", ".tgz")):
+        return [content]
+    try:
+        with tarfile.open(fileobj=io.BytesIO(content), mode="r:gz") as archive:
+            return [archive.extractfile(m).read() for m in archive.getmembers() if m.isfile()]
+    except (tarfile.TarError, OSError):
+        return []
 
 
 def _invoice_number(syntax: str, content: bytes) -> str | None:

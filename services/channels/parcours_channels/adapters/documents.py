@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
+from uuid import UUID
 
 import httpx
 from lxml import etree
@@ -50,18 +51,25 @@ class Document:
 async def fetch_document(client: httpx.AsyncClient, request: DispatchRequested,
                          settings: DocumentSettings | None = None) -> Document:
     """The structured document of the invoice; PartnerRefused if it has none, transient errors raise."""
+    return await fetch_invoice_document(client, tenant_id=request.tenant_id, invoice_id=request.invoice_id,
+                                        has_pdf=request.invoice.has_pdf, settings=settings)
+
+
+async def fetch_invoice_document(client: httpx.AsyncClient, *, tenant_id: str, invoice_id: UUID, has_pdf: bool,
+                                 settings: DocumentSettings | None = None) -> Document:
+    """The same, for an invoice named without its request (a deposit made later, in a batch)."""
     settings = settings or DocumentSettings()
     if settings.ingest_document_token is None:
         raise PartnerRefused("no document-reader token configured for ingest (PARCOURS_CHANNELS_INGEST_DOCUMENT_TOKEN)")
     headers = {"Authorization": f"Bearer {settings.ingest_document_token.get_secret_value()}",
-               "X-Parcours-Tenant": request.tenant_id}
-    base = f"{settings.ingest_url.rstrip('/')}/v1/invoices/{request.invoice_id}"
+               "X-Parcours-Tenant": tenant_id}
+    base = f"{settings.ingest_url.rstrip('/')}/v1/invoices/{invoice_id}"
     source = await _get(client, f"{base}/source", headers)
     if source is None:
         raise PartnerRefused("the invoice has no structured document (UBL, CII or Factur-X) to deposit")
     root = _parse(source)
     syntax = _syntax_of(root)
-    if syntax == "cii" and request.invoice.has_pdf:
+    if syntax == "cii" and has_pdf:
         pdf = await _get(client, f"{base}/pdf", headers)
         if pdf is not None:  # ingest keeps a Factur-X's embedded CII as its source
             return Document(content=pdf, syntax="facturx", extension="pdf", xml=root)

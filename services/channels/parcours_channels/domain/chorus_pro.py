@@ -19,6 +19,7 @@ from parcours_contracts import LifecycleStatus as L
 MAX_NAME_CHARS = 50
 MAX_FILE_BYTES = 10 * 1024 * 1024
 MAX_INVOICE_BYTES = 120 * 1024 * 1024
+MAX_ARCHIVE_BYTES = 30 * 1024 * 1024  # a tar.gz of several invoices, compressed
 EXTENSIONS = frozenset({"pdf", "xml", "jpg", "jpeg", "png", "gif", "bmp", "tif", "tiff", "svg", "txt", "csv", "rtf",
                         "doc", "docx", "xls", "xlsx", "odt", "ods", "odp", "ppt", "pptx", "pps", "ppsx", "zip", "gz",
                         "tgz", "7z", "rar", "xht", "xhtml", "htm", "html", "fax"})

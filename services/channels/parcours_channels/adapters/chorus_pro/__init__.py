@@ -54,6 +54,11 @@ class ChorusProAdapter:
             if problems:
                 raise PartnerRefused("; ".join(problems))
             syntax = SYNTAXES[document.syntax]
+            if client.settings.batch_max > 1:  # the follow-up's next pass deposits it with others
+                return Accepted(partner_ref=file_name, last_status="QUEUED", next_check_at=datetime.now(timezone.utc),
+                                detail={**common, "stage": "batch", "syntax": syntax, "file_name": file_name,
+                                        "has_pdf": request.invoice.has_pdf,
+                                        "queued_at": datetime.now(timezone.utc).isoformat()})
             try:
                 deposit = await client.deposit(account, file_name=file_name, content=document.content, syntax=syntax)
             except ChorusProError as refused:

@@ -24,6 +24,8 @@ class ChorusProSettings(BaseModel):
     longest_check_seconds: float
     integration_deadline_hours: float
     follow_days: float
+    batch_max: int
+    batch_wait_seconds: float
 
     @classmethod
     def of(cls, settings: Settings) -> ChorusProSettings:

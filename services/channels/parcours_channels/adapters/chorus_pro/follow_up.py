@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 from parcours_channels.adapters import TransientDeliveryError
+from parcours_channels.adapters.chorus_pro.batches import BatchDeposits, is_batched
 from parcours_channels.adapters.chorus_pro.client import ChorusProError
 from parcours_channels.domain.chorus_pro import CR_INTEGRATED, CR_REFUSED, HISTORY, HISTORY_TERMINAL, Backoff
 from parcours_channels.store.partner_submissions import (
@@ -68,7 +69,9 @@ class ChorusProFollowUp(PeriodicJob):
             for row in rows:
                 await lease(uow.session, dispatch_id=row.dispatch_id, until=now + self.lease)
             await uow.commit()
-        for row in rows:
+        if batched := [row for row in rows if is_batched(row)]:
+            await BatchDeposits(self.ctx, self.adapter.client(self.ctx), lease=self.lease).run(batched, now, self._failed)
+        for row in (row for row in rows if not is_batched(row)):
             step = _Step()
             try:
                 await self._check(step, row, now)
