@@ -1,5 +1,5 @@
 """The blob store: content-addressed (SHA-256) per tenant, written atomically, checked when read;
-the filesystem implementation behind the BlobStore interface."""
+the filesystem implementation behind the BlobStore interface (S3: test_ingest_blobs_s3.py)."""
 
 from __future__ import annotations
 
@@ -39,5 +39,8 @@ def test_store_from_url(tmp_path):
     assert isinstance(blob_store_from(f"file://{tmp_path}"), FilesystemBlobStore)
     assert blob_store_from(f"file://{tmp_path}").root == tmp_path
     assert blob_store_from("file:.parcours/blobs").root.as_posix() == ".parcours/blobs"
-    with pytest.raises(ValueError, match="S3"):
-        blob_store_from("s3://bucket/prefix")
+    s3 = blob_store_from("s3://bucket/some/prefix/?endpoint=http://127.0.0.1:9000&region=eu-west-3")
+    assert (type(s3).__name__, s3.bucket, s3.prefix) == ("S3BlobStore", "bucket", "some/prefix")
+    for url in ("s3:///prefix", "s3://bucket/?secret=x"):
+        with pytest.raises(ValueError, match="S3"):
+            blob_store_from(url)

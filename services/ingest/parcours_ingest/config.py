@@ -26,7 +26,8 @@ class Settings(ServiceSettings):
     schematron: bool = Field(default=True, description="Check UBL/CII/Factur-X documents against the EN 16931 "
                                                        "schematron (official business rules BR-…).")
     blob_store_url: str = Field(default="file:.parcours/blobs",
-                                description="Where documents are kept, content-addressed: file:PATH (S3-compatible: later).")
+                                description="Where documents are kept, content-addressed: file:PATH, or "
+                                            "s3://BUCKET/PREFIX[?endpoint=URL&region=R] (credentials: the AWS chain).")
     default_language: Literal["fr", "en"] = Field(default="fr", description="Language of rendered invoices when the "
                                                                             "customer's is unknown.")
     identifier_checksums: bool = Field(default=True, description="Refuse SIREN/SIRET numbers whose check digit is wrong.")

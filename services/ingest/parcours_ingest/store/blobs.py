@@ -1,7 +1,7 @@
 """Documents (PDFs, XML, CGV pages, annexes) stored content-addressed per tenant: the key of a blob is
 the SHA-256 of its bytes, so storing the same document twice stores it once, and what the database
 points at cannot change behind its back. One interface, `BlobStore`; the filesystem is the default,
-an S3-compatible bucket the other implementation to plug in (`blob_store_url` = s3://bucket/prefix).
+an S3-compatible bucket the other (`blob_store_url` = s3://bucket/prefix, store/s3_blobs.py).
 
 Blobs are written before the transaction that references them commits: a refused or rolled-back
 request can leave an unreferenced blob, never a reference without its blob."""
@@ -24,6 +24,15 @@ _TENANT = re.compile(TENANT_ID_PATTERN)
 
 def sha256_of(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
+
+
+def blob_path(tenant_id: str, digest: str) -> str:
+    """`<tenant>/<sha[:2]>/<sha>`, the place of a blob in every store (ValueError for anything else)."""
+    if not _TENANT.match(tenant_id):
+        raise ValueError(f"not a tenant id: {tenant_id!r}")
+    if not _SHA256.match(digest):
+        raise ValueError(f"not a SHA-256 hex digest: {digest!r}")
+    return f"{tenant_id}/{digest[:2]}/{digest}"
 
 
 class BlobStore(Protocol):
@@ -51,11 +60,7 @@ class FilesystemBlobStore:
         self.root = Path(root)
 
     def _path(self, tenant_id: str, digest: str) -> Path:
-        if not _TENANT.match(tenant_id):
-            raise ValueError(f"not a tenant id: {tenant_id!r}")
-        if not _SHA256.match(digest):
-            raise ValueError(f"not a SHA-256 hex digest: {digest!r}")
-        return self.root / tenant_id / digest[:2] / digest
+        return self.root / blob_path(tenant_id, digest)
 
     async def put(self, tenant_id: str, content: bytes) -> str:
         digest = sha256_of(content)
@@ -93,9 +98,11 @@ def _write_atomically(path: Path, content: bytes) -> None:
 
 
 def blob_store_from(url: str) -> BlobStore:
-    """The store a `blob_store_url` names: file:///abs/path, file:relative/path or a bare path.
-    s3://bucket/prefix is the S3-compatible implementation's place (not shipped yet)."""
+    """The store a `blob_store_url` names: file:///abs/path, file:relative/path or a bare path; or
+    s3://bucket/prefix[?endpoint=…&region=…] for an S3-compatible bucket (store/s3_blobs.py)."""
     if url.startswith("s3://"):
-        raise ValueError("S3-compatible blob stores are not available yet; use a file: URL")
+        from parcours_ingest.store.s3_blobs import S3BlobStore
+
+        return S3BlobStore.from_url(url)
     path = url.removeprefix("file://") if url.startswith("file://") else url.removeprefix("file:")
     return FilesystemBlobStore(path)
