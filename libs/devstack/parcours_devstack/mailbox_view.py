@@ -9,7 +9,8 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 if TYPE_CHECKING:
-    from parcours_devstack.smtp_sink import SmtpSink, StoredMessage
+    from parcours_devstack.mail_store import StoredMessage
+    from parcours_devstack.smtp_sink import SmtpSink
 
 
 def _not_found(msg_id: int) -> JSONResponse:
@@ -85,7 +86,7 @@ def create_app(sink: SmtpSink) -> FastAPI:
 
     @app.get("/messages")
     async def list_messages(rcpt: str | None = None, subject_contains: str | None = None) -> list[dict[str, Any]]:
-        return [m.summary() for m in sink._select(rcpt=rcpt, subject_contains=subject_contains)]
+        return [m.summary() for m in sink.select(rcpt=rcpt, subject_contains=subject_contains)]
 
     @app.delete("/messages", status_code=204)
     async def clear_messages() -> Response:
@@ -94,12 +95,12 @@ def create_app(sink: SmtpSink) -> FastAPI:
 
     @app.get("/messages/{msg_id}")
     async def get_message(msg_id: int) -> Any:
-        stored = sink._get(msg_id)
+        stored = sink.get(msg_id)
         return stored.detail() if stored is not None else _not_found(msg_id)
 
     @app.get("/messages/{msg_id}/raw")
     async def get_raw(msg_id: int) -> Response:
-        stored = sink._get(msg_id)
+        stored = sink.get(msg_id)
         if stored is None:
             return _not_found(msg_id)
         disposition = f'attachment; filename="{msg_id}.eml"'
@@ -107,11 +108,11 @@ def create_app(sink: SmtpSink) -> FastAPI:
 
     @app.get("/messages/{msg_id}/view", response_class=HTMLResponse)
     async def view_message(msg_id: int) -> Response:
-        stored = sink._get(msg_id)
+        stored = sink.get(msg_id)
         return HTMLResponse(_render_message(stored.detail())) if stored is not None else _not_found(msg_id)
 
     @app.get("/", response_class=HTMLResponse)
     async def index() -> HTMLResponse:
-        return HTMLResponse(_render_index(sink._select()))
+        return HTMLResponse(_render_index(sink.select()))
 
     return app

@@ -9,22 +9,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import email
-import email.errors
-import email.header
-import email.message
-import email.parser
-import email.policy
-import email.utils
 import json
-import re
 import signal
 import socket
 import sys
-import weakref
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -33,127 +23,10 @@ import uvicorn
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from parcours_devstack import mailbox_view
+from parcours_devstack.mail_store import StoredMessage, load_messages, parse_headers, stored_files, write_message
 
 DATA_SIZE_LIMIT = 50 * 1024 * 1024
-_HEADERS = {"message_id": "Message-ID", "subject": "Subject", "from": "From", "to": "To", "date": "Date"}
 Stage = Literal["rcpt", "data"]
-
-
-@dataclass(frozen=True)
-class StoredMessage:
-    id: int
-    mail_from: str
-    rcpt_tos: tuple[str, ...]
-    received_at: str
-    raw: bytes
-    headers: dict[str, str | None]
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "mail_from": self.mail_from,
-            "rcpt_tos": list(self.rcpt_tos),
-            **self.headers,
-            "received_at": self.received_at,
-            "size": len(self.raw),
-        }
-
-    def detail(self) -> dict[str, Any]:
-        parsed = email.message_from_bytes(self.raw, policy=email.policy.default)
-        text_part = parsed.get_body(preferencelist=("plain",))
-        html_part = parsed.get_body(preferencelist=("html",))
-        attachments = [
-            {
-                "filename": part.get_filename(),
-                "content_type": part.get_content_type(),
-                "size": len(part.get_payload(decode=True) or b""),
-            }
-            for part in parsed.walk()
-            if not part.is_multipart() and part is not text_part and part is not html_part
-        ]
-        return {
-            **self.summary(),
-            "text": _decoded_text(text_part),
-            "html": _decoded_text(html_part),
-            "attachments": attachments,
-        }
-
-
-def _decoded_text(part: email.message.Message | None) -> str | None:
-    if part is None:
-        return None
-    try:
-        text = part.get_content()
-    except (LookupError, UnicodeError):  # unknown or lying charset: show what we can
-        text = (part.get_payload(decode=True) or b"").decode("utf-8", errors="replace")
-    return text.replace("\r\n", "\n")
-
-
-def _parse_headers(raw: bytes) -> dict[str, str | None]:
-    parsed = email.parser.BytesHeaderParser(policy=email.policy.default).parsebytes(raw)
-    as_sent = None
-    headers: dict[str, str | None] = {}
-    for key, name in _HEADERS.items():
-        try:
-            value = parsed.get(name)
-            malformed = value is not None and bool(value.defects)
-        except Exception:  # the stdlib parser can crash on malformed headers; the message must not be lost
-            malformed = True
-        if malformed:  # show the header as sent rather than the parser's repair of it
-            as_sent = as_sent or email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
-            value = _unparsed(str(as_sent.get(name)))
-        headers[key] = None if value is None else str(value)
-    return headers
-
-
-def _unparsed(value: str) -> str:
-    value = re.sub(r"\r?\n(?=[ \t])", "", value)
-    try:
-        return str(email.header.make_header(email.header.decode_header(value)))
-    except (LookupError, UnicodeError, email.errors.HeaderParseError):
-        return value
-
-
-def _write_message(store_dir: Path, message: StoredMessage) -> None:
-    envelope = {"mail_from": message.mail_from, "rcpt_tos": list(message.rcpt_tos), "received_at": message.received_at}
-    for suffix, data in ((".eml", message.raw), (".json", json.dumps(envelope).encode())):
-        tmp = store_dir / f".{message.id}{suffix}.tmp"
-        tmp.write_bytes(data)
-        tmp.replace(store_dir / f"{message.id}{suffix}")
-
-
-def _stored_files(store_dir: Path) -> Iterator[tuple[int, Path]]:
-    for path in store_dir.glob("*.eml"):
-        if path.stem.isdigit():
-            yield int(path.stem), path
-
-
-def _load_messages(store_dir: Path) -> list[StoredMessage]:
-    messages = []
-    for msg_id, path in sorted(_stored_files(store_dir)):
-        raw = path.read_bytes()
-        headers = _parse_headers(raw)
-        sidecar = path.with_suffix(".json")
-        if sidecar.exists():
-            envelope = json.loads(sidecar.read_text())
-        else:  # an .eml dropped in by hand: make up the envelope from the headers
-            addresses = email.utils.getaddresses([headers["to"] or ""])
-            envelope = {
-                "mail_from": email.utils.parseaddr(headers["from"] or "")[1],
-                "rcpt_tos": [address for _, address in addresses if address],
-                "received_at": datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat(),
-            }
-        messages.append(
-            StoredMessage(
-                id=msg_id,
-                mail_from=envelope["mail_from"],
-                rcpt_tos=tuple(envelope["rcpt_tos"]),
-                received_at=envelope["received_at"],
-                raw=raw,
-                headers=headers,
-            )
-        )
-    return messages
 
 
 class _Handler:
@@ -169,15 +42,45 @@ class _Handler:
         if rejection is not None:
             return rejection
         envelope.rcpt_tos.append(address)
+        self._sink._in_transaction(_domain(address))
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self._sink.data_delay:
+            await asyncio.sleep(self._sink.data_delay)
         rejection = self._sink._take_rejection("data")
         if rejection is not None:
             return rejection
         raw = envelope.original_content
         assert raw is not None
         return await self._sink._store(mail_from=envelope.mail_from or "", rcpt_tos=envelope.rcpt_tos, raw=raw)
+
+
+class _Connection(SMTP):
+    """One SMTP session, known to the sink while it is open. After a 421 it closes, as a server
+    shutting a session down does (RFC 5321 §3.8)."""
+
+    def __init__(self, sink: SmtpSink, **kwargs: Any) -> None:
+        super().__init__(sink._handler, **kwargs)
+        self._sink = sink
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.transport is None:  # not the STARTTLS upgrade of a session already counted
+            self._sink._opened(self)
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self._sink._closed(self)
+        super().connection_lost(error)
+
+    async def push(self, status: str | bytes) -> None:
+        await super().push(status)
+        if (status if isinstance(status, bytes) else status.encode()).startswith(b"421") and self.transport:
+            self.transport.close()
+
+
+def _domain(address: str) -> str:
+    return address.rpartition("@")[2].lower()
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -216,7 +119,10 @@ class SmtpSink:
         self._rejections: dict[Stage, deque[str]] = {"rcpt": deque(), "data": deque()}
         self._handler = _Handler(self)
         self._smtp_server: asyncio.Server | None = None
-        self._smtp_connections: weakref.WeakSet[SMTP] = weakref.WeakSet()
+        self._smtp_connections: set[_Connection] = set()
+        self.data_delay = 0.0  # seconds before answering DATA: a slow receiver, so sessions overlap
+        self.connections_opened = 0
+        self._peak_sessions: dict[str, int] = defaultdict(int)
         self._http_server: _EmbeddedServer | None = None
         self._http_task: asyncio.Task[None] | None = None
 
@@ -236,7 +142,7 @@ class SmtpSink:
             raise RuntimeError("SmtpSink is already started")
         if self.store_dir is not None:
             self.store_dir.mkdir(parents=True, exist_ok=True)
-            self._messages = await asyncio.to_thread(_load_messages, self.store_dir)
+            self._messages = await asyncio.to_thread(load_messages, self.store_dir)
             self._next_id = max([self._next_id, *(m.id + 1 for m in self._messages)])
         loop = asyncio.get_running_loop()
         smtp_sock = _listen(self.host, self.smtp_port)
@@ -306,14 +212,42 @@ class SmtpSink:
 
     def messages(self, rcpt: str | None = None) -> list[dict[str, Any]]:
         """Stored messages, oldest first, as summaries plus the raw bytes; optionally only those for `rcpt`."""
-        return [{**m.summary(), "raw": m.raw} for m in self._select(rcpt=rcpt)]
+        return [{**m.summary(), "raw": m.raw} for m in self.select(rcpt=rcpt)]
 
     def message(self, msg_id: int) -> dict[str, Any]:
         """One message with its decoded text/html parts, attachment list and raw bytes; KeyError if unknown."""
-        stored = self._get(msg_id)
+        stored = self.get(msg_id)
         if stored is None:
             raise KeyError(msg_id)
         return {**stored.detail(), "raw": stored.raw}
+
+    def select(self, *, rcpt: str | None = None, subject_contains: str | None = None) -> list[StoredMessage]:
+        """Stored messages, oldest first: those for `rcpt`, whose subject holds `subject_contains`, if given."""
+        selected = self._messages
+        if rcpt is not None:
+            selected = [m for m in selected if rcpt.lower() in (r.lower() for r in m.rcpt_tos)]
+        if subject_contains is not None:
+            needle = subject_contains.lower()
+            selected = [m for m in selected if needle in (m.headers["subject"] or "").lower()]
+        return list(selected)
+
+    def get(self, msg_id: int) -> StoredMessage | None:
+        """The stored message with this id, or None."""
+        return next((m for m in self._messages if m.id == msg_id), None)
+
+    @property
+    def open_connections(self) -> int:
+        """SMTP sessions open right now."""
+        return len(self._smtp_connections)
+
+    def peak_sessions(self, domain: str) -> int:
+        """The most sessions that were in a mail transaction to recipients at `domain` at once."""
+        return self._peak_sessions.get(domain.lower(), 0)
+
+    def reset_counts(self) -> None:
+        """Start counting connections and concurrent sessions afresh (the mailbox stays)."""
+        self.connections_opened = 0
+        self._peak_sessions.clear()
 
     async def wait_for(self, count: int = 1, *, rcpt: str | None = None, timeout: float = 10.0) -> list[dict[str, Any]]:
         """Wait until at least `count` messages (for `rcpt`, if given) are stored; return them."""
@@ -329,7 +263,7 @@ class SmtpSink:
         count = len(self._messages)
         self._messages = []
         if self.store_dir is not None and self.store_dir.exists():
-            for _, path in list(_stored_files(self.store_dir)):
+            for _, path in list(stored_files(self.store_dir)):
                 path.unlink(missing_ok=True)
                 path.with_suffix(".json").unlink(missing_ok=True)
         return count
@@ -339,16 +273,28 @@ class SmtpSink:
             raise RuntimeError("SmtpSink is not started")
 
     def _smtp_protocol(self, loop: asyncio.AbstractEventLoop) -> SMTP:
-        connection = SMTP(
-            self._handler,
+        connection = _Connection(
+            self,
             data_size_limit=DATA_SIZE_LIMIT,
             enable_SMTPUTF8=True,
             hostname="parcours-smtp-sink",  # not getfqdn(): that is a DNS lookup per connection
             ident="Parcours SMTP sink",
             loop=loop,
         )
-        self._smtp_connections.add(connection)
         return connection
+
+    def _opened(self, connection: _Connection) -> None:
+        self._smtp_connections.add(connection)
+        self.connections_opened += 1
+
+    def _closed(self, connection: _Connection) -> None:
+        self._smtp_connections.discard(connection)
+
+    def _in_transaction(self, domain: str) -> None:
+        """A session named a recipient at `domain`: note how many sessions are in a transaction there now."""
+        now = sum(1 for c in self._smtp_connections
+                  if c.envelope is not None and any(_domain(r) == domain for r in c.envelope.rcpt_tos))
+        self._peak_sessions[domain] = max(self._peak_sessions[domain], now)
 
     def _take_rejection(self, stage: Stage) -> str | None:
         pending = self._rejections[stage]
@@ -361,29 +307,17 @@ class SmtpSink:
             rcpt_tos=tuple(rcpt_tos),
             received_at=datetime.now(UTC).isoformat(),
             raw=raw,
-            headers=_parse_headers(raw),
+            headers=parse_headers(raw),
         )
         self._next_id += 1
         self._messages.append(stored)
         if self.store_dir is not None:
             try:
-                await asyncio.to_thread(_write_message, self.store_dir, stored)
+                await asyncio.to_thread(write_message, self.store_dir, stored)
             except OSError:
                 self._messages.remove(stored)
                 return "451 4.3.0 Could not store the message"
         return "250 OK"
-
-    def _select(self, *, rcpt: str | None = None, subject_contains: str | None = None) -> list[StoredMessage]:
-        selected = self._messages
-        if rcpt is not None:
-            selected = [m for m in selected if rcpt.lower() in (r.lower() for r in m.rcpt_tos)]
-        if subject_contains is not None:
-            needle = subject_contains.lower()
-            selected = [m for m in selected if needle in (m.headers["subject"] or "").lower()]
-        return list(selected)
-
-    def _get(self, msg_id: int) -> StoredMessage | None:
-        return next((m for m in self._messages if m.id == msg_id), None)
 
 
 async def _serve(args: argparse.Namespace) -> None:

@@ -37,6 +37,7 @@ class SmtpPool:
         self._per_domain = KeyedLimit(settings.smtp_max_per_domain)
         self._domain_pace = RatePacer(settings.smtp_domain_rate, burst=settings.smtp_max_per_domain or 1)
         self._tenant_pace = RatePacer(settings.smtp_tenant_rate)
+        self._reaper: asyncio.Task | None = None
         self.sessions_opened = 0
 
     async def send(self, message: EmailMessage, *, tenant_id: str, envelope_sender: str | None = None,
@@ -74,6 +75,8 @@ class SmtpPool:
                     await self._checkin(session, reusable)
 
     async def close(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
         idle, self._idle = self._idle, []
         await asyncio.gather(*(_quit(session) for session, _ in idle))
 
@@ -103,8 +106,21 @@ class SmtpPool:
     async def _checkin(self, session: aiosmtplib.SMTP, reusable: bool) -> None:
         if reusable and session.is_connected:
             self._idle.append((session, time.monotonic()))
+            if self._reaper is None or self._reaper.done():
+                self._reaper = asyncio.get_running_loop().create_task(self._reap())
         else:
             await _quit(session)
+
+    async def _reap(self) -> None:
+        """Close sessions idle for `smtp_idle_seconds`: an idle session holds a socket and a process
+        on the relay, which drops it sooner or later anyway."""
+        idle_for = self._settings.smtp_idle_seconds
+        while self._idle:
+            await asyncio.sleep(max(0.0, min(last for _, last in self._idle) + idle_for - time.monotonic()))
+            now = time.monotonic()
+            expired = [session for session, last in self._idle if now - last >= idle_for]
+            self._idle = [(session, last) for session, last in self._idle if now - last < idle_for]
+            await asyncio.gather(*(_quit(session) for session in expired))
 
 
 async def _quit(session: aiosmtplib.SMTP) -> None:
