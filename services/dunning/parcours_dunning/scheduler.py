@@ -8,6 +8,7 @@ the step, so a step is emitted exactly once even with several replicas."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 from uuid import UUID
@@ -21,7 +22,8 @@ from parcours_runtime.uow import UnitOfWork
 from parcours_runtime.clock import Clock
 from parcours_dunning.planning import Outgoing, decide_invoice, load
 from parcours_dunning.reminders import send_reminders
-from parcours_dunning.store.schedule import lock_invoices_with_due_steps
+from parcours_dunning.store.invoices import InvoiceKey, lock_invoices
+from parcours_dunning.store.schedule import claim_due_invoices
 
 log = logging.getLogger(__name__)
 
@@ -61,19 +63,28 @@ class ReminderScheduler(PeriodicJob):
     async def run_once(self) -> PassResult:
         """Decide every pending step due now, one transaction per batch of invoices."""
         result = PassResult(now=self.clock.now())
+        claims = _Claims()
         while not self.stopping:
-            if not await self._decide_batch(result):
+            if not await self._decide_batch(result, claims):
                 break
         return result
 
-    async def _decide_batch(self, result: PassResult) -> int:
+    async def _decide_batch(self, result: PassResult, claims: _Claims) -> int:
         batch: list[StepDecision] = []
         policy = self._ctx.extras["policy"]
         async with UnitOfWork(self._ctx.sessions) as uow:
-            invoices = await lock_invoices_with_due_steps(uow.session, now=result.now,
-                                                          limit=self._ctx.settings.scheduler_batch_size)
-            if not invoices:
+            while True:
+                started_at = claims.after
+                keys, claims.after = await claim_due_invoices(uow.session, now=result.now, after=claims.after,
+                                                              limit=self._ctx.settings.scheduler_batch_size)
+                fresh = [key for key in keys if key not in claims.decided]  # a step left due waits for the next pass
+                if fresh or not keys or claims.after == started_at:
+                    break
+            if not fresh:
                 return 0
+            claims.decided.update(fresh)
+            invoices = sorted(await lock_invoices(uow.session, keys=fresh),  # locked by the claim: this loads them
+                              key=lambda i: (i.due_date, i.tenant_id, i.invoice_id))  # oldest due first, as before
             outgoing: list[Outgoing] = []
             decisions = []
             for item in await load(uow.session, invoices):
@@ -92,4 +103,12 @@ class ReminderScheduler(PeriodicJob):
             log.info("reminder %s %s: %s", decision.step, decision.state, decision.reason,
                      extra={"tenant_id": decision.tenant_id, "invoice_id": decision.invoice_id})
         return len(invoices)
+
+
+@dataclass
+class _Claims:
+    """Where a pass stands: the fire_at its next claim starts from, the invoices it decided."""
+
+    after: datetime | None = None
+    decided: set[InvoiceKey] = field(default_factory=set)
 

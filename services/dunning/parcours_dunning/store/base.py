@@ -1,6 +1,6 @@
 from collections.abc import Iterable
 
-from sqlalchemy import ColumnElement, func, literal, select, tuple_
+from sqlalchemy import ColumnElement, and_, any_, literal
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import DeclarativeBase
 
@@ -9,10 +9,14 @@ class Base(DeclarativeBase):
     """Dunning's tables (its own MetaData, next to the runtime's outbox/inbox/api_keys)."""
 
 
-def pair_in(first: ColumnElement, second: ColumnElement, pairs: Iterable[tuple]) -> ColumnElement[bool]:
-    """`(first, second) IN pairs`, the pairs sent as two arrays: one statement text (one prepared
-    statement, one plan) whatever their number, where a list of literals makes one per count."""
+def among(first: ColumnElement, second: ColumnElement, pairs: Iterable[tuple]) -> ColumnElement[bool]:
+    """`first = ANY(firsts) AND second = ANY(seconds)`: the rows of these pairs, read through an
+    index on (first, second) in one statement text whatever their number (one prepared statement).
+
+    A superset when the pairs mix several firsts (every first with every second): callers keep
+    the pairs they asked for. Not `(first, second) IN (SELECT unnest(...))`: its generic plan
+    guesses 10 pairs and hash-joins a sequential scan of the whole table on small tables, which
+    grows with the table (quadratic over a run); nor a list of literals: one statement per count."""
     pairs = list(pairs)
-    rows = func.unnest(literal([p[0] for p in pairs], ARRAY(first.type)),
-                       literal([p[1] for p in pairs], ARRAY(second.type))).table_valued("a", "b").render_derived()
-    return tuple_(first, second).in_(select(rows.c.a, rows.c.b))
+    return and_(first == any_(literal(sorted({p[0] for p in pairs}), ARRAY(first.type))),
+                second == any_(literal(sorted({p[1] for p in pairs}), ARRAY(second.type))))

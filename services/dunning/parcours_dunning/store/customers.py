@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from parcours_dunning.domain.facts import Signal
-from parcours_dunning.store.base import Base, pair_in
+from parcours_dunning.store.base import Base, among
 from parcours_dunning.store.invoices import Invoice, InvoiceKey
 from parcours_dunning.store.strategies import Customer
 
@@ -71,14 +71,15 @@ async def customer_contexts(session: AsyncSession, *, keys: set[CustomerKey]) ->
     if not keys:
         return {}
     customers = {(c.tenant_id, c.customer_ref): c for c in (await session.scalars(select(Customer).where(
-        pair_in(Customer.tenant_id, Customer.customer_ref, keys)))).all()}
+        among(Customer.tenant_id, Customer.customer_ref, keys)))).all()}
     settings = {(c.tenant_id, c.customer_ref): c for c in (await session.scalars(select(CustomerSettings).where(
-        pair_in(CustomerSettings.tenant_id, CustomerSettings.customer_ref, keys)))).all()}
+        among(CustomerSettings.tenant_id, CustomerSettings.customer_ref, keys)))).all()}
     signals: dict[CustomerKey, list[Signal]] = {key: [] for key in keys}
     for s in (await session.scalars(select(CustomerSignal).where(
-            pair_in(CustomerSignal.tenant_id, CustomerSignal.customer_ref, keys))
+            among(CustomerSignal.tenant_id, CustomerSignal.customer_ref, keys))
             .order_by(CustomerSignal.at, CustomerSignal.id))).all():
-        signals[(s.tenant_id, s.customer_ref)].append(Signal(at=s.at, kind=s.kind, detail=s.detail))
+        if (found := signals.get((s.tenant_id, s.customer_ref))) is not None:
+            found.append(Signal(at=s.at, kind=s.kind, detail=s.detail))
     return {key: _context(customers.get(key), settings.get(key), signals[key]) for key in keys}
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from parcours_contracts import InvoiceReceived, InvoiceSummary
 from parcours_dunning.domain.facts import InvoiceFacts, Signal
-from parcours_dunning.store.base import Base, pair_in
+from parcours_dunning.store.base import Base, among
 
 InvoiceKey = tuple[str, UUID]
 
@@ -146,37 +146,44 @@ async def lock_invoices(session: AsyncSession, *, keys: list[InvoiceKey]) -> lis
     locking overlapping sets never wait on each other in a circle."""
     if not keys:
         return []
-    return list((await session.scalars(
-        select(Invoice).where(pair_in(Invoice.tenant_id, Invoice.invoice_id, keys))
+    wanted = set(keys)
+    return [invoice for invoice in (await session.scalars(
+        select(Invoice).where(among(Invoice.tenant_id, Invoice.invoice_id, keys))
         .order_by(Invoice.tenant_id, Invoice.invoice_id).with_for_update(of=Invoice)
-        .execution_options(populate_existing=True))).all())
+        .execution_options(populate_existing=True))).all() if invoice.key in wanted]
 
 
 async def signals_of(session: AsyncSession, *, keys: list[InvoiceKey]) -> dict[InvoiceKey, list[Signal]]:
-    """Every stored fact of these invoices, as the domain's signals."""
+    """Every stored fact of these invoices, as the domain's signals (one statement per table)."""
     out: dict[InvoiceKey, list[Signal]] = {key: [] for key in keys}
     if not keys:
         return out
-    for e in (await session.execute(select(Evidence).where(pair_in(Evidence.tenant_id, Evidence.invoice_id, keys)))).scalars():
-        out[(e.tenant_id, e.invoice_id)].append(
-            Signal(at=e.observed_at, kind="acked" if e.kind == "delivery.acked" else "viewed", detail=e.reference or ""))
-    for d in (await session.execute(select(DispatchOutcome).where(
-            pair_in(DispatchOutcome.tenant_id, DispatchOutcome.invoice_id, keys)))).scalars():
+
+    def rows(table):
+        return select(table).where(among(table.tenant_id, table.invoice_id, keys))
+
+    for e in (await session.scalars(rows(Evidence))).all():
+        if (found := out.get((e.tenant_id, e.invoice_id))) is not None:
+            found.append(Signal(at=e.observed_at, kind="acked" if e.kind == "delivery.acked" else "viewed",
+                                detail=e.reference or ""))
+    for d in (await session.scalars(rows(DispatchOutcome))).all():
+        if (found := out.get((d.tenant_id, d.invoice_id))) is None:
+            continue
         if d.outcome == "dispatched":
-            out[(d.tenant_id, d.invoice_id)].append(Signal(at=d.occurred_at, kind="dispatched", purpose=d.purpose))
+            found.append(Signal(at=d.occurred_at, kind="dispatched", purpose=d.purpose))
         elif d.permanent is not False:  # a soft bounce or a transient failure may still go through
             what = "bounced" if d.outcome == "bounced" else "failed"
-            out[(d.tenant_id, d.invoice_id)].append(Signal(
-                at=d.occurred_at, kind="delivery_failed", purpose=d.purpose, detail=f"{d.channel} {what}: {d.reason or ''}".strip()))
-    for s in (await session.execute(select(InvoiceSignal).where(
-            pair_in(InvoiceSignal.tenant_id, InvoiceSignal.invoice_id, keys)))).scalars():
-        data = s.data
-        out[(s.tenant_id, s.invoice_id)].append(Signal(
-            at=s.at, kind=s.kind, code=data.get("code"), status=data.get("status"),
-            open_amount=Decimal(data["open_amount"]) if "open_amount" in data else None,
-            fully_paid=bool(data.get("fully_paid")),
-            promised_on=date.fromisoformat(data["promised_on"]) if "promised_on" in data else None,
-            detail=data.get("detail", "")))
+            found.append(Signal(at=d.occurred_at, kind="delivery_failed", purpose=d.purpose,
+                                detail=f"{d.channel} {what}: {d.reason or ''}".strip()))
+    for s in (await session.scalars(rows(InvoiceSignal))).all():
+        if (found := out.get((s.tenant_id, s.invoice_id))) is not None:
+            data = s.data
+            found.append(Signal(
+                at=s.at, kind=s.kind, code=data.get("code"), status=data.get("status"),
+                open_amount=Decimal(data["open_amount"]) if "open_amount" in data else None,
+                fully_paid=bool(data.get("fully_paid")),
+                promised_on=date.fromisoformat(data["promised_on"]) if "promised_on" in data else None,
+                detail=data.get("detail", "")))
     return out
 
 

@@ -10,18 +10,17 @@ from typing import Literal
 from uuid import UUID
 
 from pydantic import BaseModel
-from sqlalchemy import BigInteger, DateTime, Identity, Index, Integer, String, Text, UniqueConstraint, select, text, tuple_
+from sqlalchemy import BigInteger, DateTime, Identity, Index, Integer, String, Text, UniqueConstraint, select, text
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from parcours_dunning.store.base import Base, pair_in
+from parcours_dunning.store.base import Base, among
 from parcours_dunning.store.invoices import Invoice, InvoiceKey
 from parcours_dunning.store.journal import AuditRead, TaskRead
 
 StepState = Literal["pending", "paused", "emitted", "done", "skipped"]
 DECIDED = ("emitted", "done", "skipped")
-CLAIM_WINDOW = 4  # due steps read per claim, in batches: room for invoices with several due steps and for locked ones
 
 
 class ScheduledStep(Base):
@@ -50,26 +49,31 @@ class ScheduledStep(Base):
         return self.state in DECIDED
 
 
-async def lock_invoices_with_due_steps(session: AsyncSession, *, now: datetime, limit: int) -> list[Invoice]:
-    """Lock (FOR UPDATE SKIP LOCKED) up to `limit` invoices that have pending steps due at `now`.
+async def claim_due_invoices(session: AsyncSession, *, now: datetime, limit: int,
+                             after: datetime | None = None) -> tuple[list[InvoiceKey], datetime | None]:
+    """Lock (FOR UPDATE SKIP LOCKED) up to `limit` invoices that have pending steps due at `now`,
+    in the order their steps fell due, from `after` on; their keys, and the `after` of the next claim.
 
     The invoice row is the lock, not each step row: all due steps of one invoice are then
     decided together by one replica, so two replicas never emit twice nor split an invoice;
     handlers and routes that change an invoice's facts take the same lock.
 
-    Oldest due first, read from the partial index in fire_at order and cut at a few batches'
-    worth: each claim costs the batch, not every due step (a pass over N due invoices stays
-    linear). When the whole window is locked by other replicas the pass ends here; they hold
-    the oldest steps and take the rest in their next claims."""
-    window = (select(ScheduledStep.tenant_id, ScheduledStep.invoice_id)
-              .where(ScheduledStep.state == "pending", ScheduledStep.fire_at <= now)
-              .order_by(ScheduledStep.fire_at).limit(limit * CLAIM_WINDOW))
-    return list((await session.scalars(
-        select(Invoice).where(tuple_(Invoice.tenant_id, Invoice.invoice_id).in_(window))
-        .order_by(Invoice.due_date, Invoice.tenant_id, Invoice.invoice_id)
-        .limit(limit).with_for_update(skip_locked=True, of=Invoice)
-        .execution_options(populate_existing=True)
-    )).all())
+    One statement walks the partial index of due steps in fire_at order and stops at `limit`
+    invoices it could lock, passing over those other replicas hold (they decide them). Each
+    claim of a pass starts where the previous one stopped, so a pass reads each due step about
+    once, keys only: steps decided earlier in the pass are not walked again (before their
+    transaction is vacuumed away their index entries would otherwise be read at every claim).
+    Steps that fall due behind the cursor during a pass are the next pass's."""
+    step = ScheduledStep
+    query = (select(step.tenant_id, step.invoice_id, step.fire_at)
+             .join(Invoice, (Invoice.tenant_id == step.tenant_id) & (Invoice.invoice_id == step.invoice_id))
+             .where(step.state == "pending", step.fire_at <= now)
+             .order_by(step.fire_at).limit(limit).with_for_update(of=Invoice, skip_locked=True))
+    if after is not None:
+        query = query.where(step.fire_at >= after)
+    rows = (await session.execute(query)).all()
+    keys = list(dict.fromkeys((tenant_id, invoice_id) for tenant_id, invoice_id, _ in rows))  # several due steps
+    return keys, rows[-1].fire_at if rows else after
 
 
 _FIRING_ORDER = (ScheduledStep.fire_at.asc().nulls_last(), ScheduledStep.sequence, ScheduledStep.step)
@@ -85,9 +89,10 @@ async def steps_by_invoice(session: AsyncSession, *, keys: list[InvoiceKey]) -> 
     out: dict[InvoiceKey, list[ScheduledStep]] = {key: [] for key in keys}
     if keys:
         for row in (await session.scalars(select(ScheduledStep).where(
-                pair_in(ScheduledStep.tenant_id, ScheduledStep.invoice_id, keys)).order_by(*_FIRING_ORDER)
+                among(ScheduledStep.tenant_id, ScheduledStep.invoice_id, keys)).order_by(*_FIRING_ORDER)
                 .execution_options(populate_existing=True))).all():
-            out[(row.tenant_id, row.invoice_id)].append(row)
+            if (found := out.get((row.tenant_id, row.invoice_id))) is not None:
+                found.append(row)
     return out
 
 
