@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from parcours_channels import api_mail
+from parcours_channels import api_mail, api_partners
 from parcours_channels.adapters.registry import ADAPTERS
 
 router = APIRouter(prefix="/v1", tags=["channels"])
@@ -28,3 +28,4 @@ async def list_channels(request: Request) -> ChannelList:
 
 
 router.include_router(api_mail.router)
+router.include_router(api_partners.router)

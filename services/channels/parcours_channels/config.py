@@ -8,6 +8,7 @@ from pydantic_settings import SettingsConfigDict
 from parcours_channels.domain.ap_platform import ApPartner
 from parcours_channels.domain.chorus_pro import ChorusProAccount
 from parcours_channels.domain.edi_profiles import EdiSettings
+from parcours_channels.domain.peppol import PeppolSettings
 from parcours_runtime.settings import ServiceSettings
 
 DEV_LINK_SECRET = "dev-link-secret"
@@ -32,6 +33,11 @@ class Settings(ServiceSettings):
     smtp_max_per_domain: int = Field(default=0, ge=0, description="Sends to one destination domain at once (0: no limit).")
     smtp_domain_rate: float = Field(default=0, ge=0, description="Sends per second to one destination domain (0: no limit).")
     smtp_tenant_rate: float = Field(default=0, ge=0, description="Sends per second for one tenant (0: no limit).")
+    # A recipient put off (SMTP 4xx, relay away) is retried by a periodic job, not by redelivering the event.
+    smtp_retry_attempts: int = Field(default=8, ge=1, description="Attempts of a put-off recipient before giving up.")
+    smtp_retry_first_seconds: float = Field(default=120, gt=0, description="First retry after; doubles after that.")
+    smtp_retry_longest_seconds: float = Field(default=3600, gt=0, description="Longest wait between two retries.")
+    smtp_retry_poll_seconds: float = Field(default=10, gt=0, description="How often due retries are looked for.")
     dispatch_concurrency: int = Field(default=64, ge=1, description="Deliveries of a polled batch in flight at once.")
     mail_from: str = "Parcours <invoices@parcours.localhost>"
     message_id_domain: str = Field(default="parcours.localhost", pattern=r"^[A-Za-z0-9.-]+$")
@@ -101,6 +107,8 @@ class Settings(ServiceSettings):
     ap_platform_partners: dict[str, ApPartner] = Field(default_factory=dict)
     # edi: EDIFACT INVOIC over AS2, our identity and the trading partners (domain/edi_profiles.py).
     edi: EdiSettings = Field(default_factory=EdiSettings)
+    # peppol: our access point's REST API and the participant ids (domain/peppol.py).
+    peppol: PeppolSettings = Field(default_factory=PeppolSettings)
 
     @model_validator(mode="after")
     def _check_mail_settings(self):

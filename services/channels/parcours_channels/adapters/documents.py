@@ -58,12 +58,7 @@ async def fetch_document(client: httpx.AsyncClient, request: DispatchRequested,
 async def fetch_invoice_document(client: httpx.AsyncClient, *, tenant_id: str, invoice_id: UUID, has_pdf: bool,
                                  settings: DocumentSettings | None = None) -> Document:
     """The same, for an invoice named without its request (a deposit made later, in a batch)."""
-    settings = settings or DocumentSettings()
-    if settings.ingest_document_token is None:
-        raise PartnerRefused("no document-reader token configured for ingest (PARCOURS_CHANNELS_INGEST_DOCUMENT_TOKEN)")
-    headers = {"Authorization": f"Bearer {settings.ingest_document_token.get_secret_value()}",
-               "X-Parcours-Tenant": tenant_id}
-    base = f"{settings.ingest_url.rstrip('/')}/v1/invoices/{invoice_id}"
+    base, headers = _reader(settings or DocumentSettings(), tenant_id=tenant_id, invoice_id=invoice_id)
     source = await _get(client, f"{base}/source", headers)
     if source is None:
         raise PartnerRefused("the invoice has no structured document (UBL, CII or Factur-X) to deposit")
@@ -74,6 +69,24 @@ async def fetch_invoice_document(client: httpx.AsyncClient, *, tenant_id: str, i
         if pdf is not None:  # ingest keeps a Factur-X's embedded CII as its source
             return Document(content=pdf, syntax="facturx", extension="pdf", xml=root)
     return Document(content=source, syntax=syntax, extension="xml", xml=root)
+
+
+async def fetch_ubl(client: httpx.AsyncClient, request: DispatchRequested, settings: DocumentSettings) -> bytes:
+    """The invoice as UBL 2.1 (EN 16931), written by ingest from what it stored, whatever it came as."""
+    base, headers = _reader(settings, tenant_id=request.tenant_id, invoice_id=request.invoice_id)
+    ubl = await _get(client, f"{base}/ubl", headers)
+    if ubl is None:
+        raise PartnerRefused("ingest has no such invoice to write as UBL")
+    return ubl
+
+
+def _reader(settings: DocumentSettings, *, tenant_id: str, invoice_id: UUID) -> tuple[str, dict[str, str]]:
+    """The invoice's URL at ingest and the document reader's headers."""
+    if settings.ingest_document_token is None:
+        raise PartnerRefused("no document-reader token configured for ingest (PARCOURS_CHANNELS_INGEST_DOCUMENT_TOKEN)")
+    headers = {"Authorization": f"Bearer {settings.ingest_document_token.get_secret_value()}",
+               "X-Parcours-Tenant": tenant_id}
+    return f"{settings.ingest_url.rstrip('/')}/v1/invoices/{invoice_id}", headers
 
 
 async def _get(client: httpx.AsyncClient, url: str, headers: dict[str, str]) -> bytes | None:

@@ -28,7 +28,7 @@ from parcours_channels.store.partner_submissions import (
     claim_submission,
     record_outcome,
 )
-from parcours_contracts import DispatchRequested, SentMessage
+from parcours_contracts import DeliveryAcked, DispatchFailed, DispatchRequested, SentMessage
 from parcours_contracts.events import InvoiceEvent
 from parcours_runtime.consumer import PermanentError
 from parcours_runtime.service import ServiceContext
@@ -109,3 +109,18 @@ def dispatched(request: DispatchRequested, reference: str) -> DeliveryResult:
     """Handed over to the partner: one message, named by the partner's reference, for the first
     recipient of the request (the buyer's contact the partner delivers to)."""
     return DeliveryResult(messages=(SentMessage(recipient=request.recipients[0].email, message_id=reference),))
+
+
+def acked_after(row: PartnerSubmission, *, channel: str, ack_id: str, status: str, at: datetime) -> DeliveryAcked:
+    """A partner's later acknowledgement of a submission (a follow-up, a webhook, an async MDN)."""
+    return DeliveryAcked(tenant_id=row.tenant_id, invoice_id=row.invoice_id,
+                         correlation_id=row.correlation_id or str(row.invoice_id), channel=channel,
+                         ack_id=ack_id[:200], status=status, acked_at=at)
+
+
+def failed_after(row: PartnerSubmission, *, channel: str, reason: str) -> DispatchFailed:
+    """A partner's later refusal of a submission: permanent, so router tries the dispatch's fallbacks."""
+    return DispatchFailed(tenant_id=row.tenant_id, invoice_id=row.invoice_id,
+                          correlation_id=row.correlation_id or str(row.invoice_id), dispatch_id=row.dispatch_id,
+                          channel=channel, purpose=row.purpose, reason=reason[:2000], permanent=True,
+                          fallback_channels=list((row.detail or {}).get("fallback_channels", [])))

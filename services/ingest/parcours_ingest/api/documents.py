@@ -19,6 +19,7 @@ from parcours_runtime.service import ServiceContext
 from parcours_runtime.tenancy import Tenant, authenticate
 from parcours_runtime.uow import UnitOfWork
 from parcours_ingest.api.body import media_type_of, read_body
+from parcours_ingest.api.readers import authenticate_document_reader
 from parcours_ingest.domain.cii_out import cii_invoice
 from parcours_ingest.domain.documents import DocumentError
 from parcours_ingest.domain.documents.pdf import PdfLimits, inspect_pdf
@@ -165,7 +166,9 @@ async def read_cii(invoice_id: uuid.UUID, request: Request, tenant: Tenant = Dep
 
 @router.get("/v1/invoices/{invoice_id}/ubl", response_class=Response, summary="The invoice as UBL 2.1 (EN 16931)",
             responses={200: {"content": {"application/xml": {}}}, 404: _PROBLEM})
-async def read_ubl(invoice_id: uuid.UUID, request: Request, tenant: Tenant = Depends(authenticate)) -> Response:
+async def read_ubl(invoice_id: uuid.UUID, request: Request,
+                   tenant: Tenant = Depends(authenticate_document_reader)) -> Response:
+    """With the tenant's API key, or the document-reader token and X-Parcours-Tenant (channels' Peppol adapter)."""
     invoice, _ = await _stored(request, tenant_id=tenant.id, invoice_id=invoice_id)
     return Response(ubl_invoice(invoice, mentions=LegalMentions()), media_type="application/xml")
 

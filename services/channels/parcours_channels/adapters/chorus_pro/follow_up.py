@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from parcours_channels.adapters import TransientDeliveryError
 from parcours_channels.adapters.chorus_pro.batches import BatchDeposits, is_batched
 from parcours_channels.adapters.chorus_pro.client import ChorusProError
+from parcours_channels.adapters.partner_once import acked_after, failed_after
 from parcours_channels.domain.chorus_pro import CR_INTEGRATED, CR_REFUSED, HISTORY, HISTORY_TERMINAL, Backoff
 from parcours_channels.store.partner_submissions import (
     ACKNOWLEDGED, DONE, FAILED, REJECTED, SUBMITTED, PartnerSubmission, due_submissions, lease, record_outcome,
@@ -142,12 +143,8 @@ class ChorusProFollowUp(PeriodicJob):
 
     @staticmethod
     def _acked(row: PartnerSubmission, status: str, *, ack_id: str, at: datetime) -> DeliveryAcked:
-        return DeliveryAcked(tenant_id=row.tenant_id, invoice_id=row.invoice_id, correlation_id=row.correlation_id or
-                             str(row.invoice_id), channel=CHANNEL, ack_id=ack_id[:200], status=status, acked_at=at)
+        return acked_after(row, channel=CHANNEL, ack_id=ack_id, status=status, at=at)
 
     @staticmethod
     def _failed(row: PartnerSubmission, reason: str) -> DispatchFailed:
-        return DispatchFailed(tenant_id=row.tenant_id, invoice_id=row.invoice_id,
-                              correlation_id=row.correlation_id or str(row.invoice_id), dispatch_id=row.dispatch_id,
-                              channel=CHANNEL, purpose=row.purpose, reason=reason[:2000], permanent=True,
-                              fallback_channels=list(row.detail.get("fallback_channels", [])))
+        return failed_after(row, channel=CHANNEL, reason=reason)
