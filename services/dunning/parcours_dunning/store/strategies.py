@@ -14,7 +14,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from parcours_contracts import CustomerChanged
 from parcours_dunning.domain.calendar import known_zone
 from parcours_dunning.domain.strategy import DEFAULT_STRATEGY, DEFAULT_STRATEGY_ID, Strategy, StrategySpec
-from parcours_dunning.store.base import Base, pair_in
+from parcours_dunning.store.base import Base, among
 
 AssignmentScope = str  # "group" | "customer" | "invoice"
 
@@ -151,7 +151,7 @@ async def choose_strategies(session: AsyncSession, *,
     """choose_strategy for many invoices (tenant, invoice id, customer ref): customers and
     assignments read in one statement each, each strategy's latest version once."""
     customers = {(c.tenant_id, c.customer_ref): c for c in (await session.scalars(select(Customer).where(
-        pair_in(Customer.tenant_id, Customer.customer_ref, {(t, ref) for t, _, ref in invoices})))).all()}
+        among(Customer.tenant_id, Customer.customer_ref, {(t, ref) for t, _, ref in invoices})))).all()}
     wanted: dict[tuple[str, UUID], list[tuple[str, str]]] = {}
     for tenant_id, invoice_id, customer_ref in invoices:
         keys = wanted[(tenant_id, invoice_id)] = [("invoice", str(invoice_id)), ("customer", customer_ref)]
@@ -160,7 +160,7 @@ async def choose_strategies(session: AsyncSession, *,
             keys.append(("group", customer.group))
     refs = {(tenant_id, ref) for (tenant_id, _), keys in wanted.items() for _, ref in keys}
     assigned = {(a.tenant_id, a.scope, a.ref): a.strategy_id for a in (await session.scalars(select(Assignment).where(
-        pair_in(Assignment.tenant_id, Assignment.ref, refs)))).all()}
+        among(Assignment.tenant_id, Assignment.ref, refs)))).all()}
     versions: dict[tuple[str, str], Strategy | None] = {}
     out = {}
     for (tenant_id, invoice_id), keys in wanted.items():
