@@ -85,8 +85,10 @@ class Infra:
         create_database(self.pg_dsn, name)
         return self.pg_dsn.rsplit("/", 1)[0] + "/" + name
 
-    def start_services(self, overrides: dict[str, str]) -> dict[str, ServiceProcess]:
-        """The five services as processes; `overrides` are full env names (PARCOURS_<NAME>_<SETTING>)."""
+    def start_services(self, overrides: dict[str, str], replicas: dict[str, int] | None = None) -> dict[str, ServiceProcess]:
+        """The services as processes; `overrides` are full env names (PARCOURS_<NAME>_<SETTING>);
+        `replicas` starts more processes of a service (same database, same consumer group), named
+        `<name>-2`, `<name>-3`…"""
         assert self.sink is not None
         ports = {name: free_port() for name in SERVICES}
         tracker_url = f"http://127.0.0.1:{ports['tracker']}"
@@ -101,12 +103,17 @@ class Infra:
                               port=ports[name], extra={**SERVICE_SETTINGS, **per_service.get(name, {})})
             env.update(overrides)
             self.services[name] = ServiceProcess(name, env, ports[name], log_path=self.logs / f"{name}.log").start()
+            for replica in range(2, (replicas or {}).get(name, 1) + 1):
+                port = free_port()
+                replica_env = {**env, f"PARCOURS_{name.upper()}_HTTP_PORT": str(port)}
+                self.services[f"{name}-{replica}"] = ServiceProcess(
+                    name, replica_env, port, log_path=self.logs / f"{name}-{replica}.log").start()
         for process in self.services.values():
             process.wait_ready(120)
         return self.services
 
     def service_db(self, name: str) -> str:
-        return self.pg_dsn.rsplit("/", 1)[0] + f"/parcours_{name}"
+        return self.pg_dsn.rsplit("/", 1)[0] + f"/parcours_{name.split('-')[0]}"
 
     def pids(self) -> dict[str, int]:
         """Processes worth watching, by role."""

@@ -152,5 +152,13 @@ def print_report(result: dict, console: Console | None = None) -> None:
         if prof["samples"]:
             top = ", ".join(f"{name} {pct}%" for name, pct in prof["self_by_package"][:6])
             console.print(f"[dim]py-spy {role}: {top}[/]")
-    console.print("[dim]Not measured yet: replicas/partitions scaling, the 100 k run by default (--full), component "
-                  "benchmarks, the PNG plot.[/]")
+    if result.get("scaling"):
+        table = Table(title="Scaling (a fresh stack per shape; 2 cores: watch the CPU per invoice)", title_justify="left")
+        for col in ("router & channels", "partitions", "invoices/s", "speed-up", "CPU ms / invoice"):
+            table.add_column(col, justify="right")
+        for run in result["scaling"]:
+            table.add_row(f"×{run['replicas']}", str(run["partitions"]), _fmt(run["e2e_rate"], "{:.0f}"),
+                          _fmt(run["speed_up"], "{:.2f}×"), _fmt(run["cpu_ms_per_invoice"], "{:.1f}"))
+        console.print(table)
+    else:
+        console.print("[dim]Replicas/partitions scaling not measured in this run (--scaling).[/]")

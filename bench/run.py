@@ -24,10 +24,11 @@ import psutil
 if __package__ in (None, ""):  # `python bench/run.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import dunning_scan, e2e, ingest_facturx, ingest_split, report, tracker_clicks, tracker_sweep  # noqa: E402
+from bench import dunning_scan, e2e, plot, ingest_facturx, ingest_split, report, tracker_clicks, tracker_sweep  # noqa: E402
 from bench.infra import Infra, pg_fast  # noqa: E402
 from bench.monitor import ProcessMonitor  # noqa: E402
 from bench.profile import Profiler  # noqa: E402
+from parcours_devstack.services import SERVICES  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 WARMUP = 50
@@ -199,6 +200,44 @@ async def warm_up(infra: Infra, key: str) -> None:
             raise RuntimeError(f"warm-up invoices never got through; see {infra.logs}")
 
 
+SCALING = ((1, 4), (2, 4), (1, 8), (2, 8))  # (replicas of router and channels, partitions per topic)
+
+
+async def scaling(args, run_dir: Path, overrides: dict[str, str], say) -> list[dict]:
+    """The throughput run again on a fresh stack per shape: 1 vs 2 replicas of router and channels,
+    4 vs 8 partitions. On 2 cores more processes mostly share the same CPU: the CPU per invoice is
+    the figure that predicts a bigger cluster."""
+    runs = []
+    shape_args = argparse.Namespace(**{**vars(args), "invoices": args.scaling_invoices})
+    for replicas, partitions in SCALING:
+        label = f"{replicas}x-{partitions}p"
+        infra = Infra(run_dir / f"scaling-{label}", keep_data=False)
+        monitor = ProcessMonitor()
+        try:
+            await asyncio.to_thread(infra.start)
+            shape = {**overrides, **{f"PARCOURS_{name.upper()}_TOPIC_PARTITIONS": str(partitions) for name in SERVICES}}
+            await asyncio.to_thread(infra.start_services, shape, {"router": replicas, "channels": replicas})
+            for role, pid in infra.pids().items():
+                monitor.watch(role, pid, tree=role == "postgres")
+            monitor.start()
+            key = await e2e.setup_tenant({name: p.url for name, p in infra.services.items()})
+            await warm_up(infra, key)
+            await asyncio.to_thread(monitor.wait_idle, list(infra.services), timeout=60)
+            e, _ = await throughput(infra, monitor, key, shape_args, await counts(infra), None)
+        finally:
+            monitor.stop()
+            await asyncio.to_thread(infra.stop)
+        cpu = sum(ms for role, ms in e["cpu_ms_per_invoice"].items() if role not in ("driver",))
+        runs.append({"replicas": replicas, "partitions": partitions, "invoices": e["invoices"],
+                     "complete": e["complete"], "e2e_rate": e["e2e_rate"], "sustained_rate": e["sustained_rate"],
+                     "cpu_ms_per_invoice": round(cpu, 2), "foreign_cpu_seconds": e["foreign_cpu_seconds"]})
+        say(f"  scaling {label}: {e['e2e_rate'] or 0:.0f}/s, {cpu:.1f} CPU ms per invoice")
+    base = runs[0]["e2e_rate"] or 0
+    for run in runs:
+        run["speed_up"] = round(run["e2e_rate"] / base, 2) if base and run["e2e_rate"] else None
+    return runs
+
+
 async def main_async(args) -> dict:
     started = datetime.now()
     stamp = started.strftime("%Y%m%d-%H%M%S")
@@ -288,6 +327,9 @@ async def main_async(args) -> dict:
                 result["bare_latency"] = await run_bare(infra, monitor, args, settings, role="bare-latency",
                                                         extra=["--pace", str(rate)], invoices=count)
                 say(f"  → p99 {result['bare_latency']['latency_ms']['p99'] or 0:.0f} ms")
+        if args.scaling:
+            say(f"scaling: {args.scaling_invoices} invoices per shape, a fresh stack each")
+            result["scaling"] = await scaling(args, run_dir, overrides, say)
         result["memory_peak_mb"] = {k: v for k, v in monitor.peaks_mb().items()
                                     if not k.startswith("bare")}
         result["dead_services"] = infra.dead_services()
@@ -302,8 +344,9 @@ async def main_async(args) -> dict:
     result["goals"] = report.evaluate(result)
     path = out / f"{stamp}.json"
     path.write_text(json.dumps(result, indent=1) + "\n")
+    picture = plot.draw(result, path.with_suffix(".png"))
     report.print_report(result, console)
-    console.print(f"\nWritten: {path}  (logs: {run_dir / 'logs'})")
+    console.print(f"\nWritten: {path}, {picture.name}  (logs: {run_dir / 'logs'})")
     return result
 
 
@@ -339,6 +382,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tracker-invoices", type=int, default=None,
                         help="tracked invoices in the tracker sweep benchmark, which runs with the click benchmark "
                              "(default 50 × --invoices, at most 1 000 000; 0: skip both)")
+    parser.add_argument("--scaling", action="store_true",
+                        help="also the throughput run with 1 vs 2 replicas of router and channels and 4 vs 8 partitions")
+    parser.add_argument("--scaling-invoices", type=int, default=5000, help="invoices per scaling run (default 5000)")
     parser.add_argument("--click-seconds", type=float, default=15,
                         help="length of each flat-out and paced run of the click benchmark (default 15)")
     parser.add_argument("--split-pages", type=int, default=2000,

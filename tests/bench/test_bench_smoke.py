@@ -28,6 +28,7 @@ async def test_bench_runs_end_to_end_and_writes_its_results(tmp_path):
     result = await run.main_async(args)
 
     written = json.loads(next(tmp_path.glob("*.json")).read_text())
+    assert next(tmp_path.glob("*.png")).read_bytes().startswith(b"\x89PNG"), "the run's plot is drawn"
     assert written["meta"]["invoices"] == 20
     assert result["bare"]["mails_sent"] == 20
     assert result["e2e"]["complete"] and result["e2e"]["missing"] == 0

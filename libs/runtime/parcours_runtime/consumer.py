@@ -22,6 +22,7 @@ type together.
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import logging
 from collections.abc import Awaitable, Callable
@@ -123,6 +124,9 @@ class EventConsumer:
         self._consumer: AIOKafkaConsumer | None = None
         self.processed = 0
         self.dead_lettered = 0
+        self.handled_by: collections.Counter[tuple[str, str]] = collections.Counter()  # (topic, event type)
+        self.dead_lettered_by: collections.Counter[str] = collections.Counter()  # topic
+        self.committed: dict[TopicPartition, int] = {}  # the offsets this consumer committed last
 
     @property
     def topics(self) -> list[str]:
@@ -168,10 +172,23 @@ class EventConsumer:
                 await self._consumer.stop()
                 self._consumer = None
 
+    def lag(self) -> dict[TopicPartition, int]:
+        """Records behind on each assigned partition this consumer has committed on (from the
+        broker's high watermark seen in the last fetch; no request)."""
+        if self._consumer is None:
+            return {}
+        lags = {}
+        for tp in self._consumer.assignment():
+            highwater = self._consumer.highwater(tp)
+            if highwater is not None and tp in self.committed:
+                lags[tp] = max(0, highwater - self.committed[tp])
+        return lags
+
     async def _commit(self, tp: TopicPartition, offset: int) -> None:
         assert self._consumer is not None
         try:
             await self._consumer.commit({tp: offset})
+            self.committed[tp] = offset
         except (CommitFailedError, KafkaError) as exc:
             # The partition moved away or the broker blinked; its new owner re-reads from
             # the last committed offset and the inbox drops what we already applied.
@@ -197,6 +214,7 @@ class EventConsumer:
             try:
                 await self._apply_batch(work)
                 self.processed += len(work)
+                self.handled_by.update((record.topic, event.type) for record, event, _ in work)
                 return
             except _RecordFailed as failed:
                 await self._apply_in_batches(work[:failed.index])
@@ -277,6 +295,7 @@ class EventConsumer:
                         raise failure
                     await self._apply(event, handler)
                     self.processed += 1
+                    self.handled_by[(record.topic, event.type)] += 1
                     return
                 except PermanentError as exc:
                     await self._dead_letter(record, f"{type(exc).__name__}: {exc}", attempts=attempt)
@@ -341,6 +360,7 @@ class EventConsumer:
             try:
                 await send_to_dlq(self._producer, record, consumer=self.group_id, error=error, attempts=attempts)
                 self.dead_lettered += 1
+                self.dead_lettered_by[record.topic] += 1
                 return
             except KafkaError as exc:
                 log.warning("DLQ publish failed, retrying: %s", exc)

@@ -10,6 +10,7 @@ deduplicate on event_id through their inbox.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 
 import asyncpg
@@ -56,12 +57,18 @@ async def add_to_outbox(session: AsyncSession, staged: list[StagedEvent]) -> Non
             "topic": topic_for(event),
             "key": event.key,
             "payload": event.model_dump_json().encode(),
-            "headers": {"event-type": event.type, "event-id": str(event.event_id), **trace_headers},
+            "headers": {"event-type": event.type, "event-id": str(event.event_id), **_labels(event), **trace_headers},
         }
         for event, trace_headers in staged
     ]
     await session.execute(insert(outbox_table), rows)
     await session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+
+
+def _labels(event: EventEnvelope) -> dict[str, str]:
+    """What operators count events by (channel, purpose), as headers: consumers and metrics read
+    them without parsing the payload."""
+    return {name: str(value) for name in ("channel", "purpose") if (value := getattr(event, name, None))}
 
 
 async def outbox_backlog(session: AsyncSession) -> int:
@@ -80,6 +87,7 @@ class OutboxRelay:
         self._stopping = False
         self._listener: asyncpg.Connection | None = None
         self.published = 0
+        self.published_by: collections.Counter[tuple[str, str, str]] = collections.Counter()  # type, channel, purpose
 
     async def relay_once(self) -> int:
         """Publish one batch of committed rows; returns how many were published."""
@@ -100,6 +108,8 @@ class OutboxRelay:
             await asyncio.gather(*sends)  # all acked by the broker before we delete
             await conn.execute(delete(outbox_table).where(outbox_table.c.id.in_([r.id for r in rows])))
         self.published += len(rows)
+        self.published_by.update((row.headers.get("event-type", ""), row.headers.get("channel", ""),
+                                  row.headers.get("purpose", "")) for row in rows)
         return len(rows)
 
     async def flush(self) -> None:

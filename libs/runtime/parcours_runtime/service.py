@@ -9,6 +9,7 @@ import contextlib
 import logging
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -29,6 +30,7 @@ from parcours_runtime.consumer import EventConsumer, Handler
 from parcours_runtime.db import create_engine, ensure_schema, ping, session_factory
 from parcours_runtime.kafka import ensure_topics, make_producer, wait_for_broker
 from parcours_runtime.logs import setup_logging
+from parcours_runtime.metrics import Gauges, ServiceMetrics, metrics_route
 from parcours_runtime.migrations import alembic_cli, script_location, upgrade
 from parcours_runtime.outbox import OutboxRelay
 from parcours_runtime.problems import install_problem_handlers
@@ -71,6 +73,7 @@ class ServiceDefinition:
     on_start: Callable[[ServiceContext], Awaitable[None]] | None = None
     on_stop: Callable[[ServiceContext], Awaitable[None]] | None = None
     migrations: str | None = "store/migrations"
+    gauges: Gauges = field(default_factory=dict)  # the service's own metrics, read at each scrape
 
     def script_location(self) -> str:
         if self.migrations is None:
@@ -113,8 +116,8 @@ class _TraceHttp:
     `@app.middleware("http")` function would add a task and a body stream to every request, which
     cost more than many routes themselves (measured on the tracker's link clicks)."""
 
-    def __init__(self, app, service: str):
-        self.app, self.service = app, service
+    def __init__(self, app, service: str, metrics: ServiceMetrics):
+        self.app, self.service, self.metrics = app, service, metrics
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -122,20 +125,28 @@ class _TraceHttp:
             return
         headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
         method = scope["method"]
+        started, status = time.perf_counter(), 500
         with tracer(self.service).start_as_current_span(
             f"{method} {scope['path']}", context=extract(headers), kind=trace.SpanKind.SERVER,
             attributes={"http.request.method": method},
         ) as span:
             async def send_with_status(message):
+                nonlocal status
                 if message["type"] == "http.response.start":
-                    span.set_attribute("http.response.status_code", message["status"])
+                    status = message["status"]
+                    span.set_attribute("http.response.status_code", status)
                 await send(message)
 
-            await self.app(scope, receive, send_with_status)
+            try:
+                await self.app(scope, receive, send_with_status)
+            finally:
+                # The route's template, never the raw path: paths carry ids and link tokens.
+                route = getattr(scope.get("route"), "path", None) or "unmatched"
+                self.metrics.observe_http(method, route, status, time.perf_counter() - started)
 
 
-def _trace_http(app: FastAPI, service: str) -> None:
-    app.add_middleware(_TraceHttp, service=service)
+def _trace_http(app: FastAPI, service: str, metrics: ServiceMetrics) -> None:
+    app.add_middleware(_TraceHttp, service=service, metrics=metrics)
 
 
 class ServiceHost:
@@ -147,6 +158,7 @@ class ServiceHost:
         self.relay: OutboxRelay | None = None
         self.jobs: list[BackgroundJob] = []
         self.app: FastAPI | None = None
+        self.metrics: ServiceMetrics | None = None
         self._server: _Server | None = None
         self._tasks: list[asyncio.Task] = []
 
@@ -189,7 +201,9 @@ class ServiceHost:
         app.state.host = self
         install_problem_handlers(app)
         _health_routes(app, self)
-        _trace_http(app, name)
+        self.metrics = ServiceMetrics(self)
+        metrics_route(app, self.metrics)
+        _trace_http(app, name, self.metrics)
         self._server = _Server(uvicorn.Config(app, host=s.http_host, port=s.http_port, log_level="warning",
                                               lifespan="off", access_log=False))
         self._spawn(self._server.serve(), "http")

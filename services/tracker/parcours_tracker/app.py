@@ -10,6 +10,7 @@ from parcours_runtime.service import ServiceContext, ServiceDefinition
 from parcours_tracker import handlers
 from parcours_tracker.api import admin_router, router
 from parcours_runtime.clock import CLOCK, clock_for
+from parcours_tracker.store import incidents
 from parcours_tracker.store.journeys import Tracking
 from parcours_tracker.opens import OPENS, OpenRecorder
 from parcours_tracker.store.models import Base
@@ -54,6 +55,12 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     return app
 
 
+async def _open_incidents(ctx: ServiceContext) -> dict[str, int]:
+    async with ctx.sessions() as session:
+        return await incidents.open_by_kind(session)
+
+
 def definition() -> ServiceDefinition:
     return ServiceDefinition(name="tracker", metadata=Base.metadata, create_app=create_app, handlers=handlers.build,
-                             background=background, on_start=on_start)
+                             background=background, on_start=on_start,
+                             gauges={"parcours_incidents_open": ("Open incidents by kind", _open_incidents)})
