@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import os
 from collections.abc import Iterable
 
 from opentelemetry import context as otel_context
@@ -14,10 +16,20 @@ KafkaHeaders = list[tuple[str, bytes]]
 
 
 def setup_tracing(service_name: str) -> None:
-    """Install an SDK tracer provider unless one is already installed (tests may bring their own)."""
+    """Install an SDK tracer provider unless one is already installed (tests may bring their own).
+    Spans are exported over OTLP/HTTP when the standard `OTEL_EXPORTER_OTLP_ENDPOINT` (or
+    `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set, e.g. to an OpenTelemetry Collector; the exporter
+    reads its other standard variables (headers, timeout, compression) itself."""
     if isinstance(trace.get_tracer_provider(), TracerProvider):
         return
-    trace.set_tracer_provider(TracerProvider(resource=Resource.create({"service.name": f"parcours-{service_name}"})))
+    provider = TracerProvider(resource=Resource.create({"service.name": f"parcours-{service_name}"}))
+    if os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        atexit.register(provider.shutdown)  # the last spans leave with the process
+    trace.set_tracer_provider(provider)
 
 
 def tracer(name: str = "parcours") -> trace.Tracer:
