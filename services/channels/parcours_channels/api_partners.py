@@ -1,5 +1,5 @@
 """What delivery partners tell channels later, over HTTP: the Peppol access point's signed event
-webhook. Partners authenticate by signature, not by a tenant's API key: the submission they name
+webhook, AS2 partners' asynchronous MDNs. Partners authenticate by signature, not by a tenant's API key: the submission they name
 says whose invoice it is."""
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ import json
 from fastapi import APIRouter, Request, Response
 from pydantic import TypeAdapter, ValidationError
 
+from parcours_channels.adapters.edi.as2 import raw_http
+from parcours_channels.adapters.edi.mdn import record_async_mdn
 from parcours_channels.adapters.peppol import CHANNEL as PEPPOL
 from parcours_channels.adapters.peppol.follow_up import record_events, signature_valid
 from parcours_channels.domain.peppol import ApEvent
@@ -63,3 +65,15 @@ async def peppol_events(request: Request) -> Response:
     for transmission, dispatch_id in rows.items():
         await record_events(ctx, dispatch_id, by_transmission[transmission])
     return Response(status_code=204)
+
+
+@router.post("/as2/mdn", summary="An AS2 partner's asynchronous MDN (signed, RFC 4130)",
+             responses={400: {"description": "Not an MDN, or not one we can trust"},
+                        404: {"description": "No message of ours awaits it"}})
+async def as2_mdn(request: Request) -> Response:
+    """The MDN of a message sent to a partner in async mode: signature and MIC checked, then the
+    submission it answers settled once (delivery.acked MDN, or dispatch.failed for an error MDN)."""
+    outcome = await record_async_mdn(request.app.state.ctx, raw_http(request.headers, await _body(request)))
+    if outcome.status >= 400:
+        raise Problem(outcome.status, outcome.detail)
+    return Response(outcome.detail, status_code=outcome.status, media_type="text/plain")

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from parcours_channels.store.partner_submissions import PartnerSubmission
 from parcours_contracts import DeliveryAcked, DispatchFailed, InvoiceDispatched, topics
 from parcours_devstack.partners import PartnerServer
+from parcours_devstack.ports import free_port
 from parcours_devstack.partners.as2_peer import As2Peer, generate_identity
 
 READER_TOKEN = "test-document-reader-token"
@@ -193,3 +194,50 @@ async def test_a_crash_after_the_partner_processed_it_does_not_deliver_it_twice(
     assert peer.posts == 2 and len(peer.invoices) == 1, "the resend was recognised, not processed again"
     assert sorted(type(e).__name__ for e in events) == ["DeliveryAcked", "InvoiceDispatched"]
 
+
+
+async def async_channels(peer, ingest, start_channels):
+    """channels with the partner in async mode: its MDN comes later to POST /v1/as2/mdn."""
+    port = free_port()
+    settings = edi_settings(peer, ingest, mdn_url=f"http://127.0.0.1:{port}/v1/as2/mdn")
+    settings["edi"]["partners"]["buyer"]["mdn_mode"] = "async"
+    return await start_channels(http_port=port, **settings)
+
+
+async def test_an_async_mdn_is_checked_and_acks_once(peer, ingest, start_channels, make_dispatch, eventually):
+    channels = await async_channels(peer, ingest, start_channels)
+    peer.mdn_delay = 0.3
+    request = await edi_dispatch(ingest, make_dispatch)
+    await channels.publish(request)
+
+    (ack,) = await eventually(lambda: channels.read(topics.DELIVERY_ACKED), what="the async MDN's ack", timeout=60)
+    assert (ack.invoice_id, ack.channel, ack.status) == (request.invoice_id, "edi", "MDN")
+    (outcome,) = await channels.outcomes()
+    assert isinstance(outcome, InvoiceDispatched) and peer.mdn_posts == [200] and len(peer.invoices) == 1
+    row = await submission(channels, request.dispatch_id)
+    assert (row.state, row.last_status, row.detail["mdn_id"]) == ("acknowledged", "processed", ack.ack_id)
+
+    (headers, mdn, _url), = peer._answers.values()
+    mdn_url = f"{channels.host.url}/v1/as2/mdn"
+    async with httpx.AsyncClient() as client:
+        again = await client.post(mdn_url, content=mdn, headers=headers)
+        tampered = await client.post(mdn_url, content=mdn.replace(b"processed", b"processed "), headers=headers)
+        garbage = await client.post(mdn_url, content=b"hello", headers={"Content-Type": "text/plain"})
+    assert (again.status_code, again.text) == (200, "Already settled.")
+    assert tampered.status_code == 400 and "trusted" in tampered.json()["detail"]  # the signature no longer holds
+    assert garbage.status_code == 400
+    assert len(await channels.read(topics.DELIVERY_ACKED)) == 1
+
+
+async def test_an_async_error_mdn_fails_the_dispatch_for_good(peer, ingest, start_channels, make_dispatch, outcomes):
+    channels = await async_channels(peer, ingest, start_channels)
+    peer.reject_next("unexpected-processing-error")
+    request = await edi_dispatch(ingest, make_dispatch)
+    await channels.publish(request)
+
+    dispatched, failed = await outcomes(channels, 2)
+    assert isinstance(dispatched, InvoiceDispatched)  # the partner took it; its MDN said no later
+    assert isinstance(failed, DispatchFailed) and failed.permanent and "unexpected-processing-error" in failed.reason
+    assert failed.fallback_channels == ["postal"]
+    assert (await submission(channels, request.dispatch_id)).state == "rejected"
+    assert await channels.read(topics.DELIVERY_ACKED) == []

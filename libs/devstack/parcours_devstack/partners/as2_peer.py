@@ -2,12 +2,15 @@
 
 `POST /as2` takes an AS2 message the way a real partner does: pyas2lib decrypts it and checks
 the sender's signature, pydifact parses the EDIFACT interchange, which must hold INVOIC D96A
-messages; the answer is a signed synchronous MDN (processed, with the MIC), or an error MDN.
-A Message-ID already processed is not processed again: its first MDN is answered again.
+messages; the answer is a signed MDN (processed, with the MIC), or an error MDN: synchronous,
+or posted to the sender's `Receipt-Delivery-Option` URL when it asks for an async MDN (the HTTP
+answer is then an empty 200). A Message-ID already processed is not processed again: its first
+MDN is answered again.
 
 Behaviours a test asks for: `fail_next(n)` answers 503 n times, `reject_next(reason)` answers
 an error MDN, `silent` never answers in time, `hold()` processes then waits before answering
-(to crash the sender in between)."""
+(to crash the sender in between), `mdn_delay` waits before posting an async MDN; `mdn_posts`
+lists the status of each async MDN post."""
 
 from __future__ import annotations
 
@@ -15,6 +18,8 @@ import asyncio
 import datetime
 import warnings
 from dataclasses import dataclass, field
+
+import httpx
 
 from fastapi import FastAPI, Request, Response
 from parcours_channels.adapters.edi import compat  # noqa: F401  (oscrypto on OpenSSL ≥ 3.0.10)
@@ -73,7 +78,10 @@ class As2Peer:
     silent: bool = False
     _failures: int = 0
     _reject_reason: str | None = None
-    _answers: dict[str, tuple[dict[str, str], bytes]] = field(default_factory=dict)
+    mdn_delay: float = 0.0
+    mdn_posts: list[int] = field(default_factory=list)
+    _answers: dict[str, tuple[dict[str, str], bytes, str | None]] = field(default_factory=dict)
+    _tasks: set = field(default_factory=set)
     _hold: asyncio.Event | None = None
     held: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -105,22 +113,23 @@ class As2Peer:
         return Partner(as2_name=as2_id, verify_cert=certificate.encode(), encrypt_cert=certificate.encode(),
                        sign=True, encrypt=True)
 
-    def receive(self, raw: bytes) -> tuple[int, dict[str, str], bytes]:
-        """Parse, check and record one AS2 message; the HTTP answer (status, headers, MDN)."""
+    def receive(self, raw: bytes) -> tuple[int, dict[str, str], bytes, str | None]:
+        """Parse, check and record one AS2 message; (status, MDN headers, MDN, the URL of an async MDN)."""
         inbound = Message()
         status, problem, mdn = inbound.parse(raw, find_org_cb=lambda as2_id: self._organization()
                                              if as2_id == self.as2_id else None,
                                              find_partner_cb=self._partner)
         if mdn is None:
-            return 400, {}, b"an MDN must be requested"
+            return 400, {}, b"an MDN must be requested", None
         if status == "processed":
             reason = self._reject_reason or self._check_invoic(inbound)
             self._reject_reason = None
             if reason is not None:
                 self.rejected.append(inbound.message_id)
-                mdn = Mdn(mdn_mode="SYNC", digest_alg=mdn.digest_alg)
+                mdn = Mdn(mdn_mode=mdn.mdn_mode, digest_alg=mdn.digest_alg, mdn_url=mdn.mdn_url)
                 mdn.build(message=inbound, status="processed/Error", detailed_status=reason)
-        return 200, {key: str(value) for key, value in mdn.headers.items()}, mdn.content
+        url = mdn.mdn_url if mdn.mdn_mode == "ASYNC" else None
+        return 200, {key: str(value) for key, value in mdn.headers.items()}, mdn.content, url
 
     def _check_invoic(self, inbound: Message) -> str | None:
         text = inbound.content.decode("utf-8", errors="replace")
@@ -159,16 +168,33 @@ class As2Peer:
             body = await request.body()
             message_id = request.headers.get("message-id", "").strip().strip("<>")
             if message_id in self._answers:  # a resend: never processed twice, the first MDN again
-                headers, content = self._answers[message_id]
-                return Response(content, status_code=200, headers=headers)
+                headers, content, url = self._answers[message_id]
+                return self._answer(headers, content, url)
             raw = "".join(f"{k}: {v}\r\n" for k, v in request.headers.items()).encode() + b"\r\n" + body
-            status, headers, content = await asyncio.to_thread(self.receive, raw)
+            status, headers, content, url = await asyncio.to_thread(self.receive, raw)
             if status == 200 and message_id:
-                self._answers[message_id] = (headers, content)
+                self._answers[message_id] = (headers, content, url)
             if self._hold is not None:
                 hold, self._hold = self._hold, None
                 self.held.set()
                 await hold.wait()
-            return Response(content, status_code=status, headers=headers)
+            return self._answer(headers, content, url) if status == 200 else Response(content, status_code=status)
 
         return app
+
+    def _answer(self, headers: dict[str, str], content: bytes, url: str | None) -> Response:
+        if url is None:
+            return Response(content, status_code=200, headers=headers)
+        task = asyncio.create_task(self._post_mdn(url, headers, content))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return Response(b"", status_code=200)
+
+    async def _post_mdn(self, url: str, headers: dict[str, str], content: bytes) -> None:
+        await asyncio.sleep(self.mdn_delay)
+        try:
+            async with httpx.AsyncClient(timeout=30) as client:
+                response = await client.post(url, content=content, headers=headers)
+            self.mdn_posts.append(response.status_code)
+        except httpx.HTTPError:
+            self.mdn_posts.append(0)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 
 AS2_ID = r"^[A-Za-z0-9._\- ]{1,128}$"
 
@@ -25,6 +25,8 @@ class As2Partner(BaseModel):
     customers: list[str] = Field(default_factory=list, description="Customer refs routed to this partner; '*' for any.")
     encryption: Literal["aes_128_cbc", "aes_192_cbc", "aes_256_cbc", "tripledes_192_cbc"] = "aes_256_cbc"
     digest: Literal["sha256", "sha384", "sha512"] = "sha256"
+    mdn_mode: Literal["sync", "async"] = Field(default="sync", description="async: the partner posts its signed MDN "
+                                               "later to our mdn_url (channels' POST /v1/as2/mdn).")
 
 
 class EdiSettings(BaseModel):
@@ -36,10 +38,18 @@ class EdiSettings(BaseModel):
     interchange_id: str = Field(default="", max_length=35, description="Our id in UNB.")
     interchange_qualifier: str = Field(default="14", max_length=4)
     message_id_domain: str = Field(default="parcours.localhost", pattern=r"^[A-Za-z0-9.-]+$")
+    mdn_url: str = Field(default="", pattern=r"^$|^https?://", description="Where partners in async mode post MDNs "
+                         "(channels' public POST /v1/as2/mdn).")
     partners: dict[str, As2Partner] = Field(default_factory=dict)
     timeout_seconds: float = Field(default=60, gt=0, description="For the partner's answer and its synchronous MDN.")
     max_attempts: int = Field(default=4, ge=1, description="Sends of one dispatch before a transient failure is final "
                                                             "(keep below the consumer's max attempts).")
+
+    @model_validator(mode="after")
+    def _async_needs_url(self):
+        if not self.mdn_url and any(p.mdn_mode == "async" for p in self.partners.values()):
+            raise ValueError("a partner with mdn_mode async needs edi.mdn_url")
+        return self
 
     @property
     def configured(self) -> bool:

@@ -1,5 +1,6 @@
 """`edi`: the invoice as EDIFACT INVOIC D96A, sent over AS2 to the customer's trading partner:
-signed, encrypted, with a signed synchronous MDN requested. The MDN is the technical
+signed, encrypted, with a signed MDN requested, synchronous or, for a partner in async mode,
+posted later to `POST /v1/as2/mdn` (`mdn.py`). The MDN is the technical
 acknowledgement (`delivery.acked`, status MDN) once its signature and MIC check out; an error
 MDN is a permanent failure (router falls back); no trustworthy MDN after the last attempt
 leaves the invoice dispatched without proof, for the tracker's not-received incident."""
@@ -25,6 +26,7 @@ from parcours_runtime.service import ServiceContext
 
 CHANNEL = "edi"
 ACK_STATUS = "MDN"  # the tracker reads it as technical receipt (delivered)
+AWAITING_MDN = "awaiting-mdn"
 
 
 class EdiAdapter:
@@ -62,6 +64,10 @@ class EdiAdapter:
                 if last_attempt:
                     raise PartnerRefused(f"{partner.as2_id} unreachable after {row.attempts} attempts: {reason}") from None
                 raise TransientDeliveryError(reason) from None
+            if verdict is None:  # the partner took it and posts its signed MDN later (api_partners)
+                return Accepted(partner_ref=built.message_id, last_status=AWAITING_MDN,
+                                detail={"as2_message_id": built.message_id, "mic": built.message.mic.decode(),
+                                        "fallback_channels": list(request.fallback_channels)})
             if verdict.acked:
                 ack = DeliveryAcked.following(request, channel=CHANNEL, ack_id=(verdict.mdn_id or built.message_id)[:200],
                                               status=ACK_STATUS, acked_at=datetime.now(timezone.utc))

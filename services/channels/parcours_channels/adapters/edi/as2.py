@@ -1,12 +1,13 @@
-"""AS2 (RFC 4130) sending with pyas2lib: sign, encrypt, ask for a signed synchronous MDN, and
-read that MDN: its signature checked against the partner's certificate, its disposition, and
-its MIC against the one computed when signing."""
+"""AS2 (RFC 4130) sending with pyas2lib: sign, encrypt, ask for a signed MDN (synchronous, or
+posted later to our MDN URL), and read that MDN: its signature checked against the partner's
+certificate, its disposition, and its MIC against the one computed when signing."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from dataclasses import dataclass
+from email import message_from_bytes
 from email.utils import make_msgid
 
 import httpx
@@ -53,13 +54,13 @@ def _organization(settings: EdiSettings) -> Organization:
     key_pem = settings.private_key.get_secret_value().encode() + b"\n" + settings.certificate.encode()
     password = settings.private_key_password.get_secret_value() or None
     return Organization(as2_name=settings.as2_id, sign_key=key_pem, sign_key_pass=password,
-                        domain=settings.message_id_domain)
+                        domain=settings.message_id_domain, mdn_url=settings.mdn_url or None)
 
 
 def _partner(partner: As2Partner) -> Partner:
     return Partner(as2_name=partner.as2_id, verify_cert=partner.certificate.encode(),
                    encrypt_cert=partner.certificate.encode(), sign=True, encrypt=True, enc_alg=partner.encryption,
-                   digest_alg=partner.digest, mdn_mode="SYNC", mdn_digest_alg=partner.digest)
+                   digest_alg=partner.digest, mdn_mode=partner.mdn_mode.upper(), mdn_digest_alg=partner.digest)
 
 
 def build_message(settings: EdiSettings, partner: As2Partner, payload: bytes, *, dispatch_id: object,
@@ -75,10 +76,44 @@ def build_message(settings: EdiSettings, partner: As2Partner, payload: bytes, *,
 
 def read_mdn(built: Built, headers: httpx.Headers, body: bytes) -> MdnVerdict:
     """Check and read a synchronous MDN (CPU-bound: run it in a thread)."""
-    raw = "".join(f"{key}: {value}\r\n" for key, value in headers.items()).encode() + b"\r\n" + body
+    return _verdict(raw_http(headers, body), built.message_id, built.message)
+
+
+def raw_http(headers, body: bytes) -> bytes:
+    """What pyas2lib parses: the HTTP headers, a blank line, the body."""
+    return "".join(f"{key}: {value}\r\n" for key, value in headers.items()).encode() + b"\r\n" + body
+
+
+def original_message_id(raw: bytes) -> str | None:
+    """The Message-ID an MDN answers, before anything is checked (to find what it answers)."""
     mdn = Mdn()
-    status, detail = mdn.parse(raw, find_message_cb=lambda message_id, recipient: (
-        built.message if message_id == built.message_id else None))
+    try:
+        mdn.payload = message_from_bytes(raw)
+        message_id, _ = mdn.detect_mdn()
+    except Exception:  # not an MDN, or not MIME at all
+        return None
+    return message_id or None
+
+
+@dataclass(frozen=True)
+class Original:
+    """What an async MDN is checked against: the message we sent (its id and MIC) and its partner."""
+
+    message_id: str
+    mic: bytes
+    receiver: Partner
+
+
+def read_async_mdn(raw: bytes, *, partner: As2Partner, message_id: str, mic: str) -> MdnVerdict:
+    """Check and read an MDN posted later (CPU-bound): signed by `partner`, answering `message_id`
+    with the MIC we computed when signing it."""
+    return _verdict(raw, message_id, Original(message_id=message_id, mic=mic.encode(), receiver=_partner(partner)))
+
+
+def _verdict(raw: bytes, message_id: str, original) -> MdnVerdict:
+    mdn = Mdn()
+    status, detail = mdn.parse(raw, find_message_cb=lambda answered, recipient: (
+        original if answered == message_id else None))
     status = (status or "").strip()
     verified = status.lower() != "failed/failure"  # pyas2lib's word for an MDN it could not trust or match
     disposition, _, modifier = status.partition("/")
@@ -88,8 +123,9 @@ def read_mdn(built: Built, headers: httpx.Headers, body: bytes) -> MdnVerdict:
                       mdn_id=getattr(mdn, "message_id", None) or make_msgid().strip("<>"))
 
 
-async def send(client: httpx.AsyncClient, settings: EdiSettings, partner: As2Partner, built: Built) -> MdnVerdict:
-    """POST the message; the answer is its MDN. Raises As2Unanswered on a timeout, httpx errors
+async def send(client: httpx.AsyncClient, settings: EdiSettings, partner: As2Partner, built: Built) -> MdnVerdict | None:
+    """POST the message; the answer is its MDN (None for a partner in async mode, which took it and
+    posts its MDN later). Raises As2Unanswered on a timeout, httpx errors
     for a connection that failed, and TransientAnswer for a 5xx/429."""
     try:
         response = await client.post(partner.url, content=built.body, headers=built.headers,
@@ -101,6 +137,8 @@ async def send(client: httpx.AsyncClient, settings: EdiSettings, partner: As2Par
     if response.status_code >= 300:
         return MdnVerdict(acked=False, verified=False, disposition=f"http/{response.status_code}",
                           detail=f"{partner.as2_id} refused the message: HTTP {response.status_code}", mdn_id=None)
+    if partner.mdn_mode == "async":
+        return None
     return await asyncio.to_thread(read_mdn, built, response.headers, response.content)
 
 

@@ -1,0 +1,64 @@
+"""Asynchronous MDNs: a partner in async mode posts its signed MDN to `POST /v1/as2/mdn` after
+taking our message. The MDN names the Message-ID it answers, which is the submission's
+partner_ref; it is trusted only when signed by that submission's partner and its MIC is the one
+we computed when signing. processed ⇒ `delivery.acked` MDN; an error disposition ⇒ a permanent
+`dispatch.failed` (router falls back). Each submission is settled once: a repeated MDN changes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy import select
+
+from parcours_channels.adapters.edi import ACK_STATUS, CHANNEL
+from parcours_channels.adapters.edi.as2 import original_message_id, read_async_mdn
+from parcours_channels.adapters.partner_once import acked_after, failed_after
+from parcours_channels.domain.edi_profiles import EdiSettings
+from parcours_channels.store.partner_submissions import (
+    ACKNOWLEDGED, REJECTED, SUBMITTED, PartnerSubmission, record_outcome, submission_by_ref,
+)
+from parcours_runtime.service import ServiceContext
+from parcours_runtime.uow import UnitOfWork
+
+
+@dataclass(frozen=True)
+class MdnOutcome:
+    status: int  # the HTTP answer to the partner
+    detail: str
+
+
+async def record_async_mdn(ctx: ServiceContext, raw: bytes) -> MdnOutcome:
+    """Check the MDN against what we sent and settle the submission it answers."""
+    settings: EdiSettings = ctx.settings.edi
+    message_id = await asyncio.to_thread(original_message_id, raw)
+    if message_id is None:
+        return MdnOutcome(400, "Not an AS2 MDN (multipart/report with a disposition notification).")
+    async with ctx.sessions() as session:
+        row = await submission_by_ref(session, channel=CHANNEL, partner_ref=message_id)
+    partner = settings.partners.get(row.partner) if row is not None else None
+    mic = (row.detail or {}).get("mic") if row is not None else None
+    if row is None or partner is None or not mic:
+        return MdnOutcome(404, f"No message {message_id} awaits an MDN here.")
+    verdict = await asyncio.to_thread(read_async_mdn, raw, partner=partner, message_id=message_id, mic=mic)
+    if not verdict.verified:
+        return MdnOutcome(400, f"The MDN could not be trusted: {verdict.detail or verdict.disposition}")
+    async with UnitOfWork(ctx.sessions) as uow:
+        row = (await uow.session.scalars(select(PartnerSubmission).where(PartnerSubmission.dispatch_id == row.dispatch_id)
+                                         .with_for_update().execution_options(populate_existing=True))).one()
+        if row.state != SUBMITTED:
+            return MdnOutcome(200, "Already settled.")
+        detail = {**(row.detail or {}), "mdn_id": verdict.mdn_id}
+        if verdict.acked:
+            uow.publish(acked_after(row, channel=CHANNEL, ack_id=verdict.mdn_id or message_id, status=ACK_STATUS,
+                                    at=datetime.now(timezone.utc)))
+            await record_outcome(uow.session, dispatch_id=row.dispatch_id, state=ACKNOWLEDGED,
+                                 last_status=verdict.disposition[:64], detail=detail)
+        else:
+            reason = f"{partner.as2_id} MDN {verdict.disposition}: {verdict.detail or 'no detail'}"
+            uow.publish(failed_after(row, channel=CHANNEL, reason=reason))
+            await record_outcome(uow.session, dispatch_id=row.dispatch_id, state=REJECTED,
+                                 last_status=verdict.disposition[:64], detail={**detail, "reason": reason})
+        await uow.commit()
+    return MdnOutcome(200, "Recorded.")
