@@ -25,6 +25,8 @@ class Settings(ServiceSettings):
     xsd_validation: bool = Field(default=True, description="Validate UBL/CII documents against their XSD.")
     schematron: bool = Field(default=True, description="Check UBL/CII/Factur-X documents against the EN 16931 "
                                                        "schematron (official business rules BR-…).")
+    schematron_preload: bool = Field(default=False, description="Compile the CII and UBL schematrons at start-up "
+                                     "(≈ 80 MB each) rather than on the first document of each syntax.")
     blob_store_url: str = Field(default="file:.parcours/blobs",
                                 description="Where documents are kept, content-addressed: file:PATH, or "
                                             "s3://BUCKET/PREFIX[?endpoint=URL&region=R] (credentials: the AWS chain).")
