@@ -74,7 +74,8 @@ class Stack:
             "tracker": {"PUBLIC_URL": tracker_url, "PORTAL_URL": f"http://127.0.0.1:{ports['portal']}"},
             "dunning": {"TIME_TRAVEL": "true", "TICK_SECONDS": "5"},
         }
-        partner_env = await self.partners.start(tracker_url=tracker_url, document_token=secrets.token_urlsafe(24))
+        partner_env = await self.partners.start(tracker_url=tracker_url, document_token=secrets.token_urlsafe(24),
+                                                channels_url=f"http://127.0.0.1:{ports['channels']}")
         per_service["channels"].update(partner_env["channels"], INGEST_URL=f"http://127.0.0.1:{ports['ingest']}")
         per_service["ingest"] = {**per_service.get("ingest", {}), **partner_env["ingest"]}
         per_service["portal"] = {"INGEST_URL": f"http://127.0.0.1:{ports['ingest']}",

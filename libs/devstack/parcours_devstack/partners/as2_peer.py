@@ -180,6 +180,12 @@ class As2Peer:
                 await hold.wait()
             return self._answer(headers, content, url) if status == 200 else Response(content, status_code=status)
 
+        @app.get("/simulator/state")
+        async def state():
+            return {"posts": self.posts, "rejected": self.rejected, "mdn_posts": self.mdn_posts,
+                    "invoices": [{"message_id": i.message_id, "sender": i.sender, "number": i.number,
+                                  "total_incl_tax": i.total_incl_tax} for i in self.invoices.values()]}
+
         return app
 
     def _answer(self, headers: dict[str, str], content: bytes, url: str | None) -> Response:
