@@ -36,6 +36,7 @@ from parcours_contracts import (
     IncidentOpened,
     IncidentResolved,
     IncidentResolutionRequested,
+    RedeliveryRequested,
     InvoiceLifecycleChanged,
     LifecycleStatus,
     PaymentPromised,
@@ -148,6 +149,8 @@ EXAMPLES = {
     ),
     "incident.resolution_requested": IncidentResolutionRequested(
         **ABOUT_INVOICE, incident_id=DISPATCH_ID, resolution="customer called", actor="cm@acme.example"),
+    "redelivery.requested": RedeliveryRequested(
+        **ABOUT_INVOICE, channel="email_attachment", incident_id=DISPATCH_ID, actor="cm@acme.example"),
     "customer.changed": CustomerChanged(**ENVELOPE, customer_ref="C-00917", name="Dupont & Fils SARL",
                                         group="grands-comptes", language="fr",
                                         tags=["grands-comptes", "public-sector"]),

@@ -338,6 +338,19 @@ class IncidentResolutionRequested(InvoiceEvent):
     incident_id: UUID
     resolution: str = Field(min_length=1, max_length=2000)
     actor: str = Field(max_length=320, description="The console user.")
+    action: Literal["resolve", "called", "resend", "switch_channel"] | None = Field(
+        default=None, description="What the console user did about it (omitted: resolve).")
+
+
+class RedeliveryRequested(InvoiceEvent):
+    """A credit manager asks, from the console, for the invoice to be delivered again: on `channel`
+    (switch channel) or on the customer's channels as the directory says now (resend). The router
+    requests the dispatch with the invoice it last dispatched."""
+
+    type: Literal["redelivery.requested"] = "redelivery.requested"
+    channel: str | None = Field(default=None, max_length=64, description="Omitted: the customer's channels.")
+    incident_id: UUID | None = Field(default=None, description="The incident this answers, if any.")
+    actor: str = Field(max_length=320, description="The console user.")
 
 
 class TenantEvent(EventEnvelope):
@@ -401,6 +414,7 @@ Event = Annotated[
         IncidentResolved,
         RecipientActionRequested,
         IncidentResolutionRequested,
+        RedeliveryRequested,
         CustomerChanged,
         TenantApiKeyIssued,
         TenantApiKeyRevoked,
@@ -425,6 +439,7 @@ ALL_EVENT_TYPES: dict[str, type[EventEnvelope]] = {
     "incident.resolved": IncidentResolved,
     "recipient.action_requested": RecipientActionRequested,
     "incident.resolution_requested": IncidentResolutionRequested,
+    "redelivery.requested": RedeliveryRequested,
     "customer.changed": CustomerChanged,
     "tenant.api_key_issued": TenantApiKeyIssued,
     "tenant.api_key_revoked": TenantApiKeyRevoked,
@@ -447,6 +462,7 @@ TOPIC_OF: dict[type[EventEnvelope], str] = {
     IncidentResolved: topics.INCIDENT_EVENTS,
     RecipientActionRequested: topics.PORTAL_ACTIONS,
     IncidentResolutionRequested: topics.PORTAL_ACTIONS,
+    RedeliveryRequested: topics.PORTAL_ACTIONS,
     CustomerChanged: topics.CUSTOMER_EVENTS,
     TenantApiKeyIssued: topics.TENANT_EVENTS,
     TenantApiKeyRevoked: topics.TENANT_EVENTS,

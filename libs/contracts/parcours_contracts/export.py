@@ -38,7 +38,7 @@ SERVICES: dict[str, dict[str, tuple[str, ...]]] = {
     "router": {
         "sends": (topics.DISPATCH_REQUESTED, topics.INVOICE_UNROUTABLE, topics.CUSTOMER_EVENTS),
         "receives": (topics.INVOICE_RECEIVED, topics.REMINDER_DUE, topics.DISPATCH_FAILED,
-                     topics.DELIVERY_BOUNCED, topics.TENANT_EVENTS),
+                     topics.DELIVERY_BOUNCED, topics.TENANT_EVENTS, topics.PORTAL_ACTIONS),
     },
     "channels": {
         "sends": (topics.INVOICE_DISPATCHED, topics.DISPATCH_FAILED, topics.DELIVERY_BOUNCED),

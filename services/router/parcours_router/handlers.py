@@ -16,6 +16,7 @@ from parcours_contracts import (
     InvoiceUnroutable,
     Penalties,
     Recipient,
+    RedeliveryRequested,
     ReminderDue,
     ReminderInfo,
 )
@@ -24,6 +25,7 @@ from parcours_router.domain import routing
 from parcours_router.store.customers import find_customer
 from parcours_router.store.dispatches import (
     Dispatch,
+    last_invoice_dispatch,
     lock_dispatch,
     mark_failure_handled,
     note_bounce,
@@ -47,20 +49,33 @@ def build(ctx: ServiceContext) -> dict[type, Handler]:
         await route_to_customer(event, uow, offered=offered, invoice=event.invoice, purpose="reminder",
                                 reminder=event.reminder, penalties=event.penalties)
 
+    async def on_redelivery_requested(event: RedeliveryRequested, uow: UnitOfWork) -> None:
+        """A console user asks for the invoice again (resend, or on `channel`): routed like a new one,
+        with the invoice as it was last dispatched."""
+        last = await last_invoice_dispatch(uow.session, tenant_id=event.tenant_id, invoice_id=event.invoice_id)
+        if last is None:
+            _unroutable(event, uow, customer_ref="", purpose="invoice",
+                        reason="redelivery requested, but the invoice was never dispatched: nothing to send again")
+            return
+        await route_to_customer(event, uow, offered=offered, invoice=InvoiceSummary.model_validate(last.invoice),
+                                purpose="invoice", reminder=None, wanted=event.channel)
+
     return {InvoiceReceived: on_invoice_received, ReminderDue: on_reminder_due, DispatchFailed: on_dispatch_failed,
-            DeliveryBounced: on_delivery_bounced}
+            DeliveryBounced: on_delivery_bounced, RedeliveryRequested: on_redelivery_requested}
 
 
 async def route_to_customer(cause: InvoiceEvent, uow: UnitOfWork, *, offered: Sequence[str], invoice: InvoiceSummary,
-                            purpose: str, reminder: ReminderInfo | None, penalties: Penalties | None = None) -> None:
-    """Request a dispatch on the customer's first usable channel as the directory says now."""
+                            purpose: str, reminder: ReminderInfo | None, penalties: Penalties | None = None,
+                            wanted: str | None = None) -> None:
+    """Request a dispatch on the customer's first usable channel as the directory says now (on
+    `wanted` or the reminder step's channel first, when offered)."""
     ref = invoice.customer_ref
     customer = await find_customer(uow.session, tenant_id=cause.tenant_id, ref=ref)
     if customer is None:
         decision = routing.unknown_customer(ref)
     else:
         decision = routing.first_route(preferred=customer.channels, offered=offered,
-                                       wanted=reminder.channel if reminder is not None else None)
+                                       wanted=reminder.channel if reminder is not None else wanted)
     if isinstance(decision, routing.Unroutable):
         _unroutable(cause, uow, customer_ref=ref, purpose=purpose, reason=decision.reason)
         return

@@ -57,6 +57,14 @@ async def lock_dispatch(session: AsyncSession, *, tenant_id: str, dispatch_id: U
     )).first()
 
 
+async def last_invoice_dispatch(session: AsyncSession, *, tenant_id: str, invoice_id: UUID) -> Dispatch | None:
+    """The last dispatch the router requested to deliver this invoice (not a reminder), if any."""
+    return (await session.scalars(
+        select(Dispatch).where(Dispatch.invoice_id == invoice_id, Dispatch.tenant_id == tenant_id,
+                               Dispatch.purpose == "invoice").order_by(Dispatch.created_at.desc()).limit(1)
+    )).first()
+
+
 def mark_failure_handled(dispatch: Dispatch) -> None:
     """Remember that this dispatch's permanent failure was acted on."""
     dispatch.failure_handled_at = func.now()
