@@ -108,6 +108,7 @@ class EventConsumer:
         backoff_seconds: float = 0.2,
         batch_size: int = 500,
         session_timeout_ms: int = 10000,
+        fetch_max_wait_ms: int = 100,
     ):
         self.group_id = group_id
         self._bootstrap = bootstrap_servers
@@ -118,6 +119,7 @@ class EventConsumer:
         self._backoff = backoff_seconds
         self._batch_size = batch_size
         self._session_timeout_ms = session_timeout_ms
+        self._fetch_max_wait_ms = fetch_max_wait_ms
         self._topics = sorted({TOPIC_OF[event_type] for event_type in handlers})
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
@@ -142,6 +144,7 @@ class EventConsumer:
             max_poll_records=self._batch_size,
             session_timeout_ms=self._session_timeout_ms,
             heartbeat_interval_ms=max(300, self._session_timeout_ms // 4),
+            fetch_max_wait_ms=self._fetch_max_wait_ms,
         )
         await self._consumer.start()
         self._consumer.subscribe(self._topics, listener=_CommitBeforeRevoke(self._lock))

@@ -23,6 +23,10 @@ class ServiceSettings(BaseSettings):
     consumer_session_timeout_ms: int = Field(
         default=10000, ge=1000,
         description="Group session timeout; Tansu also holds a first join for half of it, so dev and tests use 2000.")
+    consumer_fetch_max_wait_ms: int = Field(
+        default=100, ge=1, le=10000,
+        description="Longest a fetch waits for data. Kafka answers as soon as data arrives; Tansu tends to hold "
+                    "the fetch, so this bounds the latency each hop adds there (idle cost: a fetch per interval).")
     outbox_batch_size: int = Field(default=500, ge=1)
     db_pool_size: int = Field(default=10, ge=1)
 
