@@ -206,6 +206,8 @@ def test_ingress_exposes_the_public_routes_only(overlay):
         ("track", "/l"): "tracker",
         ("track", "/v"): "tracker",
         ("track", "/v1/acks"): "tracker",
+        ("track", "/v1/peppol/events"): "channels",
+        ("track", "/v1/as2/mdn"): "channels",
         ("track", "/v1/invoices"): "tracker",
         **{("portal", path): "portal" for path in ("/console", "/login", "/logout", "/lang", "/p/", "/portal",
                                                    "/static")},
