@@ -75,11 +75,12 @@ async def customer_contexts(session: AsyncSession, *, keys: set[CustomerKey]) ->
     settings = {(c.tenant_id, c.customer_ref): c for c in (await session.scalars(select(CustomerSettings).where(
         among(CustomerSettings.tenant_id, CustomerSettings.customer_ref, keys)))).all()}
     signals: dict[CustomerKey, list[Signal]] = {key: [] for key in keys}
-    for s in (await session.scalars(select(CustomerSignal).where(
-            among(CustomerSignal.tenant_id, CustomerSignal.customer_ref, keys))
-            .order_by(CustomerSignal.at, CustomerSignal.id))).all():
-        if (found := signals.get((s.tenant_id, s.customer_ref))) is not None:
-            found.append(Signal(at=s.at, kind=s.kind, detail=s.detail))
+    for tenant_id, customer_ref, at, kind, detail in await session.execute(select(
+            CustomerSignal.tenant_id, CustomerSignal.customer_ref, CustomerSignal.at, CustomerSignal.kind,
+            CustomerSignal.detail).where(among(CustomerSignal.tenant_id, CustomerSignal.customer_ref, keys))
+            .order_by(CustomerSignal.at, CustomerSignal.id)):
+        if (found := signals.get((tenant_id, customer_ref))) is not None:
+            found.append(Signal(at=at, kind=kind, detail=detail))
     return {key: _context(customers.get(key), settings.get(key), signals[key]) for key in keys}
 
 

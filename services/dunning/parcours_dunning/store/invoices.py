@@ -159,14 +159,18 @@ async def signals_of(session: AsyncSession, *, keys: list[InvoiceKey]) -> dict[I
     if not keys:
         return out
 
-    def rows(table):
-        return select(table).where(among(table.tenant_id, table.invoice_id, keys))
+    def rows(table, *columns):
+        """Plain rows, not ORM objects: nothing here is changed, and building objects is what costs."""
+        return session.execute(select(table.tenant_id, table.invoice_id, *columns)
+                               .where(among(table.tenant_id, table.invoice_id, keys)))
 
-    for e in (await session.scalars(rows(Evidence))).all():
-        if (found := out.get((e.tenant_id, e.invoice_id))) is not None:
-            found.append(Signal(at=e.observed_at, kind="acked" if e.kind == "delivery.acked" else "viewed",
-                                detail=e.reference or ""))
-    for d in (await session.scalars(rows(DispatchOutcome))).all():
+    for tenant_id, invoice_id, kind, observed_at, reference in await rows(
+            Evidence, Evidence.kind, Evidence.observed_at, Evidence.reference):
+        if (found := out.get((tenant_id, invoice_id))) is not None:
+            found.append(Signal(at=observed_at, kind="acked" if kind == "delivery.acked" else "viewed",
+                                detail=reference or ""))
+    for d in await rows(DispatchOutcome, DispatchOutcome.outcome, DispatchOutcome.occurred_at, DispatchOutcome.purpose,
+                        DispatchOutcome.permanent, DispatchOutcome.channel, DispatchOutcome.reason):
         if (found := out.get((d.tenant_id, d.invoice_id))) is None:
             continue
         if d.outcome == "dispatched":
@@ -175,11 +179,11 @@ async def signals_of(session: AsyncSession, *, keys: list[InvoiceKey]) -> dict[I
             what = "bounced" if d.outcome == "bounced" else "failed"
             found.append(Signal(at=d.occurred_at, kind="delivery_failed", purpose=d.purpose,
                                 detail=f"{d.channel} {what}: {d.reason or ''}".strip()))
-    for s in (await session.scalars(rows(InvoiceSignal))).all():
-        if (found := out.get((s.tenant_id, s.invoice_id))) is not None:
-            data = s.data
+    for tenant_id, invoice_id, at, kind, data in await rows(InvoiceSignal, InvoiceSignal.at, InvoiceSignal.kind,
+                                                            InvoiceSignal.data):
+        if (found := out.get((tenant_id, invoice_id))) is not None:
             found.append(Signal(
-                at=s.at, kind=s.kind, code=data.get("code"), status=data.get("status"),
+                at=at, kind=kind, code=data.get("code"), status=data.get("status"),
                 open_amount=Decimal(data["open_amount"]) if "open_amount" in data else None,
                 fully_paid=bool(data.get("fully_paid")),
                 promised_on=date.fromisoformat(data["promised_on"]) if "promised_on" in data else None,
