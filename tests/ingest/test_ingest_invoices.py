@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
 import uuid
 from decimal import Decimal
 
 import httpx
+from pypdf import PdfReader
 from sqlalchemy import select
 
 from parcours_contracts import InvoiceReceived, topics
@@ -77,8 +79,12 @@ async def test_pdf_round_trip_and_incoming_correlation_id(client, acme, make_inv
     assert event.invoice.has_pdf is True
     assert event.correlation_id == "erp-batch-17"
 
+    # an invoice sent as data only: its PDF is the Factur-X Parcours prepares (rendered, CII embedded)
     without_pdf = (await client.post("/v1/invoices", json=make_invoice(), headers=acme)).json()["invoice_id"]
-    missing = await client.get(f"/v1/invoices/{without_pdf}/pdf", headers=acme)
+    prepared = await client.get(f"/v1/invoices/{without_pdf}/pdf", headers=acme)
+    assert prepared.status_code == 200 and prepared.content.startswith(b"%PDF-1.7")
+    assert [a.name for a in PdfReader(io.BytesIO(prepared.content)).attachment_list] == ["factur-x.xml"]
+    missing = await client.get(f"/v1/invoices/{uuid.uuid4()}/pdf", headers=acme)
     assert missing.status_code == 404 and missing.headers["content-type"] == PROBLEM_JSON
 
 
