@@ -16,12 +16,13 @@ from sqlalchemy import select
 from parcours_channels.domain.verp import read_verp_address, recipient_digest, verp_address
 from parcours_channels.domain.wording import message_id_for
 from parcours_channels.store.sends import Send
-from parcours_contracts import DispatchFailed, InvoiceDispatched, Penalties, Recipient, ReminderInfo, topics
-from parcours_runtime import dlq
+from parcours_contracts import DispatchFailed, InvoiceDispatched, Penalties, Recipient, ReminderInfo
 from parcours_runtime.links import verify_link_token
 
 LINK_SECRET = "test-link-secret"
 BOUNCE_SECRET = "test-bounce-secret"
+# Deferred retries within a test's patience: 0.2 s, then 0.4 s…, looked for every 0.1 s.
+QUICK_RETRIES = {"smtp_retry_first_seconds": 0.2, "smtp_retry_poll_seconds": 0.1}
 LINK = re.compile(r"http://127\.0\.0\.1:8104/l/([A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+)")
 
 
@@ -161,15 +162,17 @@ async def test_a_refused_recipient_does_not_fail_the_dispatch_of_the_others(chan
         (delivered["rcpt_tos"][0], delivered["message_id"])]
 
 
-async def test_a_temporary_refusal_is_retried_without_resending_to_the_others(channels, sink, make_dispatch):
+async def test_a_temporary_refusal_is_retried_later_without_resending_to_the_others(start_channels, sink,
+                                                                                     make_dispatch, eventually):
+    channels = await start_channels(**QUICK_RETRIES)
     request = make_dispatch()
     sink.reject_next(1, 451)
     await channels.publish(request)
     await channels.settle()
 
+    (outcome,) = await eventually(channels.outcomes, what="the outcome, once the put-off recipient is sent")
     received = sink.messages()
     assert sorted(m["rcpt_tos"][0] for m in received) == ["compta@buyer.example", "jeanne@buyer.example"]
-    (outcome,) = await channels.outcomes()
     assert isinstance(outcome, InvoiceDispatched)
     assert {m.message_id for m in outcome.messages} == {m["message_id"] for m in received}
     rows = await ledger(channels, request.dispatch_id)
@@ -177,17 +180,23 @@ async def test_a_temporary_refusal_is_retried_without_resending_to_the_others(ch
     assert channels.host.consumer.dead_lettered == 0
 
 
-async def test_an_unreachable_relay_is_retried_then_dead_lettered(start_channels, sink, make_dispatch, kafka):
-    closed_port = sink.smtp_port
-    await sink.stop()  # nothing listens there any more
-    channels = await start_channels(smtp_port=closed_port, consumer_max_attempts=3)
+async def test_an_unreachable_relay_puts_the_dispatch_off_until_it_is_back(start_channels, sink, make_dispatch,
+                                                                         eventually):
+    await sink.stop()  # nothing listens on its port for now
+    channels = await start_channels(**{**QUICK_RETRIES, "smtp_retry_first_seconds": 0.5})
     request = make_dispatch()
     await channels.publish(request)
     await channels.settle()
+    rows = await ledger(channels, request.dispatch_id)
+    assert {r.state for r in rows.values()} == {"sending"}
+    assert all(r.next_attempt_at is not None and "unreachable" in r.last_error for r in rows.values())
+    assert await channels.outcomes() == [], "neither dispatched nor failed while the relay is away"
 
-    assert await channels.outcomes() == [], "neither dispatched nor failed: the dispatch waits in the DLQ"
-    (letter,) = await dlq.peek(kafka, topics.DISPATCH_REQUESTED)
-    assert letter["attempts"] == "3" and "TransientDeliveryError" in letter["error"]
+    await sink.start()  # back on the same port
+    (outcome,) = await eventually(channels.outcomes, what="the outcome once the relay is back")
+    assert isinstance(outcome, InvoiceDispatched) and len(outcome.messages) == 2
+    assert len(sink.messages()) == 2
+    assert channels.host.consumer.dead_lettered == 0
 
 
 async def test_a_channel_without_adapter_fails_permanently(channels, sink, make_dispatch):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from parcours_channels import api, handlers
+from parcours_channels.adapters.deferred import deferred_jobs
 from parcours_channels.adapters.mail.smtp import SMTP_POOL, SmtpPool
 from parcours_channels.adapters.registry import ADAPTERS, adapter_jobs, load_adapters
 from parcours_channels.bounces.server import BOUNCE_ENDPOINT, BounceEndpoint
@@ -41,4 +42,4 @@ async def _on_stop(ctx: ServiceContext) -> None:
 def definition() -> ServiceDefinition:
     return ServiceDefinition(name="channels", metadata=Base.metadata, create_app=create_app,
                              handlers=handlers.build, on_start=_on_start, on_stop=_on_stop,
-                             background=adapter_jobs)
+                             background=lambda ctx: [*adapter_jobs(ctx), *deferred_jobs(ctx)])

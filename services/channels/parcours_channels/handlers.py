@@ -1,7 +1,8 @@
 """Consumed events. DispatchRequested → the adapter registered for its channel → one event
 saying how it went. Deliveries are outside effects: the consumer runs a polled batch of them
 concurrently (each adapter is send-once through its ledger), then records the outcomes in one
-transaction. An adapter raising (SMTP 4xx, relay away) makes the consumer retry."""
+transaction. A recipient put off (SMTP 4xx, relay away) goes to the deferred retries; an adapter
+raising (a document unobtainable for now) makes the consumer retry."""
 
 from __future__ import annotations
 
@@ -30,8 +31,10 @@ async def deliver(event: DispatchRequested, *, ctx: ServiceContext, in_flight: K
 
 
 async def record_outcome(event: DispatchRequested, result: DeliveryResult, uow: UnitOfWork) -> None:
-    """Publish InvoiceDispatched or DispatchFailed."""
-    uow.publish(outcome_event(event, result))
+    """Publish InvoiceDispatched or DispatchFailed; nothing yet when recipients wait on deferred
+    retries (they report the dispatch once settled)."""
+    if not result.deferred:
+        uow.publish(outcome_event(event, result))
 
 
 def build(ctx: ServiceContext) -> dict[type, Handler]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from parcours_contracts import DispatchFailed, DispatchRequested, InvoiceDispatched, SentMessage
 
@@ -16,10 +17,27 @@ class DeliveryResult:
     messages: tuple[SentMessage, ...] = ()
     failure: str | None = None
     permanent: bool = True
+    deferred: bool = False  # some recipients wait on deferred retries: they report the outcome later
 
     @classmethod
     def failed(cls, reason: str, *, permanent: bool = True) -> DeliveryResult:
         return cls(failure=reason, permanent=permanent)
+
+
+@dataclass(frozen=True)
+class RetrySchedule:
+    """When a recipient the relay put off (SMTP 4xx: greylisting, a full mailbox, a busy server) is
+    tried again: `first` after the first attempt, doubling up to `longest`; none after `attempts`."""
+
+    first: timedelta
+    longest: timedelta
+    attempts: int
+
+    def next_attempt(self, now: datetime, *, attempts_made: int) -> datetime | None:
+        """When to try again after `attempts_made` attempts; None: give up."""
+        if attempts_made >= self.attempts:
+            return None
+        return now + min(self.first * 2 ** min(max(attempts_made - 1, 0), 30), self.longest)
 
 
 def outcome_event(request: DispatchRequested, result: DeliveryResult) -> InvoiceDispatched | DispatchFailed:

@@ -1,6 +1,8 @@
 """The send-once ledger: one row per (dispatch, recipient), marked 'sent' as soon as the
 transport accepted the message, so a redelivered dispatch never sends twice; 'bounced' when
-the message later came back for good. It is also what bounces are correlated against."""
+the message later came back for good. It is also what bounces are correlated against.
+A recipient the relay put off (SMTP 4xx) stays 'sending' with a `next_attempt_at`: the
+deferred retries own it until it is sent or 'failed' (refused for good, or retries exhausted)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import CheckConstraint, DateTime, String, func, select, tuple_, update
+from sqlalchemy import CheckConstraint, DateTime, Index, String, func, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -18,11 +20,16 @@ from parcours_channels.store.base import Base
 SENDING = "sending"
 SENT = "sent"
 BOUNCED = "bounced"
+FAILED = "failed"
+ACCEPTED = (SENT, BOUNCED)  # the relay took the message (what happened to it later aside)
 
 
 class Send(Base):
     __tablename__ = "sends"
-    __table_args__ = (CheckConstraint(f"state IN ('{SENDING}', '{SENT}', '{BOUNCED}')", name="sends_state"),)
+    __table_args__ = (
+        CheckConstraint(f"state IN ('{SENDING}', '{SENT}', '{BOUNCED}', '{FAILED}')", name="sends_state"),
+        Index("ix_sends_next_attempt_at", "next_attempt_at", postgresql_where=text("next_attempt_at IS NOT NULL")),
+    )
 
     dispatch_id: Mapped[UUID] = mapped_column(primary_key=True)
     recipient: Mapped[str] = mapped_column(String(320), primary_key=True)
@@ -39,6 +46,9 @@ class Send(Base):
     bounced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     bounce_status: Mapped[str | None] = mapped_column(String(16))
     bounce_diagnostic: Mapped[str | None] = mapped_column(String(2000))
+    # Deferred retries: when the next attempt is due (NULL: not scheduled), and why the last one failed.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(String(2000))
 
 
 @dataclass(frozen=True)
@@ -83,7 +93,7 @@ async def mark_sent(session: AsyncSession, accepted: list[tuple[str, UUID, str]]
     await session.execute(
         update(Send)
         .where(tuple_(Send.tenant_id, Send.dispatch_id, Send.recipient).in_(accepted))
-        .values(state=SENT, updated_at=func.now())
+        .values(state=SENT, next_attempt_at=None, updated_at=func.now())
     )
 
 
