@@ -1,5 +1,5 @@
 """The credit team's console: sign-in, the invoice list with its filters and aging chart, an
-invoice's journey with the evidence of each point and where dunning stands, the incidents queue."""
+invoice's journey with the evidence of each point and where dunning stands, the users (admins)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import Response
 
-from parcours_contracts import IncidentResolutionRequested
 from parcours_portal.api.web import (COOKIE, LANG_COOKIE, check_form, current_session, redirect, refuse, render, set_session,
                                      settings)
 from parcours_portal.domain import auth
@@ -127,43 +126,11 @@ async def invoice_page(invoice_id: uuid.UUID, request: Request, user: User = Dep
             return refuse(request, 404, "invoice.unknown")
         entries = await queries.timeline(db, tenant_id=user.tenant_id, invoice_id=invoice_id)
         incidents = await queries.incidents(db, tenant_id=user.tenant_id, status=None, invoice_id=invoice_id)
+        channels = await queries.channel_choices(db, tenant_id=user.tenant_id)
     return render(request, "invoice.html", user=user, invoice=invoice, entries=entries, incidents=incidents,
+                  channels=channels,
                   outlook=_outlook(invoice, _today(request)), can_resolve=auth.allowed(user.role, "resolve_incident"),
                   documents=settings(request).ingest_document_token is not None)
-
-
-@router.get("/console/incidents")
-async def incidents_page(request: Request, user: User = Depends(console_user),
-                         status: Literal["open", "resolved"] = Query(default="open")) -> Response:
-    async with request.app.state.ctx.sessions() as db:
-        rows = await queries.incidents(db, tenant_id=user.tenant_id, status=status)
-    return render(request, "incidents.html", user=user, rows=rows, status=status,
-                  can_resolve=auth.allowed(user.role, "resolve_incident"))
-
-
-@router.post("/console/incidents/{incident_id}/resolve")
-async def resolve_incident(incident_id: uuid.UUID, request: Request, user: User = Depends(console_user),
-                           resolution: str = Form(default="", max_length=2000),
-                           form_token: str | None = Form(default=None)) -> Response:
-    """Asks the tracker (IncidentResolutionRequested) to settle it; the queue shows it pending until it has."""
-    check_form(request, form_token)
-    if not auth.allowed(user.role, "resolve_incident"):
-        return refuse(request, 403, "error.forbidden")
-    if not resolution.strip():
-        raise Problem(422, "A resolution is required.",
-                      errors=[{"pointer": "/resolution", "detail": "required", "code": "missing"}])
-    async with UnitOfWork(request.app.state.ctx.sessions) as uow:
-        incident = await queries.incident(uow.session, tenant_id=user.tenant_id, incident_id=incident_id)
-        if incident is None:
-            return refuse(request, 404, "error.not_found")
-        if incident.status == "open" and incident.requested_by is None:
-            invoice = await queries.invoice(uow.session, tenant_id=user.tenant_id, invoice_id=incident.invoice_id)
-            incident.requested_by = user.email
-            uow.publish(IncidentResolutionRequested(
-                tenant_id=user.tenant_id, invoice_id=incident.invoice_id, correlation_id=invoice.correlation_id,
-                incident_id=incident_id, resolution=resolution.strip(), actor=user.email))
-        await uow.commit()
-    return redirect("/console/incidents")
 
 
 @router.post("/lang")

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from parcours_portal.store.models import Attachment, Customer, Incident, Invoice, TimelineEntry, User
 
 LIST_LIMIT = 200
+CHANNELS = ("email_link", "email_attachment")
 # What proves an invoice arrived: an ack, a person's view, or any answer of the recipient.
 PROOF_KINDS = ("acked", "clicked", "action_requested", "payment")
 
@@ -94,6 +95,11 @@ async def facets(session: AsyncSession, *, tenant_id: str) -> dict[str, list[str
 
     return {"status": await distinct(Invoice.status), "channel": await distinct(Invoice.channel),
             "group": await distinct(Customer.group, Customer)}
+
+
+async def channel_choices(session: AsyncSession, *, tenant_id: str) -> list[str]:
+    """Channels an invoice may be switched to: those offered everywhere, and those the tenant's events show."""
+    return sorted(set(CHANNELS) | set((await facets(session, tenant_id=tenant_id))["channel"]))
 
 
 async def invoice(session: AsyncSession, *, tenant_id: str, invoice_id: uuid.UUID,
