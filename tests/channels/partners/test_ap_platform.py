@@ -135,6 +135,26 @@ async def test_a_503_is_retried_then_no_ack_in_time_opens_the_trackers_incident(
     assert await channels.read(topics.DELIVERY_ACKED) == []
 
 
+async def test_an_invoice_sent_as_data_is_pushed_as_factur_x_and_acked(
+        outcomes, ingest, platforms, tracker, start_channels, partner_dispatch, eventually):
+    _, freedz = platforms
+    channels = await start_channels()
+    invoice_id, number = await ingest.post(kind="json")
+    await channels.publish(partner_dispatch(invoice_id, number, channel="ap_platform", recipient="ap@freedz.example"))
+    [dispatched] = await outcomes(channels)
+    assert isinstance(dispatched, InvoiceDispatched), dispatched
+    [document] = freedz.documents.values()
+    pdf = base64.b64decode(document.body["pdf"])
+    assert pdf.startswith(b"%PDF") and b"factur-x.xml" in pdf and document.body["invoiceNumber"] == number
+
+    async def acked():
+        if (await freedz.ack(document.id)).status_code not in (200, 202):
+            return False
+        return [e.invoice_id for e in await channels.read(topics.DELIVERY_ACKED)] == [invoice_id]
+
+    await eventually(acked, what="the platform's webhook turned into delivery.acked", timeout=60)
+
+
 async def test_a_recipient_no_platform_serves_fails_clearly(
         outcomes, ingest, platforms, start_channels, partner_dispatch):
     channels = await start_channels()

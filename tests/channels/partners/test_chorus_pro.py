@@ -109,13 +109,22 @@ async def test_no_integration_report_in_time_gives_up_and_the_tracker_opens_an_i
     assert incident.channel == "chorus_pro"
 
 
-@pytest.mark.parametrize("kind, service_required, reason", [
-    ("json", False, "the invoice has no structured document"),  # posted as JSON: nothing Chorus Pro can take
-    ("cii", True, "the buyer's structure requires a service code (BT-10 buyer reference)"),
-], ids=["no-document", "structure-requires-service-code"])
+async def test_an_invoice_sent_as_data_is_deposited_as_the_factur_x_ingest_prepares(
+        outcomes, ingest, chorus, start_channels, partner_dispatch, eventually):
+    channels = await start_channels()
+    invoice_id, number = await ingest.post(kind="json")
+    await channels.publish(partner_dispatch(invoice_id, number, channel="chorus_pro"))
+    [dispatched] = await outcomes(channels)
+    assert isinstance(dispatched, InvoiceDispatched), dispatched
+    [flux] = chorus.deposits_of(number)  # the simulator read the number from the PDF's embedded CII
+    assert flux.syntax == "IN_DP_E2_CII_FACTURX" and flux.file_name.endswith(".pdf")
+    await eventually(lambda: _has(channels, invoice_id, "DEPOSEE"), what="integrated", timeout=60)
+
+
 async def test_what_chorus_pro_would_refuse_fails_clearly_before_depositing(
-        outcomes, ingest, chorus, start_channels, partner_dispatch, kind, service_required, reason):
-    chorus.add_structure("55210055400013", "Ville de Test", service_required=service_required)
+        outcomes, ingest, chorus, start_channels, partner_dispatch):
+    kind, reason = "cii", "the buyer's structure requires a service code (BT-10 buyer reference)"
+    chorus.add_structure("55210055400013", "Ville de Test", service_required=True)
     channels = await start_channels()
     invoice_id, number = await ingest.post(kind=kind)
     await channels.publish(partner_dispatch(invoice_id, number, channel="chorus_pro"))

@@ -2,8 +2,8 @@
 
 Events carry the invoice summary, never the document: a partner adapter reads the structured
 document ingest kept (`GET /v1/invoices/{id}/source`, and `/pdf` for a Factur-X) with the
-document-reader token and the tenant's id. No source document (an invoice posted as JSON) means
-there is nothing a structured channel can deposit: a permanent failure, so router falls back."""
+document-reader token and the tenant's id. An invoice sent as data has no source document: it goes
+as the Factur-X ingest prepares for it (`/facturx`, its CII read from `/cii`), annexes included."""
 
 from __future__ import annotations
 
@@ -46,6 +46,7 @@ class Document:
     syntax: Syntax
     extension: str  # "pdf" or "xml"
     xml: etree._Element  # the structured invoice (a Factur-X's embedded CII), parsed
+    prepared: bool = False  # written by ingest for an invoice sent as data (its annexes already inside)
 
 
 async def fetch_document(client: httpx.AsyncClient, request: DispatchRequested,
@@ -60,8 +61,11 @@ async def fetch_invoice_document(client: httpx.AsyncClient, *, tenant_id: str, i
     """The same, for an invoice named without its request (a deposit made later, in a batch)."""
     base, headers = _reader(settings or DocumentSettings(), tenant_id=tenant_id, invoice_id=invoice_id)
     source = await _get(client, f"{base}/source", headers)
-    if source is None:
-        raise PartnerRefused("the invoice has no structured document (UBL, CII or Factur-X) to deposit")
+    if source is None:  # sent as data: the Factur-X ingest prepares (rendered, CGV and annexes in, CII embedded)
+        pdf, cii = await _get(client, f"{base}/facturx", headers), await _get(client, f"{base}/cii", headers)
+        if pdf is None or cii is None:
+            raise PartnerRefused("ingest has no such invoice to deposit")
+        return Document(content=pdf, syntax="facturx", extension="pdf", xml=_parse(cii), prepared=True)
     root = _parse(source)
     syntax = _syntax_of(root)
     if syntax == "cii" and has_pdf:

@@ -146,10 +146,36 @@ async def add_annex(invoice_id: uuid.UUID, request: Request,
                      size=row.size, merged=row.media_type == "application/pdf")
 
 
+@router.get("/v1/invoices/{invoice_id}/annexes", response_model=list[AnnexRead], summary="List an invoice's annexes",
+            responses={404: _PROBLEM})
+async def list_annexes(invoice_id: uuid.UUID, request: Request,
+                       tenant: Tenant = Depends(authenticate_document_reader)) -> list[AnnexRead]:
+    """What was added to the invoice, in the order it was added (channels check a partner's limits on it)."""
+    async with request.app.state.ctx.sessions() as session:
+        if await invoice_store.get_invoice(session, tenant_id=tenant.id, invoice_id=invoice_id) is None:
+            raise Problem(404, f"No invoice {invoice_id} for this tenant.")
+        annexes = await store.annexes_of(session, tenant_id=tenant.id, invoice_id=invoice_id)
+    return [AnnexRead(annex_id=a.id, filename=a.filename, media_type=a.media_type, sha256=a.sha256, size=a.size,
+                      merged=a.media_type == "application/pdf") for a in annexes]
+
+
+@router.get("/v1/invoices/{invoice_id}/annexes/{annex_id}", response_class=Response, summary="Download an annex",
+            responses={200: {"content": {"application/octet-stream": {}}}, 404: _PROBLEM})
+async def read_annex(invoice_id: uuid.UUID, annex_id: uuid.UUID, request: Request,
+                     tenant: Tenant = Depends(authenticate_document_reader)) -> Response:
+    async with request.app.state.ctx.sessions() as session:
+        annexes = await store.annexes_of(session, tenant_id=tenant.id, invoice_id=invoice_id)
+    annex = next((a for a in annexes if a.id == annex_id), None)
+    content = await _blobs(request).get(tenant.id, annex.sha256) if annex is not None else None
+    if content is None:
+        raise Problem(404, f"No annex {annex_id} of invoice {invoice_id} for this tenant.")
+    return Response(content, media_type=annex.media_type, headers={"ETag": f'"{annex.sha256}"'})
+
+
 @router.get("/v1/invoices/{invoice_id}/facturx", response_class=Response, summary="The invoice as Factur-X PDF",
             responses={200: {"content": {"application/pdf": {}}}, 404: _PROBLEM})
 async def read_facturx(invoice_id: uuid.UUID, request: Request, lang: Language = None,
-                       tenant: Tenant = Depends(authenticate)) -> Response:
+                       tenant: Tenant = Depends(authenticate_document_reader)) -> Response:
     """PDF/A-3 with the CII (EN 16931) embedded: the PDF sent with the invoice or, for an invoice sent as data,
     one rendered by Parcours; the customer group's CGV inserted and the annexes merged before embedding."""
     pdf = await prepared_pdf(request, tenant_id=tenant.id, invoice_id=invoice_id, language=lang)
@@ -159,7 +185,8 @@ async def read_facturx(invoice_id: uuid.UUID, request: Request, lang: Language =
 
 @router.get("/v1/invoices/{invoice_id}/cii", response_class=Response, summary="The invoice as CII D16B (EN 16931)",
             responses={200: {"content": {"application/xml": {}}}, 404: _PROBLEM})
-async def read_cii(invoice_id: uuid.UUID, request: Request, tenant: Tenant = Depends(authenticate)) -> Response:
+async def read_cii(invoice_id: uuid.UUID, request: Request,
+                   tenant: Tenant = Depends(authenticate_document_reader)) -> Response:
     invoice, _ = await _stored(request, tenant_id=tenant.id, invoice_id=invoice_id)
     return Response(cii_invoice(invoice, mentions=LegalMentions()), media_type="application/xml")
 
