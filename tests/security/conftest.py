@@ -1,0 +1,220 @@
+"""Tenant-isolation harness: every HTTP route a service has, called with another tenant's key
+and the first tenant's object ids.
+
+A scenario makes tenant A's objects through the service's own API (or the events its
+neighbours publish), then the harness lists the service's routes from the running app (the
+OpenAPI operations plus the routes kept out of it), calls each one as tenant B with A's ids
+and a request that would be valid, and checks that:
+- nothing of A shows in B's answers (A's objects carry a marker string; B's requests never do),
+- nothing of A changed (A's view through every GET route is the same before and after),
+- a route naming one of A's server-made ids (invoice, batch, incident…) answers B with a 4xx,
+- an operator route refuses a tenant key (401/403),
+- the very same request made by A afterwards succeeds (so B's refusal was isolation, not a bad request)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.routing import APIRoute, iter_route_contexts
+
+from parcours_runtime.tenancy import require_admin
+
+MARK_A, MARK_B = "alphasecret", "betaplain"
+SKIPPED_PATHS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/healthz", "/readyz"}
+# Answers that change by themselves; attacked like the others, left out of A's before/after views.
+ALWAYS_VOLATILE = ("GET /metrics",)  # process counters labelled by route template: no tenant data
+
+
+@dataclass
+class Request:
+    """One request to a route: `body(mark)` gives json / content / params for the tenant whose marker is `mark`."""
+
+    body: Callable[[str], dict[str, Any]] = lambda mark: {}
+    owner_status: tuple[int, ...] = ()  # statuses A's own request may get besides 2xx (with why, next to it)
+
+
+@dataclass
+class Scenario:
+    """How to exercise one service. `setup(env)` makes A's objects (`env.api(method, path, **kw)` calls as A,
+    `env.publish(*events)` as a neighbour would, `env.eventually`, `env.host`) and fills `env.ids` with the
+    values of path parameters; `requests` are valid bodies per "METHOD /path";
+    `own_ids` names the path parameters whose values the server made (B has no business with them);
+    `exempt` lists routes not called, each with its reason."""
+
+    service: str
+    setup: Callable[..., Awaitable[None]]
+    requests: dict[str, Request] = field(default_factory=dict)
+    own_ids: tuple[str, ...] = ()
+    exempt: dict[str, str] = field(default_factory=dict)
+    signed: dict[str, str] = field(default_factory=dict)  # partner webhooks: the signature is the credential
+    # routes that take the id of an object not arrived yet (same answer for any id, kept in the caller's tenant)
+    ahead_of_arrival: dict[str, str] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    volatile: tuple[str, ...] = ()  # GET routes whose answer changes with time (left out of the snapshot)
+
+
+def routes_of(app) -> list[tuple[str, str, Any]]:
+    """("METHOD", "/path", route) for every HTTP operation of the app, documented or not (the route as
+    included: its path with the router's prefix, its dependencies with the router's)."""
+    found = []
+    for route in iter_route_contexts(app.routes):
+        if isinstance(route.original_route, APIRoute) and route.path not in SKIPPED_PATHS:
+            found += [(method, route.path, route) for method in sorted(route.methods - {"HEAD", "OPTIONS"})]
+    return found
+
+
+def documented(app) -> set[str]:
+    return {f"{method.upper()} {path}" for path, ops in app.openapi()["paths"].items() for method in ops}
+
+
+def depends_on(route, call) -> bool:
+    pending = [route.dependant]
+    while pending:
+        dependant = pending.pop()
+        if dependant.call is call:
+            return True
+        pending += dependant.dependencies
+    return False
+
+
+def fill(path: str, ids: dict[str, str]) -> str:
+    return re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: ids[m.group(1)], path)
+
+
+def filled(value, ids: dict[str, str]):
+    """A request body with "{invoice_id}"-like placeholders replaced by tenant A's ids."""
+    if isinstance(value, str):
+        return re.sub(r"\{(\w+)\}", lambda m: ids.get(m.group(1), m.group(0)), value)
+    if isinstance(value, dict):
+        return {k: filled(v, ids) for k, v in value.items()}
+    if isinstance(value, list):
+        return [filled(v, ids) for v in value]
+    return value
+
+
+def params_of(path: str) -> list[str]:
+    return re.findall(r"\{(\w+)(?::\w+)?\}", path)
+
+
+def shown(response: httpx.Response) -> str:
+    return f"{response.status_code} {response.text[:300]!r}"
+
+
+def normalised(response: httpx.Response) -> tuple[int, str]:
+    kind = response.headers.get("content-type", "")
+    if "json" in kind:
+        return response.status_code, json.dumps(response.json(), sort_keys=True)
+    return response.status_code, response.content.decode("latin-1")
+
+
+class Harness:
+    def __init__(self, scenario: Scenario, host, key_a: str, key_b: str, publish, eventually):
+        self.scenario, self.host, self.publish, self.eventually = scenario, host, publish, eventually
+        self.auth = {MARK_A: {"Authorization": f"Bearer {key_a}"}, MARK_B: {"Authorization": f"Bearer {key_b}"}}
+        self.client = httpx.AsyncClient(base_url=host.url, timeout=60)
+        self.ids: dict[str, str] = {}
+
+    async def api(self, method: str, path: str, **kwargs) -> httpx.Response:
+        return await self.call(MARK_A, method, path, **kwargs)
+
+    async def call(self, mark: str, method: str, path: str, **kwargs) -> httpx.Response:
+        headers = {**self.auth[mark], **kwargs.pop("headers", {})}
+        if "json" in kwargs:
+            kwargs["json"] = filled(kwargs["json"], self.ids)
+        return await self.client.request(method, path, headers=headers, **kwargs)
+
+    def request_of(self, method: str, path: str) -> Request:
+        return self.scenario.requests.get(f"{method} {path}", Request())
+
+    async def snapshot(self, routes) -> dict[str, tuple[int, str]]:
+        """A's view through every GET route."""
+        views = {}
+        for method, path, _ in routes:
+            name = f"{method} {path}"
+            if method == "GET" and name not in self.scenario.exempt and name not in self.scenario.volatile + ALWAYS_VOLATILE:
+                response = await self.call(MARK_A, method, fill(path, self.ids), **self.request_of(method, path).body(MARK_A))
+                views[name] = normalised(response)
+        return views
+
+    async def run(self) -> None:
+        scenario = self.scenario
+        await scenario.setup(self)
+        routes = routes_of(self.host.app)
+        names = {f"{method} {path}" for method, path, _ in routes}
+        assert documented(self.host.app) <= names
+        assert not set(scenario.exempt) - names, "exempt routes that no longer exist"
+        missing = {f"{m} {p}": sorted(set(params_of(p)) - set(self.ids)) for m, p, _ in routes
+                   if set(params_of(p)) - set(self.ids) and f"{m} {p}" not in scenario.exempt}
+        assert not missing, f"give these path parameters a value of tenant A (or exempt the route): {missing}"
+        without_body = {f"{m} {p}" for m, p, r in routes if r.body_field is not None
+                        and f"{m} {p}" not in scenario.requests and f"{m} {p}" not in scenario.exempt}
+        assert not without_body, f"give these routes a valid request body (or exempt them): {without_body}"
+
+        before = await self.snapshot(routes)
+        assert any(status == 200 for status, _ in before.values())
+        leaks, wrong = [], []
+        attacked = [(m, p, r) for m, p, r in routes if f"{m} {p}" not in scenario.exempt]
+        for method, path, route in attacked:
+            request = self.request_of(method, path)
+            url = fill(path, self.ids)
+            response = await self.call(MARK_B, method, url, **request.body(MARK_B))
+            name = f"{method} {path}"
+            if response.status_code >= 500:
+                wrong.append(f"{name}: server error {shown(response)}")
+            elif depends_on(route, require_admin) and response.status_code not in (401, 403):
+                wrong.append(f"{name}: an operator route accepted a tenant key: {shown(response)}")
+            elif name in scenario.signed and response.status_code < 400:
+                wrong.append(f"{name}: an unsigned partner webhook was accepted: {shown(response)}")
+            elif ((set(params_of(path)) | set(params_of(json.dumps(request.body(MARK_B).get("json")))))
+                  & set(scenario.own_ids) and response.status_code < 400
+                  and name not in scenario.ahead_of_arrival):
+                wrong.append(f"{name}: B reached A's object: {shown(response)}")
+            # (a problem's `instance` repeats the path, which may hold A's tenant id: that is B's own words)
+            if MARK_A in response.content.decode("latin-1").lower().replace(url.lower(), ""):
+                leaks.append(f"{name}: {shown(response)}")
+        assert not leaks, "tenant B read tenant A's data:\n" + "\n".join(leaks)
+        assert not wrong, "\n".join(wrong)
+        after = await self.snapshot(routes)
+        changed = {name: (before[name][0], before[name][1][:300], after[name][0], after[name][1][:300])
+                   for name in before if before[name] != after[name]}
+        assert not changed, f"tenant B changed what tenant A sees: {changed}"
+
+        # The same requests, made by their owner, are accepted: B was refused for being B.
+        refused = []
+        for method, path, route in sorted(attacked, key=lambda r: r[0] == "DELETE"):
+            if depends_on(route, require_admin) or f"{method} {path}" in scenario.signed:
+                continue
+            request = self.request_of(method, path)
+            response = await self.call(MARK_A, method, fill(path, self.ids), **request.body(MARK_A))
+            if response.status_code >= 300 and response.status_code not in request.owner_status:
+                refused.append(f"{method} {path}: {shown(response)}")
+        assert not refused, "tenant A's own requests were refused (fix the scenario's request):\n" + "\n".join(refused)
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+@pytest.fixture
+async def isolation(run_service, tenant_key, publish, eventually):
+    """`await isolation(scenario)`: the service started with two tenants, attacked route by route."""
+    harnesses: list[Harness] = []
+
+    async def run(scenario: Scenario) -> Harness:
+        host = await run_service(scenario.service, **scenario.settings)
+        key_a = await tenant_key(host, MARK_A, "Alpha SAS")
+        key_b = await tenant_key(host, MARK_B, "Beta SAS")
+        harness = Harness(scenario, host, key_a, key_b, publish, eventually)
+        harnesses.append(harness)
+        harness.ids.update(tenant_id=MARK_A, key_id=key_a.split("_")[1])
+        await harness.run()
+        return harness
+
+    yield run
+    for harness in harnesses:
+        await harness.close()
