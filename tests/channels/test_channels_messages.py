@@ -17,7 +17,7 @@ from parcours_channels.adapters.mail.render import render_email
 from parcours_channels.adapters.registry import load_adapters
 from parcours_channels.config import Settings
 from parcours_channels.domain.wording import format_amount, format_date, format_rate, message_id_for, reminder_tone
-from parcours_contracts import InvoiceSummary, Penalties, Recipient, ReminderInfo
+from parcours_contracts import GroupedInvoice, InvoiceSummary, Penalties, Recipient, ReminderInfo
 
 LINK = "https://track.example/l/abc.def"
 
@@ -100,6 +100,49 @@ def test_amounts_and_dates_read_naturally_in_the_customer_locale():
 ])
 def test_reminder_tone_follows_the_step_name_then_its_rank(step, sequence, tone):
     assert reminder_tone(ReminderInfo(strategy="s", step=step, sequence=sequence)) == tone
+
+
+@pytest.mark.parametrize(("step", "sequence", "chosen"), [
+    ("courtesy", 1, "final"), ("final-notice", 3, "gentle"), ("second", 2, "firm"),
+])
+def test_the_tone_dunning_chose_wins_over_the_step_name_and_rank(step, sequence, chosen):
+    reminder = ReminderInfo(strategy="s", step=step, sequence=sequence, tone=chosen)
+    assert reminder_tone(reminder) == chosen
+    rendered = render_email(invoice=invoice(), purpose="reminder", reminder=reminder, link=LINK, language="en")
+    opening = {"gentle": "Our records show", "firm": "Despite our previous reminder", "final": "Final reminder:"}
+    assert opening[chosen] in rendered.text and opening[chosen] in rendered.html
+    assert all(words not in rendered.text for tone, words in opening.items() if tone != chosen)
+
+
+def grouped_reminder(*numbers: str) -> ReminderInfo:
+    return ReminderInfo(strategy="s", step="second", sequence=2, grouped=[
+        GroupedInvoice(invoice_id=uuid.uuid4(), number=number, issue_date=date(2026, 1, 5), due_date=date(2026, 2, 4),
+                       currency="EUR", open_amount=Decimal("1500.5") + i)
+        for i, number in enumerate(numbers)])
+
+
+def test_a_grouped_reminder_lists_the_other_overdue_invoices_with_what_remains_due():
+    reminder = grouped_reminder("F-2026-0007", "F-2026-0011")
+    french = render_email(invoice=invoice(), purpose="reminder", reminder=reminder, link=LINK)
+    assert "Ce rappel concerne aussi les factures suivantes, également échues :" in french.text
+    assert "- F-2026-0007, échue le 4 février 2026 : 1\u202f500,50\u00a0€ restant dû" in french.text
+    assert "- F-2026-0011, échue le 4 février 2026 : 1\u202f501,50\u00a0€ restant dû" in french.text
+    assert "F-2026-0011</td>" in french.html and "<strong>1\u202f501,50\u00a0€</strong>" in french.html
+    assert "Restant dû" in french.html
+
+    english = render_email(invoice=invoice(), purpose="reminder", reminder=grouped_reminder("F-9"), link=LINK,
+                           language="en")
+    assert "This reminder also covers this other overdue invoice:" in english.text
+    assert "- F-9, due on 4 February 2026: €1,500.50 outstanding" in english.text
+    assert "F-9</td>" in english.html and "Outstanding" in english.html
+
+
+def test_a_reminder_without_grouping_lists_nothing_and_hostile_numbers_are_escaped():
+    alone = render_email(invoice=invoice(), purpose="reminder", link=LINK,
+                         reminder=ReminderInfo(strategy="s", step="second", sequence=2))
+    assert "concerne aussi" not in alone.text and "concerne aussi" not in alone.html
+    hostile = render_email(invoice=invoice(), purpose="reminder", reminder=grouped_reminder("<b>F-1</b>"), link=LINK)
+    assert "<b>F-1</b>" not in hostile.html and "&lt;b&gt;F-1&lt;/b&gt;" in hostile.html
 
 
 def test_message_ids_are_stable_per_dispatch_and_mailbox_and_never_folded():

@@ -50,9 +50,12 @@ def format_date(day: date, language: Language) -> str:
 
 
 def reminder_tone(reminder: ReminderInfo | None) -> Tone:
-    """How insistent a reminder sounds: by the step's name when it says so, else by its rank."""
+    """How insistent a reminder sounds: as dunning chose when it did, else by the step's name when it
+    says so, else by its rank."""
     if reminder is None:
         return "gentle"
+    if reminder.tone is not None:
+        return reminder.tone
     if _says_final(reminder.step) or reminder.sequence >= 3:
         return "final"
     return "firm" if reminder.sequence == 2 else "gentle"

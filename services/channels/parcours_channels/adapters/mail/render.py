@@ -104,6 +104,10 @@ def render_email(*, invoice: InvoiceSummary, purpose: Literal["invoice", "remind
             "interest": format_amount(penalties.interest, invoice.currency, lang),
             "rate": format_rate(penalties.rate, lang),
         } if penalties is not None and purpose == "reminder" else None,
+        # other overdue invoices this reminder covers too (dunning's grouping), with what remains due on each
+        "grouped": [{"number": g.number, "due_date": format_date(g.due_date, lang),
+                     "amount": format_amount(g.open_amount, g.currency, lang)}
+                    for g in reminder.grouped] if reminder is not None and purpose == "reminder" else [],
         "language": lang,
         "brand": {
             "name": one_line(brand.name) if brand.name else seller,
