@@ -68,3 +68,23 @@ async def test_facturx_is_built_once_per_inputs_and_kept_in_the_blob_store(run_s
 
         # another tenant: not found, and nothing of acme's served
         assert (await client.get(url, headers=globex)).status_code == 404
+
+
+async def test_a_build_missing_a_blob_is_served_but_not_kept(run_service, tenant_key, make_invoice, documents,
+                                                             tmp_path):
+    ingest = await run_service("ingest", blob_store_url=f"file:{tmp_path / 'blobs'}")
+    acme = {"Authorization": f"Bearer {await tenant_key(ingest, tenant_id='acme')}"}
+    async with httpx.AsyncClient(base_url=ingest.url, timeout=30) as client:
+        cgv_pdf = documents.text_pdf("CGV LOST")
+        digest = (await client.put("/v1/cgv", params={"after_page": 0}, content=cgv_pdf,
+                                   headers={**acme, **PDF})).json()["sha256"]
+        (tmp_path / "blobs" / "acme" / digest[:2] / digest).unlink()  # the store lost it
+        invoice_id = (await client.post("/v1/invoices", json=make_invoice(), headers=acme)).json()["invoice_id"]
+        url = f"/v1/invoices/{invoice_id}/facturx"
+        without = await client.get(url, headers=acme)
+        assert without.status_code == 200 and "CGV LOST" not in documents.page_texts(without.content)
+        assert [kind for kind, _ in await prepared(ingest)] == ["rendered"]  # the incomplete Factur-X is not kept
+
+        await client.put("/v1/cgv", params={"after_page": 0}, content=cgv_pdf, headers={**acme, **PDF})  # restored
+        assert documents.page_texts((await client.get(url, headers=acme)).content)[0] == "CGV LOST"
+        assert [kind for kind, _ in await prepared(ingest)] == ["rendered", "facturx"]

@@ -237,12 +237,15 @@ async def prepared_pdf(request: Request, *, tenant_id: str, invoice_id: uuid.UUI
                         content=pages)
     cgv_pdf = await blobs.get(tenant_id, cgv.sha256) if cgv is not None else None
     contents = {annex.id: await blobs.get(tenant_id, annex.sha256) for annex in annexes}
+    present = [a for a in annexes if contents[a.id] is not None]
     inputs = FacturxInputs(
         invoice, language, pdf=pages, cgv=Insert(cgv_pdf, cgv.after_page) if cgv_pdf is not None else None,
-        annexes=[contents[a.id] for a in annexes if a.media_type == "application/pdf"],
-        attachments=[Attachment(a.filename, contents[a.id]) for a in annexes if a.media_type != "application/pdf"])
+        annexes=[contents[a.id] for a in present if a.media_type == "application/pdf"],
+        attachments=[Attachment(a.filename, contents[a.id]) for a in present if a.media_type != "application/pdf"])
     built = await asyncio.to_thread(build_facturx, inputs)
-    await _remember(request, tenant_id=tenant_id, invoice_id=invoice_id, inputs_key=key, kind="facturx", content=built)
+    if len(present) == len(annexes) and (cgv is None or cgv_pdf is not None):  # a blob lost: served, never kept
+        await _remember(request, tenant_id=tenant_id, invoice_id=invoice_id, inputs_key=key, kind="facturx",
+                        content=built)
     return built
 
 
