@@ -1,12 +1,14 @@
-"""One function per consumed event: turn it into a journal entry, re-project, publish what changed.
+"""The consumed events: each fact becomes a journal entry, its invoice is re-projected, what changed
+is published. The facts of a polled batch are recorded together, set-based (`store.recording`).
 
-Events arrive in any order and possibly more than once; `journeys.record` ignores an event id
-it already holds (including the LinkClicked and DeliveryAcked the tracker published itself
-and already journaled in the same transaction)."""
+Events arrive in any order and possibly more than once; recording ignores an event id the journal
+already holds (including the LinkClicked and DeliveryAcked the tracker published itself and
+already journaled in the same transaction)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from parcours_contracts import (
     DeliveryAcked,
@@ -21,50 +23,42 @@ from parcours_contracts import (
     RecipientActionRequested,
     ReminderDue,
 )
-from parcours_runtime.consumer import Handler
+from parcours_contracts.events import InvoiceEvent
+from parcours_runtime.consumer import BatchHandler, Handler
 from parcours_runtime.service import ServiceContext
 from parcours_runtime.uow import UnitOfWork
 from parcours_tracker.domain import journal
 from parcours_tracker.domain.actions import action_error
+from parcours_tracker.domain.following import Fact
 from parcours_tracker.store import incidents, journeys
 from parcours_tracker.store.actions import record_action
-from parcours_tracker.store.journeys import Tracking, record_event
+from parcours_tracker.store.journeys import Tracking, fact_of, record_facts
 
 log = logging.getLogger(__name__)
+
+
+# What each event records: its journal entry, and what it says about the invoice.
+FACTS: dict[type, Callable[[InvoiceEvent], Fact]] = {
+    InvoiceReceived: lambda e: fact_of(e, journal.received(e), summary=e.invoice),
+    InvoiceUnroutable: lambda e: fact_of(e, journal.unroutable(e), customer_ref=e.customer_ref),
+    DispatchRequested: lambda e: fact_of(e, journal.dispatch_requested(e), summary=e.invoice),
+    InvoiceDispatched: lambda e: fact_of(e, journal.dispatched(e)),
+    DispatchFailed: lambda e: fact_of(e, journal.dispatch_failed(e)),
+    DeliveryAcked: lambda e: fact_of(e, journal.acked(e)),
+    DeliveryBounced: lambda e: fact_of(e, journal.bounced(e)),
+    LinkClicked: lambda e: fact_of(e, journal.clicked(e)),
+    ReminderDue: lambda e: fact_of(e, journal.reminder_due(e), summary=e.invoice),
+}
 
 
 def build(ctx: ServiceContext) -> dict[type, Handler]:
     def tracking() -> Tracking:
         return ctx.extras["tracking"]
 
-    async def on_invoice_received(event: InvoiceReceived, uow: UnitOfWork) -> None:
-        await record_event(uow, tracking(), event=event, entry=journal.received(event), summary=event.invoice)
-
-    async def on_invoice_unroutable(event: InvoiceUnroutable, uow: UnitOfWork) -> None:
-        await record_event(uow, tracking(), event=event, entry=journal.unroutable(event),
-                           customer_ref=event.customer_ref)
-
-    async def on_dispatch_requested(event: DispatchRequested, uow: UnitOfWork) -> None:
-        await record_event(uow, tracking(), event=event, entry=journal.dispatch_requested(event),
-                           summary=event.invoice)
-
-    async def on_invoice_dispatched(event: InvoiceDispatched, uow: UnitOfWork) -> None:
-        await record_event(uow, tracking(), event=event, entry=journal.dispatched(event))
-
-    async def on_dispatch_failed(event: DispatchFailed, uow: UnitOfWork) -> None:
-        await record_event(uow, tracking(), event=event, entry=journal.dispatch_failed(event))
-
-    async def on_delivery_acked(event: DeliveryAcked, uow: UnitOfWork) -> None:
-        await record_event(uow, tracking(), event=event, entry=journal.acked(event))
-
-    async def on_delivery_bounced(event: DeliveryBounced, uow: UnitOfWork) -> None:
-        await record_event(uow, tracking(), event=event, entry=journal.bounced(event))
-
-    async def on_link_clicked(event: LinkClicked, uow: UnitOfWork) -> None:
-        await record_event(uow, tracking(), event=event, entry=journal.clicked(event))
-
-    async def on_reminder_due(event: ReminderDue, uow: UnitOfWork) -> None:
-        await record_event(uow, tracking(), event=event, entry=journal.reminder_due(event), summary=event.invoice)
+    async def on_facts(events: list[InvoiceEvent], uow: UnitOfWork) -> None:
+        """The facts of a polled batch, whatever their types, recorded together (one instance for all
+        the types, so that a run of them in a batch is one call)."""
+        await record_facts(uow, tracking(), [FACTS[type(event)](event) for event in events])
 
     async def on_recipient_action(event: RecipientActionRequested, uow: UnitOfWork) -> None:
         """An answer from the portal: recorded like the API's, under the event's own id (a redelivery is a no-op)."""
@@ -88,16 +82,9 @@ def build(ctx: ServiceContext) -> dict[type, Handler]:
                                 correlation_id=invoice.correlation_id, incident_id=event.incident_id,
                                 resolution=f"{event.resolution} ({event.actor})", now=tracking().clock.now())
 
+    facts = BatchHandler(handle=on_facts)
     return {
         RecipientActionRequested: on_recipient_action,
         IncidentResolutionRequested: on_incident_resolution,
-        InvoiceReceived: on_invoice_received,
-        InvoiceUnroutable: on_invoice_unroutable,
-        DispatchRequested: on_dispatch_requested,
-        InvoiceDispatched: on_invoice_dispatched,
-        DispatchFailed: on_dispatch_failed,
-        DeliveryAcked: on_delivery_acked,
-        DeliveryBounced: on_delivery_bounced,
-        LinkClicked: on_link_clicked,
-        ReminderDue: on_reminder_due,
+        **{event_type: facts for event_type in FACTS},
     }

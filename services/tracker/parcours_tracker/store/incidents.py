@@ -5,14 +5,14 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parcours_contracts import IncidentOpened, IncidentResolved
 from parcours_runtime.uow import UnitOfWork
 from parcours_tracker.domain import journal
-from parcours_tracker.domain.incidents import Expectation, IncidentDraft
+from parcours_tracker.domain.incidents import IncidentDraft
 from parcours_tracker.store.models import Incident, Invoice, JournalEntry, ReceiptTimer
 
 OPEN, RESOLVED = "open", "resolved"
@@ -78,32 +78,6 @@ async def resolve(uow: UnitOfWork, *, tenant_id: str, invoice_id: uuid.UUID, cor
                                   "resolution": resolution})
         uow.publish(event)
     return resolved
-
-
-async def open_kinds(session: AsyncSession, *, tenant_id: str, invoice_id: uuid.UUID) -> set[str]:
-    return set((await session.execute(
-        select(Incident.kind).where(Incident.tenant_id == tenant_id, Incident.invoice_id == invoice_id,
-                                    Incident.status == OPEN)
-    )).scalars())
-
-
-async def set_timer(session: AsyncSession, *, tenant_id: str, invoice_id: uuid.UUID,
-                    expectation: Expectation | None) -> None:
-    """Keep the invoice's receipt timer in line with the proof it awaits. A timer that already fired for
-    the same dispatch stays fired (no second alarm); a new dispatch starts a new timer."""
-    if expectation is None:
-        await session.execute(delete(ReceiptTimer).where(ReceiptTimer.tenant_id == tenant_id,
-                                                         ReceiptTimer.invoice_id == invoice_id))
-        return
-    values = dict(channel=expectation.channel, dispatch_id=expectation.dispatch_id,
-                  dispatched_at=expectation.dispatched_at, proof=expectation.proof, expect_by=expectation.expect_by)
-    statement = insert(ReceiptTimer).values(tenant_id=tenant_id, invoice_id=invoice_id, **values)
-    await session.execute(statement.on_conflict_do_update(
-        index_elements=[ReceiptTimer.tenant_id, ReceiptTimer.invoice_id],
-        set_={**values, "fired_at": None},
-        where=ReceiptTimer.dispatch_id.is_distinct_from(statement.excluded.dispatch_id)
-        | (ReceiptTimer.fired_at.is_(None) & (ReceiptTimer.expect_by != statement.excluded.expect_by)),
-    ))
 
 
 async def due_timers(session: AsyncSession, *, now: datetime, limit: int,

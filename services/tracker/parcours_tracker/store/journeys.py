@@ -3,26 +3,23 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Container
+from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import func, select, tuple_, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from parcours_contracts import InvoiceLifecycleChanged, InvoiceSummary
+from parcours_contracts import InvoiceSummary
 from parcours_contracts.events import InvoiceEvent
+from parcours_runtime.clock import Clock, SystemClock
 from parcours_runtime.uow import UnitOfWork
 from parcours_tracker.domain import incidents as rules
-from parcours_runtime.clock import Clock, SystemClock
-from parcours_tracker.domain.journal import ANOMALY, DISPATCHED, RECEIVED, REMINDED, Entry
-from parcours_tracker.domain.payments import number_key
-from parcours_tracker.domain.status import DELIVERY_INCIDENTS, PENDING, Projection, project
-from parcours_tracker.store import incidents
+from parcours_tracker.domain.following import Fact, Windows
+from parcours_tracker.domain.journal import DISPATCHED, REMINDED, Entry
+from parcours_tracker.domain.status import Projection
 from parcours_tracker.store.models import Invoice, JournalEntry
-
-_ANOMALY_NAMESPACE = uuid.UUID("3b1f8a0e-1c55-4f0e-8f4e-9d6a2c7b5e21")
+from parcours_tracker.store.recording import record_many
 
 
 @dataclass
@@ -34,11 +31,22 @@ class Tracking:
     clock: Clock = field(default_factory=SystemClock)
 
 
+def fact_of(event: InvoiceEvent, entry: Entry, *, summary: InvoiceSummary | None = None,
+            customer_ref: str | None = None) -> Fact:
+    """The fact a consumed (or self-published) event records."""
+    return Fact(tenant_id=event.tenant_id, invoice_id=event.invoice_id, correlation_id=event.correlation_id,
+                entry=entry, summary=summary, customer_ref=customer_ref)
+
+
+async def record_facts(uow: UnitOfWork, tracking: Tracking, facts: Sequence[Fact]) -> list[Projection | None]:
+    """Record facts set-based (`store.recording`); per fact its invoice's projection, None if already journaled."""
+    return await record_many(uow, Windows(tracking.windows, tracking.holidays), tracking.clock.now(), facts)
+
+
 async def record_event(uow: UnitOfWork, tracking: Tracking, *, event: InvoiceEvent, entry: Entry,
                        summary: InvoiceSummary | None = None, customer_ref: str | None = None) -> Projection | None:
     """Record a consumed (or self-published) event's entry; see `record`."""
-    return await record(uow, tracking, tenant_id=event.tenant_id, invoice_id=event.invoice_id,
-                        correlation_id=event.correlation_id, entry=entry, summary=summary, customer_ref=customer_ref)
+    return (await record_facts(uow, tracking, [fact_of(event, entry, summary=summary, customer_ref=customer_ref)]))[0]
 
 
 async def record(uow: UnitOfWork, tracking: Tracking, *, tenant_id: str, invoice_id: uuid.UUID, correlation_id: str,
@@ -46,79 +54,9 @@ async def record(uow: UnitOfWork, tracking: Tracking, *, tenant_id: str, invoice
                  ) -> Projection | None:
     """Append a fact to its invoice's journal, re-project, and publish what changed (lifecycle,
     incidents) in the same transaction; None if the journal already held the fact."""
-    session = uow.session
-    appended = (await session.execute(
-        insert(JournalEntry)
-        .values(tenant_id=tenant_id, invoice_id=invoice_id, event_id=entry.event_id, kind=entry.kind,
-                occurred_at=entry.occurred_at, detail=entry.detail)
-        .on_conflict_do_nothing(index_elements=[JournalEntry.event_id])
-        .returning(JournalEntry.id)
-    )).first()
-    if appended is None:
-        return None  # a redelivery, or our own event coming back from the broker
-
-    await session.execute(
-        insert(Invoice)
-        .values(tenant_id=tenant_id, invoice_id=invoice_id, correlation_id=correlation_id, status=PENDING)
-        .on_conflict_do_nothing(index_elements=[Invoice.tenant_id, Invoice.invoice_id])
-    )
-    # The row lock serialises concurrent appends for one invoice: whoever commits last projects all facts.
-    invoice = (await session.execute(
-        select(Invoice).where(Invoice.tenant_id == tenant_id, Invoice.invoice_id == invoice_id).with_for_update()
-    )).scalar_one()
-    facts = await entries_of(session, tenant_id=tenant_id, invoice_id=invoice_id)
-    projection = project(facts)
-    previous_status = invoice.status
-    changes = dict(status=projection.status, code=projection.code, status_at=projection.status_at,
-                   first_dispatched_at=projection.first_dispatched_at, acked_at=projection.acked_at,
-                   viewed_at=projection.viewed_at, updated_at=func.now())
-    if entry.kind == RECEIVED:  # a click may have created the row first, with the invoice id as correlation
-        changes["correlation_id"] = invoice.correlation_id = correlation_id
-    # InvoiceReceived is authoritative for the summary; a dispatch or reminder's copy fills in until it arrives.
-    if summary is not None and (invoice.summary is None or entry.kind == RECEIVED):
-        changes.update(summary=summary.model_dump(mode="json"), number=summary.number,
-                       number_key=number_key(summary.number), customer_ref=summary.customer_ref)
-    elif customer_ref is not None and invoice.customer_ref is None:
-        changes["customer_ref"] = customer_ref
-    await session.execute(
-        update(Invoice).where(Invoice.tenant_id == tenant_id, Invoice.invoice_id == invoice_id).values(**changes)
-    )
-    if projection.status != previous_status:
-        uow.publish(InvoiceLifecycleChanged(
-            tenant_id=tenant_id, invoice_id=invoice_id, correlation_id=invoice.correlation_id,
-            status=projection.status, code=projection.code, previous_status=previous_status,
-            source=(projection.source or "tracker")[:64], reason=projection.reason, status_at=projection.status_at))
-    for anomaly in projection.anomalies:
-        await incidents.add_verdict(session, tenant_id=tenant_id, invoice_id=invoice_id,
-                                    event_id=uuid.uuid5(_ANOMALY_NAMESPACE, str(anomaly.event_id)), kind=ANOMALY,
-                                    occurred_at=anomaly.at, detail=anomaly.detail())
-    await _follow_incidents(uow, tracking, invoice=invoice, entry=entry, facts=facts, projection=projection)
-    return projection
-
-
-async def _follow_incidents(uow: UnitOfWork, tracking: Tracking, *, invoice: Invoice, entry: Entry,
-                            facts: list[Entry], projection: Projection) -> None:
-    """Open the incident a new delivery-incident fact shows, resolve those later facts settled,
-    and keep the receipt timer on the proof still awaited."""
-    now = tracking.clock.now()
-    keys = dict(tenant_id=invoice.tenant_id, invoice_id=invoice.invoice_id)
-    expectation = rules.awaited_proof(facts, projection, tracking.windows, tracking.holidays)
-    # First the timer: if the sweep is firing it right now, this waits for the sweep to commit,
-    # so the incident it opens is visible below and a proof that crossed it still resolves it.
-    await incidents.set_timer(uow.session, **keys, expectation=expectation)
-    already_open = await incidents.open_kinds(uow.session, **keys)
-    draft = rules.from_delivery_incident(projection.incident) if projection.incident is not None else None
-    settled = tuple(kind for kind in already_open & set(DELIVERY_INCIDENTS) if draft is None or kind != draft.kind)
-    if settled:
-        await incidents.resolve(uow, **keys, correlation_id=invoice.correlation_id, kinds=settled, now=now,
-                                resolution=f"settled by a later signal: the invoice is now {projection.status}")
-    if draft is not None and projection.incident.event_id == entry.event_id and draft.kind not in already_open:
-        await incidents.open_incident(uow, invoice=invoice, draft=draft, now=now)
-    if expectation is None and rules.NOT_RECEIVED in already_open:
-        await incidents.resolve(uow, **keys, correlation_id=invoice.correlation_id, kinds=(rules.NOT_RECEIVED,),
-                                now=now, resolution=f"the awaited signal arrived late: the invoice is now "
-                                                    f"{projection.status}" if projection.incident is None
-                                else f"superseded by the {projection.status} incident")
+    fact = Fact(tenant_id=tenant_id, invoice_id=invoice_id, correlation_id=correlation_id, entry=entry,
+                summary=summary, customer_ref=customer_ref)
+    return (await record_facts(uow, tracking, [fact]))[0]
 
 
 async def entries_of(session: AsyncSession, *, tenant_id: str, invoice_id: uuid.UUID) -> list[Entry]:
