@@ -171,7 +171,10 @@ async def record_many(uow: UnitOfWork, windows: Windows, now: datetime, facts: S
     """Record `facts` in order (see the module); per fact, the invoice's projection once it was
     recorded, or None if the journal already held it (a redelivery, our own event coming back)."""
     session = uow.session
-    unique = list({fact.entry.event_id: fact for fact in reversed(facts)}.values())[::-1]  # first of each id
+    first: dict[uuid.UUID, Fact] = {}
+    for fact in facts:
+        first.setdefault(fact.entry.event_id, fact)
+    unique = list(first.values())
     appended = await append_entries(session, [(fact.tenant_id, fact.invoice_id, fact.entry) for fact in unique])
     new = [fact for fact in unique if fact.entry.event_id in appended]
     if not new:
