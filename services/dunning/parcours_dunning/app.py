@@ -5,6 +5,8 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from parcours_runtime.service import ServiceContext, ServiceDefinition
+from parcours_runtime.service_tokens import tenant_or_service
+from parcours_runtime.tenancy import authenticate
 
 from parcours_dunning import handlers
 from parcours_dunning.api import admin_router, router
@@ -33,6 +35,8 @@ def create_app(ctx: ServiceContext) -> FastAPI:
                     "sending windows; emits `reminder.due` when one falls due, opens tasks, logs every decision. "
                     "With time travel on (never in production), `/v1/admin` moves the clock.",
     )
+    # every tenant route also accepts the portal's console token naming the tenant (X-Parcours-Tenant)
+    app.dependency_overrides[authenticate] = tenant_or_service("console_token", what="console token")
     app.include_router(router)
     if ctx.settings.time_travel:
         app.include_router(admin_router)

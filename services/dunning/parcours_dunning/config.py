@@ -4,7 +4,7 @@ from datetime import date, time
 from decimal import Decimal
 
 import holidays
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from parcours_runtime.settings import ServiceSettings
@@ -37,6 +37,9 @@ class Settings(ServiceSettings):
         default=False,
         description="Run on a settable clock and expose /v1/admin/clock and /v1/admin/scheduler/run (demos, tests).")
     admin_token: str = Field(default=DEV_ADMIN_TOKEN, description="Bearer token of the time-travel admin routes.")
+    console_token: SecretStr | None = Field(
+        default=None, description="The portal's token: with X-Parcours-Tenant it acts for that tenant on this API "
+                                  "(the console's agenda, holds and strategy editor); unset, only API keys do.")
     tick_seconds: float = Field(default=30, gt=0, description="Period of the reminder scheduler.")
     scheduler_batch_size: int = Field(default=100, ge=1, description="Invoices decided per scheduler transaction.")
     holiday_country: str = Field(default="FR", description="Whose public holidays are not business days (ISO 3166).")

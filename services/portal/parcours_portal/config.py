@@ -39,6 +39,11 @@ class Settings(ServiceSettings):
                             description="Where invoice documents are read (ingest's claim check).")
     ingest_document_token: SecretStr | None = Field(
         default=None, description="ingest's document-reader token; unset: the pages offer no PDF or XML.")
+    dunning_url: str = Field(default="http://127.0.0.1:8105", pattern=r"^https?://",
+                             description="Where the console reads dunning's agenda and plans, holds and strategies.")
+    dunning_console_token: SecretStr | None = Field(
+        default=None, description="dunning's console token (it acts for the session's tenant with it); unset: the "
+                                  "console offers no agenda, holds or strategy editor.")
 
     @model_validator(mode="after")
     def _check_secrets(self):

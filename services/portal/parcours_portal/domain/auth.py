@@ -17,6 +17,8 @@ USER, RECIPIENT = "user", "recipient"
 # What each role may change; every role reads its own tenant's data.
 PERMISSIONS = {
     "resolve_incident": {ADMIN, CREDIT_MANAGER},
+    "hold_dunning": {ADMIN, CREDIT_MANAGER},
+    "edit_strategies": {ADMIN, CREDIT_MANAGER},
     "manage_users": {ADMIN},
 }
 
