@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import uuid
 
-import pytest
 
 from parcours_channels.domain.chorus_pro import FileToDeposit, deposit_file_name, limit_violations
 from parcours_channels.store.partner_submissions import DONE, FAILED, REJECTED

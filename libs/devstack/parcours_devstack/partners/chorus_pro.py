@@ -5,7 +5,8 @@
 `/cpro/factures/v1/deposer/flux`, `/cpro/transverses/v1/consulterCRDetaille`,
 `/cpro/factures/v1/rechercher/fournisseur`, `/cpro/factures/v1/consulter/historique`.
 Business answers carry `codeRetour` (0 = done) and `libelle`. Deposits are checked like Chorus
-Pro does (syntax, base64, file name, size, the document matching its syntax) and counted;
+Pro does (syntax, base64, file name, size, the document matching its syntax, the attachments it
+carries: names ≤ 50 characters, known extensions, 10 MB each) and counted;
 tests steer it: `fail_next` (HTTP errors), `reject_next` / `incident_next` (the flux's report),
 `hold_next_deposit` (accept, then answer late), `advance` (the invoice's processing)."""
 
@@ -27,7 +28,12 @@ from lxml import etree
 
 SYNTAXES = {"IN_DP_E1_CII_16B", "IN_DP_E1_UBL_INVOICE", "IN_DP_E2_CII_FACTURX", "IN_DP_E2_UBL_INVOICE_MIN",
             "IN_DP_E2_CPP_FACTURE_MIN", "IN_DP_E2_PDF"}
-MAX_FILE_BYTES = 10 * 1024 * 1024
+MAX_FILE_BYTES = 10 * 1024 * 1024  # an invoice document, an attachment
+MAX_FLUX_BYTES = 120 * 1024 * 1024  # a deposited file, with the attachments it carries
+ATTACHMENT_EXTENSIONS = {"pdf", "xml", "jpg", "jpeg", "png", "gif", "bmp", "tif", "tiff", "svg", "txt", "csv", "rtf",
+                         "doc", "docx", "xls", "xlsx", "odt", "ods", "odp", "ppt", "pptx", "pps", "ppsx", "zip", "gz",
+                         "tgz", "7z", "rar", "xht", "xhtml", "htm", "html", "fax"}
+_ATTACHMENT_PATHS = ("//*[local-name()='AttachmentBinaryObject']", "//*[local-name()='EmbeddedDocumentBinaryObject']")
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, load_dtd=False)
 _NUMBER_PATHS = ("/*[local-name()='CrossIndustryInvoice']/*[local-name()='ExchangedDocument']/*[local-name()='ID']",
                  "/*[local-name()='Invoice' or local-name()='CreditNote']/*[local-name()='ID']")
@@ -43,6 +49,7 @@ class Flux:
     account: str  # the technical account's login
     report: str = "IN_DEPOSE"
     errors: list[dict] = field(default_factory=list)
+    attachments: list[tuple[str, bytes]] = field(default_factory=list)  # (file name, content) besides the invoices
 
 
 @dataclass
@@ -147,13 +154,18 @@ class ChorusProSimulator:
                 content = base64.b64decode(encoded, validate=True)
             except (binascii.Error, ValueError):
                 return _answer(20005, "Le fichier n'est pas encodé en base 64", 400)
-            if len(content) > MAX_FILE_BYTES:
-                return _answer(20006, "Le fichier dépasse la taille maximale de 10 Mo", 400)
-            numbers = [_invoice_number(syntax, document) for document in _documents(name, content)]
+            if len(content) > MAX_FLUX_BYTES:
+                return _answer(20006, "Le fichier dépasse la taille maximale de 120 Mo", 400)
+            documents = _documents(name, content)
+            numbers = [_invoice_number(syntax, document) for document in documents]
             if not numbers or None in numbers:
                 return _answer(20007, f"Le fichier ne correspond pas à la syntaxe {syntax}", 400)
+            attachments = [found for document in documents for found in _attachments(syntax, document)]
+            if refusal := _attachment_refusal(attachments):
+                return _answer(20008, refusal, 400)
             flux = Flux(number=f"CPP{len(self.flux) + 1:021d}", file_name=name, syntax=syntax,
-                        invoice_numbers=numbers, deposited_at=datetime.now(timezone.utc), account=account)
+                        invoice_numbers=numbers, deposited_at=datetime.now(timezone.utc), account=account,
+                        attachments=attachments)
             if self._planned_reports:
                 flux.report, reason = self._planned_reports.pop(0)
                 flux.errors = [{"identifiantFournisseur": None, "numeroDP": n, "libelleErreurDP": reason} for n in numbers]
@@ -225,8 +237,10 @@ class ChorusProSimulator:
 
         @app.get("/simulator/state")
         async def state():
-            return {"deposits": self.deposits, "flux": [vars(f) | {"deposited_at": f.deposited_at.isoformat()}
-                                                        for f in self.flux.values()],
+            return {"deposits": self.deposits,
+                    "flux": [vars(f) | {"deposited_at": f.deposited_at.isoformat(),
+                                        "attachments": [[name, len(data)] for name, data in f.attachments]}
+                             for f in self.flux.values()],
                     "invoices": [vars(i) for i in self.invoices.values()]}
 
         return app
@@ -283,3 +297,39 @@ def _invoice_number(syntax: str, content: bytes) -> str | None:
     kind = "CII" if "CII" in syntax else "UBL"
     found = root.getroottree().xpath(_NUMBER_PATHS[0 if kind == "CII" else 1])
     return found[0].text.strip() if found and found[0].text else None
+
+
+def _attachments(syntax: str, content: bytes) -> list[tuple[str, bytes]]:
+    """The files an invoice document carries: a Factur-X's embedded files (but its XML), a CII's or
+    UBL's base64 binary objects."""
+    if content.startswith(b"%PDF"):
+        from pypdf import PdfReader
+        try:
+            embedded = PdfReader(io.BytesIO(content)).attachments
+        except Exception:
+            return []
+        return [(name, data) for name, datas in embedded.items() if name != "factur-x.xml" for data in datas]
+    try:
+        root = etree.fromstring(content, _PARSER)
+    except etree.XMLSyntaxError:
+        return []
+    found = []
+    for element in root.xpath(_ATTACHMENT_PATHS[0 if "CII" in syntax else 1]):
+        try:
+            found.append((element.get("filename") or "", base64.b64decode(element.text or "", validate=True)))
+        except (binascii.Error, ValueError):
+            found.append((element.get("filename") or "", b""))
+    return found
+
+
+def _attachment_refusal(attachments: list[tuple[str, bytes]]) -> str | None:
+    """Why Chorus Pro refuses these attachments, or None."""
+    for name, data in attachments:
+        extension = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+        if not name or len(name) > 50:
+            return f"Le nom de la pièce jointe {name[:60]!r} est absent ou dépasse 50 caractères"
+        if extension not in ATTACHMENT_EXTENSIONS:
+            return f"L'extension de la pièce jointe {name!r} n'est pas autorisée"
+        if len(data) > MAX_FILE_BYTES:
+            return f"La pièce jointe {name!r} dépasse la taille maximale de 10 Mo"
+    return None

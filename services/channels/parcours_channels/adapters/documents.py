@@ -7,6 +7,7 @@ as the Factur-X ingest prepares for it (`/facturx`, its CII read from `/cii`), a
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Literal
 from uuid import UUID
@@ -73,6 +74,40 @@ async def fetch_invoice_document(client: httpx.AsyncClient, *, tenant_id: str, i
         if pdf is not None:  # ingest keeps a Factur-X's embedded CII as its source
             return Document(content=pdf, syntax="facturx", extension="pdf", xml=root)
     return Document(content=source, syntax=syntax, extension="xml", xml=root)
+
+
+@dataclass(frozen=True)
+class Annex:
+    """A file added to the invoice at ingest (`POST /v1/invoices/{id}/annexes`)."""
+
+    annex_id: UUID
+    filename: str
+    media_type: str
+    size: int
+
+
+async def list_annexes(client: httpx.AsyncClient, *, tenant_id: str, invoice_id: UUID,
+                       settings: DocumentSettings) -> list[Annex]:
+    """The invoice's annexes, in the order they were added; transient errors raise."""
+    base, headers = _reader(settings, tenant_id=tenant_id, invoice_id=invoice_id)
+    listed = await _get(client, f"{base}/annexes", headers)
+    if listed is None:
+        raise PartnerRefused("ingest has no such invoice to list the annexes of")
+    try:
+        return [Annex(annex_id=UUID(a["annex_id"]), filename=str(a["filename"]), media_type=str(a["media_type"]),
+                      size=int(a["size"])) for a in json.loads(listed)]
+    except (ValueError, KeyError, TypeError):
+        raise TransientDeliveryError("ingest's list of annexes is malformed") from None
+
+
+async def fetch_annex(client: httpx.AsyncClient, annex: Annex, *, tenant_id: str, invoice_id: UUID,
+                      settings: DocumentSettings) -> bytes:
+    """One annex's content, checked against the size ingest listed."""
+    base, headers = _reader(settings, tenant_id=tenant_id, invoice_id=invoice_id)
+    content = await _get(client, f"{base}/annexes/{annex.annex_id}", headers)
+    if content is None or len(content) != annex.size:
+        raise TransientDeliveryError(f"ingest did not serve the annex {annex.filename!r} as listed")
+    return content
 
 
 async def fetch_ubl(client: httpx.AsyncClient, request: DispatchRequested, settings: DocumentSettings) -> bytes:

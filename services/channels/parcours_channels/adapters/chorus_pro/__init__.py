@@ -7,12 +7,10 @@ from datetime import datetime, timedelta, timezone
 
 from parcours_channels.adapters.chorus_pro.client import ChorusProClient, ChorusProError
 from parcours_channels.adapters.chorus_pro.config import ChorusProSettings
-from parcours_channels.adapters.documents import DocumentSettings, fetch_document
+from parcours_channels.adapters.chorus_pro.deposit_file import deposit_file
+from parcours_channels.adapters.documents import DocumentSettings
 from parcours_channels.adapters.partner_once import Accepted, PartnerRefused, submit_once
-from parcours_channels.domain.chorus_pro import (
-    SYNTAXES, ChorusProAccount, FileToDeposit, RoutingData, deposit_file_name, limit_violations, routing_data,
-    routing_problems,
-)
+from parcours_channels.domain.chorus_pro import ChorusProAccount, RoutingData, routing_data, routing_problems
 from parcours_channels.domain.outcome import DeliveryResult
 from parcours_channels.store.partner_submissions import PartnerSubmission
 from parcours_contracts import DispatchRequested
@@ -46,18 +44,16 @@ class ChorusProAdapter:
                 raise PartnerRefused("Chorus Pro is not configured (PISTE client)")
             if account is None:
                 raise PartnerRefused(f"tenant {request.tenant_id} has no Chorus Pro technical account")
-            document = await fetch_document(client.http, request, DocumentSettings.of(ctx.settings))
-            file_name = deposit_file_name(request.invoice.number, request.dispatch_id, document.extension)
-            problems = limit_violations([FileToDeposit(file_name, len(document.content))])
-            routing = routing_data(document.xml, ubl=document.syntax == "ubl")
-            problems += await self._routing_problems(client, account, routing)
-            if problems:
+            document = await deposit_file(client.http, DocumentSettings.of(ctx.settings), tenant_id=request.tenant_id,
+                                          invoice_id=request.invoice_id, has_pdf=request.invoice.has_pdf,
+                                          number=request.invoice.number, dispatch_id=request.dispatch_id)
+            file_name, syntax = document.name, document.syntax
+            if problems := await self._routing_problems(client, account, routing_data(document.xml, ubl=document.ubl)):
                 raise PartnerRefused("; ".join(problems))
-            syntax = SYNTAXES[document.syntax]
+            sent = {**common, "syntax": syntax, "file_name": file_name, "attachments": list(document.attachments)}
             if client.settings.batch_max > 1:  # the follow-up's next pass deposits it with others
                 return Accepted(partner_ref=file_name, last_status="QUEUED", next_check_at=datetime.now(timezone.utc),
-                                detail={**common, "stage": "batch", "syntax": syntax, "file_name": file_name,
-                                        "has_pdf": request.invoice.has_pdf,
+                                detail={**sent, "stage": "batch", "has_pdf": request.invoice.has_pdf,
                                         "queued_at": datetime.now(timezone.utc).isoformat()})
             try:
                 deposit = await client.deposit(account, file_name=file_name, content=document.content, syntax=syntax)
@@ -67,7 +63,7 @@ class ChorusProAdapter:
                 raise PartnerRefused(f"deposit answered without a numeroFluxDepot: {deposit.libelle}")
             return Accepted(partner_ref=deposit.numeroFluxDepot, last_status="IN_DEPOSE",
                             next_check_at=datetime.now(timezone.utc) + first_check,
-                            detail={**common, "stage": "report", "syntax": syntax, "file_name": file_name})
+                            detail={**sent, "stage": "report"})
 
         async def find_earlier(row: PartnerSubmission) -> Accepted | None:
             if account is None:

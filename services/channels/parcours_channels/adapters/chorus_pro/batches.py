@@ -17,7 +17,8 @@ from datetime import datetime, timedelta
 
 from parcours_channels.adapters import TransientDeliveryError
 from parcours_channels.adapters.chorus_pro.client import ChorusProClient, ChorusProError
-from parcours_channels.adapters.documents import DocumentSettings, fetch_invoice_document
+from parcours_channels.adapters.chorus_pro.deposit_file import deposit_file
+from parcours_channels.adapters.documents import DocumentSettings
 from parcours_channels.adapters.partner_once import PartnerRefused
 from parcours_channels.domain.chorus_pro import MAX_ARCHIVE_BYTES
 from parcours_channels.store.partner_submissions import REJECTED, SUBMITTED, PartnerSubmission, record_outcome
@@ -91,8 +92,9 @@ class BatchDeposits:
         settings = DocumentSettings.of(self.ctx.settings)
         with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
             for row in rows:
-                document = await fetch_invoice_document(self.client.http, tenant_id=tenant_id, invoice_id=row.invoice_id,
-                                                        has_pdf=bool(row.detail.get("has_pdf")), settings=settings)
+                document = await deposit_file(self.client.http, settings, tenant_id=tenant_id, invoice_id=row.invoice_id,
+                                              has_pdf=bool(row.detail.get("has_pdf")), number=row.detail["number"],
+                                              dispatch_id=row.dispatch_id)
                 member = tarfile.TarInfo(name=row.detail["file_name"])
                 member.size = len(document.content)
                 tar.addfile(member, io.BytesIO(document.content))
