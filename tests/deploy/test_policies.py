@@ -172,12 +172,13 @@ def test_each_service_reaches_only_what_it_needs(overlay, service):
     (policy,) = [n["spec"] for n in overlay.of("NetworkPolicy")
                  if n["spec"]["podSelector"] and _selects(n["spec"]["podSelector"], labels)]
     egress_ports = {p["port"] for rule in policy["egress"] for p in rule["ports"]}
-    extra_egress = {"channels": {25, 587, 465, 8101, 443}, "portal": {8101, 25, 587}}.get(service, set())
+    extra_egress = {"channels": {25, 587, 465, 8101, 443}, "portal": {8101, 8105, 25, 587}}.get(service, set())
     assert egress_ports == {5432, 9092} | extra_egress
     sources = {peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
                if "namespaceSelector" in peer else "pod:" + peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
                for rule in policy["ingress"] for peer in rule["from"]}
     sources -= {"pod:portal", "pod:channels"} if service == "ingest" else set()  # they read documents from ingest
+    sources -= {"pod:portal"} if service == "dunning" else set()  # the console's agenda, holds and strategies
     backends = {path["backend"]["service"]["name"] for ing in overlay.of("Ingress")
                 for rule in ing["spec"]["rules"] for path in rule["http"]["paths"]}
     public = deployment["metadata"]["name"] in backends

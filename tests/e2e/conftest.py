@@ -15,6 +15,7 @@ from parcours_devstack.services import SERVICES, ServiceProcess
 from parcours_devstack.smtp_sink import SmtpSink
 
 DOCUMENT_TOKEN = "e2e-document-reader-token"
+CONSOLE_TOKEN = "e2e-dunning-console-token"
 
 
 @dataclass
@@ -50,10 +51,11 @@ async def stack(spawn_service):
         "channels": {"SMTP_PORT": str(sink.smtp_port), "TRACKER_PUBLIC_URL": tracker_url,
                      "BOUNCE_SMTP_PORT": str(free_port())},
         "tracker": {"PUBLIC_URL": tracker_url, "PORTAL_URL": f"http://127.0.0.1:{ports['portal']}"},
-        "dunning": {"TIME_TRAVEL": "true", "TICK_SECONDS": "3600"},
-        # The portal reads invoice documents from ingest by claim check.
+        "dunning": {"TIME_TRAVEL": "true", "TICK_SECONDS": "3600", "CONSOLE_TOKEN": CONSOLE_TOKEN},
+        # The portal reads invoice documents from ingest by claim check, and dunning's plans with its console token.
         "ingest": {"DOCUMENT_READER_TOKEN": DOCUMENT_TOKEN},
-        "portal": {"INGEST_URL": f"http://127.0.0.1:{ports['ingest']}", "INGEST_DOCUMENT_TOKEN": DOCUMENT_TOKEN},
+        "portal": {"INGEST_URL": f"http://127.0.0.1:{ports['ingest']}", "INGEST_DOCUMENT_TOKEN": DOCUMENT_TOKEN,
+                   "DUNNING_URL": f"http://127.0.0.1:{ports['dunning']}", "DUNNING_CONSOLE_TOKEN": CONSOLE_TOKEN},
     }
     processes = {name: spawn_service(name, port=ports[name], extra=extra.get(name)) for name in SERVICES}
     await asyncio.gather(*(asyncio.to_thread(p.wait_ready, 90) for p in processes.values()))

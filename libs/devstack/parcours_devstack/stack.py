@@ -68,11 +68,12 @@ class Stack:
 
         ports = {name: _port_or_free(BASE_PORT + i) for i, name in enumerate(SERVICES)}
         tracker_url = f"http://127.0.0.1:{ports['tracker']}"
+        console_token = secrets.token_urlsafe(24)  # the portal acts on dunning's API for its users' tenant
         per_service = {
             "channels": {"SMTP_PORT": str(self.sink.smtp_port), "TRACKER_PUBLIC_URL": tracker_url,
                          "BOUNCE_SMTP_PORT": str(_port_or_free(2526))},
             "tracker": {"PUBLIC_URL": tracker_url, "PORTAL_URL": f"http://127.0.0.1:{ports['portal']}"},
-            "dunning": {"TIME_TRAVEL": "true", "TICK_SECONDS": "5"},
+            "dunning": {"TIME_TRAVEL": "true", "TICK_SECONDS": "5", "CONSOLE_TOKEN": console_token},
         }
         partner_env = await self.partners.start(tracker_url=tracker_url, document_token=secrets.token_urlsafe(24),
                                                 channels_url=f"http://127.0.0.1:{ports['channels']}")
@@ -80,7 +81,8 @@ class Stack:
         per_service["ingest"] = {**per_service.get("ingest", {}), **partner_env["ingest"]}
         per_service["portal"] = {"INGEST_URL": f"http://127.0.0.1:{ports['ingest']}",
                                  "INGEST_DOCUMENT_TOKEN": partner_env["ingest"]["DOCUMENT_READER_TOKEN"],
-                                 "SMTP_PORT": str(self.sink.smtp_port), "PUBLIC_URL": f"http://127.0.0.1:{ports['portal']}"}
+                                 "SMTP_PORT": str(self.sink.smtp_port), "PUBLIC_URL": f"http://127.0.0.1:{ports['portal']}",
+                                 "DUNNING_URL": f"http://127.0.0.1:{ports['dunning']}", "DUNNING_CONSOLE_TOKEN": console_token}
         for name in SERVICES:
             database = f"parcours_{name}"
             create_database(server_dsn, database)
