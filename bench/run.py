@@ -24,7 +24,7 @@ import psutil
 if __package__ in (None, ""):  # `python bench/run.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import dunning_scan, e2e, plot, ingest_facturx, ingest_split, report, tracker_clicks, tracker_sweep  # noqa: E402
+from bench import dunning_scan, e2e, plot, ingest_facturx, ingest_split, mail_sign, report, tracker_clicks, tracker_sweep  # noqa: E402
 from bench.infra import Infra, pg_fast  # noqa: E402
 from bench.monitor import ProcessMonitor  # noqa: E402
 from bench.profile import Profiler  # noqa: E402
@@ -282,6 +282,9 @@ async def main_async(args) -> dict:
             result["ingest_split"] = await asyncio.to_thread(ingest_split.measure, pages=args.split_pages, say=say)
         if args.facturx_builds:  # ingest's Factur-X builds per core vs a bare pypdf merge (goal ≥ 200/s per core)
             result["ingest_facturx"] = await asyncio.to_thread(ingest_facturx.measure, builds=args.facturx_builds, say=say)
+        if args.mails:  # channels: emails rendered, DKIM-signed and accepted by a sink vs bare SMTP (goal ≥ 300/s)
+            say(f"channels email: {args.mails} messages rendered, signed and handed to an SMTP sink")
+            result["mail_sign"] = await asyncio.to_thread(mail_sign.measure, messages=args.mails, say=say)
         if not args.skip_bare:
             say(f"bare pipeline: {args.invoices} invoices, 3 hops, SMTP pooled ×{settings['smtp_concurrency']}")
             result["bare"] = await run_bare(infra, monitor, args, settings, role="bare", extra=[])
@@ -391,6 +394,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="pages of the batch PDF split benchmark (default 2000; 0: skip it)")
     parser.add_argument("--facturx-builds", type=int, default=None,
                         help="Factur-X builds in the document benchmark (default --invoices, at most 300; 0: skip it)")
+    parser.add_argument("--mails", type=int, default=None,
+                        help="emails in the render + DKIM + SMTP benchmark (default --invoices, at most 2000; 0: skip it)")
     parser.add_argument("--latency-seconds", type=float, default=40, help="length of the paced run (default 40)")
     parser.add_argument("--stall-seconds", type=float, default=60, help="give up when nothing moved for this long")
     parser.add_argument("--service-env", action="append", default=[], metavar="PARCOURS_<SVC>_<SETTING>=VALUE",
@@ -407,6 +412,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.tracker_invoices = min(50 * args.invoices, 1_000_000)
     if args.facturx_builds is None:
         args.facturx_builds = min(args.invoices, 300)
+    if args.mails is None:
+        args.mails = min(args.invoices, 2000)
     for kv in args.service_env:
         if "=" not in kv or not kv.startswith("PARCOURS_"):
             parser.error(f"--service-env wants PARCOURS_<SERVICE>_<SETTING>=VALUE, got {kv!r}")

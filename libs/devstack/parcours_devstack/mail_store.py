@@ -14,6 +14,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,11 @@ class StoredMessage:
     rcpt_tos: tuple[str, ...]
     received_at: str
     raw: bytes
-    headers: dict[str, str | None]
+
+    @cached_property
+    def headers(self) -> dict[str, str | None]:
+        """The headers a reader looks for, parsed when first asked for (not on the SMTP path)."""
+        return parse_headers(self.raw)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -131,7 +136,6 @@ def load_messages(store_dir: Path) -> list[StoredMessage]:
                 rcpt_tos=tuple(envelope["rcpt_tos"]),
                 received_at=envelope["received_at"],
                 raw=raw,
-                headers=headers,
             )
         )
     return messages

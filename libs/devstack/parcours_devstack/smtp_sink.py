@@ -23,7 +23,7 @@ import uvicorn
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from parcours_devstack import mailbox_view
-from parcours_devstack.mail_store import StoredMessage, load_messages, parse_headers, stored_files, write_message
+from parcours_devstack.mail_store import StoredMessage, load_messages, stored_files, write_message
 
 DATA_SIZE_LIMIT = 50 * 1024 * 1024
 Stage = Literal["rcpt", "data"]
@@ -307,7 +307,6 @@ class SmtpSink:
             rcpt_tos=tuple(rcpt_tos),
             received_at=datetime.now(UTC).isoformat(),
             raw=raw,
-            headers=parse_headers(raw),
         )
         self._next_id += 1
         self._messages.append(stored)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from email.headerregistry import Address
+from email.headerregistry import Address, HeaderRegistry
 from email.message import EmailMessage
 from email.policy import EmailPolicy
 from email.utils import format_datetime, parseaddr
@@ -33,6 +33,45 @@ class Attachment:
 
 
 _VERBATIM = ("message-id", "dkim-signature")
+_PARSED_MAX = 256  # distinct header values kept parsed (Content-Type, MIME-Version, a tenant's From…)
+
+
+class _HeaderClasses(HeaderRegistry):
+    """The stdlib makes a new class with type() on every header set or read; one per name does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._classes: dict[str, type] = {}
+
+    def __getitem__(self, name: str) -> type:
+        key = name.lower()
+        if (cls := self._classes.get(key)) is None:
+            cls = self._classes[key] = super().__getitem__(name)
+        return cls
+
+
+class _ComposePolicy(EmailPolicy):
+    """The default policy, parsing each distinct header value once: most of a message's headers
+    (the parts' Content-Type and Content-Transfer-Encoding, MIME-Version, From, Content-Language)
+    are the same in every message, and parsing them dominated composing one. Parsed headers are
+    immutable (a change stores a new one), so messages may share them."""
+
+    def header_store_parse(self, name: str, value):
+        if type(value) is not str:
+            return super().header_store_parse(name, value)
+        key = (name, value)
+        parsed = _PARSED.get(key)
+        if parsed is None:
+            parsed = super().header_store_parse(name, value)[1]
+            if len(_PARSED) >= _PARSED_MAX:
+                _PARSED.clear()
+            _PARSED[key] = parsed
+        return name, parsed
+
+
+_PARSED: dict[tuple[str, str], object] = {}
+_FOLDED: dict[tuple[str, int], tuple[object, bytes]] = {}  # (name, id of a shared header) → (it, its wire bytes)
+COMPOSE_POLICY = _ComposePolicy(header_factory=_HeaderClasses())
 
 
 class _WirePolicy(EmailPolicy):
@@ -48,10 +87,17 @@ class _WirePolicy(EmailPolicy):
     def fold_binary(self, name: str, value: str) -> bytes:
         if name.lower() in _VERBATIM:
             return self.fold(name, value).encode("ascii")
-        return super().fold_binary(name, value)
+        if _PARSED.get((name, str(value))) is not value:
+            return super().fold_binary(name, value)
+        # a shared parsed header (see _ComposePolicy): folded the same in every message, so once
+        if (folded := _FOLDED.get((name, id(value)))) is None or folded[0] is not value:
+            folded = _FOLDED[(name, id(value))] = (value, super().fold_binary(name, value))
+            if len(_FOLDED) > _PARSED_MAX:
+                _FOLDED.clear()
+        return folded[1]
 
 
-WIRE_POLICY = _WirePolicy(linesep="\r\n")
+WIRE_POLICY = _WirePolicy(linesep="\r\n", header_factory=COMPOSE_POLICY.header_factory)
 
 
 class SignedMessage(EmailMessage):
@@ -78,7 +124,7 @@ def compose_message(*, rendered: RenderedEmail, sender: str | Address, recipient
                     attachment: Attachment | None = None, sent_at: datetime | None = None,
                     logo: InlineImage | None = None) -> EmailMessage:
     """A ready-to-send message from rendered content."""
-    message = SignedMessage()
+    message = SignedMessage(policy=COMPOSE_POLICY)
     message["From"] = sender
     message["To"] = Address(display_name=one_line(recipient.name or ""), addr_spec=recipient.email)
     message["Subject"] = rendered.subject
