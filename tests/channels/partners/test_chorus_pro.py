@@ -202,3 +202,42 @@ async def test_batched_invoices_go_in_one_tar_gz_deposit_and_are_followed_each(
     [flux] = chorus.flux.values()
     assert chorus.deposits == 1 and flux.file_name.endswith(".tar.gz") and flux.syntax == "IN_DP_E1_CII_16B"
     assert sorted(flux.invoice_numbers) == sorted(number for _, number in invoices)
+
+
+async def test_a_crash_during_a_batch_deposit_adopts_the_flux_without_depositing_again(
+        ingest, chorus, partner_dispatch, publish, crash_and_restart, monkeypatch):
+    monkeypatch.setenv("PARCOURS_CHANNELS_CHORUS_PRO_BATCH_MAX", "3")
+    monkeypatch.setenv("PARCOURS_CHANNELS_CHORUS_PRO_BATCH_WAIT_SECONDS", "600")
+    monkeypatch.setenv("PARCOURS_CHANNELS_CHORUS_PRO_TIMEOUT_SECONDS", "1")  # a batch's lease: 4 s
+    invoices = [await ingest.post(kind="cii") for _ in range(3)]
+    requests = [partner_dispatch(*invoice, channel="chorus_pro") for invoice in invoices]
+    chorus.hold_next_deposit(5)  # the tar.gz is accepted at once, answered after the kill
+
+    async def adopted(database_url):
+        rows = await _batch_rows(database_url, [r.dispatch_id for r in requests])
+        return rows if all(stage in ("report", "history") for _, stage in rows) else None  # past the batch
+
+    rows = await crash_and_restart(lambda: publish(*requests), lambda: _deposited(chorus), adopted)
+    [flux] = chorus.flux.values()
+    assert chorus.deposits == 1 and flux.file_name.endswith(".tar.gz")
+    assert sorted(flux.invoice_numbers) == sorted(number for _, number in invoices)
+    assert [ref for ref, _ in rows] == [flux.number] * 3  # each invoice found in the flux that holds it
+
+
+async def _batch_rows(database_url: str, dispatch_ids: list[uuid.UUID]) -> list[tuple[str | None, str | None]]:
+    """(partner reference, stage) of each dispatch's submission, read from the channels database."""
+    from sqlalchemy import select
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import NullPool
+
+    from parcours_channels.store.partner_submissions import PartnerSubmission
+
+    engine = create_async_engine(database_url, poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            found = {row.dispatch_id: (row.partner_ref, (row.detail or {}).get("stage")) for row in await conn.execute(
+                select(PartnerSubmission.dispatch_id, PartnerSubmission.partner_ref, PartnerSubmission.detail)
+                .where(PartnerSubmission.dispatch_id.in_(dispatch_ids)))}
+    finally:
+        await engine.dispose()
+    return [found.get(dispatch_id, (None, None)) for dispatch_id in dispatch_ids]
