@@ -12,7 +12,7 @@ import httpx
 
 async def ingest_pdf(ingest, invoice_id) -> bytes:
     async with httpx.AsyncClient(base_url=ingest.host.url) as client:
-        response = await client.get(f"/v1/invoices/{invoice_id}/pdf", headers={"Authorization": f"Bearer {ingest.key}"})
+        response = await client.get(f"/v1/invoices/{invoice_id}/pdf", headers={"Authorization": f"Bearer {ingest.keys['acme']}"})
     assert response.status_code == 200
     return response.content
 
