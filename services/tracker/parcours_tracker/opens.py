@@ -7,7 +7,7 @@ the open to this recorder and redirects at once; the recorder writes what accumu
 milliseconds, in one transaction: the dispatch times it classifies against and whether each
 invoice is past pending (queried once, then remembered: neither changes once true), the journal
 rows (one insert), the invoices' `updated_at`. An open of an invoice the tracker does not
-know yet (or only as pending) goes through the full `journeys.record` (it creates the invoice row).
+know yet (or only as pending) is recorded in full (`journeys.record_facts`: it creates the invoice row).
 
 The price: opens wait up to `linger_seconds` in memory; a crash (kill -9) loses those, a graceful
 stop writes them first. A full queue makes the request wait (back-pressure), never drops."""
@@ -20,16 +20,17 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, tuple_, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import select, tuple_
 
 from parcours_runtime.service import ServiceContext
 from parcours_runtime.uow import UnitOfWork
 from parcours_tracker.domain import journal
 from parcours_tracker.domain.clicks import classify_open
+from parcours_tracker.domain.following import Fact
 from parcours_tracker.domain.status import PENDING
 from parcours_tracker.store import journeys
-from parcours_tracker.store.models import Invoice, JournalEntry
+from parcours_tracker.store.models import Invoice
+from parcours_tracker.store.recording import append_entries, touch_invoices
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +138,7 @@ class OpenRecorder:
             if unsent:
                 _remember(self._sent, await journeys.dispatch_times(session, keys=unsent))
             known = {key for key in keys if key in self._settled}
-            rows = []
+            rows, facts = [], []
             for opened in batch:
                 sent_at = self._sent.get(opened.dispatch_key)
                 kind, reasons = classify_open(
@@ -147,15 +148,14 @@ class OpenRecorder:
                     "dispatch_id": str(opened.dispatch_id), "recipient": opened.recipient, "ip": opened.ip,
                     "user_agent": opened.user_agent, "machine_evidence": reasons})
                 if opened.key not in known:  # rare: the link was sent before the tracker learned the invoice
-                    await journeys.record(uow, tracking, tenant_id=opened.tenant_id, invoice_id=opened.invoice_id,
-                                          correlation_id=str(opened.invoice_id), entry=entry)
-                    continue
-                rows.append(dict(tenant_id=opened.tenant_id, invoice_id=opened.invoice_id, event_id=entry.event_id,
-                                 kind=entry.kind, occurred_at=entry.occurred_at, detail=entry.detail))
+                    facts.append(Fact(tenant_id=opened.tenant_id, invoice_id=opened.invoice_id,
+                                      correlation_id=str(opened.invoice_id), entry=entry))
+                else:
+                    rows.append((opened.tenant_id, opened.invoice_id, entry))
+            if facts:
+                await journeys.record_facts(uow, tracking, facts)
             if rows:  # an open never moves the status: appended, nothing to re-project
-                await session.execute(insert(JournalEntry).values(rows)
-                                      .on_conflict_do_nothing(index_elements=[JournalEntry.event_id]))
-                await session.execute(update(Invoice).where(tuple_(Invoice.tenant_id, Invoice.invoice_id).in_(
-                    {(row["tenant_id"], row["invoice_id"]) for row in rows})).values(updated_at=func.now()))
+                await append_entries(session, rows)
+                await touch_invoices(session, [(tenant_id, invoice_id) for tenant_id, invoice_id, _ in rows])
             await uow.commit()
         self.written += len(batch)

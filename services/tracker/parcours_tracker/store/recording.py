@@ -91,6 +91,11 @@ _UPDATE_INVOICES = text(f"""
               correlation_id, customer_ref, summary, number, number_key)
     WHERE i.tenant_id = u.tenant_id AND i.invoice_id = u.invoice_id AND {_among_sql('i')}""")
 
+_TOUCH_INVOICES = text(f"""
+    UPDATE invoices AS i SET updated_at = now()
+    FROM unnest(CAST(:tenant_ids AS varchar[]), CAST(:invoice_ids AS uuid[])) AS u(tenant_id, invoice_id)
+    WHERE i.tenant_id = u.tenant_id AND i.invoice_id = u.invoice_id AND {_among_sql('i')}""")
+
 _SET_TIMERS = text("""
     INSERT INTO receipt_timers (tenant_id, invoice_id, channel, dispatch_id, dispatched_at, proof, expect_by, fired_at)
     SELECT * FROM unnest(CAST(:tenant_ids AS varchar[]), CAST(:invoice_ids AS uuid[]), CAST(:channels AS varchar[]),
@@ -140,7 +145,13 @@ def _plural(name: str) -> str:
 
 
 def _among(keys: Sequence[Key]) -> dict[str, list]:
+    """The parameters of `_among_sql`: the tenants and the invoice ids (a superset of the keys)."""
     return {"tenant_ids": sorted({key[0] for key in keys}), "invoice_ids": sorted({key[1] for key in keys})}
+
+
+def _keys(keys: Sequence[Key]) -> dict[str, list]:
+    """The keys as two parallel arrays, for the unnest statements."""
+    return {"tenant_ids": [key[0] for key in keys], "invoice_ids": [key[1] for key in keys]}
 
 
 def _json(value) -> str | None:
@@ -166,6 +177,11 @@ async def append_entries(session: AsyncSession, rows: list[tuple[str, uuid.UUID,
     return set(result.scalars())
 
 
+async def touch_invoices(session: AsyncSession, keys: Iterable[Key]) -> None:
+    """Stamp `updated_at` on invoices the tracker learned something about that changes nothing else."""
+    await session.execute(_TOUCH_INVOICES, _keys(sorted(set(keys))))
+
+
 async def record_many(uow: UnitOfWork, windows: Windows, now: datetime, facts: Sequence[Fact],
                       ) -> list[Projection | None]:
     """Record `facts` in order (see the module); per fact, the invoice's projection once it was
@@ -183,8 +199,7 @@ async def record_many(uow: UnitOfWork, windows: Windows, now: datetime, facts: S
     for fact in new:
         correlation.setdefault(fact.key, fact.correlation_id)
     keys = sorted(correlation)
-    await session.execute(_ENSURE_INVOICES, {"tenant_ids": [k[0] for k in keys], "invoice_ids": [k[1] for k in keys],
-                                             "correlation_ids": [correlation[k] for k in keys]})
+    await session.execute(_ENSURE_INVOICES, {**_keys(keys), "correlation_ids": [correlation[k] for k in keys]})
     states, journals = await _load(session, keys)
     stored = {key: state.timer for key, state in states.items()}
 
@@ -247,8 +262,7 @@ async def _set_timers(session: AsyncSession, changed: dict[Key, Timer | None]) -
     """Write the timers that changed: the ones no proof is awaited for any more go."""
     dropped = [key for key, timer in changed.items() if timer is None]
     if dropped:
-        await session.execute(_DROP_TIMERS, {"tenant_ids": [k[0] for k in dropped],
-                                             "invoice_ids": [k[1] for k in dropped]})
+        await session.execute(_DROP_TIMERS, _keys(dropped))
     rows = [dict(tenant_id=key[0], invoice_id=key[1], **vars(timer)) for key, timer in changed.items()
             if timer is not None]
     if rows:
