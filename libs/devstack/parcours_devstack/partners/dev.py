@@ -15,12 +15,14 @@ from parcours_devstack.partners.peppol_ap import PeppolAccessPoint
 
 DEV_ACK_SECRET = "dev-ack-secret"  # the tracker's development ack secret
 AP_DOMAIN = "ap.parcours.localhost"  # recipients at this domain go to the demo AP platform
+PUBLIC_BUYER_SIRET = "21750001600019"  # the demo public buyer's establishment, a structure on the Chorus Pro simulator
 OUR_AS2_ID = "PARCOURS-DEMO"
 
 
 class DevPartners:
     def __init__(self) -> None:
         self.chorus = ChorusProSimulator()
+        self.chorus.add_structure(PUBLIC_BUYER_SIRET, "Ville de Démo")
         self.ap = ApPlatformSimulator("demo-ap", api_key=secrets.token_urlsafe(16), auto_ack=True,
                                       webhook_secret=DEV_ACK_SECRET,
                                       required={"externalId": "text", "invoice.number": "text",
@@ -64,7 +66,9 @@ class DevPartners:
                             "metadata.invoice": "invoice_id"}}}),
             "EDI": json.dumps(edi), "PEPPOL": json.dumps(peppol),
         }
-        return {"channels": channels, "ingest": {"DOCUMENT_READER_TOKEN": document_token}}
+        offered = ["email_link", "email_attachment", "chorus_pro", "ap_platform", "edi", "peppol"]
+        return {"channels": channels, "ingest": {"DOCUMENT_READER_TOKEN": document_token},
+                "router": {"CHANNELS": json.dumps(offered)}}
 
     def urls(self) -> dict[str, str]:
         return {name: f"{server.url}/simulator/state" for name, server in self.servers.items()}
