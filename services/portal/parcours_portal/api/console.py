@@ -16,6 +16,7 @@ from fastapi.responses import Response
 from parcours_portal.api.web import (COOKIE, LANG_COOKIE, check_form, current_session, redirect, refuse, render, set_session,
                                      settings)
 from parcours_portal.domain import auth
+from parcours_portal.domain.dso import dso_trend, line
 from parcours_portal.domain.i18n import LANGUAGES
 from parcours_portal.domain.outlook import aging, bars, delivery_by_channel, dunning_outlook, paid_after_reminder
 from parcours_portal.store import queries
@@ -112,10 +113,11 @@ async def invoices_page(
         choices = await queries.facets(db, tenant_id=user.tenant_id)
         channels = delivery_by_channel(await queries.delivery_rows(db, tenant_id=user.tenant_id, filters=filters))
         reminded, paid = paid_after_reminder(await queries.reminder_rows(db, tenant_id=user.tenant_id, filters=filters))
+        invoiced, payments = await queries.dso_rows(db, tenant_id=user.tenant_id, filters=filters)
     outlooks = {row.invoice_id: _outlook(row, today) for row in rows}
     return render(request, "invoices.html", user=user, rows=rows, filters=filters, choices=choices,
                   bars=bars(buckets), outlooks=outlooks, limit=queries.LIST_LIMIT, channels=channels,
-                  reminded=reminded, paid=paid)
+                  reminded=reminded, paid=paid, dso=line(dso_trend(invoiced, payments, today=today)))
 
 
 @router.get("/console/invoices/{invoice_id}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -163,6 +164,19 @@ async def delivery_rows(session: AsyncSession, *, tenant_id: str, filters: Invoi
                    & (TimelineEntry.invoice_id == invoices.c.invoice_id))
              .group_by(invoices.c.invoice_id, invoices.c.channel))
     return [tuple(row) for row in await session.execute(query)]
+
+
+async def dso_rows(session: AsyncSession, *, tenant_id: str, filters: InvoiceFilters):
+    """The filters' invoices as (id, issue date, total), and their payments as (invoice id, paid on, amount)."""
+    invoices = [tuple(row) for row in await session.execute(
+        _filtered(tenant_id, filters).with_only_columns(Invoice.invoice_id, Invoice.issue_date, Invoice.total))]
+    chosen = _filtered(tenant_id, filters).with_only_columns(Invoice.invoice_id).subquery()
+    rows = await session.execute(
+        select(TimelineEntry.invoice_id, TimelineEntry.detail["paid_on"].astext, TimelineEntry.detail["amount"].astext)
+        .join(chosen, chosen.c.invoice_id == TimelineEntry.invoice_id)
+        .where(TimelineEntry.tenant_id == tenant_id, TimelineEntry.kind == "payment"))
+    payments = [(key, date.fromisoformat(on), Decimal(amount)) for key, on, amount in rows if on and amount]
+    return invoices, payments
 
 
 async def reminder_rows(session: AsyncSession, *, tenant_id: str, filters: InvoiceFilters):
