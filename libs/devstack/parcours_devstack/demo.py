@@ -9,6 +9,8 @@ from decimal import Decimal
 import httpx
 
 DEMO_TENANT = "demo"
+DEMO_SENDER_DOMAIN = "parcours-demo.example"  # published in the dev stack's loopback DNS
+PLATFORM_SPF_DOMAIN = "spf.parcours.localhost"
 ADMIN_TOKEN = "dev-admin-token"
 
 CUSTOMERS = [
@@ -83,6 +85,25 @@ async def wait_until_known(url: str, path: str, key: str, timeout: float = 60) -
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError(f"{url} still refuses the demo key")
             await asyncio.sleep(0.2)
+
+
+async def ensure_sender_domain(channels_url: str, key: str, zone) -> dict:
+    """The demo tenant sends from DEMO_SENDER_DOMAIN: channels makes its DKIM key (kept across
+    restarts), the records it asks for go into the loopback DNS `zone`, and its check then passes."""
+    auth = {"Authorization": f"Bearer {key}"}
+    await wait_until_known(channels_url, "/v1/branding", key)
+    async with httpx.AsyncClient(base_url=channels_url, timeout=30) as client:
+        setup = await client.put("/v1/sender-domain", headers=auth, json={
+            "domain": DEMO_SENDER_DOMAIN, "from_address": f"factures@{DEMO_SENDER_DOMAIN}", "from_name": "Parcours Démo"})
+        setup.raise_for_status()
+        zone.set(PLATFORM_SPF_DOMAIN, "v=spf1 ip4:127.0.0.1 -all")  # what include:spf.parcours.localhost names
+        for record in setup.json()["dns_records"]:
+            zone.set(record["name"], record["value"])
+        check = await client.get("/v1/sender-domain/check", headers=auth)
+        check.raise_for_status()
+    report = check.json()
+    return {"domain": report["domain"], "ok": report["ok"],
+            "checks": {c["name"]: c["status"] for c in report["checks"]}}
 
 
 async def load_demo(urls: dict[str, str], key: str, today: date | None = None) -> list[dict]:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from parcours_devstack import demo
 from parcours_devstack.broker import TansuBroker
+from parcours_devstack.dns_server import TxtZoneServer
 from parcours_devstack.partners.dev import DevPartners
 from parcours_devstack.ports import free_port
 from parcours_devstack.postgres import EmbeddedPostgres, create_database, server_url
@@ -50,6 +51,7 @@ class Stack:
         self.postgres: EmbeddedPostgres | None = None
         self.broker: TansuBroker | None = None
         self.sink: SmtpSink | None = None
+        self.dns: TxtZoneServer | None = None  # the zone of the demo sender domain (what its check resolves)
         self.processes: dict[str, ServiceProcess] = {}
         self.partners = DevPartners()
 
@@ -65,13 +67,15 @@ class Stack:
             bootstrap = self.broker.bootstrap_servers
         self.sink = SmtpSink(smtp_port=_port_or_free(2525), http_port=_port_or_free(8025), store_dir=self.state_dir / "mail")
         await self.sink.start()
+        self.dns = await TxtZoneServer().start()
 
         ports = {name: _port_or_free(BASE_PORT + i) for i, name in enumerate(SERVICES)}
         tracker_url = f"http://127.0.0.1:{ports['tracker']}"
         console_token = secrets.token_urlsafe(24)  # the portal acts on dunning's API for its users' tenant
         per_service = {
             "channels": {"SMTP_PORT": str(self.sink.smtp_port), "TRACKER_PUBLIC_URL": tracker_url,
-                         "BOUNCE_SMTP_PORT": str(_port_or_free(2526))},
+                         "BOUNCE_SMTP_PORT": str(_port_or_free(2526)),
+                         "DNS_NAMESERVERS": json.dumps([self.dns.host]), "DNS_PORT": str(self.dns.port)},
             "tracker": {"PUBLIC_URL": tracker_url, "PORTAL_URL": f"http://127.0.0.1:{ports['portal']}"},
             "dunning": {"TIME_TRAVEL": "true", "TICK_SECONDS": "5", "CONSOLE_TOKEN": console_token},
         }
@@ -98,10 +102,13 @@ class Stack:
         api_key = await demo.ensure_tenant(urls["ingest"], previous.get("api_key"))
         console = await demo.ensure_console_user(
             urls["portal"], previous.get("console", {}).get("password") or secrets.token_urlsafe(12))
+        sender_domain = await demo.ensure_sender_domain(urls["channels"], api_key, self.dns)
         description = {
             "services": urls,
             "smtp_sink": {"smtp": self.sink.smtp_address, "http": self.sink.http_url},
             "partners": self.partners.urls(),
+            "dns": f"{self.dns.host}:{self.dns.port}",
+            "sender_domain": sender_domain,
             "tenant": demo.DEMO_TENANT,
             "api_key": api_key,
             "console": console,
@@ -123,6 +130,8 @@ class Stack:
         await self.partners.stop()
         if self.sink:
             await self.sink.stop()
+        if self.dns:
+            await self.dns.stop()
         if self.broker:
             self.broker.stop()
         if self.postgres:
@@ -134,6 +143,9 @@ def _print_summary(d: dict) -> None:
     for name, url in d["services"].items():
         print(f"  {name:<9} {url}   (OpenAPI: {url}/docs)")
     print(f"  mail      {d['smtp_sink']['http']}   (SMTP {d['smtp_sink']['smtp']})")
+    checks = ", ".join(f"{name} {status}" for name, status in d["sender_domain"]["checks"].items())
+    print(f"  sender    {d['sender_domain']['domain']}: {'PASS' if d['sender_domain']['ok'] else 'FAIL'} ({checks}; "
+          f"loopback DNS {d['dns']})")
     print(f"  postgres  {d['postgres']}")
     print(f"  kafka     {d['kafka']}")
     print(f"\n  tenant    {d['tenant']}\n  api key   {d['api_key']}")
