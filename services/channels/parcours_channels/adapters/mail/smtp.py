@@ -5,9 +5,10 @@ message (a new TCP + EHLO (+ STARTTLS + AUTH) per message would cost more than t
 Sends are paced per destination domain and per tenant, and at most `smtp_max_per_domain`
 go to one domain at once. A 5xx on RCPT or DATA refuses the recipient for good; any other
 failure (4xx, connection, and 5xx on AUTH/MAIL FROM/EHLO, which is our configuration and
-not the recipient's fault) is transient, so the consumer retries the event and then
-dead-letters it. A session is reused only after an answer that leaves it clean (the client
-resets the envelope after a refusal); anything else closes it."""
+not the recipient's fault) is transient: the recipient goes to the deferred retries
+(adapters/deferred.py). A session is reused only after an answer that leaves it clean (the
+client resets the envelope after a refusal); anything else closes it, and a session idle for
+`smtp_idle_seconds` is closed."""
 
 from __future__ import annotations
 
