@@ -21,17 +21,18 @@ from parcours_runtime.service import ServiceContext
 from parcours_runtime.uow import UnitOfWork
 from parcours_ingest.api.batch_reading import Outcome, check_items, read_items
 from parcours_ingest.api.formats import document_problem
-from parcours_ingest.api.invoices import summarise
+from parcours_ingest.api.invoices import duplicate_problem, summarise
 from parcours_ingest.config import Settings
 from parcours_ingest.domain.batch_items import located
 from parcours_ingest.domain.csv_mapping import MappingProfile, TableError
+from parcours_ingest.domain.duplicates import DuplicateKey, duplicate_key
 from parcours_ingest.domain.documents import DocumentError
 from parcours_ingest.store import batches as store
 from parcours_ingest.store.batch_models import BatchItemRow, BatchRow
-from parcours_ingest.store.invoices import invoice_rows, numbers_taken
+from parcours_ingest.store.invoices import invoice_rows, keys_taken
 
 log = logging.getLogger(__name__)
-_STORE_ATTEMPTS = 5  # a chunk racing a single POST of the same number is retried; that number then shows as taken
+_STORE_ATTEMPTS = 5  # a chunk racing a single POST of the same invoice is retried; it then shows as taken
 
 
 
@@ -105,14 +106,14 @@ class BatchWorker(PeriodicJob):
         for _ in range(_STORE_ATTEMPTS):
             try:
                 async with UnitOfWork(self._ctx.sessions) as uow:
-                    taken = await numbers_taken(uow.session, tenant_id=batch.tenant_id, numbers=[
-                        o.submission.invoice.number for o in outcomes if o.submission is not None])
+                    taken = await keys_taken(uow.session, tenant_id=batch.tenant_id, keys=[
+                        duplicate_key(o.submission.invoice) for o in outcomes if o.submission is not None])
                     invoices, attached, items, parts = [], [], [], []
                     for outcome in outcomes:
                         item_row = _item_row(batch, outcome, taken, profile)
                         if item_row.status == "accepted":
                             invoice = outcome.submission.invoice
-                            invoice_id = taken[invoice.number] = item_row.invoice_id
+                            invoice_id = taken[duplicate_key(invoice)] = item_row.invoice_id
                             head, *rest = invoice_rows(tenant_id=batch.tenant_id, invoice_id=invoice_id,
                                                        invoice=invoice, pdf=outcome.submission.pdf,
                                                        correlation_id=batch.correlation_id or str(invoice_id))
@@ -161,20 +162,18 @@ def background(ctx: ServiceContext) -> list:
     return [worker]
 
 
-def _item_row(batch: BatchRow, outcome: Outcome, taken: dict[str, uuid.UUID],
+def _item_row(batch: BatchRow, outcome: Outcome, taken: dict[DuplicateKey, uuid.UUID],
               profile: MappingProfile | None) -> BatchItemRow:
     item = outcome.item
     row = BatchItemRow(batch_id=batch.id, seq=item.seq, tenant_id=batch.tenant_id, number=item.number,
                        location=item.location)
     if outcome.submission is not None:
-        number = outcome.submission.invoice.number
-        row.number = number
-        if number in taken:
-            link = f"/v1/invoices/{taken[number]}"
-            row.status, row.code = "duplicate", "duplicate-invoice-number"
-            row.detail = f"Invoice number {number!r} was already received for this tenant: {link}."
-            row.errors = located([{"pointer": outcome.submission.number_pointer, "detail": "already received",
-                                   "code": "duplicate", "existing_invoice": link}], item, profile)
+        key = duplicate_key(outcome.submission.invoice)
+        row.number = key.number
+        if key in taken:
+            problem = duplicate_problem(key, taken[key], pointer=outcome.submission.number_pointer)
+            row.status, row.code, row.detail = "duplicate", problem.slug, problem.detail
+            row.errors = located(problem.errors, item, profile)
         else:
             row.status, row.invoice_id = "accepted", uuid.uuid4()
         return row

@@ -18,6 +18,7 @@ from parcours_ingest.api.documents import prepared_pdf
 from parcours_ingest.api.formats import Submission, read_submission
 from parcours_ingest.api.readers import authenticate_document_reader
 from parcours_ingest.api.schemas import InvoiceAccepted, InvoiceRead
+from parcours_ingest.domain.duplicates import DuplicateKey, duplicate_key
 from parcours_ingest.domain.invoice import Invoice
 from parcours_ingest.store import invoices as store
 from parcours_ingest.store.models import IdempotencyKeyRow
@@ -28,8 +29,8 @@ _PROBLEM = {"content": {PROBLEM_JSON: {}}}
 _RECEIVE_ERRORS = {
     400: {**_PROBLEM, "description": "The body is not well-formed JSON, XML or multipart."},
     401: {**_PROBLEM, "description": "Missing, unknown or revoked API key."},
-    409: {**_PROBLEM, "description": "The tenant already has an invoice with this number: `existing_invoice` "
-                                     "(and the Location header) links to it."},
+    409: {**_PROBLEM, "description": "The tenant already has this invoice (same number, seller and issue year): "
+                                     "`existing_invoice` (and the Location header) links to it."},
     413: {**_PROBLEM, "description": "The body exceeds `max_body_bytes`."},
     415: {**_PROBLEM, "description": "The body is none of the accepted formats."},
     422: {**_PROBLEM, "description": "Schema, XSD (`xsd-invalid`), missing business terms (`missing-business-terms`), "
@@ -163,20 +164,23 @@ async def answer_conflict(request: Request, *, tenant: Tenant, submission: Submi
     """A concurrent or earlier request won a unique constraint: replay it, or say which conflict it is
     (None if the conflicting row cannot be found)."""
     ctx: ServiceContext = request.app.state.ctx
-    number = submission.invoice.number
+    key = duplicate_key(submission.invoice)
     async with ctx.sessions() as session:
         earlier = (await store.find_idempotency_key(session, tenant_id=tenant.id, key=idempotency_key)
                    if idempotency_key is not None else None)
         if earlier is not None:
             return replay(earlier, request_hash=submission.fingerprint)
-        existing = await store.invoice_with_number(session, tenant_id=tenant.id, number=number)
+        existing = await store.invoice_with_key(session, tenant_id=tenant.id, key=key)
     if existing is None:
         return None
-    link = f"/v1/invoices/{existing}"
-    problem = Problem(409, f"Invoice number {number!r} was already received for this tenant: {link}.",
-                      slug="duplicate-invoice-number", title="Duplicate invoice number",
-                      errors=[{"pointer": submission.number_pointer, "detail": "already received", "code": "duplicate"}],
-                      headers={"Location": link},
-                      extensions={"existing_invoice_id": str(existing), "existing_invoice": link})
-    return problem_response(request, problem)
+    return problem_response(request, duplicate_problem(key, existing, pointer=submission.number_pointer))
 
+
+def duplicate_problem(key: DuplicateKey, existing: uuid.UUID, *, pointer: str) -> Problem:
+    """409: the tenant already has this invoice (same number, seller and issue year); links to it."""
+    link = f"/v1/invoices/{existing}"
+    return Problem(409, f"The {key.describe()} was already received for this tenant: {link}.",
+                   slug="duplicate-invoice-number", title="Duplicate invoice number",
+                   errors=[{"pointer": pointer, "detail": "already received", "code": "duplicate",
+                            "existing_invoice": link}],
+                   headers={"Location": link}, extensions={"existing_invoice_id": str(existing), "existing_invoice": link})

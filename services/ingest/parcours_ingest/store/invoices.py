@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from parcours_ingest.domain.duplicates import DuplicateKey, duplicate_key
 from parcours_ingest.domain.invoice import Invoice
 from parcours_ingest.store.models import IdempotencyKeyRow, InvoicePdfRow, InvoiceRow, InvoiceSourceRow
 
@@ -24,11 +25,12 @@ class SourceDocument:
 
 async def add_invoice(session: AsyncSession, *, tenant_id: str, invoice_id: uuid.UUID, invoice: Invoice,
                       correlation_id: str, pdf: bytes | None = None, source: SourceDocument | None = None) -> InvoiceRow:
-    """Insert the invoice (its PDF, its source document); raises IntegrityError if the tenant already has its number."""
+    """Insert the invoice (its PDF, its source document); raises IntegrityError if the tenant already has it
+    (its duplicate key: number, seller, issue year)."""
     row, *attached = invoice_rows(tenant_id=tenant_id, invoice_id=invoice_id, invoice=invoice,
                                   correlation_id=correlation_id, pdf=pdf, source=source)
     session.add(row)
-    await session.flush()  # the unique (tenant, number) check happens here, before anything else is staged
+    await session.flush()  # the duplicate key's check happens here, before anything else is staged
     session.add_all(attached)
     await session.flush()
     await session.refresh(row, ["received_at"])
@@ -40,7 +42,9 @@ def invoice_rows(*, tenant_id: str, invoice_id: uuid.UUID, invoice: Invoice, cor
     """The rows of one invoice: its InvoiceRow first, then its PDF and source document rows if any
     (batches add many invoices' rows and flush once)."""
     pdf = pdf if pdf is not None else invoice.pdf_bytes()
+    key = duplicate_key(invoice)
     rows: list = [InvoiceRow(id=invoice_id, tenant_id=tenant_id, number=invoice.number, issue_date=invoice.issue_date,
+                             issue_year=key.issue_year, seller_key=key.seller,
                              due_date=invoice.due_date, currency=invoice.currency,
                              customer_ref=invoice.buyer.customer_ref, total_incl_tax=invoice.totals.total_incl_tax,
                              document=invoice.document(), has_pdf=pdf is not None, correlation_id=correlation_id,
@@ -53,13 +57,16 @@ def invoice_rows(*, tenant_id: str, invoice_id: uuid.UUID, invoice: Invoice, cor
     return rows
 
 
-async def numbers_taken(session: AsyncSession, *, tenant_id: str, numbers: list[str]) -> dict[str, uuid.UUID]:
-    """Which of these invoice numbers the tenant already has, with their invoices' ids."""
-    if not numbers:
+async def keys_taken(session: AsyncSession, *, tenant_id: str, keys: list[DuplicateKey]) -> dict[DuplicateKey, uuid.UUID]:
+    """Which of these duplicate keys the tenant already has, with their invoices' ids."""
+    if not keys:
         return {}
     found = await session.execute(
-        select(InvoiceRow.number, InvoiceRow.id).where(InvoiceRow.tenant_id == tenant_id, InvoiceRow.number.in_(numbers)))
-    return {number: invoice_id for number, invoice_id in found}
+        select(InvoiceRow.number, InvoiceRow.seller_key, InvoiceRow.issue_year, InvoiceRow.id).where(
+            InvoiceRow.tenant_id == tenant_id, InvoiceRow.number.in_({key.number for key in keys})))
+    wanted = set(keys)
+    return {key: invoice_id for number, seller, year, invoice_id in found
+            if (key := DuplicateKey(number=number, seller=seller, issue_year=year)) in wanted}
 
 
 async def get_invoice(session: AsyncSession, *, tenant_id: str, invoice_id: uuid.UUID) -> InvoiceRow | None:
@@ -83,10 +90,11 @@ async def get_source(session: AsyncSession, *, tenant_id: str, invoice_id: uuid.
     )).scalar_one_or_none()
 
 
-async def invoice_with_number(session: AsyncSession, *, tenant_id: str, number: str) -> uuid.UUID | None:
-    """The id of the tenant's invoice with this number, if any."""
+async def invoice_with_key(session: AsyncSession, *, tenant_id: str, key: DuplicateKey) -> uuid.UUID | None:
+    """The id of the tenant's invoice with this duplicate key (number, seller, issue year), if any."""
     return (await session.execute(
-        select(InvoiceRow.id).where(InvoiceRow.tenant_id == tenant_id, InvoiceRow.number == number)
+        select(InvoiceRow.id).where(InvoiceRow.tenant_id == tenant_id, InvoiceRow.number == key.number,
+                                    InvoiceRow.seller_key == key.seller, InvoiceRow.issue_year == key.issue_year)
     )).scalar_one_or_none()
 
 

@@ -6,7 +6,7 @@ import uuid
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import JSON, Date, DateTime, ForeignKeyConstraint, Integer, LargeBinary, Numeric, String, UniqueConstraint, func
+from sqlalchemy import JSON, Date, DateTime, ForeignKeyConstraint, Integer, LargeBinary, Numeric, SmallInteger, String, UniqueConstraint, func
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -27,12 +27,15 @@ class InvoiceRow(Base):
     """One accepted invoice: a few columns to query on, plus the full document as received."""
 
     __tablename__ = "invoices"
-    __table_args__ = (UniqueConstraint("tenant_id", "number", name="uq_invoices_tenant_number"),)
+    # one invoice per tenant, number, seller and issue year (domain/duplicates.py); led by the number: lookups by it
+    __table_args__ = (UniqueConstraint("tenant_id", "number", "seller_key", "issue_year", name="uq_invoices_duplicate_key"),)
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(String(63), index=True)
     number: Mapped[str] = mapped_column(String(64))
     issue_date: Mapped[date] = mapped_column(Date)
+    issue_year: Mapped[int] = mapped_column(SmallInteger)
+    seller_key: Mapped[str] = mapped_column(String(220))
     due_date: Mapped[date] = mapped_column(Date)
     currency: Mapped[str] = mapped_column(String(3))
     customer_ref: Mapped[str] = mapped_column(String(64))
