@@ -2,9 +2,10 @@
 updates its invoice's row, in the consumer's transaction. A redelivered event changes nothing.
 
 The consumer hands over the events of a polled batch together (`apply`): their timeline rows go in
-one INSERT, their invoices are created if new and locked in key order in two statements, each
-invoice's changes are folded in event order in Python, and the invoices that changed are written
-by one UPDATE … FROM unnest(arrays): a fixed number of statements per batch, whatever its size."""
+one INSERT (redeliveries drop out there), each invoice's changes are folded in event order in Python,
+new invoices are inserted with their folded state in one INSERT, and the known ones are locked in
+key order and those that changed written by one UPDATE … FROM unnest(arrays): a fixed number of
+statements per batch, whatever its size."""
 
 from __future__ import annotations
 
@@ -44,10 +45,11 @@ class Entry:
         return self.event.tenant_id, self.event.invoice_id
 
 
-# The invoice columns the events set.
+# The invoice columns the events set, and their values before any event.
 STATE = ("number", "customer_ref", "buyer_name", "seller_name", "issue_date", "due_date", "currency", "total",
          "open_amount", "has_pdf", "status", "code", "status_at", "channel", "open_incidents", "promised_on",
          "reminders", "last_reminder")
+NEW_INVOICE = dict.fromkeys(STATE) | {"has_pdf": False, "status": "pending", "open_incidents": 0, "reminders": 0}
 
 
 async def append(session: AsyncSession, *, tenant_id: str, invoice_id: uuid.UUID, event_id: uuid.UUID, kind: str,
@@ -60,7 +62,7 @@ async def append(session: AsyncSession, *, tenant_id: str, invoice_id: uuid.UUID
         .on_conflict_do_nothing(index_elements=[TimelineEntry.event_id]).returning(TimelineEntry.id))).first()
     if added is None:
         return False
-    await _create_invoices(session, {(tenant_id, invoice_id): correlation_id})
+    await _insert_invoices(session, {(tenant_id, invoice_id): (correlation_id, NEW_INVOICE)})
     return True
 
 
@@ -72,14 +74,24 @@ async def apply(session: AsyncSession, entries: list[Entry]) -> None:
         return
     await _add_recipients(session, entries)
     counted = await _write_incidents(session, [entry for entry in entries if entry.incident])
-    correlations = {entry.key: entry.event.correlation_id for entry in reversed(entries)}  # the first one's
-    await _create_invoices(session, correlations)
-    before = await _lock_invoices(session, sorted(correlations))
-    after = {key: dict(row) for key, row in before.items()}
+    by_key: dict[InvoiceKey, list[Entry]] = {}
     for entry in entries:
-        _fold(after[entry.key], entry)
-    for key, count in counted.items():
-        after[key]["open_incidents"] = count
+        by_key.setdefault(entry.key, []).append(entry)
+
+    def folded(key: InvoiceKey, state: dict[str, Any]) -> dict[str, Any]:
+        state = dict(state)
+        for entry in by_key[key]:
+            _fold(state, entry)
+        if key in counted:
+            state["open_incidents"] = counted[key]
+        return state
+
+    # New invoices are inserted with their folded state (one row version, not an insert then an update).
+    known = await _known_invoices(session, list(by_key))
+    created = await _insert_invoices(session, {key: (by_key[key][0].event.correlation_id, folded(key, NEW_INVOICE))
+                                               for key in by_key if key not in known})
+    before = await _lock_invoices(session, sorted(key for key in by_key if key not in created))
+    after = {key: folded(key, state) for key, state in before.items()}
     await _write_invoices(session, {key: state for key, state in after.items() if state != before[key]})
 
 
@@ -133,13 +145,26 @@ async def _add_timeline(session: AsyncSession, entries: list[Entry]) -> set[uuid
     return set(added.scalars())
 
 
-async def _create_invoices(session: AsyncSession, correlations: dict[InvoiceKey, str]) -> None:
-    """Rows for the invoices not known yet (in key order: concurrent batches never wait in a circle)."""
+async def _known_invoices(session: AsyncSession, keys: list[InvoiceKey]) -> set[InvoiceKey]:
     table = Invoice.__table__
-    names = ("tenant_id", "invoice_id", "correlation_id")
-    batch, columns = _unnest(table, names, [(*key, correlations[key]) for key in sorted(correlations)])
-    await session.execute(insert(table).from_select(names, select(*columns))  # with the columns' defaults
-                          .on_conflict_do_nothing(index_elements=[table.c.tenant_id, table.c.invoice_id]))
+    rows = await session.execute(select(table.c.tenant_id, table.c.invoice_id).where(_among(table, keys)))
+    return {(tenant_id, invoice_id) for tenant_id, invoice_id in rows} & set(keys)
+
+
+async def _insert_invoices(session: AsyncSession, rows: dict[InvoiceKey, tuple[str, dict[str, Any]]]
+                           ) -> set[InvoiceKey]:
+    """Insert invoices not known yet, each with (correlation id, state), in key order; the keys inserted
+    (one a concurrent batch inserted meanwhile is not: the caller updates it instead)."""
+    if not rows:
+        return set()
+    table = Invoice.__table__
+    names = ("tenant_id", "invoice_id", "correlation_id", *STATE)
+    batch, columns = _unnest(table, names, [(*key, rows[key][0], *(rows[key][1][n] for n in STATE))
+                                            for key in sorted(rows)])
+    inserted = await session.execute(insert(table).from_select(names, select(*columns))
+                                     .on_conflict_do_nothing(index_elements=[table.c.tenant_id, table.c.invoice_id])
+                                     .returning(table.c.tenant_id, table.c.invoice_id))
+    return {(tenant_id, invoice_id) for tenant_id, invoice_id in inserted}
 
 
 async def _lock_invoices(session: AsyncSession, keys: list[InvoiceKey]) -> dict[InvoiceKey, dict[str, Any]]:
