@@ -79,6 +79,14 @@ def validation_problem(exc: RequestValidationError) -> Problem:
     return Problem(422, "The request does not match the expected schema.", errors=errors)
 
 
+# PostgreSQL refuses U+0000 in text and jsonb: untranslatable_character, character_not_in_repertoire
+_UNSTORABLE_TEXT = {"22P05", "22021"}
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    return getattr(exc.orig, "sqlstate", None) or getattr(getattr(exc.orig, "__cause__", None), "sqlstate", None)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem):
@@ -95,6 +103,9 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def _database(request: Request, exc: DBAPIError):
+        if _sqlstate(exc) in _UNSTORABLE_TEXT:  # the transaction rolled back: nothing was stored
+            return problem_response(request, Problem(
+                422, "Text may not contain the NUL character (\\u0000).", slug="unstorable-text"))
         if not exc.connection_invalidated:
             return await _unexpected(request, exc)
         log.warning("database connection lost on %s %s: %s", request.method, request.url.path, exc.orig)

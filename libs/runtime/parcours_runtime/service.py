@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from parcours_contracts import topics
 from parcours_contracts.events import EventEnvelope
+from parcours_runtime.body_limit import limit_bodies
 from parcours_runtime.consumer import EventConsumer, Handler
 from parcours_runtime.db import create_engine, ensure_schema, ping, session_factory
 from parcours_runtime.kafka import ensure_topics, make_producer, wait_for_broker
@@ -200,6 +201,7 @@ class ServiceHost:
         app.state.ctx = ctx
         app.state.host = self
         install_problem_handlers(app)
+        limit_bodies(app, s.http_max_body_bytes)
         _health_routes(app, self)
         self.metrics = ServiceMetrics(self)
         metrics_route(app, self.metrics)

@@ -28,6 +28,10 @@ class ServiceSettings(BaseSettings):
         description="Longest a fetch waits for data. Kafka answers as soon as data arrives; Tansu tends to hold "
                     "the fetch, so this bounds the latency each hop adds there (idle cost: a fetch per interval).")
     outbox_batch_size: int = Field(default=500, ge=1)
+    http_max_body_bytes: int | None = Field(
+        default=2 * 2**20, ge=1024,
+        description="Largest HTTP request body (413 beyond). Services taking uploads raise it; None: no limit "
+                    "(the service reads its bodies under limits of its own).")
     db_pool_size: int = Field(default=10, ge=1)
 
     @property

@@ -39,6 +39,8 @@ class Settings(ServiceSettings):
                                       description="Largest decompressed PDF stream (decompression-bomb guard).")
     # batches (/v1/batches): each file at most max_body_bytes, the whole upload at most max_batch_bytes
     max_batch_bytes: int = Field(default=200 * 1024 * 1024, ge=1024, description="Largest accepted batch upload.")
+    http_max_body_bytes: int | None = Field(default=None, description="No blanket limit: each route reads its body "
+                                                                       "under max_body_bytes / max_batch_bytes.")
     max_batch_items: int = Field(default=50_000, ge=1, description="Most invoices (or spreadsheet rows) in one batch.")
     max_batch_pdf_pages: int = Field(default=10_000, ge=1, description="Most pages of a PDF to split.")
     batch_chunk_size: int = Field(default=250, ge=1, le=5000, description="Invoices stored per transaction.")

@@ -25,6 +25,7 @@ class Settings(ServiceSettings):
         description="The tracker's tracked-link secrets: a recipient enters the portal with the link of the mail.")
     admin_token: str = Field(default=DEV_ADMIN_TOKEN, description="Bearer token of /v1/admin (user bootstrap).")
     max_attachment_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    http_max_body_bytes: int | None = Field(default=8 * 2**20, ge=1024, description="Room for an attachment's form.")
     public_url: str = Field(default="http://127.0.0.1:8106", pattern=r"^https?://",
                             description="Base URL of the portal, for the sign-in links it mails.")
     smtp_host: str = "127.0.0.1"

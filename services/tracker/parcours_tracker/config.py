@@ -32,6 +32,7 @@ class Settings(ServiceSettings):
     ack_tolerance_seconds: int = Field(default=300, ge=1, description="Accepted clock gap of a signed ack.")
     ack_max_body_bytes: int = Field(default=64 * 1024, ge=256)
     statement_max_bytes: int = Field(default=10 * 2**20, ge=1024, description="Largest camt.053 statement accepted.")
+    http_max_body_bytes: int | None = Field(default=12 * 2**20, ge=1024, description="Room for a camt.053 statement.")
     receipt_windows: dict[str, ReceiptWindow] = Field(
         default_factory=lambda: dict(DEFAULT_WINDOWS),
         description="Per channel, how long it has to prove receipt and which proof: "

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request
@@ -178,11 +178,15 @@ class SimEvent(BaseModel):
         return Signal(at=self.at, kind=self.kind)
 
 
+# A plan runs months past the due date: far dates would overflow the calendar arithmetic.
+SimDate = Annotated[date, Field(ge=date(2000, 1, 1), le=date(2099, 12, 31))]
+
+
 class SimInvoice(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    issue_date: date
-    due_date: date
+    issue_date: SimDate
+    due_date: SimDate
     amount: Decimal = Field(gt=0)
     currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
     dispatched_at: AwareDatetime | None = Field(
@@ -201,7 +205,7 @@ class SimulateRequest(BaseModel):
     invoice_id: UUID | None = Field(default=None, description="Or an invoice dunning knows, with its facts so far.")
     events: list[SimEvent] = Field(default_factory=list, max_length=200)
     version: int | None = Field(default=None, ge=1, description="Omitted: the latest version.")
-    until: date | None = Field(default=None, description="Omitted: 120 days after the due date.")
+    until: SimDate | None = Field(default=None, description="Omitted: 120 days after the due date.")
 
     @model_validator(mode="after")
     def _one_invoice(self):

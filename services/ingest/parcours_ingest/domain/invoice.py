@@ -30,6 +30,8 @@ Quantity = Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=6), Afte
 UnitPrice = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=6), AfterValidator(_plain_notation)]
 VatRate = Annotated[Decimal, Field(ge=0, le=100, max_digits=7, decimal_places=4), AfterValidator(_plain_notation)]
 
+# Dates outside this range are typing errors (or probes), and overflow the date arithmetic downstream.
+EARLIEST, LATEST = date(2000, 1, 1), date(2099, 12, 31)
 Siren = Annotated[str, Field(pattern=r"^[0-9]{9}$", description="French SIREN (9 digits), legal registration identifier.")]
 Siret = Annotated[str, Field(pattern=r"^[0-9]{14}$", description="French SIRET (14 digits), establishment identifier.")]
 VatId = Annotated[str, Field(pattern=r"^[A-Z]{2}[0-9A-Za-z+*.]{2,13}$",
@@ -133,11 +135,12 @@ class Totals(_Part):
 class InvoiceContent(_Part):
     """The invoice's data, as stored and served back (the PDF is kept and served apart)."""
 
-    number: str = Field(min_length=1, max_length=64, description="BT-1 Invoice number; unique per tenant.")
+    number: str = Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$",  # it ends up in mail and HTTP headers
+                        description="BT-1 Invoice number; unique per tenant; no control characters.")
     type_code: TypeCode = Field(default="380", description="BT-3 Invoice type code: 380 commercial invoice, "
                                                            "381 credit note, 384 corrected invoice, 389 self-billed.")
-    issue_date: date = Field(description="BT-2 Invoice issue date.")
-    due_date: date = Field(description="BT-9 Payment due date; on or after the issue date.")
+    issue_date: date = Field(ge=EARLIEST, le=LATEST, description="BT-2 Invoice issue date (2000–2099).")
+    due_date: date = Field(ge=EARLIEST, le=LATEST, description="BT-9 Payment due date; on or after the issue date.")
     currency: str = Field(pattern=r"^[A-Z]{3}$", description="BT-5 Invoice currency code (ISO 4217), e.g. EUR.")
     seller: Seller = Field(description="BG-4 Seller.")
     buyer: Buyer = Field(description="BG-7 Buyer.")
