@@ -63,7 +63,8 @@ async def claim_due_invoices(session: AsyncSession, *, now: datetime, limit: int
     claim of a pass starts where the previous one stopped, so a pass reads each due step about
     once, keys only: steps decided earlier in the pass are not walked again (before their
     transaction is vacuumed away their index entries would otherwise be read at every claim).
-    Steps that fall due behind the cursor during a pass are the next pass's."""
+    Steps that fall due behind the cursor during a pass, and invoices passed over because a
+    handler held them at that moment, are the next pass's."""
     step = ScheduledStep
     query = (select(step.tenant_id, step.invoice_id, step.fire_at)
              .join(Invoice, (Invoice.tenant_id == step.tenant_id) & (Invoice.invoice_id == step.invoice_id))
