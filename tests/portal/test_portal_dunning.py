@@ -34,7 +34,11 @@ async def test_agenda_plan_and_pause_resume(portal, dunning, signed_in, journey,
     await publish(flow.received(), flow.requested(), flow.dispatched(), flow.clicked())
     manager = await signed_in("cm@acme.example")
     plan = f"/console/invoices/{flow.invoice_id}/dunning"
-    page = await page_shows(manager, plan, 'id="plan-status">active', "data-step=")
+
+    async def planned():  # dunning planned it once it knew of the dispatch and the click (three topics)
+        response = await manager.get(plan)
+        return response if 'id="plan-status">active' in response.text and "data-step=" in response.text else None
+    page = await eventually(planned, timeout=45, what="dunning's plan of the invoice")
     assert "Suspendre les relances" in page.text
 
     agenda = await page_shows(manager, f"/console/agenda?start={date.today()}&days=92", "F-AGENDA")

@@ -148,26 +148,30 @@ async def _strategies(request: Request, user: User, *, status_code: int = 200, *
                   can_edit=auth.allowed(user.role, "edit_strategies"), **values)
 
 
-def _steps(text: str) -> list | None:
+async def _save(request: Request, user: User, form_token: str | None, path: str, steps: str,
+                **fields: str) -> Response | httpx.Response | None:
+    """Check the form and the role, then POST the strategy with its steps to dunning: dunning's answer,
+    None when the steps are not a JSON array, or the refusal (a Response)."""
+    check_form(request, form_token)
+    if not auth.allowed(user.role, "edit_strategies"):
+        return refuse(request, 403, "error.forbidden")
     try:
-        steps = json.loads(text)
+        parsed = json.loads(steps)
     except ValueError:
         return None
-    return steps if isinstance(steps, list) else None
+    if not isinstance(parsed, list):
+        return None
+    return await call(request, user.tenant_id, "POST", path, json=fields | {"steps": parsed})
 
 
 @router.post("/console/strategies")
 async def create_strategy(request: Request, user: User = Depends(console_user),
                           new_id: str = Form(max_length=64), name: str = Form(max_length=200),
                           steps: str = Form(max_length=50_000), form_token: str | None = Form(default=None)) -> Response:
-    check_form(request, form_token)
-    if not auth.allowed(user.role, "edit_strategies"):
-        return refuse(request, 403, "error.forbidden")
-    parsed = _steps(steps)
     try:
-        answer = None if parsed is None else await call(
-            request, user.tenant_id, "POST", "/v1/strategies",
-            json={"id": new_id.strip(), "name": name.strip(), "steps": parsed})
+        answer = await _save(request, user, form_token, "/v1/strategies", steps, id=new_id.strip(), name=name.strip())
+        if isinstance(answer, Response):
+            return answer
         if answer is None or answer.status_code != 201:
             errors, detail = refusal(answer)
             listing = (await call(request, user.tenant_id, "GET", "/v1/strategies")).json()
@@ -208,14 +212,11 @@ async def add_version(request: Request, strategy_id: str = Path(pattern=SLUG), u
                       name: str = Form(max_length=200), steps: str = Form(max_length=50_000),
                       form_token: str | None = Form(default=None)) -> Response:
     """A new version of the strategy (invoices already planned keep the version they follow)."""
-    check_form(request, form_token)
-    if not auth.allowed(user.role, "edit_strategies"):
-        return refuse(request, 403, "error.forbidden")
-    parsed = _steps(steps)
     try:
-        answer = None if parsed is None else await call(
-            request, user.tenant_id, "POST", f"/v1/strategies/{strategy_id}/versions",
-            json={"name": name.strip(), "steps": parsed})
+        answer = await _save(request, user, form_token, f"/v1/strategies/{strategy_id}/versions", steps,
+                             name=name.strip())
+        if isinstance(answer, Response):
+            return answer
         if answer is None or answer.status_code != 201:
             current = await call(request, user.tenant_id, "GET", f"/v1/strategies/{strategy_id}")
             if current.status_code != 200:
