@@ -4,10 +4,18 @@ the first (a single POST) or a `duplicate` item (a batch), however the seller wa
 
 from __future__ import annotations
 
+import json
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
 from parcours_contracts import InvoiceReceived, topics
+from parcours_ingest.app import definition
 from parcours_ingest.domain.duplicates import duplicate_key, seller_key
 from parcours_ingest.domain.invoice import InvoiceContent, Seller
 from parcours_ingest.store.models import InvoiceRow
+from parcours_runtime.migrations import upgrade
 
 PROBLEM_JSON = "application/problem+json"
 ACME_SIREN = "732829320"
@@ -92,3 +100,34 @@ async def test_batches_use_the_same_key(client, acme, make_invoice, finished_bat
     years = {(await client.get(f"/v1/invoices/{i['invoice_id']}", headers=acme)).json()["issue_date"][:4]
              for i in items if i["status"] == "accepted"}
     assert years == {"2025", "2026"}
+
+
+async def test_the_migration_keys_the_invoices_already_stored_as_new_ones_are_keyed(make_database, make_invoice):
+    sellers = [{"name": "ACME SAS", "siren": ACME_SIREN}, {"name": "ACME", "siret": "73282932000074"},
+               {"name": "Acme", "vat_id": "FR44732829320"}, {"name": "Firma", "vat_id": "ESb12345678"},
+               {"name": "  Société   Générale "}]
+    url = make_database("ingest_dup_backfill")
+    script_location = definition().script_location()
+    await upgrade(url, script_location, "0005")
+    engine = create_async_engine(url, poolclass=NullPool)
+    try:
+        async with engine.begin() as conn:
+            for n, seller in enumerate(sellers):
+                invoice = InvoiceContent.model_validate(sold_by(issued_in(make_invoice(f"OLD-{n}"), 2024 + n % 2),
+                                                                **seller))
+                await conn.execute(text(
+                    "INSERT INTO invoices (id, tenant_id, number, issue_date, due_date, currency, customer_ref, "
+                    "total_incl_tax, document, has_pdf, correlation_id) VALUES (gen_random_uuid(), 'acme', :number, "
+                    ":issue, :due, 'EUR', 'CUST-42', 1, CAST(:document AS jsonb), false, 'c')"),
+                    {"number": invoice.number, "issue": invoice.issue_date, "due": invoice.due_date,
+                     "document": json.dumps(invoice.model_dump(mode="json"))})
+
+        await upgrade(url, script_location)
+
+        async with engine.connect() as conn:
+            keyed = (await conn.execute(text("SELECT number, seller_key, issue_year FROM invoices ORDER BY number"))).all()
+    finally:
+        await engine.dispose()
+    expected = [(f"OLD-{n}", seller_key(Seller(**seller)), 2024 + n % 2) for n, seller in enumerate(sellers)]
+    assert [tuple(row) for row in keyed] == expected
+    assert [key for _, key, _ in keyed] == [f"siren:{ACME_SIREN}"] * 3 + ["vat:ESB12345678", "name:société générale"]

@@ -28,15 +28,20 @@ def seller_key(seller: Seller) -> str:
     """The seller's legal entity: its SIREN when the invoice gives one (BT-30, or read from the SIRET
     BT-29 or a French VAT number BT-31, which all contain it), else its VAT number, else its name
     (case and spacing ignored)."""
-    siren = seller.siren or (seller.siret[:9] if seller.siret else None)
-    if siren is None and seller.vat_id:
-        french = _FRENCH_VAT.match(seller.vat_id.upper())
+    return seller_key_of(name=seller.name, siren=seller.siren, siret=seller.siret, vat_id=seller.vat_id)
+
+
+def seller_key_of(*, name: str, siren: str | None, siret: str | None, vat_id: str | None) -> str:
+    """seller_key from the seller's fields as stored (the migration that keyed stored invoices uses it too)."""
+    siren = siren or (siret[:9] if siret else None)
+    if siren is None and vat_id:
+        french = _FRENCH_VAT.match(vat_id.upper())
         siren = french.group(1) if french else None
     if siren is not None:
         return f"siren:{siren}"
-    if seller.vat_id:
-        return f"vat:{seller.vat_id.upper()}"
-    return f"name:{' '.join(seller.name.split()).casefold()}"
+    if vat_id:
+        return f"vat:{vat_id.upper()}"
+    return f"name:{' '.join(name.split()).casefold()}"
 
 
 def duplicate_key(invoice: InvoiceContent) -> DuplicateKey:

@@ -9,28 +9,31 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
+
+from parcours_ingest.domain.duplicates import seller_key_of
 
 revision: str = '0006'
 down_revision: str | Sequence[str] | None = '0005'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# domain/duplicates.py seller_key, in SQL, for the invoices already stored
-_SELLER_KEY = r"""
-CASE
-  WHEN document->'seller'->>'siren' IS NOT NULL THEN 'siren:' || (document->'seller'->>'siren')
-  WHEN document->'seller'->>'siret' IS NOT NULL THEN 'siren:' || left(document->'seller'->>'siret', 9)
-  WHEN upper(document->'seller'->>'vat_id') ~ '^FR[0-9A-Z]{2}[0-9]{9}$'
-    THEN 'siren:' || right(document->'seller'->>'vat_id', 9)
-  WHEN document->'seller'->>'vat_id' IS NOT NULL THEN 'vat:' || upper(document->'seller'->>'vat_id')
-  ELSE 'name:' || lower(regexp_replace(btrim(document->'seller'->>'name'), '\s+', ' ', 'g'))
-END"""
-
 
 def upgrade() -> None:
     op.add_column('invoices', sa.Column('issue_year', sa.SmallInteger(), nullable=True))
     op.add_column('invoices', sa.Column('seller_key', sa.String(length=220), nullable=True))
-    op.execute(f"UPDATE invoices SET issue_year = extract(year FROM issue_date)::smallint, seller_key = {_SELLER_KEY}")
+    # the invoices already stored, keyed by the service's own rule (names folded as Python does, whatever the
+    # database's locale)
+    bind = op.get_bind()
+    stored = bind.execute(sa.text("SELECT id, issue_date, document->'seller' AS seller FROM invoices")
+                          .columns(id=sa.Uuid, issue_date=sa.Date, seller=postgresql.JSONB)).all()
+    keys = [{"id": row.id, "year": row.issue_date.year,
+             "seller": seller_key_of(name=row.seller.get("name") or "", siren=row.seller.get("siren"),
+                                     siret=row.seller.get("siret"), vat_id=row.seller.get("vat_id"))}
+            for row in stored]
+    for start in range(0, len(keys), 1000):
+        bind.execute(sa.text("UPDATE invoices SET issue_year = :year, seller_key = :seller WHERE id = :id"),
+                     keys[start:start + 1000])
     op.alter_column('invoices', 'issue_year', nullable=False)
     op.alter_column('invoices', 'seller_key', nullable=False)
     op.drop_constraint('uq_invoices_tenant_number', 'invoices', type_='unique')
