@@ -24,7 +24,7 @@ import psutil
 if __package__ in (None, ""):  # `python bench/run.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import dunning_scan, e2e, plot, ingest_facturx, ingest_split, mail_sign, report, tracker_clicks, tracker_sweep  # noqa: E402
+from bench import dunning_scan, e2e, plot, ingest_facturx, ingest_json, ingest_split, mail_sign, report, tracker_clicks, tracker_sweep  # noqa: E402
 from bench.infra import Infra, pg_fast  # noqa: E402
 from bench.monitor import ProcessMonitor  # noqa: E402
 from bench.profile import Profiler  # noqa: E402
@@ -278,6 +278,9 @@ async def main_async(args) -> dict:
                                                                     invoices=min(2000, args.tracker_invoices), say=say)
             result["tracker_sweep"] = await tracker_sweep.measure(infra.database("bench_tracker_sweep"),
                                                                   invoices=args.tracker_invoices, say=say)
+        if args.ingest_seconds:  # ingest's POST /v1/invoices (JSON) vs a bare FastAPI + asyncpg insert (goal ≥ 60 %)
+            result["ingest_json"] = await ingest_json.measure(server_dsn=infra.pg_dsn, bootstrap=infra.bootstrap,
+                                                              log_dir=infra.logs, seconds=args.ingest_seconds, say=say)
         if args.split_pages:  # ingest's batch PDF split vs qpdf --split-pages on the same file (goal ≥ 50 %)
             result["ingest_split"] = await asyncio.to_thread(ingest_split.measure, pages=args.split_pages, say=say)
         if args.facturx_builds:  # ingest's Factur-X builds per core vs a bare pypdf merge (goal ≥ 200/s per core)
@@ -390,6 +393,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--scaling-invoices", type=int, default=5000, help="invoices per scaling run (default 5000)")
     parser.add_argument("--click-seconds", type=float, default=15,
                         help="length of each flat-out and paced run of the click benchmark (default 15)")
+    parser.add_argument("--ingest-seconds", type=float, default=15,
+                        help="length of each flat-out and paced run of the JSON ingest benchmark (default 15; 0: skip it)")
     parser.add_argument("--split-pages", type=int, default=2000,
                         help="pages of the batch PDF split benchmark (default 2000; 0: skip it)")
     parser.add_argument("--facturx-builds", type=int, default=None,

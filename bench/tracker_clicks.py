@@ -31,10 +31,13 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python bench/tracker_clicks.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.http_load import flat_out, paced  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 TENANT = "bench-clicks"
 BROWSER = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
 GOAL_RATIO, GOAL_P99_MS = 0.5, 20.0
+HEADERS = {"User-Agent": BROWSER, "Accept": "text/html"}
 
 
 def bare_app():
@@ -51,100 +54,10 @@ def bare_app():
     return app
 
 
-class _Connection:
-    """One HTTP/1.1 keep-alive connection that sends GETs and reads each answer whole."""
-
-    def __init__(self, host: str, port: int):
-        self.host, self.port = host, port
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
-
-    async def get(self, path: str) -> int:
-        if self._writer is None:
-            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
-        self._writer.write(f"GET {path} HTTP/1.1\r\nHost: {self.host}\r\nUser-Agent: {BROWSER}\r\n"
-                           f"Accept: text/html\r\n\r\n".encode())
-        head = await self._reader.readuntil(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split(" ", 2)[1])
-        length = next((int(line.split(":", 1)[1]) for line in lines[1:] if line.lower().startswith("content-length:")), 0)
-        if length:
-            await self._reader.readexactly(length)
-        if any(line.lower() == "connection: close" for line in lines):
-            self.close()
-        return status
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-
-
-def _percentile(values: list[float], p: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
-
-
-async def flat_out(url: str, paths: list[str], *, seconds: float, connections: int) -> dict:
-    """Closed loop: every connection sends its next request as soon as the last one is answered."""
-    host, port = url.removeprefix("http://").split(":")
-    pool = [_Connection(host, int(port)) for _ in range(connections)]
-    next_path = itertools.cycle(paths).__next__
-    statuses: dict[int, int] = {}
-    done = 0
-
-    async def worker(connection: _Connection, until: float) -> None:
-        nonlocal done
-        while time.perf_counter() < until:
-            status = await connection.get(next_path())
-            statuses[status] = statuses.get(status, 0) + 1
-            done += 1
-
-    warm = time.perf_counter() + min(1.0, seconds / 5)
-    await asyncio.gather(*(worker(c, warm) for c in pool))
-    done, statuses = 0, {}
-    started = time.perf_counter()
-    await asyncio.gather(*(worker(c, started + seconds) for c in pool))
-    elapsed = time.perf_counter() - started
-    for connection in pool:
-        connection.close()
-    return {"requests": done, "seconds": round(elapsed, 3), "rate": done / elapsed, "statuses": statuses}
-
-
-async def paced(url: str, paths: list[str], *, rate: float, seconds: float, connections: int) -> dict:
-    """Open loop at `rate`: latency from when each request was due to its answer."""
-    host, port = url.removeprefix("http://").split(":")
-    free: asyncio.Queue[_Connection] = asyncio.Queue()
-    for _ in range(connections):
-        free.put_nowait(_Connection(host, int(port)))
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-
-    async def one(path: str, due: float) -> None:
-        connection = await free.get()
-        try:
-            status = await connection.get(path)
-        finally:
-            free.put_nowait(connection)
-        latencies.append((time.perf_counter() - due) * 1000)
-        statuses[status] = statuses.get(status, 0) + 1
-
-    count = max(1, int(rate * seconds))
-    start = time.perf_counter() + 0.05
-    tasks = []
-    for i, path in zip(range(count), itertools.cycle(paths)):
-        due = start + i / rate
-        delay = due - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(path, due)))
-    await asyncio.gather(*tasks)
-    while not free.empty():
-        free.get_nowait().close()
-    return {"rate": round(rate, 1), "requests": count, "statuses": statuses,
-            **{f"p{p}_ms": _percentile(latencies, p) for p in (50, 90, 99)}, "max_ms": max(latencies)}
+def _clicks(paths: list[str]):
+    """The next click: the tracked links in turn, as GETs."""
+    links = itertools.cycle(paths)
+    return lambda: (next(links), None)
 
 
 async def seed(bootstrap: str, tracker_dsn: str, invoices: int) -> list[str]:
@@ -224,13 +137,16 @@ async def measure(*, server_dsn: str, bootstrap: str, log_dir: Path, seconds: fl
         paths = await seed(bootstrap, tracker_dsn, invoices)
         bare_url = f"http://127.0.0.1:{bare_port}"
         say(f"  flat out, {connections} connections, {seconds:.0f} s each")
-        bare_max = await flat_out(bare_url, paths, seconds=seconds, connections=connections)
-        tracker_max = await flat_out(tracker.url, paths, seconds=seconds, connections=connections)
+        bare_max = await flat_out(bare_url, _clicks(paths), seconds=seconds, connections=connections, headers=HEADERS)
+        tracker_max = await flat_out(tracker.url, _clicks(paths), seconds=seconds, connections=connections,
+                                     headers=HEADERS)
         half = tracker_max["rate"] / 2
         say(f"  bare {bare_max['rate']:.0f} req/s, tracker {tracker_max['rate']:.0f} req/s; "
             f"paced at {half:.0f} req/s for latency")
-        tracker_paced = await paced(tracker.url, paths, rate=half, seconds=seconds, connections=connections)
-        bare_paced = await paced(bare_url, paths, rate=half, seconds=seconds, connections=connections)
+        tracker_paced = await paced(tracker.url, _clicks(paths), rate=half, seconds=seconds, connections=connections,
+                                    headers=HEADERS)
+        bare_paced = await paced(bare_url, _clicks(paths), rate=half, seconds=seconds, connections=connections,
+                                 headers=HEADERS)
         ratio = tracker_max["rate"] / bare_max["rate"] if bare_max["rate"] else None
         result = {"invoices": invoices, "connections": connections, "seconds": seconds,
                   "bare": {"flat_out": bare_max, "paced": bare_paced},

@@ -23,7 +23,7 @@ async def test_bench_runs_end_to_end_and_writes_its_results(tmp_path):
                            "--stall-seconds", "60", "--out", str(tmp_path), "--batch-size", "8",
                            # the component benchmarks, tiny: the harness must run, not measure
                            "--tracker-invoices", "100", "--click-seconds", "1", "--dunning-invoices", "200",
-                           "--split-pages", "20", "--mails", "20"])
+                           "--split-pages", "20", "--mails", "20", "--ingest-seconds", "1"])
 
     result = await run.main_async(args)
 
@@ -35,5 +35,6 @@ async def test_bench_runs_end_to_end_and_writes_its_results(tmp_path):
     assert result["latency"]["to_tracked_ms"]["n"] == result["latency"]["invoices"]
     assert set(SERVICES) <= set(result["memory_peak_mb"])
     assert {g["status"] for g in result["goals"]} <= {"PASS", "MISS", "n/a"}
+    assert result["ingest_json"]["ingest"]["flat_out"]["statuses"].keys() == {202}
     assert result["ingest_facturx"]["builds"] == 20 and result["ingest_facturx"]["facturx_per_core_s"] > 0
     assert result["mail_sign"]["messages"] == 20 and result["mail_sign"]["accepted_per_s"] > 0

@@ -1,0 +1,140 @@
+"""A minimal HTTP/1.1 keep-alive load client on asyncio streams (it must cost less than the servers
+it measures), driven closed loop (flat out, for a server's requests/s) or open loop (paced, for
+latency, timed from when each request was due: a request waiting for a free connection counts).
+
+Requests come from `next_request()`, which returns (path, body): body None sends a GET, bytes a POST."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+NextRequest = Callable[[], tuple[str, bytes | None]]
+
+
+class Connection:
+    """One keep-alive connection that sends requests with fixed `headers` and reads each answer whole."""
+
+    def __init__(self, host: str, port: int, headers: dict[str, str] | None = None):
+        self.host, self.port = host, port
+        self._head = "".join(f"{name}: {value}\r\n" for name, value in {"Host": host, **(headers or {})}.items())
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self.first_error: str | None = None  # the first 4xx/5xx answer, status and body, to say what went wrong
+
+    async def send(self, path: str, body: bytes | None = None) -> int:
+        if self._writer is None:
+            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+        if body is None:
+            self._writer.write(f"GET {path} HTTP/1.1\r\n{self._head}\r\n".encode())
+        else:
+            self._writer.write(f"POST {path} HTTP/1.1\r\n{self._head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        head = await self._reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        length = next((int(line.split(":", 1)[1]) for line in lines[1:] if line.lower().startswith("content-length:")), 0)
+        body = await self._reader.readexactly(length) if length else b""
+        if status >= 400 and self.first_error is None:
+            self.first_error = f"{status} {body[:500].decode('utf-8', 'replace')}"
+        if any(line.lower() == "connection: close" for line in lines):
+            self.close()
+        return status
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def _pool(url: str, connections: int, headers: dict[str, str] | None) -> list[Connection]:
+    host, port = url.removeprefix("http://").split(":")
+    return [Connection(host, int(port), headers) for _ in range(connections)]
+
+
+async def flat_out(url: str, next_request: NextRequest, *, seconds: float, connections: int,
+                   headers: dict[str, str] | None = None, server_pid: int | None = None) -> dict:
+    """Closed loop: every connection sends its next request as soon as the last one is answered
+    (after a warm-up of a fifth of `seconds`, at most 1 s, not counted). With `server_pid`, also the
+    server process's CPU (user + system) per request."""
+    pool = _pool(url, connections, headers)
+    statuses: dict[int, int] = {}
+    done = 0
+
+    async def worker(connection: Connection, until: float) -> None:
+        nonlocal done
+        while time.perf_counter() < until:
+            status = await connection.send(*next_request())
+            statuses[status] = statuses.get(status, 0) + 1
+            done += 1
+
+    warm = time.perf_counter() + min(1.0, seconds / 5)
+    await asyncio.gather(*(worker(c, warm) for c in pool))
+    done, statuses = 0, {}
+    cpu_before = _cpu_seconds(server_pid)
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(c, started + seconds) for c in pool))
+    elapsed = time.perf_counter() - started
+    cpu = _cpu_seconds(server_pid) - cpu_before
+    for connection in pool:
+        connection.close()
+    result = {"requests": done, "seconds": round(elapsed, 3), "rate": done / elapsed, "statuses": statuses,
+              "first_error": _first_error(pool)}
+    if server_pid is not None:
+        result["cpu_ms_per_request"] = round(1000 * cpu / max(1, done), 3)
+    return result
+
+
+def _cpu_seconds(pid: int | None) -> float:
+    if pid is None:
+        return 0.0
+    import psutil
+
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
+async def paced(url: str, next_request: NextRequest, *, rate: float, seconds: float, connections: int,
+                headers: dict[str, str] | None = None) -> dict:
+    """Open loop at `rate`: latency from when each request was due to its answer."""
+    free: asyncio.Queue[Connection] = asyncio.Queue()
+    pool = _pool(url, connections, headers)
+    for connection in pool:
+        free.put_nowait(connection)
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+
+    async def one(request: tuple[str, bytes | None], due: float) -> None:
+        connection = await free.get()
+        try:
+            status = await connection.send(*request)
+        finally:
+            free.put_nowait(connection)
+        latencies.append((time.perf_counter() - due) * 1000)
+        statuses[status] = statuses.get(status, 0) + 1
+
+    count = max(1, int(rate * seconds))
+    start = time.perf_counter() + 0.05
+    tasks = []
+    for i in range(count):
+        due = start + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(next_request(), due)))
+    await asyncio.gather(*tasks)
+    while not free.empty():
+        free.get_nowait().close()
+    return {"rate": round(rate, 1), "requests": count, "statuses": statuses, "first_error": _first_error(pool),
+            **{f"p{p}_ms": percentile(latencies, p) for p in (50, 90, 99)}, "max_ms": max(latencies)}
+
+
+def _first_error(pool: list[Connection]) -> str | None:
+    return next((c.first_error for c in pool if c.first_error), None)
