@@ -87,7 +87,44 @@ def _sqlstate(exc: DBAPIError) -> str | None:
     return getattr(exc.orig, "sqlstate", None) or getattr(getattr(exc.orig, "__cause__", None), "sqlstate", None)
 
 
+PROBLEM_SCHEMA = {
+    "type": "object", "title": "Problem", "description": "RFC 9457 problem details.",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+        "detail": {"type": "string"}, "instance": {"type": "string"},
+        "errors": {"type": "array", "description": "Field-level errors: a JSON Pointer into the request (`in`: "
+                                                   "where, when not the body), a message and a code.",
+                   "items": {"type": "object", "required": ["pointer", "detail"],
+                             "properties": {"pointer": {"type": "string"}, "detail": {"type": "string"},
+                                            "code": {"type": "string"}, "in": {"type": "string"}}}},
+    },
+}
+
+
+def _document_problems(app: FastAPI) -> None:
+    """The OpenAPI document says what the handlers answer: every error response is problem+json (FastAPI
+    would document its own 422 shape, as application/json)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        spec = generate()
+        if spec.get("components", {}).get("schemas", {}).get("Problem") is PROBLEM_SCHEMA:
+            return spec  # done on an earlier call (FastAPI caches the document)
+        problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        for operation in (op for ops in spec.get("paths", {}).values() for op in ops.values() if isinstance(op, dict)):
+            for status, response in operation.get("responses", {}).items():
+                if str(status)[:1] in ("4", "5") and set(response.get("content") or {PROBLEM_JSON: {}}) <= {
+                        "application/json", PROBLEM_JSON}:
+                    response["content"] = problem
+        spec.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+        return spec
+
+    app.openapi = openapi
+
+
 def install_problem_handlers(app: FastAPI) -> None:
+    _document_problems(app)
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem):
         return problem_response(request, exc)

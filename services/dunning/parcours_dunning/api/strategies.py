@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from parcours_runtime.problems import Problem, field_error
@@ -25,6 +25,8 @@ from parcours_dunning.store.strategies import add_version, assign, get_version, 
 
 router = APIRouter(tags=["strategies"])
 SLUG = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+
+MAX_VERSION = 2**31 - 1  # the column is a PostgreSQL integer
 
 
 class StrategyCreate(StrategySpec):
@@ -91,7 +93,7 @@ async def get_strategy(strategy_id: str, request: Request, tenant: Tenant = Depe
 
 @router.get("/v1/strategies/{strategy_id}/versions/{version}", response_model=StrategyRead,
             summary="One version of a strategy")
-async def get_strategy_version(strategy_id: str, version: int, request: Request,
+async def get_strategy_version(strategy_id: str, version: Annotated[int, Path(ge=1, le=MAX_VERSION)], request: Request,
                                tenant: Tenant = Depends(authenticate)) -> StrategyRead:
     async with request.app.state.ctx.sessions() as session:
         strategy = await get_version(session, tenant_id=tenant.id, strategy_id=strategy_id, version=version)
@@ -204,7 +206,7 @@ class SimulateRequest(BaseModel):
     invoice: SimInvoice | None = None
     invoice_id: UUID | None = Field(default=None, description="Or an invoice dunning knows, with its facts so far.")
     events: list[SimEvent] = Field(default_factory=list, max_length=200)
-    version: int | None = Field(default=None, ge=1, description="Omitted: the latest version.")
+    version: int | None = Field(default=None, ge=1, le=MAX_VERSION, description="Omitted: the latest version.")
     until: SimDate | None = Field(default=None, description="Omitted: 120 days after the due date.")
 
     @model_validator(mode="after")
