@@ -8,6 +8,8 @@ from decimal import Decimal
 
 import httpx
 
+from parcours_devstack.partners.dev import AP_DOMAIN, PUBLIC_BUYER_SIRET
+
 DEMO_TENANT = "demo"
 DEMO_SENDER_DOMAIN = "parcours-demo.example"  # published in the dev stack's loopback DNS
 PLATFORM_SPF_DOMAIN = "spf.parcours.localhost"
@@ -21,6 +23,11 @@ CUSTOMERS = [
                   {"email": "daf@beta.example", "name": "Direction financière", "role": "accounting"}]},
     {"ref": "CUST-GAMMA", "name": "Gamma Logistique", "group": "default",
      "contacts": [{"email": "compta@gamma.example", "role": "accounting"}]},
+    # a public buyer on Chorus Pro (its SIRET is a structure on the simulator) and a buyer on an AP platform
+    {"ref": "CUST-VILLE", "name": "Ville de Démo", "group": "public", "channels": ["chorus_pro", "email_link"],
+     "siret": PUBLIC_BUYER_SIRET, "contacts": [{"email": "factures@ville-demo.example", "role": "accounting"}]},
+    {"ref": "CUST-DELTA", "name": "Delta Distribution SA", "group": "default", "channels": ["ap_platform", "email_link"],
+     "contacts": [{"email": f"delta@{AP_DOMAIN}", "role": "accounting"}]},
 ]
 
 
@@ -38,7 +45,8 @@ def invoice_body(number: str, customer: dict, *, issued: date, due_in_days: int,
         "number": number, "issue_date": issued.isoformat(), "due_date": (issued + timedelta(days=due_in_days)).isoformat(),
         "currency": "EUR",
         "seller": {"name": "Parcours Démo SARL", "siren": "732829320", "vat_id": "FR44732829320"},
-        "buyer": {"customer_ref": customer["ref"], "name": customer["name"]},
+        "buyer": {"customer_ref": customer["ref"], "name": customer["name"],
+                  **({"siret": customer["siret"]} if "siret" in customer else {})},
         "lines": invoice_lines,
         "totals": {"total_excl_tax": str(excl), "total_tax": str(tax), "total_incl_tax": str(excl + tax)},
     }
@@ -113,7 +121,8 @@ async def load_demo(urls: dict[str, str], key: str, today: date | None = None) -
     await wait_until_known(urls["router"], "/v1/customers", key)
     async with httpx.AsyncClient(timeout=30) as client:
         for customer in CUSTOMERS:
-            body = {k: v for k, v in customer.items() if k != "ref"} | {"channels": ["email_link"], "language": "fr"}
+            body = {"channels": ["email_link"]} | {k: v for k, v in customer.items() if k not in ("ref", "siret")} \
+                | {"language": "fr"}
             (await client.put(f"{urls['router']}/v1/customers/{customer['ref']}", json=body, headers=auth)).raise_for_status()
         invoices = [
             invoice_body(f"DEMO-{today:%Y%m%d}-001", CUSTOMERS[0], issued=today, due_in_days=30,
@@ -122,6 +131,10 @@ async def load_demo(urls: dict[str, str], key: str, today: date | None = None) -
                          lines=[("Abonnement plateforme (mois)", "1", "1200.00", "20"), ("Formation", "2", "450.00", "20")]),
             invoice_body(f"DEMO-{today:%Y%m%d}-003", CUSTOMERS[2], issued=today - timedelta(days=40), due_in_days=30,
                          lines=[("Transport palettes", "12", "85.50", "20"), ("Livre technique", "1", "42.00", "5.5")]),
+            invoice_body(f"DEMO-{today:%Y%m%d}-004", CUSTOMERS[3], issued=today, due_in_days=30,
+                         lines=[("Maintenance du parc informatique (trimestre)", "1", "2400.00", "20")]),
+            invoice_body(f"DEMO-{today:%Y%m%d}-005", CUSTOMERS[4], issued=today, due_in_days=45,
+                         lines=[("Licences logicielles", "10", "39.00", "20")]),
         ]
         accepted = []
         for body in invoices:

@@ -83,6 +83,7 @@ class Stack:
                                                 channels_url=f"http://127.0.0.1:{ports['channels']}")
         per_service["channels"].update(partner_env["channels"], INGEST_URL=f"http://127.0.0.1:{ports['ingest']}")
         per_service["ingest"] = {**per_service.get("ingest", {}), **partner_env["ingest"]}
+        per_service["router"] = {**per_service.get("router", {}), **partner_env["router"]}
         per_service["portal"] = {"INGEST_URL": f"http://127.0.0.1:{ports['ingest']}",
                                  "INGEST_DOCUMENT_TOKEN": partner_env["ingest"]["DOCUMENT_READER_TOKEN"],
                                  "SMTP_PORT": str(self.sink.smtp_port), "PUBLIC_URL": f"http://127.0.0.1:{ports['portal']}",

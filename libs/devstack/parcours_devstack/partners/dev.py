@@ -14,7 +14,7 @@ from parcours_devstack.partners.chorus_pro import ChorusProSimulator
 from parcours_devstack.partners.peppol_ap import PeppolAccessPoint
 
 DEV_ACK_SECRET = "dev-ack-secret"  # the tracker's development ack secret
-AP_DOMAIN = "ap.parcours.localhost"  # recipients at this domain go to the demo AP platform
+AP_DOMAIN = "ap-platform.example"  # recipients at this domain go to the demo AP platform (router refuses .localhost mail)
 PUBLIC_BUYER_SIRET = "21750001600019"  # the demo public buyer's establishment, a structure on the Chorus Pro simulator
 OUR_AS2_ID = "PARCOURS-DEMO"
 
