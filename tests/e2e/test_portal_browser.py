@@ -1,6 +1,7 @@
 """The console and the recipient's portal in a real browser (Debian's chromium, headless) against
 the six services as processes: sign-in, the journey of a dispatched and viewed invoice with its
-evidence, an incident resolved from the queue, the invoice PDF and a dispute from the portal pausing dunning.
+evidence, an incident resolved from the queue, dunning's plan and a strategy's simulation, the invoice PDF and
+a dispute from the portal pausing dunning.
 Accessibility basics on every page: labels, contrast, keyboard order. Screenshots: tests/artifacts/."""
 
 from __future__ import annotations
@@ -96,6 +97,14 @@ async def test_console_journey_and_incident_in_a_browser(stack, eventually):
                            eventually)
         await expect(page.locator("main")).to_contain_text("(cm@acme.example)")
         await screenshot(page, "console-incident-resolved")
+
+        # Dunning's pages, through its console token: the invoice's plan, a strategy's simulation preview.
+        await reload_until(page, f"{portal}/console/invoices/{invoice_id}/dunning", "plan-status", eventually)
+        await check_accessibility(page)
+        await page.goto(f"{portal}/console/strategies/default")
+        await expect(page.locator("#simulation tr[data-step]").first).to_be_visible()
+        await check_accessibility(page)
+        await screenshot(page, "console-strategy-simulation")
 
         await page.goto(f"{portal}/console?incident=open")
         await expect(page.locator("main")).not_to_contain_text("WEB-ORPHAN")
