@@ -218,3 +218,6 @@ async def isolation(run_service, tenant_key, publish, eventually):
     yield run
     for harness in harnesses:
         await harness.close()
+
+
+from tests.e2e.conftest import stack  # noqa: E402,F401  (the five services as processes, for the log scan)
