@@ -90,7 +90,8 @@ async def due_timers(session: AsyncSession, *, now: datetime, limit: int,
         .join(Invoice, (Invoice.tenant_id == ReceiptTimer.tenant_id) & (Invoice.invoice_id == ReceiptTimer.invoice_id))
         .where(ReceiptTimer.fired_at.is_(None), ReceiptTimer.expect_by <= now)
         .order_by(ReceiptTimer.expect_by).limit(limit)
-        .with_for_update(of=ReceiptTimer, skip_locked=skip_locked)
+        # The invoice too: recording a fact locks it, so a timer is never fired under a projection in progress.
+        .with_for_update(of=(ReceiptTimer, Invoice), skip_locked=skip_locked)
     )).all()
     return [(row[0], row[1]) for row in rows]
 

@@ -1,8 +1,8 @@
 """Recording facts set-based: a batch of facts (a polled batch of events, or the one fact of an API
-call) costs the same handful of statements whatever its size: one journal insert, one invoice
-upsert, the touched invoices locked in key order with their journals, timers and open incidents
-read once, the projection folded in Python fact by fact (`domain.following`), then one update of
-the invoices and bulk writes of timers, incidents and verdicts. The events go out in the order the
+call) costs the same five statements whatever its size: one journal insert, one invoice upsert, the
+touched invoices locked in key order, their journals, timers and open incidents read in one query,
+the projection folded in Python fact by fact (`domain.following`), then one update of the invoices
+that also writes the timers that changed; incidents and verdicts in bulk when there are some. The events go out in the order the
 facts raised them, exactly as if each fact had been recorded alone."""
 
 from __future__ import annotations
@@ -56,24 +56,48 @@ _LOCK_INVOICES = text(f"""
     SELECT tenant_id, invoice_id, correlation_id, status, summary IS NOT NULL AS has_summary, customer_ref
     FROM invoices WHERE {_AMONG} ORDER BY tenant_id, invoice_id FOR UPDATE""").columns(invoice_id=Uuid)
 
-_JOURNALS = text(f"""
-    SELECT tenant_id, invoice_id, event_id, kind, occurred_at, detail FROM journal
-    WHERE {_AMONG} ORDER BY tenant_id, invoice_id, occurred_at, id""").columns(
-    invoice_id=Uuid, event_id=Uuid, kind=String, occurred_at=DateTime(timezone=True), detail=JSONB)
+# Read once the invoices are locked, in one round trip: the journals (in the order things happened), the
+# receipt timers and the open incidents. The sweep locks the invoice with the timer it fires, so behind our
+# invoice locks no timer changes, and one it fired just before is seen here with its incident.
+_READ = text(f"""
+    SELECT 'journal' AS part, tenant_id, invoice_id, id AS seq, event_id AS ref, kind, occurred_at AS at, detail,
+           CAST(NULL AS varchar) AS proof, CAST(NULL AS timestamptz) AS expect_by,
+           CAST(NULL AS timestamptz) AS fired_at
+    FROM journal WHERE {_AMONG}
+    UNION ALL
+    SELECT 'timer', tenant_id, invoice_id, 0, dispatch_id, channel, dispatched_at, NULL, proof, expect_by, fired_at
+    FROM receipt_timers WHERE {_AMONG}
+    UNION ALL
+    SELECT 'incident', tenant_id, invoice_id, 0, incident_id, kind, NULL, NULL, NULL, NULL, NULL
+    FROM incidents WHERE {_AMONG} AND status = 'open'
+    ORDER BY part, tenant_id, invoice_id, at, seq""").columns(
+    invoice_id=Uuid, ref=Uuid, kind=String, at=DateTime(timezone=True), detail=JSONB,
+    expect_by=DateTime(timezone=True), fired_at=DateTime(timezone=True))
 
-# Locked before the incidents are read: if the sweep is firing one of these timers right now, this waits
-# for it to commit, so the incident it opened is seen below and a proof that crossed it still resolves it.
-_LOCK_TIMERS = text(f"""
-    SELECT tenant_id, invoice_id, channel, dispatch_id, dispatched_at, proof, expect_by, fired_at
-    FROM receipt_timers WHERE {_AMONG} ORDER BY tenant_id, invoice_id FOR UPDATE""").columns(
-    invoice_id=Uuid, dispatch_id=Uuid)
+_TOUCH_INVOICES = text(f"""
+    UPDATE invoices AS i SET updated_at = now()
+    FROM unnest(CAST(:tenant_ids AS varchar[]), CAST(:invoice_ids AS uuid[])) AS u(tenant_id, invoice_id)
+    WHERE i.tenant_id = u.tenant_id AND i.invoice_id = u.invoice_id AND {_among_sql('i')}""")
 
-_OPEN_INCIDENTS = text(f"""
-    SELECT tenant_id, invoice_id, kind, incident_id FROM incidents WHERE {_AMONG} AND status = 'open'
-    """).columns(invoice_id=Uuid, incident_id=Uuid)
-
-# The ANY conditions next to the join give the planner the primary key even before the table has statistics.
-_UPDATE_INVOICES = text(f"""
+# The invoices and their timers in one statement: the timers no proof is awaited for any more go, the
+# changed ones are upserted (their arrays are empty for most batches). The ANY conditions next to the
+# joins give the planner the primary keys even before the tables have statistics.
+_WRITE = text(f"""
+    WITH dropped AS (
+        DELETE FROM receipt_timers AS r
+        USING unnest(CAST(:drop_tenant_ids AS varchar[]), CAST(:drop_invoice_ids AS uuid[])) AS d(tenant_id, invoice_id)
+        WHERE r.tenant_id = d.tenant_id AND r.invoice_id = d.invoice_id AND {_among_sql('r')}
+    ), timers AS (
+        INSERT INTO receipt_timers (tenant_id, invoice_id, channel, dispatch_id, dispatched_at, proof, expect_by,
+                                    fired_at)
+        SELECT * FROM unnest(CAST(:timer_tenant_ids AS varchar[]), CAST(:timer_invoice_ids AS uuid[]),
+                             CAST(:timer_channels AS varchar[]), CAST(:timer_dispatch_ids AS uuid[]),
+                             CAST(:timer_dispatched_ats AS timestamptz[]), CAST(:timer_proofs AS varchar[]),
+                             CAST(:timer_expect_bys AS timestamptz[]), CAST(:timer_fired_ats AS timestamptz[]))
+        ON CONFLICT (tenant_id, invoice_id) DO UPDATE SET channel = excluded.channel,
+            dispatch_id = excluded.dispatch_id, dispatched_at = excluded.dispatched_at, proof = excluded.proof,
+            expect_by = excluded.expect_by, fired_at = excluded.fired_at
+    )
     UPDATE invoices AS i SET status = u.status, code = u.code, status_at = u.status_at,
         first_dispatched_at = u.first_dispatched_at, acked_at = u.acked_at, viewed_at = u.viewed_at,
         correlation_id = u.correlation_id, customer_ref = u.customer_ref,
@@ -90,26 +114,6 @@ _UPDATE_INVOICES = text(f"""
          AS u(tenant_id, invoice_id, status, code, status_at, first_dispatched_at, acked_at, viewed_at,
               correlation_id, customer_ref, summary, number, number_key)
     WHERE i.tenant_id = u.tenant_id AND i.invoice_id = u.invoice_id AND {_among_sql('i')}""")
-
-_TOUCH_INVOICES = text(f"""
-    UPDATE invoices AS i SET updated_at = now()
-    FROM unnest(CAST(:tenant_ids AS varchar[]), CAST(:invoice_ids AS uuid[])) AS u(tenant_id, invoice_id)
-    WHERE i.tenant_id = u.tenant_id AND i.invoice_id = u.invoice_id AND {_among_sql('i')}""")
-
-_SET_TIMERS = text("""
-    INSERT INTO receipt_timers (tenant_id, invoice_id, channel, dispatch_id, dispatched_at, proof, expect_by, fired_at)
-    SELECT * FROM unnest(CAST(:tenant_ids AS varchar[]), CAST(:invoice_ids AS uuid[]), CAST(:channels AS varchar[]),
-                         CAST(:dispatch_ids AS uuid[]), CAST(:dispatched_ats AS timestamptz[]),
-                         CAST(:proofs AS varchar[]), CAST(:expect_bys AS timestamptz[]),
-                         CAST(:fired_ats AS timestamptz[]))
-    ON CONFLICT (tenant_id, invoice_id) DO UPDATE SET channel = excluded.channel,
-        dispatch_id = excluded.dispatch_id, dispatched_at = excluded.dispatched_at, proof = excluded.proof,
-        expect_by = excluded.expect_by, fired_at = excluded.fired_at""")
-
-_DROP_TIMERS = text(f"""
-    DELETE FROM receipt_timers AS r
-    USING unnest(CAST(:tenant_ids AS varchar[]), CAST(:invoice_ids AS uuid[])) AS u(tenant_id, invoice_id)
-    WHERE r.tenant_id = u.tenant_id AND r.invoice_id = u.invoice_id AND {_among_sql('r')}""")
 
 # The partial index's predicate as a literal, so PostgreSQL infers the arbiter index in any plan.
 _OPEN_NEW_INCIDENTS = text("""
@@ -213,36 +217,36 @@ async def record_many(uow: UnitOfWork, windows: Windows, now: datetime, facts: S
         so_far = [entry for entry in journals[fact.key] if entry.event_id not in pending]
         projections[fact.entry.event_id] = follow(states[fact.key], fact, so_far, windows, known, outcome)
 
-    await _update_invoices(session, [states[key] for key in keys])
-    await _set_timers(session, {key: states[key].timer for key in keys if states[key].timer != stored[key]})
+    await _write(session, [states[key] for key in keys],
+                 {key: states[key].timer for key in keys if states[key].timer != stored[key]})
     await _publish(uow, outcome)
     return [projections.pop(fact.entry.event_id, None) for fact in facts]
 
 
 async def _load(session: AsyncSession, keys: list[Key]) -> tuple[dict[Key, InvoiceState], dict[Key, list[Entry]]]:
-    """Lock the invoices (key order), then read their journals, lock their timers, read their open incidents."""
+    """Lock the invoices (key order), then read their journals, timers and open incidents."""
     wanted, among = set(keys), _among(keys)
     states = {(row.tenant_id, row.invoice_id): InvoiceState(
         tenant_id=row.tenant_id, invoice_id=row.invoice_id, correlation_id=row.correlation_id, status=row.status,
         has_summary=row.has_summary, customer_ref=row.customer_ref)
         for row in (await session.execute(_LOCK_INVOICES, among)) if (row.tenant_id, row.invoice_id) in wanted}
     journals: dict[Key, list[Entry]] = {key: [] for key in keys}
-    for row in await session.execute(_JOURNALS, among):
-        entries = journals.get((row.tenant_id, row.invoice_id))
-        if entries is not None:
-            entries.append(Entry(event_id=row.event_id, kind=row.kind, occurred_at=row.occurred_at,
-                                 detail=row.detail))
-    for row in await session.execute(_LOCK_TIMERS, among):
-        if (state := states.get((row.tenant_id, row.invoice_id))) is not None:
-            state.timer = Timer(channel=row.channel, dispatch_id=row.dispatch_id, dispatched_at=row.dispatched_at,
-                                proof=row.proof, expect_by=row.expect_by, fired_at=row.fired_at)
-    for row in await session.execute(_OPEN_INCIDENTS, among):
-        if (state := states.get((row.tenant_id, row.invoice_id))) is not None:
-            state.open_incidents[row.kind] = row.incident_id
+    for row in await session.execute(_READ, among):
+        key = (row.tenant_id, row.invoice_id)
+        if key not in wanted:
+            continue
+        if row.part == "journal":
+            journals[key].append(Entry(event_id=row.ref, kind=row.kind, occurred_at=row.at, detail=row.detail))
+        elif row.part == "timer":
+            states[key].timer = Timer(channel=row.kind, dispatch_id=row.ref, dispatched_at=row.at, proof=row.proof,
+                                      expect_by=row.expect_by, fired_at=row.fired_at)
+        else:
+            states[key].open_incidents[row.kind] = row.ref
     return states, journals
 
 
-async def _update_invoices(session: AsyncSession, states: list[InvoiceState]) -> None:
+async def _write(session: AsyncSession, states: list[InvoiceState], timers: dict[Key, Timer | None]) -> None:
+    """The invoices' projections, and the timers that changed (the ones no proof is awaited for any more go)."""
     rows = []
     for state in states:
         projection = state.projection
@@ -253,21 +257,16 @@ async def _update_invoices(session: AsyncSession, states: list[InvoiceState]) ->
                          correlation_id=state.correlation_id, customer_ref=state.customer_ref,
                          **summary_columns(state.summary)))
         rows[-1]["summary"] = _json(rows[-1]["summary"])
-    await session.execute(_UPDATE_INVOICES, _arrays(
-        rows, "tenant_id", "invoice_id", "status", "code", "status_at", "first_dispatched_at", "acked_at",
-        "viewed_at", "correlation_id", "customer_ref", "summary", "number", "number_key"))
-
-
-async def _set_timers(session: AsyncSession, changed: dict[Key, Timer | None]) -> None:
-    """Write the timers that changed: the ones no proof is awaited for any more go."""
-    dropped = [key for key, timer in changed.items() if timer is None]
-    if dropped:
-        await session.execute(_DROP_TIMERS, _keys(dropped))
-    rows = [dict(tenant_id=key[0], invoice_id=key[1], **vars(timer)) for key, timer in changed.items()
+    dropped = [key for key, timer in timers.items() if timer is None]
+    kept = [dict(tenant_id=key[0], invoice_id=key[1], **vars(timer)) for key, timer in timers.items()
             if timer is not None]
-    if rows:
-        await session.execute(_SET_TIMERS, _arrays(rows, "tenant_id", "invoice_id", "channel", "dispatch_id",
-                                                   "dispatched_at", "proof", "expect_by", "fired_at"))
+    timer_arrays = _arrays(kept, "tenant_id", "invoice_id", "channel", "dispatch_id", "dispatched_at", "proof",
+                           "expect_by", "fired_at")
+    await session.execute(_WRITE, {
+        **_arrays(rows, "tenant_id", "invoice_id", "status", "code", "status_at", "first_dispatched_at", "acked_at",
+                  "viewed_at", "correlation_id", "customer_ref", "summary", "number", "number_key"),
+        **{f"timer_{name}": values for name, values in timer_arrays.items()},
+        **{f"drop_{name}": values for name, values in _keys(dropped).items()}})
 
 
 async def _publish(uow: UnitOfWork, outcome: Outcome) -> None:
