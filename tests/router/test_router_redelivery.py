@@ -1,6 +1,6 @@
 """Redelivery asked from the console (portal.actions): the invoice last dispatched goes again, on
 the channel asked for (switch channel) or on the customer's channels (resend); an invoice never
-dispatched becomes unroutable, with the reason."""
+dispatched, or a channel the platform does not offer, makes it unroutable, with the reason."""
 
 from __future__ import annotations
 
@@ -39,4 +39,8 @@ async def test_resend_and_switch_channel_from_the_console(router, client_for, he
     await publish(RedeliveryRequested.following(never, actor="cm@acme.example"))
     [incident] = await unroutable.wait_for(of_invoice(never.invoice_id))
     assert "never dispatched" in incident.reason
+    await publish(RedeliveryRequested.following(received, channel="carrier_pigeon", actor="cm@acme.example"))
+    [refused] = await unroutable.wait_for(of_invoice(received.invoice_id))
+    assert (refused.reason, refused.customer_ref) == ("redelivery requested on carrier_pigeon, which is not offered",
+                                                      "CUST-GAMMA")
     assert len([e for e in await requested.drain() if e.invoice_id == received.invoice_id]) == 3

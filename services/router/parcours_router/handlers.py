@@ -53,9 +53,10 @@ def build(ctx: ServiceContext) -> dict[type, Handler]:
         """A console user asks for the invoice again (resend, or on `channel`): routed like a new one,
         with the invoice as it was last dispatched."""
         last = await last_invoice_dispatch(uow.session, tenant_id=event.tenant_id, invoice_id=event.invoice_id)
-        if last is None:
-            _unroutable(event, uow, customer_ref="", purpose="invoice",
-                        reason="redelivery requested, but the invoice was never dispatched: nothing to send again")
+        if last is None or (event.channel is not None and event.channel not in offered):
+            _unroutable(event, uow, customer_ref=last.invoice["customer_ref"] if last else "", purpose="invoice",
+                        reason=f"redelivery requested on {event.channel}, which is not offered" if last else
+                        "redelivery requested, but the invoice was never dispatched: nothing to send again")
             return
         await route_to_customer(event, uow, offered=offered, invoice=InvoiceSummary.model_validate(last.invoice),
                                 purpose="invoice", reminder=None, wanted=event.channel)
