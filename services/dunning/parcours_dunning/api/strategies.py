@@ -207,6 +207,9 @@ class SimulateRequest(BaseModel):
     invoice_id: UUID | None = Field(default=None, description="Or an invoice dunning knows, with its facts so far.")
     events: list[SimEvent] = Field(default_factory=list, max_length=200)
     version: int | None = Field(default=None, ge=1, le=MAX_VERSION, description="Omitted: the latest version.")
+    draft: StrategySpec | None = Field(default=None, description=(
+        "Steps not saved yet, simulated instead of a stored version (an editor's preview); the answer's "
+        "version is 0. The strategy need not exist yet."))
     until: SimDate | None = Field(default=None, description="Omitted: 120 days after the due date.")
 
     @model_validator(mode="after")
@@ -247,7 +250,10 @@ async def simulate_strategy(strategy_id: str, body: SimulateRequest, request: Re
     ctx = request.app.state.ctx
     policy = ctx.extras["policy"]
     async with ctx.sessions() as session:
-        strategy = await get_version(session, tenant_id=tenant.id, strategy_id=strategy_id, version=body.version)
+        if body.draft is not None:
+            strategy = Strategy(id=strategy_id, version=0, spec=body.draft)
+        else:
+            strategy = await get_version(session, tenant_id=tenant.id, strategy_id=strategy_id, version=body.version)
         if strategy is None:
             raise Problem(404, f"No strategy {strategy_id!r}{f' version {body.version}' if body.version else ''} "
                                "for this tenant.")
