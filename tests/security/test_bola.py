@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import uuid
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -260,3 +261,93 @@ DUNNING = Scenario(
 
 async def test_dunning_strategies_assignments_and_invoices_stay_with_their_tenant(isolation):
     await isolation(DUNNING)
+
+
+# ---------------------------------------------------------------------------------------------- portal
+
+ADMIN = {"Authorization": f"Bearer {demo.ADMIN_TOKEN}"}
+CONSOLE_PASSWORD = "correct horse battery staple"
+
+
+async def console_session(env, mark: str, key: str) -> dict[str, str]:
+    """A credit manager of the tenant, signed in: its session cookie, and its form token for the forms."""
+    user = {"tenant_id": mark, "email": f"cm@{mark}.example", "name": f"{mark} CM", "role": "admin",
+            "password": CONSOLE_PASSWORD}
+    assert (await env.client.put("/v1/admin/users", json=user, headers=ADMIN)).status_code == 201
+    login = await env.client.post("/login", data={"email": user["email"], "password": CONSOLE_PASSWORD})
+    assert login.status_code == 303, login.text
+    env.client.cookies.clear()  # each request names its tenant's cookie itself
+    cookie = "; ".join(f"{name}={value}" for name, value in login.cookies.items())
+    page = await env.client.get("/console/users", headers={"Cookie": cookie, "Accept": "text/html"})
+    env.values[mark]["form_token"] = re.search(r'name="form_token" value="([^"]+)"', page.text).group(1)
+    return {"Cookie": cookie, "Accept": "text/html"}
+
+
+async def portal_setup(env):
+    from tests.portal.conftest import Journey
+
+    journey = Journey(tenant_id=MARK_A, number="ALPHASECRET-P1", customer_ref="ALPHASECRET-C")
+    incident = journey.incident()
+    await env.publish(journey.received(), journey.requested(), journey.dispatched(), incident)
+    env.ids.update(invoice_id=str(journey.invoice_id), incident_id=str(incident.incident_id), kind="pdf",
+                   attachment_id=str(uuid.uuid4()), token="not-a-token", hold="pause", strategy_id="alpha-s")
+
+    async def shown():
+        page = await env.api("GET", "/console/incidents")
+        return "ALPHASECRET-P1" in page.text
+    await env.eventually(shown, what="A's invoice and incident in the console")
+
+
+FORM = {"form_token": "{form_token}"}
+CONSOLE_TOKEN = "bola-console-token"
+STEPS = json.dumps([{"name": "only", **STEP}])
+
+
+async def portal_neighbours(run_service) -> dict:
+    """A dunning the console acts on for the session's tenant (with its console token)."""
+    dunning = await run_service("dunning", console_token=CONSOLE_TOKEN)
+    return {"dunning_url": dunning.url, "dunning_console_token": CONSOLE_TOKEN}
+PORTAL = Scenario(
+    "portal", portal_setup, own_ids=("invoice_id", "incident_id"), sign_in=console_session,
+    neighbours=portal_neighbours,
+    requests={
+        "POST /login": Request(lambda mark: {"data": {"email": f"cm@{mark}.example", "password": CONSOLE_PASSWORD}}),
+        "POST /lang": Request(lambda mark: {"data": {"lang": "en", "next": "/console", **FORM}}),
+        "POST /console/users": Request(lambda mark: {"data": {
+            "email": f"second@{mark}.example", "name": f"{mark} second", "role": "viewer",
+            "password": CONSOLE_PASSWORD, **FORM}}),
+        "POST /console/incidents/{incident_id}/resolve": Request(lambda mark: {"data": {
+            "resolution": f"{mark} called them", **FORM}}),
+        "PUT /v1/admin/users": Request(as_json(lambda mark: {
+            "tenant_id": mark, "email": f"third@{mark}.example", "name": "x", "role": "viewer",
+            "password": CONSOLE_PASSWORD})),
+        "POST /console/incidents/{incident_id}/actions": Request(lambda mark: {"data": {
+            "action": "called", "note": f"{mark} called", **FORM}}),
+        "POST /console/invoices/{invoice_id}/dunning/{hold}": Request(lambda mark: {"data": {
+            "reason": f"{mark} on the phone", **FORM}}),
+        "POST /console/strategies": Request(lambda mark: {"data": {
+            "new_id": "alpha-s", "name": f"{mark} strategy", "steps": STEPS, **FORM}},
+            owner_status=(409,)),  # A saved it in the same run, as B did its own
+        "POST /console/strategies/{strategy_id}/versions": Request(lambda mark: {"data": {
+            "name": f"{mark} strategy v2", "steps": STEPS, **FORM}}),
+        "GET /console/attachments/{attachment_id}": Request(owner_status=(404,)),  # A's recipients sent none
+        # ingest is not wired here: the owner is told the documents are unavailable
+        "GET /console/invoices/{invoice_id}/document.{kind}": Request(owner_status=(404,)),
+        "POST /portal/sign-in": Request(lambda mark: {"data": {"email": f"ap@{mark}.example"}}),
+        # recipients' routes: a console session is no recipient session
+        "GET /portal/invoices/{invoice_id}": Request(owner_status=(401, 303)),
+        "GET /portal/invoices/{invoice_id}/document.{kind}": Request(owner_status=(401, 303, 404)),
+        "POST /portal/invoices/{invoice_id}/answer": Request(lambda mark: {"data": {"action": "approved", **FORM}},
+                                                             owner_status=(401, 303)),
+        "GET /portal": Request(owner_status=(303,)),
+        "GET /": Request(owner_status=(303, 307)),
+    },
+    exempt={"POST /logout": "ends the caller's own session (tests/portal/test_portal_console.py)"},
+    operator={"PUT /v1/admin/users": "the operator's bootstrap of console users (admin token)"},
+    signed={"GET /p/{token}": TOKEN_ROUTE, "GET /portal/magic/{token}": TOKEN_ROUTE,
+            "POST /portal/magic/{token}": TOKEN_ROUTE},
+)
+
+
+async def test_portal_console_stays_with_its_tenant(isolation):
+    await isolation(PORTAL)
