@@ -1,9 +1,10 @@
 """Recording facts set-based: a batch of facts (a polled batch of events, or the one fact of an API
-call) costs the same five statements whatever its size: one journal insert, one invoice upsert, the
-touched invoices locked in key order, their journals, timers and open incidents read in one query,
-the projection folded in Python fact by fact (`domain.following`), then one update of the invoices
-that also writes the timers that changed; incidents and verdicts in bulk when there are some. The events go out in the order the
-facts raised them, exactly as if each fact had been recorded alone."""
+call) costs the same four statements whatever its size: one journal insert, the touched invoices
+locked in key order (plus one insert of those not known yet), their journals, timers and open
+incidents read in one query, the projection folded in Python fact by fact (`domain.following`), then
+one update of the invoices that also writes the timers that changed; incidents and verdicts in bulk
+when there are some. The events go out in the order the facts raised them, exactly as if each fact
+had been recorded alone."""
 
 from __future__ import annotations
 
@@ -43,13 +44,15 @@ _APPEND = text("""
     ON CONFLICT (event_id) DO NOTHING
     RETURNING event_id""").columns(event_id=Uuid)
 
-_ENSURE_INVOICES = text(f"""
+# The invoices the batch is the first to learn about; their rows stay locked by the insert.
+_CREATE_INVOICES = text(f"""
     INSERT INTO invoices (tenant_id, invoice_id, correlation_id, status)
     SELECT u.tenant_id, u.invoice_id, u.correlation_id, '{PENDING}'
     FROM unnest(CAST(:tenant_ids AS varchar[]), CAST(:invoice_ids AS uuid[]), CAST(:correlation_ids AS varchar[]))
          AS u(tenant_id, invoice_id, correlation_id)
     ORDER BY u.tenant_id, u.invoice_id
-    ON CONFLICT (tenant_id, invoice_id) DO NOTHING""")
+    ON CONFLICT (tenant_id, invoice_id) DO NOTHING
+    RETURNING tenant_id, invoice_id""").columns(invoice_id=Uuid)
 
 # The row locks serialise concurrent appends for one invoice: whoever commits last projects all facts.
 _LOCK_INVOICES = text(f"""
@@ -203,8 +206,8 @@ async def record_many(uow: UnitOfWork, windows: Windows, now: datetime, facts: S
     for fact in new:
         correlation.setdefault(fact.key, fact.correlation_id)
     keys = sorted(correlation)
-    await session.execute(_ENSURE_INVOICES, {**_keys(keys), "correlation_ids": [correlation[k] for k in keys]})
-    states, journals = await _load(session, keys)
+    states = await _lock(session, keys, correlation)
+    journals = await _read(session, keys, states)
     stored = {key: state.timer for key, state in states.items()}
 
     outcome = Outcome(now=now)
@@ -223,17 +226,35 @@ async def record_many(uow: UnitOfWork, windows: Windows, now: datetime, facts: S
     return [projections.pop(fact.entry.event_id, None) for fact in facts]
 
 
-async def _load(session: AsyncSession, keys: list[Key]) -> tuple[dict[Key, InvoiceState], dict[Key, list[Entry]]]:
-    """Lock the invoices (key order), then read their journals, timers and open incidents."""
-    wanted, among = set(keys), _among(keys)
-    states = {(row.tenant_id, row.invoice_id): InvoiceState(
+async def _lock(session: AsyncSession, keys: list[Key], correlation: dict[Key, str]) -> dict[Key, InvoiceState]:
+    """Lock the batch's invoices in key order, then create the missing ones (as pending, locked by the insert;
+    one another transaction created meanwhile is locked after it)."""
+    states = await _locked(session, keys)
+    missing = [key for key in keys if key not in states]
+    if missing:
+        created = {(row.tenant_id, row.invoice_id) for row in await session.execute(_CREATE_INVOICES, {
+            **_keys(missing), "correlation_ids": [correlation[key] for key in missing]})}
+        states.update({key: InvoiceState(tenant_id=key[0], invoice_id=key[1], correlation_id=correlation[key],
+                                         status=PENDING, has_summary=False, customer_ref=None) for key in created})
+        if raced := [key for key in missing if key not in created]:
+            states.update(await _locked(session, raced))
+    return states
+
+
+async def _locked(session: AsyncSession, keys: list[Key]) -> dict[Key, InvoiceState]:
+    wanted = set(keys)
+    return {(row.tenant_id, row.invoice_id): InvoiceState(
         tenant_id=row.tenant_id, invoice_id=row.invoice_id, correlation_id=row.correlation_id, status=row.status,
         has_summary=row.has_summary, customer_ref=row.customer_ref)
-        for row in (await session.execute(_LOCK_INVOICES, among)) if (row.tenant_id, row.invoice_id) in wanted}
+        for row in await session.execute(_LOCK_INVOICES, _among(keys)) if (row.tenant_id, row.invoice_id) in wanted}
+
+
+async def _read(session: AsyncSession, keys: list[Key], states: dict[Key, InvoiceState]) -> dict[Key, list[Entry]]:
+    """The locked invoices' journals (returned), timers and open incidents (into their states)."""
     journals: dict[Key, list[Entry]] = {key: [] for key in keys}
-    for row in await session.execute(_READ, among):
+    for row in await session.execute(_READ, _among(keys)):
         key = (row.tenant_id, row.invoice_id)
-        if key not in wanted:
+        if key not in journals:
             continue
         if row.part == "journal":
             journals[key].append(Entry(event_id=row.ref, kind=row.kind, occurred_at=row.at, detail=row.detail))
@@ -242,7 +263,7 @@ async def _load(session: AsyncSession, keys: list[Key]) -> tuple[dict[Key, Invoi
                                       expect_by=row.expect_by, fired_at=row.fired_at)
         else:
             states[key].open_incidents[row.kind] = row.ref
-    return states, journals
+    return journals
 
 
 async def _write(session: AsyncSession, states: list[InvoiceState], timers: dict[Key, Timer | None]) -> None:
