@@ -161,6 +161,14 @@ async def test_a_refused_recipient_does_not_fail_the_dispatch_of_the_others(chan
     assert [(m.recipient, m.message_id) for m in outcome.messages] == [
         (delivered["rcpt_tos"][0], delivered["message_id"])]
 
+    # The refusal is final: the same dispatch delivered again (a resent event) tries nobody again.
+    await channels.publish(request.model_copy(update={"event_id": uuid.uuid4()}))
+    await channels.settle()
+    assert len(sink.messages()) == 1
+    async with channels.host.ctx.sessions() as session:
+        states = sorted((await session.scalars(select(Send.state).where(Send.dispatch_id == request.dispatch_id))).all())
+    assert states == ["failed", "sent"]
+
 
 async def test_a_temporary_refusal_is_retried_later_without_resending_to_the_others(start_channels, sink,
                                                                                      make_dispatch, eventually):

@@ -22,7 +22,7 @@ from uuid import UUID
 from parcours_channels.adapters import RecipientRefused, TransientDeliveryError
 from parcours_channels.domain.outcome import DeliveryResult, RetrySchedule
 from parcours_channels.domain.wording import recipient_key
-from parcours_channels.store.deferrals import defer
+from parcours_channels.store.deferrals import defer, give_up
 from parcours_channels.store.sends import ACCEPTED, FAILED, SENDING, Claim, Send, claim_recipients, mark_sent
 from parcours_contracts import DispatchRequested, Recipient, SentMessage
 from parcours_runtime.consumer import PermanentError
@@ -114,13 +114,17 @@ async def deliver_once(request: DispatchRequested, ctx: ServiceContext, *, messa
             retries[recipient_key(address)] = (at, error)
     if refused:
         log.warning("dispatch %s: %d recipient(s) refused for good", request.dispatch_id, len(refused))
-    if retries or scheduled:
-        log.info("dispatch %s: %d recipient(s) put off, retried later", request.dispatch_id, len(retries))
+    if retries or scheduled or refused:
         async with UnitOfWork(ctx.sessions) as uow:
-            await defer(uow.session, tenant_id=request.tenant_id, dispatch_id=request.dispatch_id,
-                        request=request.model_dump(mode="json"), refused=refused, put_off=retries)
+            for address, reason in refused.items():  # never tried again, even by a redelivered dispatch
+                await give_up(uow.session, rows[address], error=reason)
+            if retries or scheduled:
+                log.info("dispatch %s: %d recipient(s) put off, retried later", request.dispatch_id, len(retries))
+                await defer(uow.session, tenant_id=request.tenant_id, dispatch_id=request.dispatch_id,
+                            request=request.model_dump(mode="json"), refused=refused, put_off=retries)
             await uow.commit()
-        return DeliveryResult(deferred=True)
+        if retries or scheduled:
+            return DeliveryResult(deferred=True)
     return settled_result(recipients, rows, sent_now={a for a, o in outcomes.items() if o is None}, refused=refused)
 
 
