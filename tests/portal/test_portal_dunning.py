@@ -1,6 +1,7 @@
 """The console's dunning pages on the real dunning service, reached with its console token for the
 session's tenant: the agenda per day, an invoice's plan with pause/resume, the strategy editor with
-its simulation preview; roles, tenant isolation and field errors."""
+its simulation preview (of a saved version, or of the steps being edited); roles, tenant isolation
+and field errors."""
 
 from __future__ import annotations
 
@@ -96,6 +97,16 @@ async def test_strategy_editor_with_simulation_preview(portal, signed_in):
     assert preview.status_code == 200 and "Stratégie gentle (version 1)" in preview.text
     assert 'data-step="friendly"' in preview.text and 'data-step="call"' in preview.text
     assert "2026-02-09 07:00 UTC" in preview.text  # due date + 3 days, a Saturday: Monday, 8:00 in Paris
+
+    sample = {"issue_date": "2026-01-05", "due_date": "2026-02-04", "amount": "500", "form_token": token}
+    draft = await manager.post("/console/strategies/gentle/preview", data={
+        "name": "Gentle, no call", "steps": json.dumps(STEPS[:1]), **sample})
+    assert draft.status_code == 200 and 'id="draft-notice"' in draft.text
+    assert 'data-step="friendly"' in draft.text and 'data-step="call"' not in draft.text
+    assert "Stratégie gentle (version 1)" in draft.text and "Gentle, no call" in draft.text  # nothing saved
+    bad_draft = await manager.post("/console/strategies/gentle/preview", data={
+        "name": "Gentle", "steps": json.dumps(wrong), **sample})
+    assert bad_draft.status_code == 422 and "/draft/steps/0/anchor" in bad_draft.text
 
     again = await manager.post("/console/strategies/gentle/versions", data={
         "name": "Gentle, no call", "steps": json.dumps(STEPS[:1]), "form_token": token})

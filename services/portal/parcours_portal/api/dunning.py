@@ -155,13 +155,18 @@ async def _save(request: Request, user: User, form_token: str | None, path: str,
     check_form(request, form_token)
     if not auth.allowed(user.role, "edit_strategies"):
         return refuse(request, 403, "error.forbidden")
+    parsed = _steps(steps)
+    return None if parsed is None else await call(request, user.tenant_id, "POST", path,
+                                                  json=fields | {"steps": parsed})
+
+
+def _steps(text: str) -> list | None:
+    """The steps typed in the editor, if they are a JSON array."""
     try:
-        parsed = json.loads(steps)
+        steps = json.loads(text)
     except ValueError:
         return None
-    if not isinstance(parsed, list):
-        return None
-    return await call(request, user.tenant_id, "POST", path, json=fields | {"steps": parsed})
+    return steps if isinstance(steps, list) else None
 
 
 @router.post("/console/strategies")
@@ -188,9 +193,7 @@ async def strategy_page(request: Request, strategy_id: str = Path(pattern=SLUG),
                         amount: Decimal = Query(default=Decimal("1000.00"), gt=0, le=Decimal("1e12")),
                         version: int | None = Query(default=None, ge=1)) -> Response:
     """The strategy (its steps, editable as a new version) and the dated plan it gives a sample invoice."""
-    today = request.app.state.ctx.extras[CLOCK].now().date()
-    sample = {"issue_date": (issue_date or today).isoformat(),
-              "due_date": (due_date or (issue_date or today) + timedelta(days=30)).isoformat(), "amount": str(amount)}
+    sample = _sample(request, issue_date, due_date, amount)
     try:
         strategy = await call(request, user.tenant_id, "GET", f"/v1/strategies/{strategy_id}")
         if strategy.status_code == 404:
@@ -205,6 +208,42 @@ async def strategy_page(request: Request, strategy_id: str = Path(pattern=SLUG),
                   simulation_error=None if simulation.status_code == 200 else simulation.json().get("detail"),
                   steps=json.dumps(read["steps"], indent=2, ensure_ascii=False), errors=[],
                   can_edit=auth.allowed(user.role, "edit_strategies") and strategy_id != "default")
+
+
+def _sample(request: Request, issue_date: date | None, due_date: date | None, amount: Decimal) -> dict[str, str]:
+    """The sample invoice of the simulation: issued today and due 30 days later unless said otherwise."""
+    issued = issue_date or request.app.state.ctx.extras[CLOCK].now().date()
+    return {"issue_date": issued.isoformat(), "due_date": (due_date or issued + timedelta(days=30)).isoformat(),
+            "amount": str(amount)}
+
+
+@router.post("/console/strategies/{strategy_id}/preview")
+async def preview(request: Request, strategy_id: str = Path(pattern=SLUG), user: User = Depends(console_user),
+                  name: str = Form(max_length=200), steps: str = Form(max_length=50_000),
+                  issue_date: date | None = Form(default=None), due_date: date | None = Form(default=None),
+                  amount: Decimal = Form(default=Decimal("1000.00"), gt=0, le=Decimal("1e12")),
+                  form_token: str | None = Form(default=None)) -> Response:
+    """The editor's preview: dunning simulates the steps as edited, before they are saved."""
+    check_form(request, form_token)
+    if not auth.allowed(user.role, "edit_strategies"):
+        return refuse(request, 403, "error.forbidden")
+    sample = _sample(request, issue_date, due_date, amount)
+    try:
+        current = await call(request, user.tenant_id, "GET", f"/v1/strategies/{strategy_id}")
+        if current.status_code != 200:
+            return refuse(request, 404, "error.not_found")
+        parsed = _steps(steps)
+        simulation = None if parsed is None else await call(
+            request, user.tenant_id, "POST", f"/v1/strategies/{strategy_id}/simulate",
+            json={"invoice": sample, "draft": {"name": name.strip(), "steps": parsed}})
+    except Unavailable as exc:
+        return unavailable(request, exc)
+    values = dict(user=user, strategy=current.json() | {"name": name}, sample=sample, version=None, draft=True,
+                  steps=steps, can_edit=True, simulation_error=None)
+    if simulation is None or simulation.status_code != 200:
+        errors, detail = refusal(simulation)
+        return form_errors(request, errors, detail, "strategy.html", simulation=None, **values)
+    return render(request, "strategy.html", simulation=simulation.json(), errors=[], **values)
 
 
 @router.post("/console/strategies/{strategy_id}/versions")
