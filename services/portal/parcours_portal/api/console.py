@@ -187,3 +187,18 @@ async def add_user(request: Request, user: User = Depends(console_user), email: 
             rows = await queries.users_of(db, tenant_id=user.tenant_id)
         return render(request, "users.html", status_code=422, user=user, rows=rows, roles=auth.ROLES, errors=errors)
     return redirect("/console/users")
+
+
+@router.post("/console/users/{user_id}/{access}")
+async def set_access(user_id: uuid.UUID, access: Literal["disable", "enable"], request: Request,
+                     user: User = Depends(console_user), form_token: str | None = Form(default=None)) -> Response:
+    """An admin disables a user of their tenant (out at their next request) or enables them again; not themselves."""
+    check_form(request, form_token)
+    if not auth.allowed(user.role, "manage_users") or user_id == user.id:
+        return refuse(request, 403, "error.forbidden")
+    async with UnitOfWork(request.app.state.ctx.sessions) as uow:
+        if not await queries.set_disabled(uow.session, tenant_id=user.tenant_id, user_id=user_id,
+                                          disabled=access == "disable"):
+            return refuse(request, 404, "error.not_found")
+        await uow.commit()
+    return redirect("/console/users")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parcours_portal.store.models import Attachment, Customer, Incident, Invoice, TimelineEntry, User
@@ -183,6 +183,13 @@ async def reminder_rows(session: AsyncSession, *, tenant_id: str, filters: Invoi
     """Per invoice of the filters that was reminded: its status."""
     query = _filtered(tenant_id, filters).where(Invoice.reminders > 0).with_only_columns(Invoice.status)
     return list((await session.execute(query)).scalars())
+
+
+async def set_disabled(session: AsyncSession, *, tenant_id: str, user_id: uuid.UUID, disabled: bool) -> bool:
+    """Disable or enable the tenant's user; False if the tenant has no such user."""
+    changed = await session.execute(update(User).where(User.tenant_id == tenant_id, User.id == user_id)
+                                    .values(disabled=disabled).returning(User.id))
+    return changed.first() is not None
 
 
 async def users_of(session: AsyncSession, *, tenant_id: str) -> list[User]:
