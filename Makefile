@@ -8,7 +8,7 @@ PACKAGES := libs/contracts libs/runtime libs/devstack $(addprefix services/,$(SE
 TAG ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo dev)
 CHECKOV := .parcours/tools/checkov/.requirements
 
-.PHONY: install tools run test bench contracts check-contracts k8s images clean
+.PHONY: install tools run test bench chaos contracts check-contracts k8s images clean
 
 $(VENV)/.installed: constraints.txt requirements-dev.txt $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -33,6 +33,11 @@ test: install tools
 # Figures and ratios against a bare pipeline measured in the same run; ARGS="--invoices 2000" for a quick look.
 bench: install
 	$(PY) -m bench.run $(ARGS)
+
+# kill -9 of random services under a steady load, then exactly-once delivery checked (a short run is in make test).
+chaos: install
+	CHAOS_INVOICES=$${CHAOS_INVOICES:-20000} CHAOS_KILLS=$${CHAOS_KILLS:-10} CHAOS_RATE=$${CHAOS_RATE:-40} \
+		$(PY) -m pytest -q -s -p no:cacheprovider tests/chaos
 
 contracts: install
 	$(PY) -m parcours_contracts.export
