@@ -29,7 +29,7 @@ from parcours_ingest.domain.duplicates import DuplicateKey, duplicate_key
 from parcours_ingest.domain.documents import DocumentError
 from parcours_ingest.store import batches as store
 from parcours_ingest.store.batch_models import BatchItemRow, BatchRow
-from parcours_ingest.store.invoices import invoice_rows, keys_taken
+from parcours_ingest.store.invoices import insert_invoices, invoice_rows, keys_taken
 
 log = logging.getLogger(__name__)
 _STORE_ATTEMPTS = 5  # a chunk racing a single POST of the same invoice is retried; it then shows as taken
@@ -108,26 +108,23 @@ class BatchWorker(PeriodicJob):
                 async with UnitOfWork(self._ctx.sessions) as uow:
                     taken = await keys_taken(uow.session, tenant_id=batch.tenant_id, keys=[
                         duplicate_key(o.submission.invoice) for o in outcomes if o.submission is not None])
-                    invoices, attached, items, parts = [], [], [], []
+                    invoices, items, parts = [], [], []
                     for outcome in outcomes:
                         item_row = _item_row(batch, outcome, taken, profile)
                         if item_row.status == "accepted":
                             invoice = outcome.submission.invoice
                             invoice_id = taken[duplicate_key(invoice)] = item_row.invoice_id
-                            head, *rest = invoice_rows(tenant_id=batch.tenant_id, invoice_id=invoice_id,
-                                                       invoice=invoice, pdf=outcome.submission.pdf,
-                                                       correlation_id=batch.correlation_id or str(invoice_id))
-                            invoices.append(head)
-                            attached += rest
+                            rows = invoice_rows(tenant_id=batch.tenant_id, invoice_id=invoice_id, invoice=invoice,
+                                                pdf=outcome.submission.pdf,
+                                                correlation_id=batch.correlation_id or str(invoice_id))
+                            invoices.append(rows)
                             uow.publish(InvoiceReceived(tenant_id=batch.tenant_id, invoice_id=invoice_id,
                                                         correlation_id=batch.correlation_id or str(invoice_id),
-                                                        invoice=summarise(invoice, has_pdf=head.has_pdf)))
+                                                        invoice=summarise(invoice, has_pdf=rows.has_pdf)))
                         elif item_row.status == "unmatched":
                             parts.append((f"part-{item_row.seq}", "application/pdf", outcome.item.pdf))
                         items.append(item_row)
-                    uow.session.add_all(invoices)
-                    await uow.session.flush()  # the invoices before their PDFs (no ORM relationship orders them)
-                    uow.session.add_all(attached)
+                    await insert_invoices(uow.session, invoices)
                     if not await store.record_progress(uow.session, batch=batch, items=items, lease=self._lease,
                                                        total_items=total):
                         return False

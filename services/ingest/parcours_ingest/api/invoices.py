@@ -82,13 +82,13 @@ async def receive_invoice(request: Request, tenant: Tenant = Depends(authenticat
     accepted = InvoiceAccepted(invoice_id=invoice_id, number=invoice.number).model_dump(mode="json")
     try:
         async with UnitOfWork(ctx.sessions) as uow:
-            row = await store.add_invoice(uow.session, tenant_id=tenant.id, invoice_id=invoice_id, invoice=invoice,
+            rows = await store.add_invoice(uow.session, tenant_id=tenant.id, invoice_id=invoice_id, invoice=invoice,
                                           correlation_id=correlation_id, pdf=submission.pdf, source=submission.source)
             if idempotency_key is not None:
                 await store.add_idempotency_key(uow.session, tenant_id=tenant.id, key=idempotency_key,
                                                 request_hash=submission.fingerprint, status=202, response_json=accepted)
             uow.publish(InvoiceReceived(tenant_id=tenant.id, invoice_id=invoice_id, correlation_id=correlation_id,
-                                        invoice=summarise(invoice, has_pdf=row.has_pdf)))
+                                        invoice=summarise(invoice, has_pdf=rows.has_pdf)))
             await uow.commit()
     except IntegrityError:
         answer = await answer_conflict(request, tenant=tenant, submission=submission, idempotency_key=idempotency_key)

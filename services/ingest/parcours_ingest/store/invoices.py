@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parcours_ingest.domain.duplicates import DuplicateKey, duplicate_key
@@ -23,38 +24,57 @@ class SourceDocument:
     content: bytes
 
 
+@dataclass(frozen=True)
+class InvoiceRows:
+    """The rows of one invoice, as column values: the invoice, its PDF and source document if any."""
+
+    invoice: dict[str, Any]
+    pdf: dict[str, Any] | None = None
+    source: dict[str, Any] | None = None
+
+    @property
+    def has_pdf(self) -> bool:
+        return self.pdf is not None
+
+
 async def add_invoice(session: AsyncSession, *, tenant_id: str, invoice_id: uuid.UUID, invoice: Invoice,
-                      correlation_id: str, pdf: bytes | None = None, source: SourceDocument | None = None) -> InvoiceRow:
+                      correlation_id: str, pdf: bytes | None = None, source: SourceDocument | None = None) -> InvoiceRows:
     """Insert the invoice (its PDF, its source document); raises IntegrityError if the tenant already has it
     (its duplicate key: number, seller, issue year)."""
-    row, *attached = invoice_rows(tenant_id=tenant_id, invoice_id=invoice_id, invoice=invoice,
-                                  correlation_id=correlation_id, pdf=pdf, source=source)
-    session.add(row)
-    await session.flush()  # the duplicate key's check happens here, before anything else is staged
-    session.add_all(attached)
-    await session.flush()
-    await session.refresh(row, ["received_at"])
-    return row
+    rows = invoice_rows(tenant_id=tenant_id, invoice_id=invoice_id, invoice=invoice, correlation_id=correlation_id,
+                        pdf=pdf, source=source)
+    await insert_invoices(session, [rows])
+    return rows
+
+
+async def insert_invoices(session: AsyncSession, invoices: list[InvoiceRows]) -> None:
+    """One INSERT per table (plain statements: no ORM unit of work for rows never read back here): the
+    invoices first, where the duplicate key is checked, then their PDFs and source documents."""
+    if not invoices:
+        return
+    await session.execute(insert(InvoiceRow.__table__), [rows.invoice for rows in invoices])
+    for model, attached in ((InvoicePdfRow, [rows.pdf for rows in invoices if rows.pdf is not None]),
+                            (InvoiceSourceRow, [rows.source for rows in invoices if rows.source is not None])):
+        if attached:
+            await session.execute(insert(model.__table__), attached)
 
 
 def invoice_rows(*, tenant_id: str, invoice_id: uuid.UUID, invoice: Invoice, correlation_id: str,
-                 pdf: bytes | None = None, source: SourceDocument | None = None) -> list:
-    """The rows of one invoice: its InvoiceRow first, then its PDF and source document rows if any
-    (batches add many invoices' rows and flush once)."""
+                 pdf: bytes | None = None, source: SourceDocument | None = None) -> InvoiceRows:
+    """The rows of one invoice (batches insert many invoices' rows at once)."""
     pdf = pdf if pdf is not None else invoice.pdf_bytes()
     key = duplicate_key(invoice)
-    rows: list = [InvoiceRow(id=invoice_id, tenant_id=tenant_id, number=invoice.number, issue_date=invoice.issue_date,
-                             issue_year=key.issue_year, seller_key=key.seller,
-                             due_date=invoice.due_date, currency=invoice.currency,
-                             customer_ref=invoice.buyer.customer_ref, total_incl_tax=invoice.totals.total_incl_tax,
-                             document=invoice.document(), has_pdf=pdf is not None, correlation_id=correlation_id,
-                             source_format=source.format if source is not None else "json")]
-    if pdf is not None:
-        rows.append(InvoicePdfRow(invoice_id=invoice_id, tenant_id=tenant_id, content=pdf))
-    if source is not None:
-        rows.append(InvoiceSourceRow(invoice_id=invoice_id, tenant_id=tenant_id, media_type=source.media_type,
-                                     sha256=hashlib.sha256(source.content).hexdigest(), content=source.content))
-    return rows
+    return InvoiceRows(
+        invoice=dict(id=invoice_id, tenant_id=tenant_id, number=invoice.number, issue_date=invoice.issue_date,
+                     issue_year=key.issue_year, seller_key=key.seller, due_date=invoice.due_date,
+                     currency=invoice.currency, customer_ref=invoice.buyer.customer_ref,
+                     total_incl_tax=invoice.totals.total_incl_tax, document=invoice.document(),
+                     has_pdf=pdf is not None, correlation_id=correlation_id,
+                     source_format=source.format if source is not None else "json"),
+        pdf=dict(invoice_id=invoice_id, tenant_id=tenant_id, content=pdf) if pdf is not None else None,
+        source=dict(invoice_id=invoice_id, tenant_id=tenant_id, media_type=source.media_type,
+                    sha256=hashlib.sha256(source.content).hexdigest(), content=source.content)
+        if source is not None else None)
 
 
 async def keys_taken(session: AsyncSession, *, tenant_id: str, keys: list[DuplicateKey]) -> dict[DuplicateKey, uuid.UUID]:
