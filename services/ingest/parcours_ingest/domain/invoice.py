@@ -136,7 +136,7 @@ class InvoiceContent(_Part):
     """The invoice's data, as stored and served back (the PDF is kept and served apart)."""
 
     number: str = Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$",  # it ends up in mail and HTTP headers
-                        description="BT-1 Invoice number; unique per tenant; no control characters.")
+                        description="BT-1 Invoice number; unique per tenant, seller and issue year; no control characters.")
     type_code: TypeCode = Field(default="380", description="BT-3 Invoice type code: 380 commercial invoice, "
                                                            "381 credit note, 384 corrected invoice, 389 self-billed.")
     issue_date: date = Field(ge=EARLIEST, le=LATEST, description="BT-2 Invoice issue date (2000–2099).")
