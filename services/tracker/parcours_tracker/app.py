@@ -6,7 +6,8 @@ import logging
 
 from fastapi import FastAPI
 
-from parcours_runtime.service import ServiceContext, ServiceDefinition
+from parcours_runtime.service import BackgroundJob, ServiceContext, ServiceDefinition
+from parcours_runtime.table_stats import FirstStatistics
 from parcours_tracker import handlers
 from parcours_tracker.api import admin_router, router
 from parcours_runtime.clock import CLOCK, clock_for
@@ -42,10 +43,12 @@ async def on_start(ctx: ServiceContext) -> None:
                                       holidays=_holidays(settings.holiday_country), clock=clock)
 
 
-def background(ctx: ServiceContext) -> list[ReceiptSweep | OpenRecorder]:
+def background(ctx: ServiceContext) -> list[BackgroundJob]:
     ctx.extras["sweep"] = sweep = ReceiptSweep(ctx)
     ctx.extras[OPENS] = opens = OpenRecorder(ctx)
-    return [sweep, opens]
+    # Lookups by key fall on tenant indexes until the tables have statistics: a fresh database gets them early.
+    first_statistics = FirstStatistics(ctx.engine, ("invoices", "journal", "receipt_timers", "incidents"))
+    return [sweep, opens, first_statistics]
 
 
 def create_app(ctx: ServiceContext) -> FastAPI:
