@@ -40,6 +40,11 @@ class Settings(ServiceSettings):
                             description="Where invoice documents are read (ingest's claim check).")
     ingest_document_token: SecretStr | None = Field(
         default=None, description="ingest's document-reader token; unset: the pages offer no PDF or XML.")
+    oidc_issuer: str | None = Field(
+        default=None, pattern=r"^https?://", description="An OpenID Connect provider for console sign-in (its "
+                                                         "issuer URL, discovery under /.well-known); unset: passwords only.")
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
     dunning_url: str = Field(default="http://127.0.0.1:8105", pattern=r"^https?://",
                              description="Where the console reads dunning's agenda and plans, holds and strategies.")
     dunning_console_token: SecretStr | None = Field(
@@ -52,6 +57,8 @@ class Settings(ServiceSettings):
         self.refuse_dev_secret("admin_token", self.admin_token, DEV_ADMIN_TOKEN)
         for secret in self.link_secrets:
             self.refuse_dev_secret("link_secrets", secret, DEV_LINK_SECRET)
+        if self.oidc_issuer and not (self.oidc_client_id and self.oidc_client_secret):
+            raise ValueError("oidc_issuer needs oidc_client_id and oidc_client_secret")
         if self.is_production and not self.secure_cookies:
             raise ValueError("secure_cookies must be on in production")
         return self

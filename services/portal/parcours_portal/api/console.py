@@ -57,7 +57,8 @@ def _outlook(invoice: Invoice, today: date):
 
 @router.get("/login")
 async def login_page(request: Request, next: str = Query(default="/console", max_length=200)) -> Response:
-    return render(request, "login.html", next=next if next.startswith("/") and not next.startswith("//") else "/console")
+    return render(request, "login.html", next=next if next.startswith("/") and not next.startswith("//") else "/console",
+                  oidc=settings(request).oidc_issuer is not None)
 
 
 @router.post("/login")
@@ -69,10 +70,14 @@ async def login(request: Request, email: str = Form(max_length=320), password: s
                                  password)
     if not ok:
         return render(request, "login.html", status_code=401, failed=True, email=email, next="/console")
-    s = settings(request)
+    return signed_in(request, user, next)
+
+
+def signed_in(request: Request, user: User, next: str) -> Response:
+    """On to `next` (a path of this site) with the user's session cookie."""
     response = redirect(next if next.startswith("/") and not next.startswith("//") else "/console")
     set_session(response, request, auth.Session(kind=auth.USER, tenant_id=user.tenant_id, subject=str(user.id),
-                                                expires_at=int(time.time() + s.session_hours * 3600)))
+                                                expires_at=int(time.time() + settings(request).session_hours * 3600)))
     return response
 
 

@@ -61,23 +61,38 @@ def _mac(secret: str, purpose: str, body: str) -> str:
     return _b64(hmac.new(secret.encode(), f"{purpose}:{body}".encode(), hashlib.sha256).digest())
 
 
+def sign_value(secret: str, purpose: str, value: dict) -> str:
+    """A cookie value only this service could have written, for this purpose."""
+    body = _b64(json.dumps(value, separators=(",", ":")).encode())
+    return f"{body}.{_mac(secret, purpose, body)}"
+
+
+def read_value(secret: str, purpose: str, token: str | None) -> dict | None:
+    """What `sign_value` signed for `purpose`, or None if it is missing, forged or malformed."""
+    if not token or len(token) > 4096:
+        return None
+    body, _, mac = token.partition(".")
+    if not hmac.compare_digest(mac, _mac(secret, purpose, body)):
+        return None
+    try:
+        value = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def sign_session(secret: str, session: Session) -> str:
-    body = _b64(json.dumps(asdict(session), separators=(",", ":")).encode())
-    return f"{body}.{_mac(secret, 'session', body)}"
+    return sign_value(secret, "session", asdict(session))
 
 
 def read_session(secret: str, token: str | None, *, now: float) -> Session | None:
     """The session a cookie holds, or None if it is missing, forged, malformed or expired."""
-    if not token or len(token) > 4096:
-        return None
-    body, _, mac = token.partition(".")
-    if not hmac.compare_digest(mac, _mac(secret, "session", body)):
-        return None
+    value = read_value(secret, "session", token)
     try:
-        session = Session(**json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))))
-    except (ValueError, TypeError):
+        session = Session(**value) if value is not None else None
+    except TypeError:
         return None
-    return session if session.expires_at > now else None
+    return session if session is not None and session.expires_at > now else None
 
 
 def form_token(secret: str, cookie: str) -> str:
