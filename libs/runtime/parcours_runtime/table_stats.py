@@ -29,7 +29,7 @@ class FirstStatistics(PeriodicJob):
     """BackgroundJob: every `period_seconds`, ANALYZE the `tables` that have no statistics yet and hold
     at least `min_rows` rows; once every table has statistics, its passes do nothing (no query)."""
 
-    def __init__(self, engine: AsyncEngine, tables: Sequence[str], *, min_rows: int = 200,
+    def __init__(self, engine: AsyncEngine, tables: Sequence[str], *, min_rows: int = 100,
                  period_seconds: float = 2.0):
         super().__init__(period_seconds)
         self._engine = engine
