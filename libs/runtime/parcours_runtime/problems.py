@@ -81,6 +81,8 @@ def validation_problem(exc: RequestValidationError) -> Problem:
 
 # PostgreSQL refuses U+0000 in text and jsonb: untranslatable_character, character_not_in_repertoire
 _UNSTORABLE_TEXT = {"22P05", "22021"}
+# connection_exception (08…), cannot_connect_now (57P03: starting up), admin/crash shutdown (57P01, 57P02)
+_NO_CONNECTION = ("08", "57P01", "57P02", "57P03")
 
 
 def _sqlstate(exc: DBAPIError) -> str | None:
@@ -125,6 +127,7 @@ def _document_problems(app: FastAPI) -> None:
 
 def install_problem_handlers(app: FastAPI) -> None:
     _document_problems(app)
+
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem):
         return problem_response(request, exc)
@@ -143,9 +146,16 @@ def install_problem_handlers(app: FastAPI) -> None:
         if _sqlstate(exc) in _UNSTORABLE_TEXT:  # the transaction rolled back: nothing was stored
             return problem_response(request, Problem(
                 422, "Text may not contain the NUL character (\\u0000).", slug="unstorable-text"))
-        if not exc.connection_invalidated:
+        if not exc.connection_invalidated and not str(_sqlstate(exc) or "").startswith(_NO_CONNECTION):
             return await _unexpected(request, exc)
-        log.warning("database connection lost on %s %s: %s", request.method, request.url.path, exc.orig)
+        return _unavailable(request, exc.orig)
+
+    @app.exception_handler(ConnectionError)
+    async def _unreachable(request: Request, exc: ConnectionError):  # e.g. the database refusing connections
+        return _unavailable(request, exc)
+
+    def _unavailable(request: Request, cause) -> JSONResponse:
+        log.warning("database connection lost on %s %s: %s", request.method, request.url.path, cause)
         return problem_response(request, Problem(503, "The database connection was lost; retry the request.",
                                                  headers={"Retry-After": "1"}))
 
