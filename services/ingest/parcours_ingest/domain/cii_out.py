@@ -89,6 +89,8 @@ def cii_invoice(invoice: InvoiceContent, *, mentions: LegalMentions | None = Non
     for charge in invoice.allowances_charges:
         _allowance_charge(settlement, charge, category=categories.get(charge.vat_rate or Decimal(0), "S"))
     terms = _sub(settlement, "ram:SpecifiedTradePaymentTerms")
+    if invoice.payment_terms:
+        _sub(terms, "ram:Description", invoice.payment_terms)
     _date(terms, "ram:DueDateDateTime", invoice.due_date)
 
     totals = invoice.totals

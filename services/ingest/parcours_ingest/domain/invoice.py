@@ -141,6 +141,9 @@ class InvoiceContent(_Part):
                                                            "381 credit note, 384 corrected invoice, 389 self-billed.")
     issue_date: date = Field(ge=EARLIEST, le=LATEST, description="BT-2 Invoice issue date (2000–2099).")
     due_date: date = Field(ge=EARLIEST, le=LATEST, description="BT-9 Payment due date; on or after the issue date.")
+    payment_terms: str | None = Field(default=None, min_length=1, max_length=1000,
+                                      description="BT-20 Payment terms, as printed on the invoice (e.g. \"30 jours fin "
+                                                  "de mois, pas d'escompte pour paiement anticipé\").")
     currency: str = Field(pattern=r"^[A-Z]{3}$", description="BT-5 Invoice currency code (ISO 4217), e.g. EUR.")
     seller: Seller = Field(description="BG-4 Seller.")
     buyer: Buyer = Field(description="BG-7 Buyer.")
@@ -198,7 +201,7 @@ class Invoice(InvoiceContent):
         return document
 
 
-_OPTIONAL_PARTS = ("allowances_charges", "vat_breakdown")
+_OPTIONAL_PARTS = ("allowances_charges", "vat_breakdown", "payment_terms")
 _OPTIONAL_TOTALS = ("lines_total", "allowance_total", "charge_total", "prepaid_amount", "amount_due")
 _OPTIONAL_LINE_PARTS = ("price_base_quantity", "allowances_charges")
 

@@ -146,6 +146,8 @@ def render_invoice(invoice: InvoiceContent, *, language: Language = "fr", mentio
     story.append(Spacer(1, 6 * mm))
     story.append(p(labels["payment"], bold))
     story.append(p(f"{labels['pay_by']} {invoice.due_date:%d/%m/%Y}."))
+    if invoice.payment_terms:
+        story.append(p(invoice.payment_terms))
     for text in (mentions.penalty_text(), mentions.indemnity_text(), mentions.discount_text()):
         story.append(p(text, small))
 

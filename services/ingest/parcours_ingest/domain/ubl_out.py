@@ -54,6 +54,8 @@ def ubl_invoice(invoice: InvoiceContent, *, mentions: LegalMentions | None = Non
         means = _sub(root, "cac:PaymentMeans")
         _sub(means, "cbc:PaymentMeansCode", "1")
         _sub(means, "cbc:PaymentDueDate", invoice.due_date.isoformat())
+    if invoice.payment_terms:
+        _sub(_sub(root, "cac:PaymentTerms"), "cbc:Note", invoice.payment_terms)
     categories = line_categories(invoice)
     for item in invoice.allowances_charges:
         _allowance_charge(root, item, cur, category=categories.get(item.vat_rate or Decimal(0), "S"))

@@ -30,6 +30,8 @@ def read_cii(root: etree._Element) -> Extraction:
     due = _date(x.text(settlement, "ram:SpecifiedTradePaymentTerms/ram:DueDateDateTime/udt:DateTimeString",
                        ("due_date",), "BT-9 Payment due date", required=not credit))
     x.put(p, "due_date", due or (p.get("issue_date") if credit else None))  # a credit note is due when issued
+    x.put(p, "payment_terms", x.text(settlement, "ram:SpecifiedTradePaymentTerms/ram:Description", ("payment_terms",),
+                                     "BT-20 Payment terms", required=False))
     x.put(p, "currency", x.text(settlement, "ram:InvoiceCurrencyCode", ("currency",), "BT-5 Invoice currency code"))
 
     seller = x.require(root, f"{_AGREEMENT}/ram:SellerTradeParty", ("seller",), "BG-4 Seller")

@@ -33,6 +33,8 @@ def read_ubl(root: etree._Element) -> Extraction:
           or (p.get("issue_date") if credit else None))
     currency = x.text(root, "cbc:DocumentCurrencyCode", ("currency",), "BT-5 Invoice currency code")
     x.put(p, "currency", currency)
+    x.put(p, "payment_terms", x.text(root, "cac:PaymentTerms/cbc:Note", ("payment_terms",), "BT-20 Payment terms",
+                                     required=False))
 
     seller = x.require(root, "cac:AccountingSupplierParty/cac:Party", ("seller",), "BG-4 Seller")
     p["seller"] = _party(x, seller, ("seller",), names=("BT-27", "BT-29", "BT-30", "BT-31"))
