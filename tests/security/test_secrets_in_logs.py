@@ -1,7 +1,8 @@
 """Secrets never reach the logs: the services run as processes through a journey that handles every kind
 of secret (API keys, right and wrong; the admin token; link, ack, bounce and key-sealing secrets; the
 document-reader token; tracked-link tokens; console passwords and session cookies; DKIM keys), then
-every line the services wrote is searched for each of them."""
+every line the services wrote is searched for each of them. Nor are keys, passwords or DKIM keys
+stored in clear: every row of every service's database is searched too."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from datetime import date
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from parcours_devstack import demo
 from parcours_devstack.services import SERVICES
@@ -21,6 +24,22 @@ from tests.e2e.conftest import DOCUMENT_TOKEN
 PASSWORD = "Tr0ub4dor&3-secret-pass"
 WRONG_KEY = "prc_0123456789ab_thisIsAWrongKeyThatMustNotBeLogged000000"
 DEV_SECRETS = ("dev-link-secret", "dev-bounce-secret", "dev-key-encryption-secret", "dev-ack-secret")
+
+
+async def database_texts(stack) -> dict[str, str]:
+    """Every row of every table of every service's database, as text ("service.table" -> rows)."""
+    texts = {}
+    for service, process in stack.processes.items():
+        engine = create_async_engine(process.env[f"PARCOURS_{service.upper()}_DATABASE_URL"])
+        try:
+            async with engine.connect() as db:
+                tables = (await db.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))).scalars()
+                for table in list(tables):
+                    rows = await db.execute(text(f'SELECT t::text FROM "{table}" t'))
+                    texts[f"{service}.{table}"] = "\n".join(rows.scalars())
+        finally:
+            await engine.dispose()
+    return texts
 
 
 @pytest.fixture
@@ -35,6 +54,8 @@ async def test_no_secret_is_ever_logged(verbose, stack, tmp_path):
                "document-reader token": DOCUMENT_TOKEN, "console password": PASSWORD,
                **{name: name for name in DEV_SECRETS}}
     auth, admin = stack.auth, {"Authorization": f"Bearer {demo.ADMIN_TOKEN}"}
+    for service, path in (("channels", "/v1/branding"), ("dunning", "/v1/strategies")):
+        await demo.wait_until_known(stack.url(service), path, stack.api_key)
     async with httpx.AsyncClient(timeout=30) as client:
         customer = {"name": "Logs SAS", "channels": ["email_link"], "contacts": [{"email": "ap@logs.example"}]}
         assert (await client.put(f"{stack.url('router')}/v1/customers/LOGS", json=customer, headers=auth)).is_success
@@ -46,10 +67,10 @@ async def test_no_secret_is_ever_logged(verbose, stack, tmp_path):
         posted = await client.post(f"{stack.url('ingest')}/v1/invoices", json=body, headers=auth)
         assert posted.status_code == 202, posted.text
         invoice_id = posted.json()["invoice_id"]
-        for service in ("ingest", "router", "channels", "tracker", "dunning"):  # a wrong key everywhere
-            refused = await client.get(f"{stack.url(service)}/v1/customers/LOGS",
-                                       headers={"Authorization": f"Bearer {WRONG_KEY}"})
-            assert refused.status_code in (401, 404)
+        for service, path in (("ingest", "/v1/batches"), ("router", "/v1/customers"), ("channels", "/v1/branding"),
+                              ("tracker", "/v1/invoices"), ("dunning", "/v1/strategies")):  # a wrong key everywhere
+            refused = await client.get(f"{stack.url(service)}{path}", headers={"Authorization": f"Bearer {WRONG_KEY}"})
+            assert refused.status_code == 401, (service, refused.text)
         document = await client.get(f"{stack.url('ingest')}/v1/invoices/{invoice_id}/ubl",
                                     headers={"Authorization": f"Bearer {DOCUMENT_TOKEN}", "X-Parcours-Tenant": "acme"})
         assert document.status_code == 200, document.text
@@ -82,6 +103,14 @@ async def test_no_secret_is_ever_logged(verbose, stack, tmp_path):
         secrets.update({f"session cookie {name}": value for name, value in signed_in.cookies.items() if len(value) > 12})
         assert (await client.get(f"{stack.url('dunning')}/v1/admin/clock", headers=admin)).status_code == 200
     await asyncio.sleep(1.5)  # what the consumers log about these requests
+
+    at_rest = {what: secrets[what] for what in ("tenant API key", "wrong API key", "console password",
+                                                 "admin token", "document-reader token", *DEV_SECRETS)}
+    stored = [f"{what} in {where}" for where, text in (await database_texts(stack)).items()
+              for what, secret in at_rest.items() if secret in text]
+    stored += [f"a plain private key in {where}" for where, text in (await database_texts(stack)).items()
+               if "PRIVATE KEY" in text]
+    assert not stored, "secrets stored in clear: " + ", ".join(stored)
 
     logs = {path.name: path.read_text(errors="replace") for path in sorted(tmp_path.glob("*.log"))}
     assert {name.split("-")[0] for name in logs} >= {"ingest", "router", "channels", "tracker", "dunning", "portal"}
