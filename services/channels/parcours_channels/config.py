@@ -82,6 +82,10 @@ class Settings(ServiceSettings):
     # Partner channels (services/channels/README.md). Their document comes from ingest by claim check.
     ingest_url: str = Field(default="http://127.0.0.1:8101", pattern=r"^https?://")
     ingest_document_token: SecretStr | None = Field(default=None, description="ingest's document-reader token.")
+    partner_max_attempts: int = Field(
+        default=4, ge=1, description="Attempts of a submission while its partner is away (unreachable, 5xx, 429) "
+                                     "before the dispatch fails for good and router falls back; never more than "
+                                     "consumer_max_attempts. Retried with the consumer's backoff.")
     # chorus_pro: the PISTE application (OAuth2 client credentials) and the Chorus Pro technical account.
     chorus_pro_oauth_url: str = Field(default="https://sandbox-oauth.piste.gouv.fr/api/oauth/token",
                                       pattern=r"^https?://", description="PISTE's OAuth2 token endpoint.")

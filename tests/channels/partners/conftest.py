@@ -126,6 +126,20 @@ def submission() -> Callable:
 
 
 @pytest.fixture
+def given_up(submission, eventually) -> Callable:
+    """`await given_up(host, dispatch_id, what)`: the submission once it is failed (given up)."""
+
+    async def wait(host: ServiceHost, dispatch_id: uuid.UUID, what: str) -> PartnerSubmission:
+        async def failed():
+            row = await submission(host, dispatch_id)
+            return row if row is not None and row.state == "failed" else None
+
+        return await eventually(failed, what=what, timeout=30)
+
+    return wait
+
+
+@pytest.fixture
 def crash_and_restart(spawn_service, make_database, eventually) -> Callable:
     """`await crash_and_restart(publish_dispatch, accepted, recorded)`: channels as a real process;
     once `accepted()` (the partner took the submission but holds its answer), kill -9 it, start it

@@ -143,7 +143,7 @@ async def test_a_busy_partner_is_tried_again_with_the_same_message_id(peer, inge
 
 async def test_no_mdn_in_time_leaves_the_invoice_dispatched_without_proof(peer, ingest, start_channels,
                                                                           make_dispatch, eventually):
-    channels = await start_channels(**edi_settings(peer, ingest, timeout_seconds=0.5, max_attempts=2))
+    channels = await start_channels(**edi_settings(peer, ingest, timeout_seconds=0.5), partner_max_attempts=2)
     peer.silent, peer.answer_timeout = True, 2.0  # answers, but only after the sender gave up
     request = await edi_dispatch(ingest, make_dispatch)
     await delivered(channels, request, eventually)
@@ -153,7 +153,7 @@ async def test_no_mdn_in_time_leaves_the_invoice_dispatched_without_proof(peer, 
     assert isinstance(outcome, InvoiceDispatched)
     assert await channels.read(topics.DELIVERY_ACKED) == []
     row = await submission(channels, request.dispatch_id)
-    assert (row.state, row.last_status) == ("submitted", "no-mdn")
+    assert (row.state, row.last_status) == ("failed", "no-mdn")
 
 
 async def test_a_crash_after_the_partner_processed_it_does_not_deliver_it_twice(peer, ingest, spawn_service,

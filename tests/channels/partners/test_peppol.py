@@ -103,7 +103,7 @@ async def test_a_rejection_at_the_receiver_fails_for_good_but_a_buyers_refusal_i
 
 
 async def test_no_receipt_in_time_leaves_the_invoice_dispatched_without_proof(
-        ingest, access_point, start_channels, partner_dispatch, publish, outcomes, submission, eventually):
+        ingest, access_point, start_channels, partner_dispatch, publish, outcomes, given_up):
     channels = await start_channels(peppol={**access_point.settings, "receipt_deadline_seconds": 1})
     access_point.silent_next()
     invoice_id, number = await ingest.post(kind="json")
@@ -113,11 +113,7 @@ async def test_no_receipt_in_time_leaves_the_invoice_dispatched_without_proof(
     (outcome,) = await outcomes(channels)
     assert isinstance(outcome, InvoiceDispatched)
 
-    async def given_up():
-        row = await submission(channels.host, request.dispatch_id)
-        return row if row.state == "failed" else None
-
-    row = await eventually(given_up, what="the transmission given up", timeout=30)
+    row = await given_up(channels.host, request.dispatch_id, "the transmission given up")
     assert row.last_status == "no-receipt" and row.checks >= 1
     assert await acks(channels) == []  # the tracker's receipt window opens the not-received incident
 

@@ -13,7 +13,7 @@ from parcours_channels.domain.outcome import DeliveryResult
 from parcours_contracts import DispatchRequested
 from parcours_runtime.service import ServiceContext
 
-__all__ = ["ChannelAdapter", "DeliveryResult", "RecipientRefused", "TransientDeliveryError"]
+__all__ = ["ChannelAdapter", "DeliveryResult", "PartnerUnavailable", "RecipientRefused", "TransientDeliveryError"]
 
 
 class ChannelAdapter(Protocol):
@@ -28,3 +28,8 @@ class RecipientRefused(Exception):
 
 class TransientDeliveryError(Exception):
     """The transport may accept later (SMTP 4xx, connection lost): the consumer retries the event."""
+
+
+class PartnerUnavailable(TransientDeliveryError):
+    """A delivery partner is away (unreachable, 5xx, 429, an answer its API does not describe): tried
+    again with the consumer's backoff, a bounded number of times (`partner_once`), then failed for good."""

@@ -9,7 +9,7 @@ import time
 import httpx
 from pydantic import BaseModel, Field, ValidationError
 
-from parcours_channels.adapters import TransientDeliveryError
+from parcours_channels.adapters import PartnerUnavailable
 
 
 class _Token(BaseModel):
@@ -36,13 +36,13 @@ class ClientCredentials:
                 try:
                     response = await self._http.post(self._token_url, data=self._form, timeout=self._timeout)
                 except httpx.HTTPError as exc:
-                    raise TransientDeliveryError(f"token endpoint unreachable: {type(exc).__name__}") from None
+                    raise PartnerUnavailable(f"token endpoint unreachable: {type(exc).__name__}") from None
                 if response.status_code != 200:
-                    raise TransientDeliveryError(f"the token endpoint refused the client credentials ({response.status_code})")
+                    raise PartnerUnavailable(f"the token endpoint refused the client credentials ({response.status_code})")
                 try:
                     token = _Token.model_validate_json(response.content)
                 except ValidationError:
-                    raise TransientDeliveryError("the token endpoint's answer is malformed") from None
+                    raise PartnerUnavailable("the token endpoint's answer is malformed") from None
                 self._token = token.access_token
                 self._expires = time.monotonic() + max(token.expires_in - 60, 1)
             return self._token

@@ -6,7 +6,12 @@ transaction. A redelivered dispatch whose row is past 'sending' is answered from
 without calling the partner again. A crash between the partner's answer and that record
 leaves the row 'sending': the next attempt first asks `find_earlier` (does the partner already
 have it?) or sends again under the same reference, which the partner deduplicates (an AS2
-Message-ID, an Idempotency-Key)."""
+Message-ID, an Idempotency-Key).
+
+One retry policy for every partner: a partner that is away (`PartnerUnavailable`) makes the
+consumer try the dispatch again, with its backoff, until the row has seen `attempts_allowed`
+attempts (channels' `partner_max_attempts`, kept below the consumer's own limit so the event never
+ends in the DLQ); then the submission is failed and the dispatch fails for good, so router falls back."""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from parcours_channels.adapters import PartnerUnavailable
 from parcours_channels.domain.outcome import DeliveryResult
 from parcours_channels.store.partner_submissions import (
     ACKNOWLEDGED,
@@ -71,19 +77,39 @@ async def submit_once(request: DispatchRequested, ctx: ServiceContext, *, partne
     if row.state != SENDING:
         return result_of(request, row)
 
-    accepted = await find_earlier(row) if find_earlier is not None and row.attempts > 1 else None
-    if accepted is None:
-        try:
+    try:
+        accepted = await find_earlier(row) if find_earlier is not None and row.attempts > 1 else None
+        if accepted is None:
             accepted = await submit(row)
-        except PartnerRefused as refused:
-            reason = str(refused)[:2000]
-            log.warning("dispatch %s refused by %s: %s", request.dispatch_id, partner, reason)
-            await _record(ctx, row, state=REJECTED, last_status=reason[:64], detail={**(row.detail or {}), "reason": reason})
-            return DeliveryResult.failed(f"{partner}: {reason}")
+    except PartnerRefused as refused:
+        reason = str(refused)[:2000]
+        log.warning("dispatch %s refused by %s: %s", request.dispatch_id, partner, reason)
+        await _record(ctx, row, state=REJECTED, last_status=reason[:64], detail={**(row.detail or {}), "reason": reason})
+        return DeliveryResult.failed(f"{partner}: {reason}")
+    except PartnerUnavailable as away:
+        if not last_attempt(row, ctx):
+            raise  # the consumer tries again after its backoff
+        reason = f"unavailable after {row.attempts} attempts: {away}"[:2000]
+        log.warning("dispatch %s: %s %s", request.dispatch_id, partner, reason)
+        await _record(ctx, row, state=FAILED, last_status="unavailable", detail={**(row.detail or {}), "reason": reason})
+        return DeliveryResult.failed(f"{partner}: {reason}")
     await _record(ctx, row, state=accepted.state, last_status=accepted.last_status, partner_ref=accepted.partner_ref,
                   next_check_at=accepted.next_check_at, detail={**(row.detail or {}), **accepted.detail},
                   events=accepted.events)
     return dispatched(request, accepted.partner_ref)
+
+
+def attempts_allowed(ctx: ServiceContext) -> int:
+    """Attempts of one submission before a partner still away fails it: the setting, but never more
+    than the consumer's (whose last failure would dead-letter the dispatch instead). A submission
+    counts at least one attempt per consumer attempt, so it always gives up first."""
+    settings = ctx.settings
+    return max(1, min(settings.partner_max_attempts, settings.consumer_max_attempts))
+
+
+def last_attempt(row: PartnerSubmission, ctx: ServiceContext) -> bool:
+    """Whether this attempt is the submission's last one (adapters decide what no answer means then)."""
+    return row.attempts >= attempts_allowed(ctx)
 
 
 async def _record(ctx: ServiceContext, row: PartnerSubmission, *, events: tuple[InvoiceEvent, ...] = (),
@@ -96,8 +122,9 @@ async def _record(ctx: ServiceContext, row: PartnerSubmission, *, events: tuple[
 
 
 def result_of(request: DispatchRequested, row: PartnerSubmission) -> DeliveryResult:
-    """What an earlier attempt ended with."""
-    if row.state in (SUBMITTED, ACKNOWLEDGED, DONE):
+    """What an earlier attempt ended with. A submission the partner took (it has the partner's
+    reference) was dispatched, whatever came later: a later refusal was published on its own."""
+    if row.state in (SUBMITTED, ACKNOWLEDGED, DONE) or (row.partner_ref and row.state in (REJECTED, FAILED)):
         return dispatched(request, row.partner_ref or str(request.dispatch_id))
     if row.state in (REJECTED, FAILED):
         reason = (row.detail or {}).get("reason") or row.last_status or row.state

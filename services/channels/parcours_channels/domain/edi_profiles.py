@@ -42,8 +42,9 @@ class EdiSettings(BaseModel):
                          "(channels' public POST /v1/as2/mdn).")
     partners: dict[str, As2Partner] = Field(default_factory=dict)
     timeout_seconds: float = Field(default=60, gt=0, description="For the partner's answer and its synchronous MDN.")
-    max_attempts: int = Field(default=4, ge=1, description="Sends of one dispatch before a transient failure is final "
-                                                            "(keep below the consumer's max attempts).")
+    mdn_deadline_seconds: float = Field(default=24 * 3600, gt=0, description="An async MDN not posted by then: the "
+                                        "submission is failed/no-mdn, left to the tracker's receipt window.")
+    mdn_sweep_seconds: float = Field(default=60, gt=0, description="How often overdue async MDNs are looked for.")
 
     @model_validator(mode="after")
     def _async_needs_url(self):

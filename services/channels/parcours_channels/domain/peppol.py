@@ -2,7 +2,7 @@
 participant identifiers, the UBL invoice made Peppol BIS Billing 3.0, and what the access point's
 events mean for a submission. Pure: no IO.
 
-    {"ap_url": "https://ap.example", "api_key": "…", "webhook_secret": "…",
+    {"ap_url": "https://ap.example", "api_key": "…", "webhook_secret": "…",   # + webhook_previous_secret while rotating
      "sender_id": "0009:73282932000074",            # else derived from the seller in the invoice
      "receivers": {"CUST-7": "0208:0123456789"}}    # else derived from the buyer (SIRET 0009, SIREN 0002)
 """
@@ -40,6 +40,8 @@ class PeppolSettings(BaseModel):
     ap_url: str = Field(default="", pattern=r"^$|^https?://", description="Our access point's REST API.")
     api_key: SecretStr = SecretStr("")
     webhook_secret: SecretStr = Field(default=SecretStr(""), description="Signs the access point's event webhooks.")
+    webhook_previous_secret: SecretStr = Field(default=SecretStr(""), description="While rotating: the secret being "
+                                               "replaced, still accepted (two active at most); empty otherwise.")
     sender_id: str | None = Field(default=None, pattern=PARTICIPANT, description="Our tenant's participant id "
                                   "(scheme:value); else the seller's SIRET (0009) or SIREN (0002).")
     receivers: dict[str, str] = Field(default_factory=dict, description="Customer ref → the buyer's participant id.")
@@ -54,6 +56,10 @@ class PeppolSettings(BaseModel):
     @property
     def configured(self) -> bool:
         return bool(self.ap_url and self.api_key.get_secret_value())
+
+    def webhook_secrets(self) -> list[str]:
+        """The secrets a webhook may be signed with: the current one, and the previous one while rotating."""
+        return [s.get_secret_value() for s in (self.webhook_secret, self.webhook_previous_secret) if s.get_secret_value()]
 
 
 class Refused(ValueError):

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, Field, ValidationError
 
-from parcours_channels.adapters import TransientDeliveryError
+from parcours_channels.adapters import PartnerUnavailable
 from parcours_channels.adapters.documents import Document, DocumentSettings, fetch_document
 from parcours_channels.adapters.oauth import ClientCredentials
 from parcours_channels.adapters.partner_once import Accepted, PartnerRefused, submit_once
@@ -51,7 +51,7 @@ class ApPlatformAdapter:
             try:
                 reference = _Reference(value=value_at(answer, partner.reference_field))
             except ValidationError:
-                raise TransientDeliveryError(f"{name} accepted without a usable {partner.reference_field!r}") from None
+                raise PartnerUnavailable(f"{name} accepted without a usable {partner.reference_field!r}") from None
             return Accepted(partner_ref=reference.value, last_status="submitted", detail={"partner": name})
 
         return await submit_once(request, ctx, partner=name, submit=submit)
@@ -66,18 +66,18 @@ class ApPlatformAdapter:
             try:
                 response = await http.post(url, json=body, headers=headers, timeout=partner.timeout_seconds)
             except httpx.HTTPError as exc:
-                raise TransientDeliveryError(f"{name} unreachable: {type(exc).__name__}") from None
+                raise PartnerUnavailable(f"{name} unreachable: {type(exc).__name__}") from None
             if response.status_code == 401 and attempt == 1 and not isinstance(partner.auth, ApiKeyAuth):
                 continue
             break
         if response.status_code >= 500 or response.status_code in (401, 403, 408, 429):
-            raise TransientDeliveryError(f"{name} answered {response.status_code}")
+            raise PartnerUnavailable(f"{name} answered {response.status_code}")
         if response.status_code >= 400:
             raise PartnerRefused(f"{name} refused the invoice ({response.status_code}): {_reason(response)}")
         try:
             return response.json()
         except ValueError:
-            raise TransientDeliveryError(f"{name} answered {response.status_code} without JSON") from None
+            raise PartnerUnavailable(f"{name} answered {response.status_code} without JSON") from None
 
     async def _auth_headers(self, http: httpx.AsyncClient, name: str, partner: ApPartner, *, renew: bool) -> dict[str, str]:
         auth = partner.auth

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from parcours_channels.adapters import TransientDeliveryError
+from parcours_channels.adapters import PartnerUnavailable
 from parcours_channels.adapters.chorus_pro.config import ChorusProSettings
 from parcours_channels.adapters.oauth import ClientCredentials
 from parcours_channels.domain.chorus_pro import ChorusProAccount
@@ -125,16 +125,16 @@ class ChorusProClient:
                 response = await self.http.post(f"{self.settings.api_url.rstrip('/')}{path}", json=body, headers=headers,
                                                  timeout=self.settings.timeout_seconds)
             except httpx.HTTPError as exc:
-                raise TransientDeliveryError(f"Chorus Pro unreachable: {type(exc).__name__}") from None
+                raise PartnerUnavailable(f"Chorus Pro unreachable: {type(exc).__name__}") from None
             if response.status_code == 401 and attempt == 1:
                 continue  # the token expired early: one more try with a new one
             break
         if response.status_code >= 500 or response.status_code in (401, 403, 429):
-            raise TransientDeliveryError(f"Chorus Pro answered {response.status_code} on {path}")
+            raise PartnerUnavailable(f"Chorus Pro answered {response.status_code} on {path}")
         try:
             answer = model.model_validate_json(response.content)
         except ValidationError:
-            raise TransientDeliveryError(f"Chorus Pro's answer on {path} is not what its API describes "
+            raise PartnerUnavailable(f"Chorus Pro's answer on {path} is not what its API describes "
                                          f"(HTTP {response.status_code})") from None
         if answer.codeRetour != 0 and refused_is_error:
             raise ChorusProError(f"{answer.codeRetour} {answer.libelle}".strip())

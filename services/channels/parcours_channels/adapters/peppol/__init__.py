@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 import httpx
 from pydantic import BaseModel, Field, ValidationError
 
-from parcours_channels.adapters import TransientDeliveryError
+from parcours_channels.adapters import PartnerUnavailable
 from parcours_channels.adapters.documents import DocumentSettings, fetch_ubl
 from parcours_channels.adapters.partner_once import Accepted, PartnerRefused, submit_once
 from parcours_channels.domain.outcome import DeliveryResult
@@ -52,17 +52,17 @@ class AccessPoint:
         try:
             return _Transmission.model_validate_json(response.content).transmission_id
         except ValidationError:
-            raise TransientDeliveryError("the access point accepted without a transmission id") from None
+            raise PartnerUnavailable("the access point accepted without a transmission id") from None
 
     async def events(self, transmission_id: str) -> list[ApEvent]:
         """Everything the access point learnt about a transmission so far."""
         response = await self._call("GET", f"/v1/documents/{transmission_id}/events")
         if response.status_code != 200:
-            raise TransientDeliveryError(f"the access point answered {response.status_code} for events")
+            raise PartnerUnavailable(f"the access point answered {response.status_code} for events")
         try:
             return _Events.model_validate_json(response.content).events
         except ValidationError:
-            raise TransientDeliveryError("the access point's events are malformed") from None
+            raise PartnerUnavailable("the access point's events are malformed") from None
 
     async def _call(self, method: str, path: str, *, headers: dict[str, str] | None = None, **kwargs) -> httpx.Response:
         url = f"{self.settings.ap_url.rstrip('/')}{path}"
@@ -71,9 +71,9 @@ class AccessPoint:
             response = await self.http.request(method, url, headers=headers, timeout=self.settings.timeout_seconds,
                                                **kwargs)
         except httpx.HTTPError as exc:
-            raise TransientDeliveryError(f"the access point is unreachable: {type(exc).__name__}") from None
+            raise PartnerUnavailable(f"the access point is unreachable: {type(exc).__name__}") from None
         if response.status_code >= 500 or response.status_code in (401, 403, 408, 429):
-            raise TransientDeliveryError(f"the access point answered {response.status_code}")
+            raise PartnerUnavailable(f"the access point answered {response.status_code}")
         return response
 
 

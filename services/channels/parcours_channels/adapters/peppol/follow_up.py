@@ -91,17 +91,20 @@ async def record_events(ctx: ServiceContext, dispatch_id: UUID, events: list[ApE
         await uow.commit()
 
 
-def signature_valid(secret: str, *, header: str, body: bytes, now: float | None = None) -> bool:
-    """`X-Peppol-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`, within the tolerance."""
+def signature_valid(secrets: list[str], *, header: str, body: bytes, now: float | None = None) -> bool:
+    """`X-Peppol-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`, within the tolerance,
+    signed with one of the active `secrets` (two while rotating)."""
     parts = dict(part.strip().split("=", 1) for part in header.split(",") if "=" in part)
     try:
         timestamp = int(parts.get("t", ""))
     except ValueError:
         return False
-    if abs((now or time.time()) - timestamp) > SIGNATURE_TOLERANCE_SECONDS or not secret:
+    if abs((now or time.time()) - timestamp) > SIGNATURE_TOLERANCE_SECONDS:
         return False
-    expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, parts.get("v1", ""))
+    given = parts.get("v1", "")
+    signed = f"{timestamp}.".encode() + body
+    return any(hmac.compare_digest(hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest(), given)
+               for secret in secrets if secret)
 
 
 __all__ = ["PeppolFollowUp", "RECEIPT_STATUS", "record_events", "signature_valid"]
