@@ -53,8 +53,9 @@ async def test_ubl_cii_and_facturx_invoices_are_stored_and_announced(client, acm
 
     events = await read_events(topics.INVOICE_RECEIVED, until=lambda es: all(received(es, n) for n in ids))
     summaries = {n: received(events, n)[0].invoice for n in ids}
-    assert {n: (s.customer_ref, str(s.total_incl_tax), s.has_pdf) for n, s in summaries.items()} == {
-        "F-UBL": ("CUST-42", "144.63", False), "F-CII": ("CUST-42", "144.63", False), "F-FX": ("CUST-42", "144.63", True)}
+    assert {n: (s.customer_ref, str(s.total_incl_tax), s.has_pdf, s.source_format) for n, s in summaries.items()} == {
+        "F-UBL": ("CUST-42", "144.63", False, "ubl"), "F-CII": ("CUST-42", "144.63", False, "cii"),
+        "F-FX": ("CUST-42", "144.63", True, "factur-x")}
 
 
 async def test_a_ubl_credit_note_is_received_as_type_381(client, acme, make_invoice, documents, read_events):

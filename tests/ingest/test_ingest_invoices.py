@@ -48,8 +48,8 @@ async def test_accepted_invoice_is_stored_and_announced(ingest, client, acme, ma
         "2026-11-02", "2026-12-02", "EUR")
     assert (summary.total_excl_tax, summary.total_tax, summary.total_incl_tax) == (
         Decimal("120.60"), Decimal("24.03"), Decimal("144.63"))
-    assert (summary.seller_name, summary.buyer_name, summary.customer_ref, summary.has_pdf) == (
-        "ACME SAS", "Dupont SARL", "CUST-42", False)
+    assert (summary.seller_name, summary.buyer_name, summary.customer_ref, summary.has_pdf, summary.source_format) == (
+        "ACME SAS", "Dupont SARL", "CUST-42", False, "json")
     assert await count_rows(ingest, InvoiceRow) == 1
 
     read = await client.get(f"/v1/invoices/{invoice_id}", headers=acme)

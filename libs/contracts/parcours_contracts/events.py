@@ -84,6 +84,9 @@ class InvoiceSummary(_Model):
     customer_ref: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$",
                               description="The tenant's own reference of the buyer (router's directory key).")
     has_pdf: bool = False
+    source_format: Literal["json", "ubl", "cii", "factur-x"] | None = Field(
+        default=None, description="What the invoice was received as: for ubl, cii and factur-x, ingest keeps the "
+                                  "XML (GET /v1/invoices/{id}/source).")
     type_code: Literal["380", "381", "384", "389"] = Field(
         default="380", description="UNTDID 1001 document type (BT-3): 380 invoice, 381 credit note, "
                                    "384 corrected invoice, 389 self-billed invoice.")

@@ -120,7 +120,8 @@ class BatchWorker(PeriodicJob):
                             invoices.append(rows)
                             uow.publish(InvoiceReceived(tenant_id=batch.tenant_id, invoice_id=invoice_id,
                                                         correlation_id=batch.correlation_id or str(invoice_id),
-                                                        invoice=summarise(invoice, has_pdf=rows.has_pdf)))
+                                                        invoice=summarise(invoice, has_pdf=rows.has_pdf,
+                                                                          source_format=rows.invoice["source_format"])))
                         elif item_row.status == "unmatched":
                             parts.append((f"part-{item_row.seq}", "application/pdf", outcome.item.pdf))
                         items.append(item_row)

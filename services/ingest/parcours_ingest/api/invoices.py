@@ -88,7 +88,8 @@ async def receive_invoice(request: Request, tenant: Tenant = Depends(authenticat
                 await store.add_idempotency_key(uow.session, tenant_id=tenant.id, key=idempotency_key,
                                                 request_hash=submission.fingerprint, status=202, response_json=accepted)
             uow.publish(InvoiceReceived(tenant_id=tenant.id, invoice_id=invoice_id, correlation_id=correlation_id,
-                                        invoice=summarise(invoice, has_pdf=rows.has_pdf)))
+                                        invoice=summarise(invoice, has_pdf=rows.has_pdf,
+                                                          source_format=rows.invoice["source_format"])))
             await uow.commit()
     except IntegrityError:
         answer = await answer_conflict(request, tenant=tenant, submission=submission, idempotency_key=idempotency_key)
@@ -140,14 +141,14 @@ async def read_invoice_source(invoice_id: uuid.UUID, request: Request,
     return Response(source.content, media_type=source.media_type, headers={"ETag": f'"{source.sha256}"'})
 
 
-def summarise(invoice: Invoice, *, has_pdf: bool | None = None) -> InvoiceSummary:
+def summarise(invoice: Invoice, *, has_pdf: bool | None = None, source_format: str | None = None) -> InvoiceSummary:
     """What downstream services need to know of the invoice."""
     return InvoiceSummary(
         number=invoice.number, issue_date=invoice.issue_date, due_date=invoice.due_date, currency=invoice.currency,
         total_excl_tax=invoice.totals.total_excl_tax, total_tax=invoice.totals.total_tax,
         total_incl_tax=invoice.totals.total_incl_tax, seller_name=invoice.seller.name, buyer_name=invoice.buyer.name,
         customer_ref=invoice.buyer.customer_ref, has_pdf=invoice.pdf is not None if has_pdf is None else has_pdf,
-        type_code=invoice.type_code,
+        type_code=invoice.type_code, source_format=source_format,
     )
 
 

@@ -214,6 +214,7 @@ _T: dict[str, tuple[str, str]] = {  # key: (fr, en)
     "error.documents_unavailable": ("Le document n'est pas disponible pour le moment.",
                                     "The document is not available at the moment."),
     "doc.pdf": ("Télécharger le PDF", "Download the PDF"),
+    "doc.xml": ("Télécharger le XML reçu", "Download the XML received"),
     "seller": ("Émetteur", "Seller"),
     "issue_date": ("Date d'émission", "Issue date"),
 }

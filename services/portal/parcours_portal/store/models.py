@@ -56,6 +56,7 @@ class Invoice(Base):
     total: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))
     open_amount: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))
     has_pdf: Mapped[bool] = mapped_column(default=False)
+    source_format: Mapped[str | None] = mapped_column(String(16), comment="json, ubl, cii, factur-x (ingest keeps the XML)")
     status: Mapped[str] = mapped_column(String(64), default="pending")
     code: Mapped[int | None] = mapped_column(Integer)
     status_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -47,7 +47,7 @@ class Entry:
 
 # The invoice columns the events set, and their values before any event.
 STATE = ("number", "customer_ref", "buyer_name", "seller_name", "issue_date", "due_date", "currency", "total",
-         "open_amount", "has_pdf", "status", "code", "status_at", "channel", "open_incidents", "promised_on",
+         "open_amount", "has_pdf", "source_format", "status", "code", "status_at", "channel", "open_incidents", "promised_on",
          "reminders", "last_reminder")
 NEW_INVOICE = dict.fromkeys(STATE) | {"has_pdf": False, "status": "pending", "open_incidents": 0, "reminders": 0}
 
@@ -102,7 +102,8 @@ def _fold(state: dict[str, Any], entry: Entry) -> None:
     if summary is not None and (state["number"] is None or entry.kind == "received"):  # InvoiceReceived is authoritative
         changes.update(number=summary.number, customer_ref=summary.customer_ref, buyer_name=summary.buyer_name,
                        seller_name=summary.seller_name, issue_date=summary.issue_date, due_date=summary.due_date,
-                       currency=summary.currency, total=summary.total_incl_tax, has_pdf=summary.has_pdf)
+                       currency=summary.currency, total=summary.total_incl_tax, has_pdf=summary.has_pdf,
+                       source_format=summary.source_format)
         if state["open_amount"] is None:
             changes["open_amount"] = summary.total_incl_tax
     state.update(changes)
