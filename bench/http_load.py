@@ -6,9 +6,13 @@ Requests come from `next_request()`, which returns (path, body): body None sends
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 NextRequest = Callable[[], tuple[str, bytes | None]]
 
@@ -138,3 +142,38 @@ async def paced(url: str, next_request: NextRequest, *, rate: float, seconds: fl
 
 def _first_error(pool: list[Connection]) -> str | None:
     return next((c.first_error for c in pool if c.first_error), None)
+
+
+def refuse_unexpected(runs: list[dict], status: int, where: Path) -> None:
+    """A run answered with anything but `status` measured something else: RuntimeError, with the first error."""
+    bad: dict[int, int] = {}
+    for run in runs:
+        for answered, count in run["statuses"].items():
+            if answered != status:
+                bad[answered] = bad.get(answered, 0) + count
+    if bad:
+        first = next((run["first_error"] for run in runs if run.get("first_error")), None)
+        raise RuntimeError(f"answers other than {status}: {bad}, the first: {first}; logs in {where}")
+
+
+def start_yardstick(module: str, port: int, log_path: Path, *args: str) -> subprocess.Popen:
+    """`python -m <module> --serve-bare PORT *args` (a benchmark's bare app), dying with us; once it listens."""
+    from parcours_devstack.orphans import die_with_parent
+    from parcours_devstack.ports import wait_for_port
+
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen([sys.executable, "-m", module, "--serve-bare", str(port), *args],
+                                   cwd=Path(__file__).resolve().parent.parent, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True, preexec_fn=die_with_parent)
+    wait_for_port("127.0.0.1", port, timeout=30)
+    return process
+
+
+def load_arguments(description: str) -> argparse.ArgumentParser:
+    """The command line every server-against-yardstick benchmark takes (its own options added after)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--seconds", type=float, default=15, help="length of each measured run (default 15)")
+    parser.add_argument("--connections", type=int, default=16, help="keep-alive connections (default 16)")
+    parser.add_argument("--json", help="write the result here")
+    parser.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    return parser

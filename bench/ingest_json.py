@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import itertools
 import json
-import subprocess
 import sys
 import tempfile
 from datetime import date
@@ -25,9 +24,8 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python bench/ingest_json.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.http_load import flat_out, paced  # noqa: E402
+from bench.http_load import flat_out, load_arguments, paced, refuse_unexpected, start_yardstick  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
 TENANT = "bench-ingest"
 GOAL_RATIO = 0.6
 BARE_TABLE = """CREATE TABLE IF NOT EXISTS invoices (
@@ -79,18 +77,6 @@ def invoices(run: str):
     return lambda: ("/v1/invoices", b'%s"%s-%07d"%s' % (head, run.encode(), next(counter), tail))
 
 
-def _start_bare(port: int, dsn: str, log_path: Path) -> subprocess.Popen:
-    from parcours_devstack.orphans import die_with_parent
-    from parcours_devstack.ports import wait_for_port
-
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen([sys.executable, "-m", "bench.ingest_json", "--serve-bare", str(port), "--dsn", dsn],
-                                   cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                   preexec_fn=die_with_parent)
-    wait_for_port("127.0.0.1", port, timeout=30)
-    return process
-
-
 async def _tenant_key(url: str) -> str:
     import httpx
 
@@ -122,7 +108,7 @@ async def measure(*, server_dsn: str, bootstrap: str, log_dir: Path, seconds: fl
                         "BLOB_STORE_URL": f"file:{log_dir / 'ingest-json-blobs'}", **(service_env or {})})
     ingest = ServiceProcess("ingest", env, port, log_path=log_dir / "ingest-json.log").start()
     bare_port = free_port()
-    bare = _start_bare(bare_port, bare_dsn, log_dir / "bare-insert.log")
+    bare = start_yardstick("bench.ingest_json", bare_port, log_dir / "bare-insert.log", "--dsn", bare_dsn)
     try:
         await asyncio.to_thread(ingest.wait_ready, 120)
         headers = {"Authorization": f"Bearer {await _tenant_key(ingest.url)}", "Content-Type": "application/json"}
@@ -155,11 +141,7 @@ async def measure(*, server_dsn: str, bootstrap: str, log_dir: Path, seconds: fl
             result["profile"] = profile
         say(f"  → {ratio:.0%} of the bare rate (goal ≥ {GOAL_RATIO:.0%}; by CPU per request {cpu_ratio:.0%}); p99 at half load {ingest_paced['p99_ms']:.1f} ms "
             f"(bare {bare_paced['p99_ms']:.1f} ms)")
-        bad = {s: n for run in (bare_max, ingest_max, ingest_paced, bare_paced)
-               for s, n in run["statuses"].items() if s != 202}
-        if bad:
-            first = next(run["first_error"] for run in (bare_max, ingest_max, ingest_paced, bare_paced) if run["first_error"])
-            raise RuntimeError(f"answers other than 202: {bad}, the first: {first}; logs in {log_dir}")
+        refuse_unexpected([bare_max, ingest_max, ingest_paced, bare_paced], 202, log_dir)
         return result
     finally:
         ingest.terminate()
@@ -168,13 +150,9 @@ async def measure(*, server_dsn: str, bootstrap: str, log_dir: Path, seconds: fl
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=15, help="length of each measured run (default 15)")
-    parser.add_argument("--connections", type=int, default=16)
+    parser = load_arguments(__doc__.split("\n\n")[0])
     parser.add_argument("--profile", metavar="DIR", help="py-spy ingest during its flat-out run, raw stacks into DIR")
     parser.add_argument("--service-env", action="append", default=[], metavar="PARCOURS_INGEST_<SETTING>=VALUE")
-    parser.add_argument("--json", help="write the result here")
-    parser.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--dsn", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_bare:

@@ -15,11 +15,9 @@ measures; it shares the box with them (the figures say what this box does)."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import itertools
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,9 +29,8 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python bench/tracker_clicks.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.http_load import flat_out, paced  # noqa: E402
+from bench.http_load import flat_out, load_arguments, paced, refuse_unexpected, start_yardstick  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
 TENANT = "bench-clicks"
 BROWSER = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
 GOAL_RATIO, GOAL_P99_MS = 0.5, 20.0
@@ -104,18 +101,6 @@ async def seed(bootstrap: str, tracker_dsn: str, invoices: int) -> list[str]:
     return paths
 
 
-def _start_bare(port: int, log_path: Path) -> subprocess.Popen:
-    from parcours_devstack.orphans import die_with_parent
-    from parcours_devstack.ports import wait_for_port
-
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen([sys.executable, "-m", "bench.tracker_clicks", "--serve-bare", str(port)], cwd=ROOT,
-                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                   preexec_fn=die_with_parent)
-    wait_for_port("127.0.0.1", port, timeout=30)
-    return process
-
-
 async def measure(*, server_dsn: str, bootstrap: str, log_dir: Path, seconds: float = 15, connections: int = 16,
                   invoices: int = 2000, say=print) -> dict:
     """Start the tracker (its own database on `server_dsn`) and the bare app, seed, and measure both."""
@@ -130,7 +115,7 @@ async def measure(*, server_dsn: str, bootstrap: str, log_dir: Path, seconds: fl
                       port=port, extra={"ENVIRONMENT": "development", "CONSUMER_SESSION_TIMEOUT_MS": "2000"})
     tracker = ServiceProcess("tracker", env, port, log_path=log_dir / "tracker-clicks.log").start()
     bare_port = free_port()
-    bare = _start_bare(bare_port, log_dir / "bare-redirect.log")
+    bare = start_yardstick("bench.tracker_clicks", bare_port, log_dir / "bare-redirect.log")
     try:
         await asyncio.to_thread(tracker.wait_ready, 120)
         say(f"tracker clicks: seeding {invoices} dispatched invoices through the broker")
@@ -156,10 +141,7 @@ async def measure(*, server_dsn: str, bootstrap: str, log_dir: Path, seconds: fl
                                and (tracker_paced["p99_ms"] or 0) < GOAL_P99_MS)}
         say(f"  → {ratio:.0%} of the bare rate (goal ≥ {GOAL_RATIO:.0%}); p99 at half load {tracker_paced['p99_ms']:.1f} ms "
             f"(bare {bare_paced['p99_ms']:.1f} ms; goal < {GOAL_P99_MS:.0f} ms)")
-        bad = {s: n for run in (bare_max, tracker_max, tracker_paced, bare_paced)
-               for s, n in run["statuses"].items() if s != 303}
-        if bad:
-            raise RuntimeError(f"answers other than 303: {bad}")
+        refuse_unexpected([bare_max, tracker_max, tracker_paced, bare_paced], 303, log_dir)
         return result
     finally:
         tracker.terminate()
@@ -168,12 +150,8 @@ async def measure(*, server_dsn: str, bootstrap: str, log_dir: Path, seconds: fl
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=15, help="length of each measured run (default 15)")
-    parser.add_argument("--connections", type=int, default=16)
+    parser = load_arguments(__doc__.split("\n\n")[0])
     parser.add_argument("--invoices", type=int, default=2000, help="distinct invoices (tracked links) clicked")
-    parser.add_argument("--json", help="write the result here")
-    parser.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_bare:
         import uvicorn
