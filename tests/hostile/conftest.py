@@ -37,6 +37,21 @@ def raw(content: bytes | str, content_type: str | None = "application/json", **e
     return lambda ctx: {"content": data, "headers": {"Content-Type": content_type} if content_type else {}, **extra}
 
 
+SLOW_PAUSE = 1.5  # seconds between two chunks of a slow upload; the services under test wait 0.5 s at most
+BODY_TIMEOUT = {"http_body_timeout_seconds": 0.5}
+
+
+def slow(content: bytes, content_type: str = "application/json") -> Callable[[Any], dict]:
+    """A body that stalls half-way (a slow-loris upload)."""
+
+    async def chunks():
+        yield content[: len(content) // 2]
+        await asyncio.sleep(SLOW_PAUSE)
+        yield content[len(content) // 2:]
+
+    return lambda ctx: {"content": chunks(), "headers": {"Content-Type": content_type}}
+
+
 def deep_json(levels: int) -> bytes:
     return b'{"a":' * levels + b"1" + b"}" * levels
 
@@ -78,6 +93,7 @@ def json_body_cases(prefix: str, method: str, path: str, valid: Callable[[Any], 
         case("no-content-type", encoded(lambda b: b, None)),
         case("form-encoded", encoded(lambda b: b"a=1&b=2", "application/x-www-form-urlencoded")),
         case("oversize", raw(b'{"x": "' + b"a" * oversize + b'"}')),
+        Case(f"{prefix}-slow-upload", method, path, lambda ctx: slow(json.dumps(valid(ctx)).encode())(ctx), 408),
     ]
     if text_field is None:
         return cases

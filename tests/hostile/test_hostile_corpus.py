@@ -20,5 +20,5 @@ def test_the_corpus_has_at_least_200_cases_covering_the_issue():
     assert len(names) >= 200
     for kind in ("xxe", "dtd", "laughs", "nesting", "decompression-bomb", "javascript", "oversize", "text-plain",
                  "broken-utf8", "formula", "macros", "line-total-wrong", "duplicate", "negative", "year-",
-                 "forged-signature", "stale-timestamp", "replay"):
+                 "forged-signature", "stale-timestamp", "replay", "slow-upload"):
         assert any(kind in name for name in names), f"no {kind} case"

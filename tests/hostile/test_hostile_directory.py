@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import base64
 
-from .conftest import Case, json_body_cases  # noqa: TID252
+from .conftest import BODY_TIMEOUT, Case, json_body_cases  # noqa: TID252
 
 CUSTOMER = {"name": "Client SAS", "channels": ["email_link"], "contacts": [{"email": "ap@client.example"}]}
 
@@ -48,7 +48,7 @@ ROUTER_CASES = [
 
 
 async def test_router_refuses_hostile_customers(run_service, tenant_key, attack):
-    router = await run_service("router")
+    router = await run_service("router", **BODY_TIMEOUT)
     await attack(router, await tenant_key(router), ROUTER_CASES)
 
 
@@ -96,7 +96,7 @@ DUNNING_CASES = [
 
 
 async def test_dunning_refuses_hostile_strategies(run_service, tenant_key, attack):
-    dunning = await run_service("dunning")
+    dunning = await run_service("dunning", **BODY_TIMEOUT)
     await attack(dunning, await tenant_key(dunning), DUNNING_CASES)
 
 
@@ -148,5 +148,5 @@ CHANNELS_CASES = [
 
 
 async def test_channels_refuses_hostile_branding_and_templates(run_service, tenant_key, attack):
-    channels = await run_service("channels")
+    channels = await run_service("channels", **BODY_TIMEOUT)
     await attack(channels, await tenant_key(channels), CHANNELS_CASES)

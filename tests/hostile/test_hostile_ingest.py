@@ -17,7 +17,7 @@ from openpyxl import Workbook
 from tests.ingest.conftest import VALID_INVOICE, blank_pdf, cii_document, facturx_pdf, text_pdf, ubl_document
 from tests.ingest.test_ingest_hostile import HOSTILE, MAX_BODY, MAX_PAGES, SimpleDocs, content_type_of
 
-from .conftest import Case, json_body_cases  # noqa: TID252
+from .conftest import BODY_TIMEOUT, Case, json_body_cases  # noqa: TID252
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 PROFILE = {"columns": {"no": "number", "issued": "issue_date", "due": "due_date", "customer": "buyer.customer_ref",
@@ -162,7 +162,8 @@ BATCH_CASES = [
 
 
 async def test_ingest_refuses_every_hostile_body(run_service, tenant_key, attack):
-    ingest = await run_service("ingest", max_body_bytes=MAX_BODY, max_pdf_pages=MAX_PAGES, max_batch_bytes=BATCH_BYTES)
+    ingest = await run_service("ingest", max_body_bytes=MAX_BODY, max_pdf_pages=MAX_PAGES, max_batch_bytes=BATCH_BYTES,
+                                **BODY_TIMEOUT)
     key = await tenant_key(ingest)
     import httpx
     async with httpx.AsyncClient(base_url=ingest.url, headers={"Authorization": f"Bearer {key}"}) as client:

@@ -17,7 +17,7 @@ import httpx
 from parcours_contracts import InvoiceReceived, InvoiceSummary
 from parcours_tracker.domain.acks import sign_ack
 
-from .conftest import Case, json_body_cases, raw  # noqa: TID252
+from .conftest import BODY_TIMEOUT, Case, json_body_cases, raw  # noqa: TID252
 
 SECRET = "dev-ack-secret"
 
@@ -142,7 +142,7 @@ PAYMENT_CASES = [
 
 async def test_tracker_refuses_hostile_acks_statements_and_payments(run_service, tenant_key, publish, eventually,
                                                                    attack):
-    tracker = await run_service("tracker")
+    tracker = await run_service("tracker", **BODY_TIMEOUT)
     key = await tenant_key(tracker)
     invoice_id = uuid.uuid4()
     summary = InvoiceSummary(number="F-2026-001", issue_date=date.today(), due_date=date.today() + timedelta(days=30),

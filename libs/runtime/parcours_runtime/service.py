@@ -201,7 +201,7 @@ class ServiceHost:
         app.state.ctx = ctx
         app.state.host = self
         install_problem_handlers(app)
-        limit_bodies(app, s.http_max_body_bytes)
+        limit_bodies(app, s.http_max_body_bytes, s.http_body_timeout_seconds)
         _health_routes(app, self)
         self.metrics = ServiceMetrics(self)
         metrics_route(app, self.metrics)

@@ -32,6 +32,8 @@ class ServiceSettings(BaseSettings):
         default=2 * 2**20, ge=1024,
         description="Largest HTTP request body (413 beyond). Services taking uploads raise it; None: no limit "
                     "(the service reads its bodies under limits of its own).")
+    http_body_timeout_seconds: float = Field(
+        default=30, gt=0, description="Longest pause between two chunks of a request body (408 beyond).")
     db_pool_size: int = Field(default=10, ge=1)
 
     @property
