@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from sqlalchemy import Column, DateTime, String, Table, func, select
+from sqlalchemy import Column, DateTime, String, Table, bindparam, func, select, text
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parcours_runtime.db import runtime_metadata
@@ -34,11 +34,15 @@ async def claim_many(session: AsyncSession, consumer: str, event_ids: list[UUID]
     """The ids among `event_ids` that `consumer` sees for the first time, claimed in one statement."""
     if not event_ids:
         return set()
-    result = await session.execute(
-        insert(inbox_table).values([{"consumer": consumer, "event_id": event_id} for event_id in set(event_ids)])
-        .on_conflict_do_nothing().returning(inbox_table.c.event_id)
-    )
+    result = await session.execute(_CLAIM_MANY, {"consumer": consumer, "event_ids": list(set(event_ids))})
     return set(result.scalars())
+
+
+# One statement text whatever the batch size (a multi-row VALUES would be compiled per size).
+_CLAIM_MANY = text(
+    "INSERT INTO inbox (consumer, event_id) SELECT :consumer, unnest(:event_ids) "
+    "ON CONFLICT DO NOTHING RETURNING event_id"
+).bindparams(bindparam("event_ids", type_=ARRAY(PG_UUID(as_uuid=True)))).columns(event_id=PG_UUID(as_uuid=True))
 
 
 async def already_processed(session: AsyncSession, consumer: str, event_ids: list[UUID]) -> set[UUID]:

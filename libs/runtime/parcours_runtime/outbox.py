@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 import logging
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import BigInteger, Column, DateTime, Identity, LargeBinary, String, Table, delete, func, insert, select, text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import BigInteger, Column, DateTime, Identity, LargeBinary, String, Table, bindparam, delete, func, select, text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from parcours_contracts import topic_for
@@ -52,17 +53,26 @@ async def add_to_outbox(session: AsyncSession, staged: list[StagedEvent]) -> Non
     """Write staged events in the caller's transaction."""
     if not staged:
         return
-    rows = [
-        {
-            "topic": topic_for(event),
-            "key": event.key,
-            "payload": event.model_dump_json().encode(),
-            "headers": {"event-type": event.type, "event-id": str(event.event_id), **_labels(event), **trace_headers},
-        }
-        for event, trace_headers in staged
-    ]
-    await session.execute(insert(outbox_table), rows)
+    await session.execute(_INSERT_ROWS, {
+        "topics": [topic_for(event) for event, _ in staged],
+        "keys": [event.key for event, _ in staged],
+        "payloads": [event.model_dump_json().encode() for event, _ in staged],
+        "headers": [json.dumps({"event-type": event.type, "event-id": str(event.event_id), **_labels(event),
+                                **trace_headers}) for event, trace_headers in staged],
+    })
     await session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+
+
+# Arrays, not a multi-row VALUES: one statement text whatever the number of events, so it is
+# compiled and prepared once (a VALUES list is a new statement for every batch size). Rows get
+# their ids in the order given: the relay publishes an invoice's events in the order raised.
+_INSERT_ROWS = text(
+    "INSERT INTO outbox (topic, key, payload, headers) "
+    "SELECT topic, key, payload, headers::jsonb "
+    "FROM unnest(:topics, :keys, :payloads, :headers) WITH ORDINALITY AS row(topic, key, payload, headers, n) "
+    "ORDER BY n"
+).bindparams(bindparam("topics", type_=ARRAY(String)), bindparam("keys", type_=ARRAY(String)),
+             bindparam("payloads", type_=ARRAY(LargeBinary)), bindparam("headers", type_=ARRAY(String)))
 
 
 def _labels(event: EventEnvelope) -> dict[str, str]:
