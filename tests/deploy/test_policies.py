@@ -172,7 +172,8 @@ def test_each_service_reaches_only_what_it_needs(overlay, service):
     (policy,) = [n["spec"] for n in overlay.of("NetworkPolicy")
                  if n["spec"]["podSelector"] and _selects(n["spec"]["podSelector"], labels)]
     egress_ports = {p["port"] for rule in policy["egress"] for p in rule["ports"]}
-    extra_egress = {"channels": {25, 587, 465, 8101, 443}, "portal": {8101, 8105, 25, 587, 443}}.get(service, set())
+    extra_egress = {"channels": {25, 587, 465, 8101, 443}, "portal": {8101, 8105, 25, 587, 443},
+                    "ingest": {443}}.get(service, set())  # ingest: its S3-compatible document store
     assert egress_ports == {5432, 9092} | extra_egress
     sources = {peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
                if "namespaceSelector" in peer else "pod:" + peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"]

@@ -29,7 +29,7 @@ from parcours_ingest.domain.duplicates import DuplicateKey, duplicate_key
 from parcours_ingest.domain.documents import DocumentError
 from parcours_ingest.store import batches as store
 from parcours_ingest.store.batch_models import BatchItemRow, BatchRow
-from parcours_ingest.store.invoices import insert_invoices, invoice_rows, keys_taken
+from parcours_ingest.store.invoices import insert_invoices, invoice_rows, keep_documents, keys_taken
 
 log = logging.getLogger(__name__)
 _STORE_ATTEMPTS = 5  # a chunk racing a single POST of the same invoice is retried; it then shows as taken
@@ -103,19 +103,22 @@ class BatchWorker(PeriodicJob):
 
     async def _store(self, batch: BatchRow, outcomes: list[Outcome], *, total: int,
                      profile: MappingProfile | None) -> bool:
+        blobs = self._ctx.extras["blobs"]
+        kept = [await keep_documents(blobs, tenant_id=batch.tenant_id, invoice=o.submission.invoice,
+                                     pdf=o.submission.pdf) if o.submission is not None else None for o in outcomes]
         for _ in range(_STORE_ATTEMPTS):
             try:
                 async with UnitOfWork(self._ctx.sessions) as uow:
                     taken = await keys_taken(uow.session, tenant_id=batch.tenant_id, keys=[
                         duplicate_key(o.submission.invoice) for o in outcomes if o.submission is not None])
                     invoices, items, parts = [], [], []
-                    for outcome in outcomes:
+                    for outcome, documents in zip(outcomes, kept):
                         item_row = _item_row(batch, outcome, taken, profile)
                         if item_row.status == "accepted":
                             invoice = outcome.submission.invoice
                             invoice_id = taken[duplicate_key(invoice)] = item_row.invoice_id
                             rows = invoice_rows(tenant_id=batch.tenant_id, invoice_id=invoice_id, invoice=invoice,
-                                                pdf=outcome.submission.pdf,
+                                                documents=documents,
                                                 correlation_id=batch.correlation_id or str(invoice_id))
                             invoices.append(rows)
                             uow.publish(InvoiceReceived(tenant_id=batch.tenant_id, invoice_id=invoice_id,

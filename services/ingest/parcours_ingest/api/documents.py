@@ -217,7 +217,7 @@ async def prepared_pdf(request: Request, *, tenant_id: str, invoice_id: uuid.UUI
     invoice, row = await _stored(request, tenant_id=tenant_id, invoice_id=invoice_id)
     async with ctx.sessions() as session:
         if row.has_pdf and row.source_format == "factur-x":  # signed off by the tenant: served as received
-            return await invoice_store.get_pdf(session, tenant_id=tenant_id, invoice_id=invoice_id)
+            return await invoice_store.get_pdf(session, blobs, tenant_id=tenant_id, invoice_id=invoice_id)
         profile = await store.customer_profile(session, tenant_id=tenant_id, customer_ref=invoice.buyer.customer_ref)
         cgv = await store.cgv_for(session, tenant_id=tenant_id, group=profile.customer_group if profile else None)
         annexes = await store.annexes_of(session, tenant_id=tenant_id, invoice_id=invoice_id)
@@ -229,7 +229,7 @@ async def prepared_pdf(request: Request, *, tenant_id: str, invoice_id: uuid.UUI
         if (built := await _cached(session, blobs, tenant_id=tenant_id, inputs_key=key)) is not None:
             return built
         pages_key = render_key(invoice_id=invoice_id, document=row.document, language=language)
-        pages = await (invoice_store.get_pdf(session, tenant_id=tenant_id, invoice_id=invoice_id) if row.has_pdf
+        pages = await (invoice_store.get_pdf(session, blobs, tenant_id=tenant_id, invoice_id=invoice_id) if row.has_pdf
                        else _cached(session, blobs, tenant_id=tenant_id, inputs_key=pages_key))
     if pages is None:
         pages = await asyncio.to_thread(render, invoice, language)

@@ -80,10 +80,12 @@ async def receive_invoice(request: Request, tenant: Tenant = Depends(authenticat
     invoice_id = uuid.uuid4()
     correlation_id = correlation_id or str(invoice_id)
     accepted = InvoiceAccepted(invoice_id=invoice_id, number=invoice.number).model_dump(mode="json")
+    documents = await store.keep_documents(ctx.extras["blobs"], tenant_id=tenant.id, invoice=invoice,
+                                           pdf=submission.pdf, source=submission.source)
     try:
         async with UnitOfWork(ctx.sessions) as uow:
             rows = await store.add_invoice(uow.session, tenant_id=tenant.id, invoice_id=invoice_id, invoice=invoice,
-                                          correlation_id=correlation_id, pdf=submission.pdf, source=submission.source)
+                                          correlation_id=correlation_id, documents=documents)
             if idempotency_key is not None:
                 await store.add_idempotency_key(uow.session, tenant_id=tenant.id, key=idempotency_key,
                                                 request_hash=submission.fingerprint, status=202, response_json=accepted)
@@ -121,7 +123,8 @@ async def read_invoice_pdf(invoice_id: uuid.UUID, request: Request,
     """The PDF sent with the invoice; for an invoice sent as data, the Factur-X PDF Parcours prepares
     (rendered, CGV inserted, annexes merged, CII embedded)."""
     async with request.app.state.ctx.sessions() as session:
-        pdf = await store.get_pdf(session, tenant_id=tenant.id, invoice_id=invoice_id)
+        pdf = await store.get_pdf(session, request.app.state.ctx.extras["blobs"], tenant_id=tenant.id,
+                                  invoice_id=invoice_id)
     if pdf is None:
         pdf = await prepared_pdf(request, tenant_id=tenant.id, invoice_id=invoice_id)
     return Response(pdf, media_type="application/pdf",
@@ -135,7 +138,8 @@ async def read_invoice_source(invoice_id: uuid.UUID, request: Request,
                              tenant: Tenant = Depends(authenticate_document_reader)) -> Response:
     """The UBL or CII XML exactly as received (for a Factur-X PDF, its embedded XML)."""
     async with request.app.state.ctx.sessions() as session:
-        source = await store.get_source(session, tenant_id=tenant.id, invoice_id=invoice_id)
+        source = await store.get_source(session, request.app.state.ctx.extras["blobs"], tenant_id=tenant.id,
+                                        invoice_id=invoice_id)
     if source is None:
         raise Problem(404, f"No source document for invoice {invoice_id} of this tenant.")
     return Response(source.content, media_type=source.media_type, headers={"ETag": f'"{source.sha256}"'})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from parcours_ingest.domain.duplicates import DuplicateKey, duplicate_key
 from parcours_ingest.domain.invoice import Invoice
+from parcours_ingest.store.blobs import BlobStore
 from parcours_ingest.store.models import IdempotencyKeyRow, InvoicePdfRow, InvoiceRow, InvoiceSourceRow
 
 
@@ -22,6 +22,15 @@ class SourceDocument:
     format: str
     media_type: str
     content: bytes
+
+
+@dataclass(frozen=True)
+class KeptDocuments:
+    """An invoice's PDF and the document it was read from, as kept in the blob store (their SHA-256)."""
+
+    pdf_sha256: str | None = None
+    source: SourceDocument | None = None
+    source_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -38,11 +47,11 @@ class InvoiceRows:
 
 
 async def add_invoice(session: AsyncSession, *, tenant_id: str, invoice_id: uuid.UUID, invoice: Invoice,
-                      correlation_id: str, pdf: bytes | None = None, source: SourceDocument | None = None) -> InvoiceRows:
-    """Insert the invoice (its PDF, its source document); raises IntegrityError if the tenant already has it
-    (its duplicate key: number, seller, issue year)."""
+                      correlation_id: str, documents: KeptDocuments = KeptDocuments()) -> InvoiceRows:
+    """Insert the invoice (and the rows of its kept documents); raises IntegrityError if the tenant already has
+    it (its duplicate key: number, seller, issue year)."""
     rows = invoice_rows(tenant_id=tenant_id, invoice_id=invoice_id, invoice=invoice, correlation_id=correlation_id,
-                        pdf=pdf, source=source)
+                        documents=documents)
     await insert_invoices(session, [rows])
     return rows
 
@@ -59,22 +68,31 @@ async def insert_invoices(session: AsyncSession, invoices: list[InvoiceRows]) ->
             await session.execute(insert(model.__table__), attached)
 
 
-def invoice_rows(*, tenant_id: str, invoice_id: uuid.UUID, invoice: Invoice, correlation_id: str,
-                 pdf: bytes | None = None, source: SourceDocument | None = None) -> InvoiceRows:
-    """The rows of one invoice (batches insert many invoices' rows at once)."""
+async def keep_documents(blobs: BlobStore, *, tenant_id: str, invoice: Invoice, pdf: bytes | None = None,
+                         source: SourceDocument | None = None) -> KeptDocuments:
+    """Put the invoice's PDF (sent apart, or in the JSON) and its source document in the tenant's blob store,
+    before the transaction that refers to them: a refused or duplicate invoice may leave a blob nothing refers
+    to (content-addressed: stored once whatever the number of attempts), never a row without its blob."""
     pdf = pdf if pdf is not None else invoice.pdf_bytes()
-    key = duplicate_key(invoice)
+    return KeptDocuments(pdf_sha256=await blobs.put(tenant_id, pdf) if pdf is not None else None, source=source,
+                         source_sha256=await blobs.put(tenant_id, source.content) if source is not None else None)
+
+
+def invoice_rows(*, tenant_id: str, invoice_id: uuid.UUID, invoice: Invoice, correlation_id: str,
+                 documents: KeptDocuments = KeptDocuments()) -> InvoiceRows:
+    """The rows of one invoice (batches insert many invoices' rows at once); its documents by their hash."""
+    key, source = duplicate_key(invoice), documents.source
     return InvoiceRows(
         invoice=dict(id=invoice_id, tenant_id=tenant_id, number=invoice.number, issue_date=invoice.issue_date,
                      issue_year=key.issue_year, seller_key=key.seller, due_date=invoice.due_date,
                      currency=invoice.currency, customer_ref=invoice.buyer.customer_ref,
                      total_incl_tax=invoice.totals.total_incl_tax, document=invoice.document(),
-                     has_pdf=pdf is not None, correlation_id=correlation_id,
+                     has_pdf=documents.pdf_sha256 is not None, correlation_id=correlation_id,
                      source_format=source.format if source is not None else "json"),
-        pdf=dict(invoice_id=invoice_id, tenant_id=tenant_id, content=pdf) if pdf is not None else None,
+        pdf=dict(invoice_id=invoice_id, tenant_id=tenant_id, sha256=documents.pdf_sha256, content=None)
+        if documents.pdf_sha256 is not None else None,
         source=dict(invoice_id=invoice_id, tenant_id=tenant_id, media_type=source.media_type,
-                    sha256=hashlib.sha256(source.content).hexdigest(), content=source.content)
-        if source is not None else None)
+                    sha256=documents.source_sha256, content=None) if source is not None else None)
 
 
 async def keys_taken(session: AsyncSession, *, tenant_id: str, keys: list[DuplicateKey]) -> dict[DuplicateKey, uuid.UUID]:
@@ -96,18 +114,35 @@ async def get_invoice(session: AsyncSession, *, tenant_id: str, invoice_id: uuid
     )).scalar_one_or_none()
 
 
-async def get_pdf(session: AsyncSession, *, tenant_id: str, invoice_id: uuid.UUID) -> bytes | None:
-    """The PDF of the tenant's invoice, or None."""
-    return (await session.execute(
-        select(InvoicePdfRow.content).where(InvoicePdfRow.tenant_id == tenant_id, InvoicePdfRow.invoice_id == invoice_id)
-    )).scalar_one_or_none()
+async def get_pdf(session: AsyncSession, blobs: BlobStore, *, tenant_id: str, invoice_id: uuid.UUID) -> bytes | None:
+    """The PDF of the tenant's invoice (from the blob store; in the row for invoices received before it), or None."""
+    row = (await session.execute(
+        select(InvoicePdfRow.content, InvoicePdfRow.sha256)
+        .where(InvoicePdfRow.tenant_id == tenant_id, InvoicePdfRow.invoice_id == invoice_id)
+    )).first()
+    if row is None:
+        return None
+    return row.content if row.content is not None else await blobs.get(tenant_id, row.sha256)
 
 
-async def get_source(session: AsyncSession, *, tenant_id: str, invoice_id: uuid.UUID) -> InvoiceSourceRow | None:
-    """The document the tenant's invoice was read from, or None (sent as JSON, or another tenant's)."""
-    return (await session.execute(
-        select(InvoiceSourceRow).where(InvoiceSourceRow.tenant_id == tenant_id, InvoiceSourceRow.invoice_id == invoice_id)
-    )).scalar_one_or_none()
+@dataclass(frozen=True)
+class StoredSource:
+    media_type: str
+    sha256: str
+    content: bytes
+
+
+async def get_source(session: AsyncSession, blobs: BlobStore, *, tenant_id: str,
+                     invoice_id: uuid.UUID) -> StoredSource | None:
+    """The document the tenant's invoice was read from, or None (sent as JSON, another tenant's, blob missing)."""
+    row = (await session.execute(
+        select(InvoiceSourceRow.media_type, InvoiceSourceRow.sha256, InvoiceSourceRow.content)
+        .where(InvoiceSourceRow.tenant_id == tenant_id, InvoiceSourceRow.invoice_id == invoice_id)
+    )).first()
+    if row is None:
+        return None
+    content = row.content if row.content is not None else await blobs.get(tenant_id, row.sha256)
+    return StoredSource(row.media_type, row.sha256, content) if content is not None else None
 
 
 async def invoice_with_key(session: AsyncSession, *, tenant_id: str, key: DuplicateKey) -> uuid.UUID | None:

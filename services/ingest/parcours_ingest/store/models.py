@@ -49,14 +49,16 @@ class InvoiceRow(Base):
 
 
 class InvoicePdfRow(Base):
-    """The PDF apart from the invoice row, so listing or reading invoices never drags megabytes along."""
+    """The invoice's PDF: its SHA-256 in the tenant's blob store (`content` only for PDFs received before
+    the blob store kept them)."""
 
     __tablename__ = "invoice_pdfs"
     __table_args__ = (ForeignKeyConstraint(["invoice_id"], ["invoices.id"], ondelete="CASCADE"),)
 
     invoice_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(String(63))
-    content: Mapped[bytes] = mapped_column(LargeBinary)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    content: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class IdempotencyKeyRow(Base):
@@ -74,7 +76,8 @@ class IdempotencyKeyRow(Base):
 
 
 class InvoiceSourceRow(Base):
-    """The document the invoice was read from (UBL or CII XML), kept byte for byte as received."""
+    """The document the invoice was read from (UBL or CII XML), kept byte for byte as received: in the tenant's
+    blob store under `sha256` (`content` only for documents received before the blob store kept them)."""
 
     __tablename__ = "invoice_sources"
     __table_args__ = (ForeignKeyConstraint(["invoice_id"], ["invoices.id"], ondelete="CASCADE"),)
@@ -83,4 +86,4 @@ class InvoiceSourceRow(Base):
     tenant_id: Mapped[str] = mapped_column(String(63))
     media_type: Mapped[str] = mapped_column(String(100))
     sha256: Mapped[str] = mapped_column(String(64))
-    content: Mapped[bytes] = mapped_column(LargeBinary)
+    content: Mapped[bytes | None] = mapped_column(LargeBinary)
