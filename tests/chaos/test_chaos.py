@@ -16,7 +16,7 @@ import random
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, time as dtime, timedelta, timezone
 
 import httpx
 from aiokafka import AIOKafkaConsumer
@@ -84,6 +84,49 @@ async def chaos(stack, run: Run, rng: random.Random, duration: float) -> None:
         run.kills.append((victim, time.monotonic() - killed))
 
 
+def by_invoice_and_recipient(mails) -> dict[tuple[str, str], set[str]]:
+    """The distinct Message-IDs each (invoice number, recipient) received."""
+    pairs: dict[tuple[str, str], set[str]] = collections.defaultdict(set)
+    for mail in mails:
+        number = re.search(r"CHAOS-\d{5}", mail["subject"]).group(0)
+        for rcpt in mail["rcpt_tos"]:
+            pairs[(number, rcpt)].add(mail["message_id"])
+    return pairs
+
+
+async def remind(client: httpx.AsyncClient, stack, run: Run, rng: random.Random, expected: set) -> dict:
+    """Dunning's receipt check a week before the due date reminds every invoice (none was opened), while
+    channels or router is killed; then dunning itself is killed and its pass run again: each (invoice,
+    recipient) must get one reminder, not two."""
+    admin = {"Authorization": f"Bearer {demo.ADMIN_TOKEN}"}
+    moment = datetime.combine(date.today() + timedelta(days=23), dtime(12, 0), tzinfo=timezone.utc).isoformat()
+    sent_before = {m["id"] for m in stack.sink.messages()}
+
+    def reminders() -> dict[tuple[str, str], set[str]]:
+        return by_invoice_and_recipient(m for m in stack.sink.messages() if m["id"] not in sent_before)
+
+    async def scheduler_pass() -> None:
+        assert (await client.put(f"{stack.url('dunning')}/v1/admin/clock", json={"now": moment},
+                                 headers=admin)).status_code == 200  # (a restarted dunning is back on real time)
+        assert (await client.post(f"{stack.url('dunning')}/v1/admin/scheduler/run", headers=admin,
+                                  timeout=300)).status_code == 200
+
+    await scheduler_pass()
+    victim = rng.choice(("channels", "router"))
+    killed = time.monotonic()
+    await stack.restart(victim, crash=True)
+    run.kills.append((victim, time.monotonic() - killed))
+    killed = time.monotonic()
+    await stack.restart("dunning", crash=True)
+    run.kills.append(("dunning", time.monotonic() - killed))
+    deadline = time.monotonic() + 60 + len(run.accepted) / 5
+    while not expected <= reminders().keys() and time.monotonic() < deadline:
+        await scheduler_pass()  # again and again: a pass never reminds twice
+        await asyncio.sleep(1)
+    await asyncio.sleep(3)
+    return reminders()
+
+
 async def dead_letters(bootstrap: str) -> dict[str, int]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
     await consumer.start()
@@ -106,7 +149,7 @@ async def dispatched_in_tracker(client: httpx.AsyncClient, stack) -> set[str]:
 
 
 def summary(run: Run, deliveries: dict[tuple[str, str], set[str]], resends: int, lost: set, dlq: dict,
-            tracked: int, elapsed: float) -> str:
+            tracked: int, elapsed: float, reminded: dict, expected: set) -> str:
     duplicates = sum(len(ids) - 1 for ids in deliveries.values())
     recovery = [seconds for _, seconds in run.kills]
     rows = [("seed", SEED), ("invoices posted", INVOICES), ("accepted", len(run.accepted)),
@@ -115,7 +158,10 @@ def summary(run: Run, deliveries: dict[tuple[str, str], set[str]], resends: int,
             ("time to recover (max)", f"{max(recovery, default=0):.1f} s"),
             ("delivered (invoice × recipient)", len(deliveries)), ("duplicates (another Message-ID)", duplicates),
             ("resends (same Message-ID)", resends), ("lost (invoice × recipient)", len(lost)),
-            ("dispatched in the tracker", tracked), ("dead letters", sum(dlq.values())), ("elapsed", f"{elapsed:.0f} s")]
+            ("dispatched in the tracker", tracked), ("dead letters", sum(dlq.values())),
+            ("reminders (invoice × recipient)", len(reminded)),
+            ("reminders missing", len(expected - reminded.keys())),
+            ("reminded twice", sum(1 for ids in reminded.values() if len(ids) > 1)), ("elapsed", f"{elapsed:.0f} s")]
     width = max(len(name) for name, _ in rows)
     return "\n".join(["", "chaos summary", "-" * (width + 24)] + [f"{name:<{width}}  {value}" for name, value in rows])
 
@@ -132,12 +178,7 @@ async def test_kill_9_under_load_loses_nothing_and_sends_nothing_twice(stack, ka
         expected = {(number, rcpt) for number in run.accepted for rcpt in CONTACTS}
 
         def delivered() -> dict[tuple[str, str], set[str]]:
-            by_pair: dict[tuple[str, str], set[str]] = collections.defaultdict(set)
-            for mail in stack.sink.messages():
-                number = re.search(r"CHAOS-\d{5}", mail["subject"]).group(0)
-                for rcpt in mail["rcpt_tos"]:
-                    by_pair[(number, rcpt)].add(mail["message_id"])
-            return by_pair
+            return by_invoice_and_recipient(stack.sink.messages())
 
         deadline = time.monotonic() + 60 + len(run.accepted) / 5
         while not expected <= delivered().keys() and time.monotonic() < deadline:
@@ -150,15 +191,19 @@ async def test_kill_9_under_load_loses_nothing_and_sends_nothing_twice(stack, ka
             if time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.5)
+        reminded = await remind(client, stack, run, rng, expected)
     dlq = await dead_letters(kafka)
     lost = expected - deliveries.keys()
-    print(summary(run, deliveries, resends, lost, dlq, tracked, time.monotonic() - started))
+    print(summary(run, deliveries, resends, lost, dlq, tracked, time.monotonic() - started, reminded, expected))
 
     assert not run.refused, run.refused[:5]
-    assert len(run.kills) == KILLS
+    assert len(run.kills) == KILLS + 2
     assert not lost, f"{len(lost)} deliveries lost, e.g. {sorted(lost)[:5]}"
     twice = {pair: ids for pair, ids in deliveries.items() if len(ids) > 1}
     assert not twice, f"sent as two different messages: {dict(list(twice.items())[:5])}"
     assert deliveries.keys() == expected, "nothing but the accepted invoices was sent"
     assert tracked == len(run.accepted), "the tracker saw every accepted invoice dispatched"
     assert not dlq, f"dead letters: {dlq}"
+    assert reminded.keys() == expected, f"{len(expected - reminded.keys())} reminders missing"
+    reminded_twice = {pair: ids for pair, ids in reminded.items() if len(ids) > 1}
+    assert not reminded_twice, f"reminded twice: {dict(list(reminded_twice.items())[:5])}"
