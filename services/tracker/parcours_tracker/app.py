@@ -11,7 +11,7 @@ from parcours_runtime.table_stats import FirstStatistics
 from parcours_tracker import handlers
 from parcours_tracker.api import admin_router, router
 from parcours_runtime.clock import CLOCK, clock_for
-from parcours_tracker.store import incidents
+from parcours_tracker.store import gauges
 from parcours_tracker.store.journeys import Tracking
 from parcours_tracker.opens import OPENS, OpenRecorder
 from parcours_tracker.store.models import Base
@@ -60,10 +60,18 @@ def create_app(ctx: ServiceContext) -> FastAPI:
 
 async def _open_incidents(ctx: ServiceContext) -> dict[str, int]:
     async with ctx.sessions() as session:
-        return await incidents.open_by_kind(session)
+        return await gauges.open_incidents(session)
+
+
+async def _time_to_ack(ctx: ServiceContext) -> dict[str, float]:
+    async with ctx.sessions() as session:
+        return await gauges.time_to_ack(session)
 
 
 def definition() -> ServiceDefinition:
     return ServiceDefinition(name="tracker", metadata=Base.metadata, create_app=create_app, handlers=handlers.build,
                              background=background, on_start=on_start,
-                             gauges={"parcours_incidents_open": ("Open incidents by kind", _open_incidents)})
+                             gauges={"parcours_incidents_open": ("Open incidents by kind", _open_incidents),
+                                     "parcours_time_to_ack_seconds": (
+                                         "First dispatch to acknowledgement, invoices acked in the last 24 h, "
+                                         "by quantile", _time_to_ack)})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -114,9 +114,3 @@ async def list_incidents(session: AsyncSession, *, tenant_id: str, status: str |
         query = query.where(Incident.seq < before_seq)
     return list((await session.execute(query.order_by(Incident.seq.desc()).limit(limit))).scalars())
 
-
-async def open_by_kind(session: AsyncSession) -> dict[str, int]:
-    """Open incidents by kind, all tenants (an operator's gauge)."""
-    rows = await session.execute(select(Incident.kind, func.count()).where(Incident.status == "open")
-                                 .group_by(Incident.kind))
-    return {kind: count for kind, count in rows}

@@ -42,6 +42,7 @@ class Invoice(Base):
         Index("invoices_by_customer", "tenant_id", "customer_ref", "seq"),
         Index("invoices_by_number_key", "tenant_id", "number_key"),
         Index("invoices_by_update", "tenant_id", "updated_at"),
+        Index("invoices_by_ack", "acked_at", postgresql_where=text("acked_at IS NOT NULL")),  # time-to-ack metric
     )
 
     tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
