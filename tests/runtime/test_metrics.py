@@ -3,12 +3,9 @@ channel and purpose), consumer lag, outbox backlog, HTTP requests by route templ
 
 from __future__ import annotations
 
-from datetime import date
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
-
-from parcours_devstack import demo
 
 
 def samples(text: str) -> dict[tuple[str, tuple], float]:
@@ -20,20 +17,11 @@ def value(found: dict, name: str, **labels) -> float | None:
     return found.get((name, tuple(sorted(labels.items()))))
 
 
-async def test_services_expose_their_flow_in_prometheus_format(run_service, eventually):
+async def test_services_expose_their_flow_in_prometheus_format(run_service, eventually, post_routed_invoice):
     ingest = await run_service("ingest")
     router = await run_service("router")
+    await post_routed_invoice(ingest.url, router.url, "metrics", "MET-1")
     async with httpx.AsyncClient(timeout=30) as client:
-        created = await client.post(f"{ingest.url}/v1/tenants", json={"name": "Metrics SA", "tenant_id": "metrics"},
-                                    headers={"Authorization": f"Bearer {demo.ADMIN_TOKEN}"})
-        key = created.json()["api_key"]
-        await demo.wait_until_known(router.url, "/v1/customers", key)
-        auth = {"Authorization": f"Bearer {key}"}
-        await client.put(f"{router.url}/v1/customers/C1", headers=auth,
-                         json={"name": "C1", "channels": ["email_link"], "contacts": [{"email": "ap@c1.example"}]})
-        body = demo.invoice_body("MET-1", {"ref": "C1", "name": "C1"}, issued=date.today(), due_in_days=30,
-                                 lines=[("x", "1", "10.00", "20")])
-        assert (await client.post(f"{ingest.url}/v1/invoices", json=body, headers=auth)).status_code == 202
 
         async def router_published() -> dict | None:
             found = samples((await client.get(f"{router.url}/metrics")).text)

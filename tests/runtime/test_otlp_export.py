@@ -5,13 +5,10 @@ from the ERP's POST in ingest to router's consumer of the event ingest published
 from __future__ import annotations
 
 import asyncio
-from datetime import date
 
-import httpx
 from fastapi import FastAPI, Request, Response
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from parcours_devstack import demo
 from parcours_devstack.partners import PartnerServer
 
 
@@ -30,27 +27,17 @@ def otlp_receiver(spans: list[tuple[str, str, str]]) -> FastAPI:
     return app
 
 
-async def test_one_trace_crosses_service_processes_and_reaches_the_collector(spawn_service, monkeypatch):
+async def test_one_trace_crosses_service_processes_and_reaches_the_collector(spawn_service, monkeypatch,
+                                                                              post_routed_invoice):
     received: list[tuple[str, str, str]] = []
     async with PartnerServer(otlp_receiver(received)) as collector:
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.url)
         monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "200")  # export every 0.2 s rather than 5 s
         ingest, router = spawn_service("ingest"), spawn_service("router")
         await asyncio.gather(asyncio.to_thread(ingest.wait_ready, 120), asyncio.to_thread(router.wait_ready, 120))
-        async with httpx.AsyncClient(timeout=30) as client:
-            created = await client.post(f"{ingest.url}/v1/tenants", json={"name": "Otlp SA", "tenant_id": "otlp"},
-                                        headers={"Authorization": f"Bearer {demo.ADMIN_TOKEN}"})
-            key = created.json()["api_key"]
-            await demo.wait_until_known(router.url, "/v1/customers", key)
-            auth = {"Authorization": f"Bearer {key}"}
-            await client.put(f"{router.url}/v1/customers/C1", headers=auth,
-                             json={"name": "C1", "channels": ["email_link"], "contacts": [{"email": "ap@c1.example"}]})
-            body = demo.invoice_body("OTLP-1", {"ref": "C1", "name": "C1"}, issued=date.today(), due_in_days=30,
-                                     lines=[("x", "1", "10.00", "20")])
-            caller_trace = "0af7651916cd43dd8448eb211c80319c"
-            posted = await client.post(f"{ingest.url}/v1/invoices", json=body,
-                                       headers=auth | {"traceparent": f"00-{caller_trace}-b7ad6b7169203331-01"})
-            assert posted.status_code == 202
+        caller_trace = "0af7651916cd43dd8448eb211c80319c"
+        await post_routed_invoice(ingest.url, router.url, "otlp", "OTLP-1",
+                                  headers={"traceparent": f"00-{caller_trace}-b7ad6b7169203331-01"})
 
         for _ in range(300):
             services = {service for service, trace_id, _ in received if trace_id == caller_trace}

@@ -5,32 +5,17 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
 from aiokafka import AIOKafkaConsumer
 
 from parcours_contracts import topics
-from datetime import date
-
-from parcours_devstack import demo
 
 
-async def test_trace_context_crosses_services_through_kafka(run_service, spans, kafka):
+async def test_trace_context_crosses_services_through_kafka(run_service, spans, kafka, post_routed_invoice):
     ingest = await run_service("ingest")
     router = await run_service("router")
-    async with httpx.AsyncClient(timeout=30) as client:
-        created = await client.post(f"{ingest.url}/v1/tenants", json={"name": "Trace SA", "tenant_id": "trace"},
-                                    headers={"Authorization": f"Bearer {demo.ADMIN_TOKEN}"})
-        key = created.json()["api_key"]
-        await demo.wait_until_known(router.url, "/v1/customers", key)
-        auth = {"Authorization": f"Bearer {key}"}
-        await client.put(f"{router.url}/v1/customers/C1", headers=auth,
-                         json={"name": "C1", "channels": ["email_link"], "contacts": [{"email": "ap@c1.example"}]})
-        body = demo.invoice_body("TRACE-1", {"ref": "C1", "name": "C1"}, issued=date.today(), due_in_days=30,
-                                 lines=[("x", "1", "10.00", "20")])
-        caller_trace = "4bf92f3577b34da6a3ce929d0e0e4736"
-        posted = await client.post(f"{ingest.url}/v1/invoices", json=body,
-                                   headers=auth | {"traceparent": f"00-{caller_trace}-00f067aa0ba902b7-01"})
-        assert posted.status_code == 202
+    caller_trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    await post_routed_invoice(ingest.url, router.url, "trace", "TRACE-1",
+                              headers={"traceparent": f"00-{caller_trace}-00f067aa0ba902b7-01"})
 
     consumer = AIOKafkaConsumer(topics.DISPATCH_REQUESTED, bootstrap_servers=kafka, auto_offset_reset="earliest")
     await consumer.start()
