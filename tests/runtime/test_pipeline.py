@@ -196,12 +196,9 @@ async def test_topics_are_left_alone_where_they_are_managed_elsewhere(make_datab
         await h.stop()
 
 
-async def test_a_polled_batch_commits_in_one_transaction_and_a_bad_record_costs_only_itself(make_database, kafka):
-    """Records waiting on one partition are applied together: their inbox rows share a
-    transaction id; the failing one is retried alone and dead-lettered; the others apply once."""
-    events = [received(f"BATCH-{i}") for i in range(30)]
-    events.insert(12, received("FAIL-IN-BATCH"))
-    key = uuid.uuid4().hex.encode()  # one key: one partition, in this order
+async def waiting_on_one_partition(kafka: str, events: list[InvoiceReceived]) -> None:
+    """Produce `events` under one key (one partition, in this order) before any consumer runs."""
+    key = uuid.uuid4().hex.encode()
     producer = AIOKafkaProducer(bootstrap_servers=kafka, enable_idempotence=False)
     await producer.start()
     for event in events:
@@ -209,9 +206,20 @@ async def test_a_polled_batch_commits_in_one_transaction_and_a_bad_record_costs_
     await producer.flush()
     await producer.stop()
 
-    settings = ServiceSettings(environment="test", database_url=make_database("rec"), kafka_bootstrap_servers=kafka,
-                               http_port=free_port(), consumer_max_attempts=3, consumer_session_timeout_ms=2000,
-                               consumer_backoff_seconds=0.01)
+
+def quick_settings(database_url: str, kafka: str, *, max_attempts: int) -> ServiceSettings:
+    return ServiceSettings(environment="test", database_url=database_url, kafka_bootstrap_servers=kafka,
+                           http_port=free_port(), consumer_max_attempts=max_attempts, consumer_session_timeout_ms=2000,
+                           consumer_backoff_seconds=0.01)
+
+
+async def test_a_polled_batch_commits_in_one_transaction_and_a_bad_record_costs_only_itself(make_database, kafka):
+    """Records waiting on one partition are applied together: their inbox rows share a
+    transaction id; the failing one is retried alone and dead-lettered; the others apply once."""
+    events = [received(f"BATCH-{i}") for i in range(30)]
+    events.insert(12, received("FAIL-IN-BATCH"))
+    await waiting_on_one_partition(kafka, events)
+    settings = quick_settings(make_database("rec"), kafka, max_attempts=3)
     attempts.clear()
     h = ServiceHost(recorder(), settings)
     await h.start()
@@ -243,17 +251,8 @@ async def record_many(events: list[InvoiceReceived], uow: UnitOfWork) -> None:
 async def test_a_batch_handler_takes_the_events_together_and_a_bad_one_alone(make_database, kafka):
     events = [received(f"MANY-{i}") for i in range(20)]
     events.insert(7, received("FAIL-MANY"))
-    key = uuid.uuid4().hex.encode()
-    producer = AIOKafkaProducer(bootstrap_servers=kafka, enable_idempotence=False)
-    await producer.start()
-    for event in events:
-        await producer.send(topics.INVOICE_RECEIVED, event.model_dump_json().encode(), key=key)
-    await producer.flush()
-    await producer.stop()
-
-    settings = ServiceSettings(environment="test", database_url=make_database("rec"), kafka_bootstrap_servers=kafka,
-                               http_port=free_port(), consumer_max_attempts=2, consumer_session_timeout_ms=2000,
-                               consumer_backoff_seconds=0.01)
+    await waiting_on_one_partition(kafka, events)
+    settings = quick_settings(make_database("rec"), kafka, max_attempts=2)
     calls.clear()
     definition = ServiceDefinition(name="many", metadata=metadata, create_app=lambda ctx: FastAPI(),
                                    handlers=lambda ctx: {InvoiceReceived: BatchHandler(record_many)}, migrations=None)
