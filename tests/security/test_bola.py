@@ -292,6 +292,11 @@ async def portal_setup(env):
     env.ids.update(invoice_id=str(journey.invoice_id), incident_id=str(incident.incident_id), kind="pdf",
                    attachment_id=str(uuid.uuid4()), token="not-a-token", hold="pause", strategy_id="alpha-s")
 
+    colleague = await env.client.put("/v1/admin/users", headers=ADMIN, json={
+        "tenant_id": MARK_A, "email": f"colleague@{MARK_A}.example", "name": "Colleague", "role": "viewer",
+        "password": CONSOLE_PASSWORD})
+    env.ids.update(user_id=colleague.json()["id"], access="disable")
+
     async def shown():
         page = await env.api("GET", "/console/incidents")
         return "ALPHASECRET-P1" in page.text
@@ -308,7 +313,7 @@ async def portal_neighbours(run_service) -> dict:
     dunning = await run_service("dunning", console_token=CONSOLE_TOKEN)
     return {"dunning_url": dunning.url, "dunning_console_token": CONSOLE_TOKEN}
 PORTAL = Scenario(
-    "portal", portal_setup, own_ids=("invoice_id", "incident_id"), sign_in=console_session,
+    "portal", portal_setup, own_ids=("invoice_id", "incident_id", "user_id"), sign_in=console_session,
     neighbours=portal_neighbours,
     requests={
         "POST /login": Request(lambda mark: {"data": {"email": f"cm@{mark}.example", "password": CONSOLE_PASSWORD}}),
@@ -321,6 +326,7 @@ PORTAL = Scenario(
         "PUT /v1/admin/users": Request(as_json(lambda mark: {
             "tenant_id": mark, "email": f"third@{mark}.example", "name": "x", "role": "viewer",
             "password": CONSOLE_PASSWORD})),
+        "POST /console/users/{user_id}/{access}": Request(lambda mark: {"data": FORM}),
         "POST /console/incidents/{incident_id}/actions": Request(lambda mark: {"data": {
             "action": "called", "note": f"{mark} called", **FORM}}),
         "POST /console/invoices/{invoice_id}/dunning/{hold}": Request(lambda mark: {"data": {
@@ -330,6 +336,8 @@ PORTAL = Scenario(
             owner_status=(409,)),  # A saved it in the same run, as B did its own
         "POST /console/strategies/{strategy_id}/versions": Request(lambda mark: {"data": {
             "name": f"{mark} strategy v2", "steps": STEPS, **FORM}}),
+        "POST /console/strategies/{strategy_id}/preview": Request(lambda mark: {"data": {
+            "name": f"{mark} strategy v3", "steps": STEPS, **FORM}}),
         "GET /console/attachments/{attachment_id}": Request(owner_status=(404,)),  # A's recipients sent none
         # ingest is not wired here: the owner is told the documents are unavailable
         "GET /console/invoices/{invoice_id}/document.{kind}": Request(owner_status=(404,)),
@@ -344,6 +352,8 @@ PORTAL = Scenario(
     },
     exempt={"POST /logout": "ends the caller's own session (tests/portal/test_portal_console.py)"},
     operator={"PUT /v1/admin/users": "the operator's bootstrap of console users (admin token)"},
+    public={"GET /login/oidc": "sign-in through the identity provider: nothing of a tenant before it",
+            "GET /login/oidc/callback": "the identity provider's answer (state and code checked there)"},
     signed={"GET /p/{token}": TOKEN_ROUTE, "GET /portal/magic/{token}": TOKEN_ROUTE,
             "POST /portal/magic/{token}": TOKEN_ROUTE},
 )
