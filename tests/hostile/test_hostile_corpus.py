@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from tests.ingest.test_ingest_hostile import HOSTILE
 
-from .test_hostile_directory import CHANNELS_CASES, DUNNING_CASES, ROUTER_CASES  # noqa: TID252
+from .test_hostile_directory import CHANNELS_CASES, DUNNING_CASES, PEPPOL_WEBHOOK_CASES, ROUTER_CASES  # noqa: TID252
 from .test_hostile_ingest import BATCH_CASES, INVOICE_CASES  # noqa: TID252
 from .test_hostile_tracker import ACK_CASES, CAMT_CASES, PAYMENT_CASES  # noqa: TID252
 
 CORPUS = {"ingest documents": [c.name for c in HOSTILE], "ingest invoices": [c.name for c in INVOICE_CASES],
           "ingest batches": [c.name for c in BATCH_CASES], "router": [c.name for c in ROUTER_CASES],
-          "dunning": [c.name for c in DUNNING_CASES], "channels": [c.name for c in CHANNELS_CASES],
+          "dunning": [c.name for c in DUNNING_CASES],
+          "channels": [c.name for c in CHANNELS_CASES + PEPPOL_WEBHOOK_CASES],
           "tracker": [c.name for c in ACK_CASES + CAMT_CASES + PAYMENT_CASES]}
 
 

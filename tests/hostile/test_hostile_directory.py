@@ -1,11 +1,16 @@
 """Hostile input on the tenant-facing settings: router's customers, dunning's strategies and assignments,
 channels' branding, templates and sender domain. Every case is refused with a 4xx problem+json; nothing is
-stored or published; the service stays healthy. (Line breaks in a subject template or a sender name are
+stored or published; the service stays healthy; and channels' signed Peppol webhook refuses forged, stale
+or malformed deliveries. (Line breaks in a subject template or a sender name are
 not refused: channels folds every header value to one line when it writes the message.)"""
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
+import json
+import time
 
 from .conftest import BODY_TIMEOUT, Case, json_body_cases  # noqa: TID252
 
@@ -147,6 +152,38 @@ CHANNELS_CASES = [
 ]
 
 
+HOOK_SECRET = "peppol-hook-secret"
+AP_EVENT = {"id": "EV-1", "transmission_id": "TX-unknown", "type": "transport.receipt", "at": "2026-11-28T10:00:00Z"}
+
+
+def peppol_signed(body: bytes | dict, *, secret: str = HOOK_SECRET, at: float | None = None,
+                  header: str | None = None) -> dict:
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    stamp = int(at if at is not None else time.time())
+    mac = hmac.new(secret.encode(), f"{stamp}.".encode() + content, hashlib.sha256).hexdigest()
+    return {"content": content, "headers": {"Content-Type": "application/json",
+                                            "X-Peppol-Signature": header or f"t={stamp},v1={mac}"}}
+
+
+def peppol_case(name: str, build, status: int) -> Case:
+    return Case(f"peppol-webhook-{name}", "POST", "/v1/peppol/events", build, status)
+
+
+PEPPOL_WEBHOOK_CASES = [
+    peppol_case("unsigned", lambda ctx: {"json": AP_EVENT}, 401),
+    peppol_case("forged", lambda ctx: peppol_signed(AP_EVENT, secret="guessed"), 401),
+    peppol_case("stale", lambda ctx: peppol_signed(AP_EVENT, at=time.time() - 3600), 401),
+    peppol_case("future", lambda ctx: peppol_signed(AP_EVENT, at=time.time() + 3600), 401),
+    peppol_case("malformed-header", lambda ctx: peppol_signed(AP_EVENT, header="t=yesterday,v1=zz"), 401),
+    peppol_case("other-body", lambda ctx: {**peppol_signed(AP_EVENT), "content": json.dumps(
+        {**AP_EVENT, "type": "transport.failed"}).encode()}, 401),
+    peppol_case("not-json", lambda ctx: peppol_signed(b"{nope"), 400),
+    peppol_case("not-an-event", lambda ctx: peppol_signed({"hello": "world"}), 422),
+    peppol_case("unknown-transmission", lambda ctx: peppol_signed(AP_EVENT), 404),
+    peppol_case("oversize", lambda ctx: peppol_signed({**AP_EVENT, "reason": "x" * 300_000}), 413),
+]
+
+
 async def test_channels_refuses_hostile_branding_and_templates(run_service, tenant_key, attack):
-    channels = await run_service("channels", **BODY_TIMEOUT)
-    await attack(channels, await tenant_key(channels), CHANNELS_CASES)
+    channels = await run_service("channels", peppol={"webhook_secret": HOOK_SECRET}, **BODY_TIMEOUT)
+    await attack(channels, await tenant_key(channels), CHANNELS_CASES + PEPPOL_WEBHOOK_CASES)
