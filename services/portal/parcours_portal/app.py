@@ -13,7 +13,8 @@ from parcours_portal.api.console import SignIn
 from parcours_portal.api.web import redirect
 from parcours_portal.store.models import Base
 from parcours_runtime.clock import CLOCK, SystemClock
-from parcours_runtime.service import ServiceContext, ServiceDefinition
+from parcours_runtime.service import BackgroundJob, ServiceContext, ServiceDefinition
+from parcours_runtime.table_stats import FirstStatistics
 
 DESCRIPTION = """The credit team's console (invoices, journeys with their evidence, incidents, where
 dunning stands) and the recipient's portal (the customer's invoices; acknowledge, approve, dispute,
@@ -22,6 +23,11 @@ promise a date), on the portal's own read model of the events."""
 
 async def on_start(ctx: ServiceContext) -> None:
     ctx.extras[CLOCK] = SystemClock()
+
+
+def background(ctx: ServiceContext) -> list[BackgroundJob]:
+    # Lookups by key fall on tenant-bearing indexes until the tables have statistics: a fresh database gets them early.
+    return [FirstStatistics(ctx.engine, ("invoices", "timeline", "incidents"))]
 
 
 def create_app(ctx: ServiceContext) -> FastAPI:
@@ -39,4 +45,4 @@ def create_app(ctx: ServiceContext) -> FastAPI:
 
 def definition() -> ServiceDefinition:
     return ServiceDefinition(name="portal", metadata=Base.metadata, create_app=create_app, handlers=handlers.build,
-                             on_start=on_start)
+                             on_start=on_start, background=background)

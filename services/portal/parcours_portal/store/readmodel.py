@@ -186,7 +186,8 @@ async def _write_invoices(session: AsyncSession, states: dict[InvoiceKey, dict[s
     table = Invoice.__table__
     names = ("tenant_id", "invoice_id", *STATE)
     batch, columns = _unnest(table, names, [(*key, *(states[key][n] for n in STATE)) for key in sorted(states)])
-    await session.execute(update(table).where(table.c.tenant_id == batch.c.tenant_id,
+    await session.execute(update(table).where(_among(table, list(states)),  # the key read by the primary key
+                                              table.c.tenant_id == batch.c.tenant_id,
                                               table.c.invoice_id == batch.c.invoice_id)
                           .values(**{n: c for n, c in zip(names[2:], columns[2:])}, updated_at=func.now()))
 
@@ -208,9 +209,9 @@ async def _write_incidents(session: AsyncSession, entries: list[Entry]) -> dict[
             ).values(status="resolved", resolved_at=event.occurred_at, resolution=event.resolution))
     table = Incident.__table__
     counts = dict.fromkeys({entry.key for entry in entries}, 0)
-    rows = await session.execute(select(table.c.tenant_id, table.c.invoice_id, func.count())
-                                 .where(_among(table, list(counts)), table.c.status == "open")
-                                 .group_by(table.c.tenant_id, table.c.invoice_id))
+    rows = await session.execute(select(table.c.tenant_id, table.c.invoice_id,  # status filtered after the key
+                                        func.count().filter(table.c.status == "open"))
+                                 .where(_among(table, list(counts))).group_by(table.c.tenant_id, table.c.invoice_id))
     for tenant_id, invoice_id, count in rows:
         if (tenant_id, invoice_id) in counts:
             counts[(tenant_id, invoice_id)] = count
