@@ -2,9 +2,11 @@
 
 Handlers and routes never publish to Kafka. They add events to the outbox table in the
 same transaction as their state change; `OutboxRelay` publishes committed rows and deletes
-them. A NOTIFY (delivered by PostgreSQL only on commit) wakes the relay, so it does not poll;
-a slow safety tick covers a lost notification. Delivery is at least once: consumers
-deduplicate on event_id through their inbox.
+them. The unit of work wakes its process's relays right after its commit, so they do not poll;
+a slow safety tick covers rows another process committed and left (a replica that crashed
+before relaying). Not a PostgreSQL NOTIFY: transactions that NOTIFY commit one at a time, which
+capped concurrent requests' commits. Delivery is at least once: consumers deduplicate on
+event_id through their inbox.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import collections
 import json
 import logging
 
-import asyncpg
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import BigInteger, Column, DateTime, Identity, LargeBinary, String, Table, bindparam, delete, func, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
@@ -22,12 +23,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from parcours_contracts import topic_for
 from parcours_contracts.events import EventEnvelope
-from parcours_runtime.db import asyncpg_dsn, runtime_metadata
+from parcours_runtime.db import runtime_metadata
 from parcours_runtime.tracing import current_trace_headers
 
 log = logging.getLogger(__name__)
 
-NOTIFY_CHANNEL = "parcours_outbox"
+_relays_waiting: set[asyncio.Event] = set()  # the wake-up of each running relay of this process
+
+
+def wake_relays() -> None:
+    """Committed outbox rows are waiting: every relay of this process looks now."""
+    for wake in list(_relays_waiting):
+        wake.set()
 
 outbox_table = Table(
     "outbox",
@@ -60,7 +67,6 @@ async def add_to_outbox(session: AsyncSession, staged: list[StagedEvent]) -> Non
         "headers": [json.dumps({"event-type": event.type, "event-id": str(event.event_id), **_labels(event),
                                 **trace_headers}) for event, trace_headers in staged],
     })
-    await session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
 
 
 # Arrays, not a multi-row VALUES: one statement text whatever the number of events, so it is
@@ -86,16 +92,14 @@ async def outbox_backlog(session: AsyncSession) -> int:
 
 
 class OutboxRelay:
-    def __init__(self, engine: AsyncEngine, producer: AIOKafkaProducer, *, database_url: str,
-                 batch_size: int = 500, safety_tick_seconds: float = 1.5):
+    def __init__(self, engine: AsyncEngine, producer: AIOKafkaProducer, *, batch_size: int = 500,
+                 safety_tick_seconds: float = 1.5):
         self._engine = engine
         self._producer = producer
-        self._dsn = asyncpg_dsn(database_url)
         self._batch_size = batch_size
         self._safety_tick = safety_tick_seconds
         self._wake = asyncio.Event()
         self._stopping = False
-        self._listener: asyncpg.Connection | None = None
         self.published = 0
         self.published_by: collections.Counter[tuple[str, str, str]] = collections.Counter()  # type, channel, purpose
 
@@ -126,19 +130,16 @@ class OutboxRelay:
         while await self.relay_once():
             pass
 
-    async def _listen(self) -> None:
-        try:
-            if self._listener is None or self._listener.is_closed():
-                self._listener = await asyncpg.connect(self._dsn)
-                await self._listener.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
-        except (OSError, asyncpg.PostgresError) as exc:
-            log.warning("outbox listener unavailable, relying on the safety tick: %s", exc)
-            self._listener = None
-
     async def run(self) -> None:
+        _relays_waiting.add(self._wake)
+        try:
+            await self._run()
+        finally:
+            _relays_waiting.discard(self._wake)
+
+    async def _run(self) -> None:
         backoff = 0.1
         while not self._stopping:
-            await self._listen()
             self._wake.clear()
             try:
                 published = await self.relay_once()
@@ -161,8 +162,4 @@ class OutboxRelay:
         """Stop the loop, then publish whatever is still committed."""
         self._stopping = True
         self._wake.set()
-        try:
-            await self.flush()
-        finally:
-            if self._listener is not None and not self._listener.is_closed():
-                await self._listener.close()
+        await self.flush()

@@ -182,7 +182,7 @@ class ServiceHost:
         if self.definition.on_start:
             await self.definition.on_start(ctx)
 
-        self.relay = OutboxRelay(engine, producer, database_url=s.database_url, batch_size=s.outbox_batch_size)
+        self.relay = OutboxRelay(engine, producer, batch_size=s.outbox_batch_size)
         self._spawn(self.relay.run(), "outbox-relay")
         handlers = {**tenancy_handlers(ctx), **self.definition.handlers(ctx)}
         self.consumer = EventConsumer(
