@@ -178,7 +178,10 @@ async def tracker_setup(env):
     event = received("F-A-0001")
     await env.publish(event, InvoiceUnroutable.following(event, customer_ref="ALPHA-C1", reason="alphasecret unknown"))
     env.ids.update(invoice_id=str(event.invoice_id), token="not-a-token", channel="edi")
-    await known(env, f"/v1/invoices/{event.invoice_id}/journey", "A's invoice in the tracker")
+    async def projected():  # both events applied (they may arrive in either order)
+        journey = await env.api("GET", f"/v1/invoices/{event.invoice_id}/journey")
+        return journey.status_code == 200 and {"received", "unroutable"} <= {e["kind"] for e in journey.json()["events"]}
+    await env.eventually(projected, what="A's invoice in the tracker")
     async def incident():
         return (await env.api("GET", "/v1/incidents")).json()["items"]
     env.ids["incident_id"] = (await env.eventually(incident, what="A's incident"))[0]["incident_id"]
