@@ -27,8 +27,9 @@ tools: $(CHECKOV)
 run: install
 	$(PY) -m parcours_devstack.stack
 
+# Three workers: most tests wait on a broker, a database or a process more than they compute.
 test: install tools
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 3
 
 # Figures and ratios against a bare pipeline measured in the same run; ARGS="--invoices 2000" for a quick look.
 bench: install
