@@ -55,6 +55,17 @@ async def test_strategy_crud_and_versions(run_service, client_for):
     assert [s["id"] for s in (await globex.get("/v1/strategies")).json()] == ["default"]
 
 
+async def test_a_strategys_milestones_are_kept_and_shown(run_service, client_for):
+    host, acme, _ = await started(run_service, client_for)
+    milestone = {"name": "approval", "expect": [205], "anchor": "receipt", "within_days": 15,
+                 "action": {"kind": "task", "task": "call"}}
+    created = await acme.post("/v1/strategies", json=strategy("jalons", "With a milestone") | {"milestones": [milestone]})
+    assert created.status_code == 201
+    assert [m["name"] for m in created.json()["milestones"]] == ["approval"], "created with its milestone"
+    got = (await acme.get("/v1/strategies/jalons")).json()
+    assert got["milestones"][0]["expect"] == [205] and got["milestones"][0]["within_days"] == 15
+
+
 async def test_assignment_precedence_and_version_fixed_at_planning(
         run_service, publish, build, client_for, wait_for_plan):
     host, acme, globex = await started(run_service, client_for)

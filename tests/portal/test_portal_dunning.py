@@ -74,7 +74,7 @@ async def test_agenda_plan_and_pause_resume(portal, dunning, signed_in, journey,
         assert acting.status_code == 404  # the token acts for the tenant it names, and sees only that tenant
 
 
-async def test_strategy_editor_with_simulation_preview(portal, signed_in):
+async def test_strategy_editor_with_simulation_preview(portal, dunning, signed_in):
     manager = await signed_in("cm@acme.example")
     listing = await manager.get("/console/strategies")
     assert listing.status_code == 200 and ">default<" in listing.text
@@ -113,6 +113,19 @@ async def test_strategy_editor_with_simulation_preview(portal, signed_in):
     assert again.status_code == 303
     second = await manager.get("/console/strategies/gentle")
     assert "version 2" in second.text and 'data-step="call"' not in second.text
+
+    # A strategy's milestones (not edited by the console) carry over to the version it saves.
+    milestone = {"name": "approval", "expect": [205], "within_days": 15, "action": {"kind": "task", "task": "call"}}
+    async with httpx.AsyncClient(base_url=dunning.url, headers={"Authorization": f"Bearer {TOKEN}",
+                                                               "X-Parcours-Tenant": "acme"}) as http:
+        made = await http.post("/v1/strategies", json={"id": "jalons", "name": "Jalons", "steps": STEPS,
+                                                       "milestones": [milestone]})
+        assert made.status_code == 201
+        saved = await manager.post("/console/strategies/jalons/versions", data={
+            "name": "Jalons, one step", "steps": json.dumps(STEPS[:1]), "form_token": token})
+        assert saved.status_code == 303
+        latest = (await http.get("/v1/strategies/jalons")).json()
+    assert latest["version"] == 2 and [m["name"] for m in latest["milestones"]] == ["approval"]
 
     viewer = await signed_in("viewer@acme.example", role="viewer")
     read_only = await viewer.get("/console/strategies/gentle")

@@ -17,7 +17,7 @@ from parcours_runtime.uow import UnitOfWork
 
 from parcours_dunning.domain.facts import InvoiceFacts, Signal
 from parcours_dunning.domain.planner import simulate
-from parcours_dunning.domain.strategy import DEFAULT_STRATEGY_ID, Step, Strategy, StrategySpec
+from parcours_dunning.domain.strategy import DEFAULT_STRATEGY_ID, Milestone, Step, Strategy, StrategySpec
 from parcours_dunning.domain.calendar import known_zone
 from parcours_dunning.planning import CREDIT_NOTE, facts_of, is_credit_note
 from parcours_dunning.store.invoices import get_invoice
@@ -38,12 +38,13 @@ class StrategyRead(BaseModel):
     version: int
     name: str
     steps: list[Step]
+    milestones: list[Milestone] = Field(default_factory=list)
     versions: list[int] = Field(default_factory=list)
 
     @classmethod
     def of(cls, strategy: Strategy, versions: list[int] | None = None) -> "StrategyRead":
         return cls(id=strategy.id, version=strategy.version, name=strategy.spec.name, steps=strategy.steps,
-                   versions=versions or [strategy.version])
+                   milestones=strategy.spec.milestones, versions=versions or [strategy.version])
 
 
 async def _read(session, tenant_id: str, strategy_id: str) -> StrategyRead:
@@ -59,7 +60,7 @@ async def create_strategy(body: StrategyCreate, request: Request, tenant: Tenant
     if body.id == DEFAULT_STRATEGY_ID:
         raise Problem(409, "`default` is the built-in strategy; choose another id.")
     async with UnitOfWork(request.app.state.ctx.sessions) as uow:
-        spec = StrategySpec(name=body.name, steps=body.steps)
+        spec = StrategySpec.model_validate(body.model_dump(exclude={"id"}))
         if await add_version(uow.session, tenant_id=tenant.id, strategy_id=body.id, spec=spec, create=True) is None:
             raise Problem(409, f"Strategy {body.id!r} exists; POST /v1/strategies/{body.id}/versions adds a version.")
         await uow.commit()

@@ -149,7 +149,7 @@ async def _strategies(request: Request, user: User, *, status_code: int = 200, *
 
 
 async def _save(request: Request, user: User, form_token: str | None, path: str, steps: str,
-                **fields: str) -> Response | httpx.Response | None:
+                **fields: Any) -> Response | httpx.Response | None:
     """Check the form and the role, then POST the strategy with its steps to dunning: dunning's answer,
     None when the steps are not a JSON array, or the refusal (a Response)."""
     check_form(request, form_token)
@@ -252,8 +252,11 @@ async def add_version(request: Request, strategy_id: str = Path(pattern=SLUG), u
                       form_token: str | None = Form(default=None)) -> Response:
     """A new version of the strategy (invoices already planned keep the version they follow)."""
     try:
+        # The editor edits the steps; the strategy's milestones carry over to the new version.
+        current = await call(request, user.tenant_id, "GET", f"/v1/strategies/{strategy_id}")
+        milestones = current.json().get("milestones", []) if current.status_code == 200 else []
         answer = await _save(request, user, form_token, f"/v1/strategies/{strategy_id}/versions", steps,
-                             name=name.strip())
+                             name=name.strip(), milestones=milestones)
         if isinstance(answer, Response):
             return answer
         if answer is None or answer.status_code != 201:
