@@ -30,11 +30,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 from opentelemetry import trace
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from parcours_contracts import TOPIC_OF, parse_event
@@ -68,6 +70,26 @@ class BatchHandler:
 
 Handler = PlainHandler | EffectHandler | BatchHandler
 _Work = tuple[ConsumerRecord, EventEnvelope, Handler]
+
+
+class _Abandoned(Exception):
+    """Stopping while the database is away: leave the batch in hand uncommitted."""
+
+
+_CONNECTION_ERRORS = (ConnectionRefusedError, ConnectionResetError, asyncpg.exceptions.PostgresConnectionError,
+                      asyncpg.exceptions.CannotConnectNowError, asyncpg.exceptions.AdminShutdownError,
+                      asyncpg.exceptions.ConnectionDoesNotExistError)
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """Whether `exc` says the database is away (restart, failover, network) rather than that the
+    work failed: a lost or refused connection, raw or as SQLAlchemy wraps it."""
+    if isinstance(exc, _CONNECTION_ERRORS):
+        return True
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated or isinstance(getattr(exc.orig, "__cause__", None), _CONNECTION_ERRORS) \
+            or isinstance(exc.orig, _CONNECTION_ERRORS)
+    return False
 
 
 class _RecordFailed(Exception):
@@ -163,9 +185,14 @@ class EventConsumer:
             if not batch:
                 continue
             async with self._lock:
-                for tp, records in batch.items():
-                    await self._process_batch(records)
-                    await self._commit(tp, records[-1].offset + 1)
+                try:
+                    for tp, records in batch.items():
+                        await self._process_batch(records)
+                        await self._commit(tp, records[-1].offset + 1)
+                except _Abandoned:
+                    log.warning("stopping while the database is unreachable: the batch in hand is left "
+                                "uncommitted, to be read again")
+                    return
 
     async def stop(self) -> None:
         """Finish the batch in hand, commit it, leave the group."""
@@ -291,7 +318,8 @@ class EventConsumer:
                            first_failure: BaseException | None = None) -> None:
         """One record in its own unit of work, retried; `first_failure` when a batch already tried it."""
         with self._span(record, event):
-            for attempt in range(1, self._max_attempts + 1):
+            attempt, outage = 1, 0
+            while True:
                 try:
                     if first_failure is not None:
                         failure, first_failure = first_failure, None
@@ -306,12 +334,23 @@ class EventConsumer:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
+                    if database_unreachable(exc):
+                        # Not the event's fault: no attempt counted, no dead letter; wait for the
+                        # database (or give the partition back uncommitted when stopping).
+                        if self._stopping.is_set():
+                            raise _Abandoned() from exc
+                        outage += 1
+                        log.warning("database unreachable while handling %s %s, waiting: %r", event.type,
+                                    event.event_id, exc)
+                        await asyncio.sleep(min(5.0, self._backoff * 2 ** min(outage, 8)))
+                        continue
                     log.warning("handling %s %s failed (attempt %d/%d): %r", event.type, event.event_id,
                                 attempt, self._max_attempts, exc)
-                    if attempt == self._max_attempts:
+                    if attempt >= self._max_attempts:
                         await self._dead_letter(record, f"{type(exc).__name__}: {exc}", attempts=attempt)
                         return
                     await asyncio.sleep(self._backoff * 2 ** (attempt - 1))
+                    attempt += 1
 
     async def _apply(self, event: EventEnvelope, handler: Handler) -> None:
         if isinstance(handler, EffectHandler):
