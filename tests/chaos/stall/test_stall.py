@@ -14,7 +14,6 @@ import time
 from datetime import date
 
 import httpx
-import pytest
 
 from parcours_devstack import demo
 from parcours_devstack.services import SERVICES
@@ -32,9 +31,6 @@ async def readiness(client: httpx.AsyncClient, stack) -> dict[str, int]:
     return dict(zip(SERVICES, await asyncio.gather(*(one(s) for s in SERVICES))))
 
 
-# Off in `make test`: a database restart shorter than the consumers' retries dead-letters good events today
-# (the consumer counts a lost connection as an attempt); `make chaos` runs it.
-@pytest.mark.skipif(os.environ.get("CHAOS_STALL") != "1", reason="make chaos (CHAOS_STALL=1)")
 async def test_services_ride_out_a_frozen_broker_and_a_database_restart(stack, broker, postgres, kafka, eventually):
     posted: list[str] = []
     timeline: list[tuple[str, float]] = []
