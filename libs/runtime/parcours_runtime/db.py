@@ -17,7 +17,8 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
     # No pre-ping: it costs a round trip on every checkout. After a database restart the first
     # use of a stale connection fails, SQLAlchemy then discards the whole pool, and the caller
     # retries (consumers do by themselves; an HTTP client gets a 503 problem once).
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
+    # hide_parameters: a database error that reaches a log never carries the statement's values.
+    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, hide_parameters=True)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
