@@ -197,10 +197,18 @@ class As2Peer:
         return Response(b"", status_code=200)
 
     async def _post_mdn(self, url: str, headers: dict[str, str], content: bytes) -> None:
+        """Deliver the async MDN as AS2 software does: retried a few times while the sender answers
+        404 or 5xx (it may not have recorded its message yet) or cannot be reached; the last answer
+        is kept in `mdn_posts`."""
         await asyncio.sleep(self.mdn_delay)
-        try:
-            async with httpx.AsyncClient(timeout=30) as client:
-                response = await client.post(url, content=content, headers=headers)
-            self.mdn_posts.append(response.status_code)
-        except httpx.HTTPError:
-            self.mdn_posts.append(0)
+        status = 0
+        for attempt in range(6):
+            try:
+                async with httpx.AsyncClient(timeout=30) as client:
+                    status = (await client.post(url, content=content, headers=headers)).status_code
+            except httpx.HTTPError:
+                status = 0
+            if status not in (0, 404) and status < 500:
+                break
+            await asyncio.sleep(0.5 * 2 ** attempt)
+        self.mdn_posts.append(status)
