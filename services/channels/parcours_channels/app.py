@@ -11,6 +11,7 @@ from parcours_channels.adapters.registry import ADAPTERS, adapter_jobs, load_ada
 from parcours_channels.bounces.server import BOUNCE_ENDPOINT, BounceEndpoint
 from parcours_channels.store import Base
 from parcours_runtime.service import ServiceContext, ServiceDefinition
+from parcours_runtime.table_stats import FirstStatistics
 
 
 def create_app(ctx: ServiceContext) -> FastAPI:
@@ -42,4 +43,5 @@ async def _on_stop(ctx: ServiceContext) -> None:
 def definition() -> ServiceDefinition:
     return ServiceDefinition(name="channels", metadata=Base.metadata, create_app=create_app,
                              handlers=handlers.build, on_start=_on_start, on_stop=_on_stop,
-                             background=lambda ctx: [*adapter_jobs(ctx), *deferred_jobs(ctx)])
+                             background=lambda ctx: [*adapter_jobs(ctx), *deferred_jobs(ctx),
+                                                     FirstStatistics(ctx.engine, ("sends",))])

@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import CheckConstraint, DateTime, Index, String, func, select, text, tuple_, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import ARRAY, CheckConstraint, DateTime, Index, String, Uuid, any_, bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -51,6 +50,27 @@ class Send(Base):
     last_error: Mapped[str | None] = mapped_column(String(2000))
 
 
+# Both ledger writes take arrays: one statement text (one prepared plan) whatever the group's size, and
+# `dispatch_id = ANY(...)` keeps PostgreSQL on the primary key (a bare join on unnest, or a tuple IN,
+# walked ix_sends_tenant_id and read every row of the tenant while the table had no statistics).
+_CLAIM_FIELDS = ("dispatch_id", "recipient", "tenant_id", "invoice_id", "channel", "purpose", "correlation_id",
+                 "message_id")
+_CLAIM = text(f"""
+    INSERT INTO sends (dispatch_id, recipient, tenant_id, invoice_id, channel, purpose, correlation_id, message_id,
+                       state, attempts)
+    SELECT d, r, t, i, c, p, k, m, '{SENDING}', 1
+    FROM unnest(CAST(:dispatch_id AS uuid[]), CAST(:recipient AS text[]), CAST(:tenant_id AS text[]),
+                CAST(:invoice_id AS uuid[]), CAST(:channel AS text[]), CAST(:purpose AS text[]),
+                CAST(:correlation_id AS text[]), CAST(:message_id AS text[])) AS claim(d, r, t, i, c, p, k, m)
+    ON CONFLICT (dispatch_id, recipient) DO UPDATE SET attempts = sends.attempts + 1, updated_at = now()
+    WHERE sends.state = '{SENDING}' AND sends.tenant_id = excluded.tenant_id""")
+_MARK_SENT = text(f"""
+    UPDATE sends SET state = '{SENT}', next_attempt_at = NULL, updated_at = now()
+    FROM unnest(CAST(:tenants AS text[]), CAST(:dispatches AS uuid[]), CAST(:recipients AS text[])) AS k(t, d, r)
+    WHERE sends.dispatch_id = ANY(CAST(:dispatches AS uuid[]))
+      AND sends.dispatch_id = k.d AND sends.recipient = k.r AND sends.tenant_id = k.t""")
+
+
 @dataclass(frozen=True)
 class Claim:
     """A dispatch's recipients to send to (by normalised address), with their stable Message-IDs."""
@@ -74,13 +94,9 @@ async def claim_recipients(session: AsyncSession, claims: list[Claim]) -> list[d
                 dispatch_id=claim.dispatch_id, recipient=recipient, tenant_id=claim.tenant_id,
                 invoice_id=claim.invoice_id, channel=claim.channel, purpose=claim.purpose,
                 correlation_id=claim.correlation_id, message_id=message_id, state=SENDING, attempts=1))
-    statement = insert(Send).values(list(rows.values()))
-    await session.execute(statement.on_conflict_do_update(
-        index_elements=[Send.dispatch_id, Send.recipient],
-        set_={"attempts": Send.attempts + 1, "updated_at": func.now()},
-        where=(Send.state == SENDING) & (Send.tenant_id == statement.excluded.tenant_id),
-    ))
-    found = await session.scalars(select(Send).where(Send.dispatch_id.in_({claim.dispatch_id for claim in claims})))
+    await session.execute(_CLAIM, {field: [row[field] for row in rows.values()] for field in _CLAIM_FIELDS})
+    found = await session.scalars(select(Send).where(Send.dispatch_id == any_(bindparam(
+        "dispatch_ids", list({claim.dispatch_id for claim in claims}), type_=ARRAY(Uuid)))))
     by_dispatch: dict[UUID, list[Send]] = {}
     for row in found:
         by_dispatch.setdefault(row.dispatch_id, []).append(row)
@@ -90,11 +106,8 @@ async def claim_recipients(session: AsyncSession, claims: list[Claim]) -> list[d
 
 async def mark_sent(session: AsyncSession, accepted: list[tuple[str, UUID, str]]) -> None:
     """The transport accepted these (tenant, dispatch, recipient) messages: never send them again."""
-    await session.execute(
-        update(Send)
-        .where(tuple_(Send.tenant_id, Send.dispatch_id, Send.recipient).in_(accepted))
-        .values(state=SENT, next_attempt_at=None, updated_at=func.now())
-    )
+    tenants, dispatches, recipients = (list(column) for column in zip(*accepted))
+    await session.execute(_MARK_SENT, {"tenants": tenants, "dispatches": dispatches, "recipients": recipients})
 
 
 # Bounces arrive without a tenant: the signed return path (or the Message-ID) names the row,
