@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from parcours_contracts import (
     DeliveryBounced,
@@ -22,16 +23,16 @@ from parcours_contracts import (
 )
 from parcours_contracts.events import InvoiceEvent
 from parcours_router.domain import routing
-from parcours_router.store.customers import find_customer
+from parcours_router.store.customers import find_customers
 from parcours_router.store.dispatches import (
     Dispatch,
     last_invoice_dispatch,
     lock_dispatch,
     mark_failure_handled,
     note_bounce,
-    record_dispatch,
+    record_dispatches,
 )
-from parcours_runtime.consumer import Handler
+from parcours_runtime.consumer import BatchHandler, Handler
 from parcours_runtime.service import ServiceContext
 from parcours_runtime.uow import UnitOfWork
 
@@ -42,12 +43,12 @@ def build(ctx: ServiceContext) -> dict[type, Handler]:
     """The router's handler for each event type it consumes."""
     offered: list[str] = ctx.settings.channels
 
-    async def on_invoice_received(event: InvoiceReceived, uow: UnitOfWork) -> None:
-        await route_to_customer(event, uow, offered=offered, invoice=event.invoice, purpose="invoice", reminder=None)
+    async def on_invoices_received(events: list[InvoiceReceived], uow: UnitOfWork) -> None:
+        await route_to_customers([Delivery(event, event.invoice, "invoice") for event in events], uow, offered=offered)
 
-    async def on_reminder_due(event: ReminderDue, uow: UnitOfWork) -> None:
-        await route_to_customer(event, uow, offered=offered, invoice=event.invoice, purpose="reminder",
-                                reminder=event.reminder, penalties=event.penalties)
+    async def on_reminders_due(events: list[ReminderDue], uow: UnitOfWork) -> None:
+        await route_to_customers([Delivery(event, event.invoice, "reminder", reminder=event.reminder,
+                                           penalties=event.penalties) for event in events], uow, offered=offered)
 
     async def on_redelivery_requested(event: RedeliveryRequested, uow: UnitOfWork) -> None:
         """A console user asks for the invoice again (resend, or on `channel`): routed like a new one,
@@ -58,31 +59,50 @@ def build(ctx: ServiceContext) -> dict[type, Handler]:
                         reason=f"redelivery requested on {event.channel}, which is not offered" if last else
                         "redelivery requested, but the invoice was never dispatched: nothing to send again")
             return
-        await route_to_customer(event, uow, offered=offered, invoice=InvoiceSummary.model_validate(last.invoice),
-                                purpose="invoice", reminder=None, wanted=event.channel)
+        await route_to_customers([Delivery(event, InvoiceSummary.model_validate(last.invoice), "invoice",
+                                           wanted=event.channel)], uow, offered=offered)
 
-    return {InvoiceReceived: on_invoice_received, ReminderDue: on_reminder_due, DispatchFailed: on_dispatch_failed,
-            DeliveryBounced: on_delivery_bounced, RedeliveryRequested: on_redelivery_requested}
+    return {InvoiceReceived: BatchHandler(handle=on_invoices_received),
+            ReminderDue: BatchHandler(handle=on_reminders_due),
+            DispatchFailed: on_dispatch_failed, DeliveryBounced: on_delivery_bounced,
+            RedeliveryRequested: on_redelivery_requested}
 
 
-async def route_to_customer(cause: InvoiceEvent, uow: UnitOfWork, *, offered: Sequence[str], invoice: InvoiceSummary,
-                            purpose: str, reminder: ReminderInfo | None, penalties: Penalties | None = None,
-                            wanted: str | None = None) -> None:
-    """Request a dispatch on the customer's first usable channel as the directory says now (on
-    `wanted` or the reminder step's channel first, when offered)."""
-    ref = invoice.customer_ref
-    customer = await find_customer(uow.session, tenant_id=cause.tenant_id, ref=ref)
-    if customer is None:
-        decision = routing.unknown_customer(ref)
-    else:
-        decision = routing.first_route(preferred=customer.channels, offered=offered,
-                                       wanted=reminder.channel if reminder is not None else wanted)
-    if isinstance(decision, routing.Unroutable):
-        _unroutable(cause, uow, customer_ref=ref, purpose=purpose, reason=decision.reason)
-        return
-    recipients = [Recipient(email=contact["email"], name=contact.get("name")) for contact in customer.contacts]
-    await _request(cause, uow, route=decision, recipients=recipients, purpose=purpose, reminder=reminder,
-                   invoice=invoice, language=customer.language, penalties=penalties)
+@dataclass(frozen=True)
+class Delivery:
+    """Something to deliver to the invoice's customer, because of `cause`."""
+
+    cause: InvoiceEvent
+    invoice: InvoiceSummary
+    purpose: str
+    reminder: ReminderInfo | None = None
+    penalties: Penalties | None = None
+    wanted: str | None = None  # a channel asked for (redelivery); a reminder step's channel comes first
+
+
+async def route_to_customers(deliveries: Sequence[Delivery], uow: UnitOfWork, *, offered: Sequence[str]) -> None:
+    """Request each dispatch on its customer's first usable channel as the directory says now (on
+    the wanted or reminder step's channel first, when offered): one read of the directory and one
+    write of the dispatches for all of them."""
+    customers = await find_customers(uow.session, keys={(delivery.cause.tenant_id, delivery.invoice.customer_ref)
+                                                        for delivery in deliveries})
+    requests = []
+    for delivery in deliveries:
+        cause, ref, reminder = delivery.cause, delivery.invoice.customer_ref, delivery.reminder
+        customer = customers.get((cause.tenant_id, ref))
+        if customer is None:
+            decision = routing.unknown_customer(ref)
+        else:
+            decision = routing.first_route(preferred=customer.channels, offered=offered,
+                                           wanted=reminder.channel if reminder is not None else delivery.wanted)
+        if isinstance(decision, routing.Unroutable):
+            _unroutable(cause, uow, customer_ref=ref, purpose=delivery.purpose, reason=decision.reason)
+            continue
+        recipients = [Recipient(email=contact["email"], name=contact.get("name")) for contact in customer.contacts]
+        requests.append(_request(cause, uow, route=decision, recipients=recipients, purpose=delivery.purpose,
+                                 reminder=reminder, invoice=delivery.invoice, language=customer.language,
+                                 penalties=delivery.penalties))
+    await record_dispatches(uow.session, requests=requests)
 
 
 async def on_dispatch_failed(event: DispatchFailed, uow: UnitOfWork) -> None:
@@ -132,28 +152,30 @@ async def _fall_back(cause: InvoiceEvent, uow: UnitOfWork, *, failed: Dispatch, 
     if isinstance(decision, routing.Unroutable):
         _unroutable(cause, uow, customer_ref=invoice.customer_ref, purpose=failed.purpose, reason=decision.reason)
         return
-    await _request(
+    request = _request(
         cause, uow, route=decision, purpose=failed.purpose, invoice=invoice,
         recipients=[Recipient.model_validate(recipient) for recipient in failed.recipients],
         reminder=ReminderInfo.model_validate(failed.reminder) if failed.reminder else None,
         language=failed.language,
         penalties=Penalties.model_validate(failed.penalties) if failed.penalties else None,
     )
+    await record_dispatches(uow.session, requests=[request])
 
 
 def _log_context(event: InvoiceEvent) -> dict:
     return {"tenant_id": event.tenant_id, "invoice_id": event.invoice_id, "event_id": event.event_id}
 
 
-async def _request(cause: InvoiceEvent, uow: UnitOfWork, *, route: routing.Route, recipients: list[Recipient],
-                   purpose: str, reminder: ReminderInfo | None, invoice: InvoiceSummary, language: str | None,
-                   penalties: Penalties | None = None) -> None:
+def _request(cause: InvoiceEvent, uow: UnitOfWork, *, route: routing.Route, recipients: list[Recipient],
+             purpose: str, reminder: ReminderInfo | None, invoice: InvoiceSummary, language: str | None,
+             penalties: Penalties | None = None) -> DispatchRequested:
+    """Publish the dispatch request; the caller records it."""
     request = DispatchRequested.following(
         cause, channel=route.channel, fallback_channels=list(route.fallback_channels), recipients=recipients,
         purpose=purpose, reminder=reminder, invoice=invoice, language=language, penalties=penalties,
     )
-    await record_dispatch(uow.session, request=request)
     uow.publish(request)
+    return request
 
 
 def _unroutable(cause: InvoiceEvent, uow: UnitOfWork, *, customer_ref: str, purpose: str, reason: str) -> None:

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
-from sqlalchemy import DateTime, Index, String, delete, func, literal_column, select
+from sqlalchemy import ARRAY, DateTime, Index, String, any_, bindparam, delete, func, literal_column, select
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -105,6 +105,18 @@ async def put_customer(session: AsyncSession, *, tenant_id: str, ref: str, entry
 async def find_customer(session: AsyncSession, *, tenant_id: str, ref: str) -> Customer | None:
     """The tenant's entry for `ref`, if any."""
     return await session.get(Customer, (tenant_id, ref), populate_existing=True)
+
+
+async def find_customers(session: AsyncSession, *, keys: set[tuple[str, str]]) -> dict[tuple[str, str], Customer]:
+    """The entries of these (tenant, ref) keys that exist, in one statement read through the key."""
+    if not keys:
+        return {}
+    tenants, refs = {tenant for tenant, _ in keys}, {ref for _, ref in keys}
+    found = await session.scalars(
+        select(Customer).where(Customer.tenant_id == any_(bindparam("tenants", list(tenants), type_=ARRAY(String))),
+                               Customer.ref == any_(bindparam("refs", list(refs), type_=ARRAY(String))))
+        .execution_options(populate_existing=True))
+    return {key: customer for customer in found if (key := (customer.tenant_id, customer.ref)) in keys}
 
 
 async def list_customers(session: AsyncSession, *, tenant_id: str, group: str | None, after: str | None,

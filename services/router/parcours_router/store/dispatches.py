@@ -3,10 +3,12 @@ so that a permanent failure can be retried on the next channel with the same con
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import DateTime, String, Uuid, func, select
+from sqlalchemy import DateTime, String, Uuid, func, select, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -37,16 +39,31 @@ class Dispatch(Base):
     bounced_recipients: Mapped[list[str] | None] = mapped_column(JSONB, nullable=True)
 
 
-async def record_dispatch(session: AsyncSession, *, request: DispatchRequested) -> None:
-    """Remember a dispatch the router is about to request."""
-    data = request.model_dump(mode="json")
-    session.add(Dispatch(
-        dispatch_id=request.dispatch_id, tenant_id=request.tenant_id, invoice_id=request.invoice_id,
-        channel=request.channel, fallback_channels=data["fallback_channels"], recipients=data["recipients"],
-        purpose=request.purpose, reminder=data["reminder"], invoice=data["invoice"],
-        language=request.language, penalties=data["penalties"],
-    ))
-    await session.flush()
+_JSON_FIELDS = ("fallback_channels", "recipients", "reminder", "invoice", "penalties")
+_FIELDS = ("dispatch_id", "tenant_id", "invoice_id", "channel", "purpose", "language", *_JSON_FIELDS)
+# From arrays: one statement text (one prepared plan) whatever the number of dispatches.
+_RECORD = text("""
+    INSERT INTO dispatches (dispatch_id, tenant_id, invoice_id, channel, purpose, language, fallback_channels,
+                            recipients, reminder, invoice, penalties)
+    SELECT d, t, i, c, p, l, CAST(f AS jsonb), CAST(r AS jsonb), CAST(m AS jsonb), CAST(v AS jsonb), CAST(n AS jsonb)
+    FROM unnest(CAST(:dispatch_id AS uuid[]), CAST(:tenant_id AS text[]), CAST(:invoice_id AS uuid[]),
+                CAST(:channel AS text[]), CAST(:purpose AS text[]), CAST(:language AS text[]),
+                CAST(:fallback_channels AS text[]), CAST(:recipients AS text[]), CAST(:reminder AS text[]),
+                CAST(:invoice AS text[]), CAST(:penalties AS text[])) AS dispatch(d, t, i, c, p, l, f, r, m, v, n)""")
+
+
+async def record_dispatches(session: AsyncSession, *, requests: Sequence[DispatchRequested]) -> None:
+    """Remember the dispatches the router is about to request, in one statement."""
+    if not requests:
+        return
+    columns: dict[str, list] = {field: [] for field in _FIELDS}
+    for request in requests:
+        data = request.model_dump(mode="json", include=set(_JSON_FIELDS))
+        for field in ("dispatch_id", "tenant_id", "invoice_id", "channel", "purpose", "language"):
+            columns[field].append(getattr(request, field))
+        for field in _JSON_FIELDS:
+            columns[field].append(None if data[field] is None else json.dumps(data[field]))
+    await session.execute(_RECORD, columns)
 
 
 async def lock_dispatch(session: AsyncSession, *, tenant_id: str, dispatch_id: UUID) -> Dispatch | None:
