@@ -35,6 +35,7 @@ from parcours_runtime.metrics import Gauges, ServiceMetrics, metrics_route
 from parcours_runtime.migrations import alembic_cli, script_location, upgrade
 from parcours_runtime.outbox import OutboxRelay
 from parcours_runtime.problems import install_problem_handlers
+from parcours_runtime.rate_limit import RateLimit, RateLimiter
 from parcours_runtime.settings import ServiceSettings
 from parcours_runtime.tenancy import tenancy_handlers
 from parcours_runtime.tracing import setup_tracing, tracer
@@ -75,6 +76,7 @@ class ServiceDefinition:
     on_stop: Callable[[ServiceContext], Awaitable[None]] | None = None
     migrations: str | None = "store/migrations"
     gauges: Gauges = field(default_factory=dict)  # the service's own metrics, read at each scrape
+    rate_limits: Sequence[RateLimit] = ()  # its public routes' limits (rate_limit.py), overridable by settings
 
     def script_location(self) -> str:
         if self.migrations is None:
@@ -202,6 +204,8 @@ class ServiceHost:
         app.state.host = self
         install_problem_handlers(app)
         limit_bodies(app, s.http_max_body_bytes, s.http_body_timeout_seconds)
+        RateLimiter(self.definition.rate_limits, overrides=s.rate_limits, trusted_proxies=s.trusted_proxies,
+                    max_keys=s.rate_limit_max_keys).install(app)
         _health_routes(app, self)
         self.metrics = ServiceMetrics(self)
         metrics_route(app, self.metrics)

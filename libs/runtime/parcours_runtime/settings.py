@@ -35,6 +35,16 @@ class ServiceSettings(BaseSettings):
     http_body_timeout_seconds: float = Field(
         default=30, gt=0, description="Longest pause between two chunks of a request body (408 beyond).")
     db_pool_size: int = Field(default=10, ge=1)
+    rate_limits: dict[str, str] = Field(
+        default_factory=dict,
+        description='Override the public routes\' rate limits by name: {"link": "600/60"} (a burst of 600 requests '
+                    'per client, refilled at 600 per 60 s) or "off". Per replica: a global limit belongs to the ingress.')
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses or networks of reverse proxies whose X-Forwarded-For names the client (for the rate "
+                    "limits). Empty: the TCP peer is the client.")
+    rate_limit_max_keys: int = Field(
+        default=50_000, ge=100, description="Buckets kept per rate limit; past it the least recently used goes.")
 
     @property
     def is_production(self) -> bool:

@@ -10,6 +10,7 @@ from parcours_channels.adapters.mail.smtp import SMTP_POOL, SmtpPool
 from parcours_channels.adapters.registry import ADAPTERS, adapter_jobs, load_adapters
 from parcours_channels.bounces.server import BOUNCE_ENDPOINT, BounceEndpoint
 from parcours_channels.store import Base
+from parcours_runtime.rate_limit import RateLimit
 from parcours_runtime.service import ServiceContext, ServiceDefinition
 from parcours_runtime.table_stats import FirstStatistics
 
@@ -40,8 +41,13 @@ async def _on_stop(ctx: ServiceContext) -> None:
         await endpoint.stop()
 
 
+# The partners' signed webhooks are reachable without an API key: per sending address.
+RATE_LIMITS = (RateLimit("partner-webhook", "3000/60", ("POST /v1/peppol/events", "POST /v1/as2/mdn")),)
+
+
 def definition() -> ServiceDefinition:
     return ServiceDefinition(name="channels", metadata=Base.metadata, create_app=create_app,
                              handlers=handlers.build, on_start=_on_start, on_stop=_on_stop,
                              background=lambda ctx: [*adapter_jobs(ctx), *deferred_jobs(ctx),
-                                                     FirstStatistics(ctx.engine, ("sends",))])
+                                                     FirstStatistics(ctx.engine, ("sends",))],
+                             rate_limits=RATE_LIMITS)

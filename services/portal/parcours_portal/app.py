@@ -13,6 +13,7 @@ from parcours_portal.api.console import SignIn
 from parcours_portal.api.web import redirect
 from parcours_portal.store.models import Base
 from parcours_runtime.clock import CLOCK, SystemClock
+from parcours_runtime.rate_limit import RateLimit
 from parcours_runtime.service import BackgroundJob, ServiceContext, ServiceDefinition
 from parcours_runtime.table_stats import FirstStatistics
 
@@ -43,6 +44,20 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     return app
 
 
+# Before any sign-in. Sign-ins are strict per address and per account tried (api/console.py checks
+# "login-account" on the e-mail), so that guessing a password from many addresses is slow too.
+RATE_LIMITS = (
+    RateLimit("login", "30/60", ("POST /login", "GET /login/oidc", "GET /login/oidc/callback"),
+              "sign-ins from this address"),
+    RateLimit("login-account", "10/300", what="sign-ins to this account"),
+    RateLimit("magic-link", "10/300", ("POST /portal/sign-in",), "sign-in link requests from this address"),
+    RateLimit("recipient", "300/60", ("GET /p/{token}", "GET /portal/magic/{token}", "POST /portal/magic/{token}",
+                                      "GET /portal", "GET /portal/invoices/{invoice_id}",
+                                      "GET /portal/invoices/{invoice_id}/document.{kind}",
+                                      "POST /portal/invoices/{invoice_id}/answer")),
+)
+
+
 def definition() -> ServiceDefinition:
     return ServiceDefinition(name="portal", metadata=Base.metadata, create_app=create_app, handlers=handlers.build,
-                             on_start=on_start, background=background)
+                             on_start=on_start, background=background, rate_limits=RATE_LIMITS)

@@ -6,6 +6,7 @@ import logging
 
 from fastapi import FastAPI
 
+from parcours_runtime.rate_limit import RateLimit
 from parcours_runtime.service import BackgroundJob, ServiceContext, ServiceDefinition
 from parcours_runtime.table_stats import FirstStatistics
 from parcours_tracker import handlers
@@ -68,9 +69,17 @@ async def _time_to_ack(ctx: ServiceContext) -> dict[str, float]:
         return await gauges.time_to_ack(session)
 
 
+# What the internet reaches without an API key. A company's NAT opens many links from one address: generous.
+RATE_LIMITS = (
+    RateLimit("link", "600/60", ("GET /l/{token}", "HEAD /l/{token}", "GET /v/{token}", "HEAD /v/{token}",
+                                 "POST /v/{token}/open")),
+    RateLimit("partner-ack", "3000/60", ("POST /v1/acks/{channel}",)),
+)
+
+
 def definition() -> ServiceDefinition:
     return ServiceDefinition(name="tracker", metadata=Base.metadata, create_app=create_app, handlers=handlers.build,
-                             background=background, on_start=on_start,
+                             background=background, on_start=on_start, rate_limits=RATE_LIMITS,
                              gauges={"parcours_incidents_open": ("Open incidents by kind", _open_incidents),
                                      "parcours_time_to_ack_seconds": (
                                          "First dispatch to acknowledgement, invoices acked in the last 24 h, "

@@ -23,6 +23,7 @@ from parcours_portal.store import queries
 from parcours_portal.store.models import Invoice, User
 from parcours_runtime.clock import CLOCK
 from parcours_runtime.problems import Problem
+from parcours_runtime.rate_limit import check_rate
 from parcours_runtime.uow import UnitOfWork
 
 router = APIRouter(include_in_schema=False)
@@ -64,6 +65,7 @@ async def login_page(request: Request, next: str = Query(default="/console", max
 @router.post("/login")
 async def login(request: Request, email: str = Form(max_length=320), password: str = Form(max_length=200),
                 next: str = Form(default="/console", max_length=200)) -> Response:
+    check_rate(request, "login-account", email.strip().lower())  # before the hash: a refused guess costs nothing
     async with request.app.state.ctx.sessions() as db:
         user = await queries.user_by_email(db, email)
     ok = await asyncio.to_thread(auth.verify_password, user.password_hash if user and not user.disabled else None,
