@@ -162,8 +162,13 @@ def summary(run: Run, deliveries: dict[tuple[str, str], set[str]], resends: int,
             ("reminders (invoice × recipient)", len(reminded)),
             ("reminders missing", len(expected - reminded.keys())),
             ("reminded twice", sum(1 for ids in reminded.values() if len(ids) > 1)), ("elapsed", f"{elapsed:.0f} s")]
+    return table("chaos summary: kill -9 under load", rows)
+
+
+def table(title: str, rows: list[tuple[str, object]]) -> str:
+    """The harness's summary: one line per figure, names aligned."""
     width = max(len(name) for name, _ in rows)
-    return "\n".join(["", "chaos summary", "-" * (width + 24)] + [f"{name:<{width}}  {value}" for name, value in rows])
+    return "\n".join(["", title, "-" * (width + 24)] + [f"{name:<{width}}  {value}" for name, value in rows])
 
 
 async def test_kill_9_under_load_loses_nothing_and_sends_nothing_twice(stack, kafka):
