@@ -31,6 +31,8 @@ from parcours_contracts import (
     ReminderDue,
     TenantApiKeyIssued,
     TenantApiKeyRevoked,
+    TenantBrandingChanged,
+    BrandingLogo,
     CustomerChanged,
     DeliveryBounced,
     IncidentOpened,
@@ -161,6 +163,9 @@ EXAMPLES = {
         tenant_name="Acme",
     ),
     "tenant.api_key_revoked": TenantApiKeyRevoked(**ENVELOPE, key_id="key_01"),
+    "tenant.branding_changed": TenantBrandingChanged(
+        **ENVELOPE, name="ACME Services", primary_color="#0b7285", legal_footer="ACME SAS — RCS Paris 732 829 320",
+        logo=BrandingLogo(media_type="image/png", data=b"\x89PNG\r\n\x1a\n\xfb\xff")),
 }
 
 

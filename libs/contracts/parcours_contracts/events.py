@@ -399,6 +399,28 @@ class TenantApiKeyRevoked(TenantEvent):
     key_id: str
 
 
+class BrandingLogo(_Model):
+    # bytes in Python, base64 in JSON
+    model_config = ConfigDict(frozen=True, extra="ignore", ser_json_bytes="base64", val_json_bytes="base64")
+
+    media_type: Literal["image/png", "image/jpeg", "image/gif"]
+    data: bytes = Field(description="The image, URL-safe base64 (at most 100 KiB once decoded).")
+
+
+class TenantBrandingChanged(TenantEvent):
+    """A tenant's branding (set in channels) changed: the whole of it, or `deleted`. Ingest renders the PDFs of
+    invoices sent as data with it. Keyed by tenant so its changes stay in order; the last one wins."""
+
+    type: Literal["tenant.branding_changed"] = "tenant.branding_changed"
+    name: str | None = Field(default=None, max_length=200, description="The display name shown in the header.")
+    logo: BrandingLogo | None = None
+    primary_color: str | None = Field(default=None, pattern=r"^#[0-9a-fA-F]{6}$")
+    text_color: str | None = Field(default=None, pattern=r"^#[0-9a-fA-F]{6}$")
+    legal_footer: str | None = Field(default=None, max_length=300, description=(
+        "One line printed at the foot of every page (legal form, capital, RCS, address)."))
+    deleted: bool = False
+
+
 Event = Annotated[
     Union[
         InvoiceReceived,
@@ -421,6 +443,7 @@ Event = Annotated[
         CustomerChanged,
         TenantApiKeyIssued,
         TenantApiKeyRevoked,
+        TenantBrandingChanged,
     ],
     Field(discriminator="type"),
 ]
@@ -446,6 +469,7 @@ ALL_EVENT_TYPES: dict[str, type[EventEnvelope]] = {
     "customer.changed": CustomerChanged,
     "tenant.api_key_issued": TenantApiKeyIssued,
     "tenant.api_key_revoked": TenantApiKeyRevoked,
+    "tenant.branding_changed": TenantBrandingChanged,
 }
 
 TOPIC_OF: dict[type[EventEnvelope], str] = {
@@ -469,6 +493,7 @@ TOPIC_OF: dict[type[EventEnvelope], str] = {
     CustomerChanged: topics.CUSTOMER_EVENTS,
     TenantApiKeyIssued: topics.TENANT_EVENTS,
     TenantApiKeyRevoked: topics.TENANT_EVENTS,
+    TenantBrandingChanged: topics.BRANDING_EVENTS,
 }
 
 _event_adapter: TypeAdapter = TypeAdapter(Event)

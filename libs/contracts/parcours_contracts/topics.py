@@ -16,6 +16,7 @@ PAYMENT_EVENTS = "payment.events"
 INCIDENT_EVENTS = "incident.events"
 CUSTOMER_EVENTS = "customer.events"
 PORTAL_ACTIONS = "portal.actions"
+BRANDING_EVENTS = "branding.events"
 
 ALL = (
     TENANT_EVENTS,
@@ -33,6 +34,7 @@ ALL = (
     INCIDENT_EVENTS,
     CUSTOMER_EVENTS,
     PORTAL_ACTIONS,
+    BRANDING_EVENTS,
 )
 
 DLQ_SUFFIX = ".dlq"

@@ -1,4 +1,6 @@
-"""`/v1/branding`: how a tenant's messages look (name, logo, colours, signature)."""
+"""`/v1/branding`: how a tenant's messages look (name, logo, colours, signature), and the PDFs ingest renders
+for invoices sent as data (name, inline logo, primary colour, legal footer): every change is announced to
+ingest (`tenant.branding_changed`) through the outbox, in the transaction that writes it."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from pydantic import BaseModel, Field, HttpUrl, field_validator
 from parcours_channels.adapters.mail.profile import tenant_mail_cache
 from parcours_channels.api_mail.common import CurrentTenant, delete_setting
 from parcours_channels.store.tenant_mail import Branding, get_branding, save_branding
+from parcours_contracts import BrandingLogo, TenantBrandingChanged
 from parcours_runtime.problems import Problem, field_error
 from parcours_runtime.uow import UnitOfWork
 
@@ -36,6 +39,8 @@ class BrandingWrite(BaseModel):
     primary_color: str | None = Field(default=None, pattern=COLOR, examples=["#0b7285"])
     text_color: str | None = Field(default=None, pattern=COLOR)
     signature: str | None = Field(default=None, max_length=2000, description="Plain text, one line per line.")
+    legal_footer: str | None = Field(default=None, max_length=300, description=(
+        "One line at the foot of every PDF ingest renders (legal form, capital, RCS, address)."))
 
     @field_validator("logo_url")
     @classmethod
@@ -57,13 +62,25 @@ class BrandingRead(BaseModel):
     primary_color: str | None
     text_color: str | None
     signature: str | None
+    legal_footer: str | None
     updated_at: datetime
 
 
 def _read(row: Branding) -> BrandingRead:
     logo = LogoRead(media_type=row.logo_media_type, bytes=len(row.logo_data)) if row.logo_data else None
     return BrandingRead(name=row.name, logo_url=row.logo_url, logo=logo, primary_color=row.primary_color,
-                        text_color=row.text_color, signature=row.signature, updated_at=row.updated_at)
+                        text_color=row.text_color, signature=row.signature, legal_footer=row.legal_footer,
+                        updated_at=row.updated_at)
+
+
+def branding_changed(tenant_id: str, row: Branding | None) -> TenantBrandingChanged:
+    """The event telling ingest the tenant's branding now is `row` (None: deleted)."""
+    if row is None:
+        return TenantBrandingChanged(tenant_id=tenant_id, correlation_id=f"branding-{tenant_id}", deleted=True)
+    logo = BrandingLogo(media_type=row.logo_media_type, data=row.logo_data) if row.logo_data else None
+    return TenantBrandingChanged(tenant_id=tenant_id, correlation_id=f"branding-{tenant_id}", name=row.name, logo=logo,
+                                 primary_color=row.primary_color, text_color=row.text_color,
+                                 legal_footer=row.legal_footer)
 
 
 def _logo_bytes(logo: InlineLogo) -> bytes:
@@ -97,10 +114,12 @@ async def put_branding(body: BrandingWrite, request: Request, tenant: CurrentTen
     values = {"name": body.name, "logo_url": str(body.logo_url) if body.logo_url else None,
               "logo_media_type": body.logo.media_type if body.logo else None,
               "logo_data": _logo_bytes(body.logo) if body.logo else None,
-              "primary_color": body.primary_color, "text_color": body.text_color, "signature": body.signature}
+              "primary_color": body.primary_color, "text_color": body.text_color, "signature": body.signature,
+              "legal_footer": body.legal_footer}
     ctx = request.app.state.ctx
     async with UnitOfWork(ctx.sessions) as uow:
         row = await save_branding(uow.session, tenant_id=tenant.id, **values)
+        uow.publish(branding_changed(tenant.id, row))
         await uow.commit()
     tenant_mail_cache(ctx).forget(tenant.id)
     return _read(row)
@@ -109,4 +128,5 @@ async def put_branding(body: BrandingWrite, request: Request, tenant: CurrentTen
 @router.delete("", status_code=204, summary="Back to the default look")
 async def delete_branding(request: Request, tenant: CurrentTenant) -> Response:
     return await delete_setting(request.app.state.ctx, Branding, tenant_id=tenant.id,
-                                missing=Problem(404, "No branding to delete."))
+                                missing=Problem(404, "No branding to delete."),
+                                announce=branding_changed(tenant.id, None))

@@ -38,6 +38,7 @@ class Branding(Base):
     primary_color: Mapped[str | None] = mapped_column(String(7))
     text_color: Mapped[str | None] = mapped_column(String(7))
     signature: Mapped[str | None] = mapped_column(String(2000))
+    legal_footer: Mapped[str | None] = mapped_column(String(300))  # printed on the PDFs ingest renders
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 

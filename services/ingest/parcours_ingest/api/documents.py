@@ -27,7 +27,7 @@ from parcours_ingest.domain.facturx_out import Attachment, Insert
 from parcours_ingest.domain.invoice import InvoiceContent
 from parcours_ingest.domain.legal import LegalMentions
 from parcours_ingest.domain.outgoing import FacturxInputs, StoredPart, build_facturx, facturx_key, render, render_key
-from parcours_ingest.domain.render_pdf import LABELS
+from parcours_ingest.domain.render_pdf import LABELS, Branding
 from parcours_ingest.domain.ubl_out import ubl_invoice
 from parcours_ingest.store import documents as store
 from parcours_ingest.store import invoices as invoice_store
@@ -221,18 +221,21 @@ async def prepared_pdf(request: Request, *, tenant_id: str, invoice_id: uuid.UUI
         profile = await store.customer_profile(session, tenant_id=tenant_id, customer_ref=invoice.buyer.customer_ref)
         cgv = await store.cgv_for(session, tenant_id=tenant_id, group=profile.customer_group if profile else None)
         annexes = await store.annexes_of(session, tenant_id=tenant_id, invoice_id=invoice_id)
+        branded = await store.branding_of(session, tenant_id=tenant_id)
+        fingerprint = branded.fingerprint if branded is not None else None
         language = language or (profile.language if profile and profile.language in LABELS else None) \
             or ctx.settings.default_language
         key = facturx_key(invoice_id=invoice_id, document=row.document, language=language, sent_pdf=row.has_pdf,
                           cgv=StoredPart(cgv.sha256, after_page=cgv.after_page) if cgv is not None else None,
-                          annexes=[StoredPart(a.sha256, a.filename, a.media_type) for a in annexes])
+                          annexes=[StoredPart(a.sha256, a.filename, a.media_type) for a in annexes],
+                          branding=fingerprint)
         if (built := await _cached(session, blobs, tenant_id=tenant_id, inputs_key=key)) is not None:
             return built
-        pages_key = render_key(invoice_id=invoice_id, document=row.document, language=language)
+        pages_key = render_key(invoice_id=invoice_id, document=row.document, language=language, branding=fingerprint)
         pages = await (invoice_store.get_pdf(session, blobs, tenant_id=tenant_id, invoice_id=invoice_id) if row.has_pdf
                        else _cached(session, blobs, tenant_id=tenant_id, inputs_key=pages_key))
     if pages is None:
-        pages = await asyncio.to_thread(render, invoice, language)
+        pages = await asyncio.to_thread(render, invoice, language, _branding(branded))
         await _remember(request, tenant_id=tenant_id, invoice_id=invoice_id, inputs_key=pages_key, kind="rendered",
                         content=pages)
     cgv_pdf = await blobs.get(tenant_id, cgv.sha256) if cgv is not None else None
@@ -247,6 +250,13 @@ async def prepared_pdf(request: Request, *, tenant_id: str, invoice_id: uuid.UUI
         await _remember(request, tenant_id=tenant_id, invoice_id=invoice_id, inputs_key=key, kind="facturx",
                         content=built)
     return built
+
+
+def _branding(row) -> Branding | None:
+    if row is None:
+        return None
+    return Branding(**({"accent": row.primary_color} if row.primary_color else {}), footer=row.legal_footer,
+                    name=row.name, logo=row.logo)
 
 
 async def _cached(session, blobs: BlobStore, *, tenant_id: str, inputs_key: str) -> bytes | None:

@@ -38,10 +38,47 @@ LABELS: dict[Language, dict[str, str]] = {
 
 @dataclass(frozen=True)
 class Branding:
-    """A tenant's look: accent colour (#rrggbb) and a footer line (e.g. capital, RCS, address)."""
+    """A tenant's look: accent colour (#rrggbb), a footer line (e.g. capital, RCS, address), and the display
+    name and logo (PNG, JPEG or GIF bytes) of the masthead."""
 
     accent: str = "#1f4e79"
     footer: str | None = None
+    name: str | None = None
+    logo: bytes | None = None
+
+
+LOGO_MAX_PIXELS = 4096 * 4096  # a small file may still claim a huge image: such a logo is left out
+LOGO_BOX_MM = (45, 18)
+
+
+def _logo_flowable(data: bytes):
+    """The logo fitted in its box, as RGB(A) (a PDF/A with an sRGB output intent may not carry CMYK), or None
+    when it cannot be read."""
+    from PIL import Image as PILImage
+    from reportlab.lib.units import mm
+    from reportlab.lib.utils import ImageReader
+    from reportlab.platypus import Flowable
+
+    try:
+        with PILImage.open(io.BytesIO(data)) as image:
+            if image.width * image.height > LOGO_MAX_PIXELS:
+                return None
+            image.load()
+            transparent = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+            image = image.convert("RGBA" if transparent else "RGB")
+    except (OSError, ValueError, PILImage.DecompressionBombError):
+        return None
+    scale = min(LOGO_BOX_MM[0] * mm / image.width, LOGO_BOX_MM[1] * mm / image.height)
+    reader, size = ImageReader(image), (image.width * scale, image.height * scale)
+
+    class Logo(Flowable):
+        def wrap(self, *_):
+            return size
+
+        def draw(self):
+            self.canv.drawImage(reader, 0, 0, *size, mask="auto" if transparent else None)
+
+    return Logo()
 
 
 def money(value: Decimal, currency: str, language: Language, *, unit: bool = False) -> str:
@@ -97,6 +134,12 @@ def render_invoice(invoice: InvoiceContent, *, language: Language = "fr", mentio
         return Paragraph(_escape(str(text)), style)
 
     story: list = []
+    logo = _logo_flowable(branding.logo) if branding.logo else None
+    if logo is not None or branding.name:
+        brand = ParagraphStyle("brand", parent=title, fontSize=13, leading=16, alignment=2)
+        story += [Table([[logo or "", p(branding.name or "", brand)]], colWidths=[90 * mm, 90 * mm],
+                        style=_grid(colors, accent, header=False, lines=False, valign="MIDDLE")),
+                  Spacer(1, 4 * mm)]
     heading = Table([[p(f"{labels[invoice.type_code]} {labels['number']} {invoice.number}", title),
                       [p(f"{labels['issue_date']} : {invoice.issue_date:%d/%m/%Y}", bold),
                        p(f"{labels['due_date']} : {invoice.due_date:%d/%m/%Y}", bold)]]],
@@ -189,12 +232,12 @@ def _party_block(party: Seller | Buyer, heading: str, labels: dict[str, str], p,
 
 
 def _grid(colors, accent, *, header: bool = True, lines: bool = True, right_from: int | None = None,
-          bold_rows: list[int] = ()):
+          bold_rows: list[int] = (), valign: str = "TOP"):
     from reportlab.platypus import TableStyle
 
     # every cell in the embedded font: a PDF/A may not name a font it does not embed
     commands = [("FONTNAME", (0, 0), (-1, -1), FONT), ("FONTSIZE", (0, 0), (-1, -1), 8.5),
-                ("LEADING", (0, 0), (-1, -1), 11), ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ("LEADING", (0, 0), (-1, -1), 11), ("VALIGN", (0, 0), (-1, -1), valign),
                 ("TOPPADDING", (0, 0), (-1, -1), 2), ("BOTTOMPADDING", (0, 0), (-1, -1), 2)]
     if right_from is not None:
         commands += [("ALIGN", (right_from, 0), (-1, -1), "RIGHT")]

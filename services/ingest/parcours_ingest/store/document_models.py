@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKeyConstraint, Index, Integer, String, func
+from sqlalchemy import DateTime, ForeignKeyConstraint, Index, Integer, LargeBinary, String, func
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -58,6 +58,23 @@ class CustomerProfileRow(Base):
     customer_ref: Mapped[str] = mapped_column(String(64), primary_key=True)
     customer_group: Mapped[str | None] = mapped_column(String(64))
     language: Mapped[str | None] = mapped_column(String(2))
+
+
+class TenantBrandingRow(Base):
+    """A tenant's look on the PDFs ingest renders, as channels announced it (tenant.branding_changed);
+    `fingerprint` (SHA-256 of all of it) goes into the rendered documents' cache keys."""
+
+    __tablename__ = "tenant_brandings"
+
+    tenant_id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    primary_color: Mapped[str | None] = mapped_column(String(7))
+    text_color: Mapped[str | None] = mapped_column(String(7))
+    legal_footer: Mapped[str | None] = mapped_column(String(300))
+    logo_media_type: Mapped[str | None] = mapped_column(String(32))
+    logo: Mapped[bytes | None] = mapped_column(LargeBinary)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class PreparedDocumentRow(Base):

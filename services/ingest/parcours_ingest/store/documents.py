@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parcours_ingest.store.document_models import (
-    DEFAULT_GROUP, CustomerProfileRow, InvoiceAnnexRow, PreparedDocumentRow, TenantCgvRow,
+    DEFAULT_GROUP, CustomerProfileRow, InvoiceAnnexRow, PreparedDocumentRow, TenantBrandingRow, TenantCgvRow,
 )
 
 
@@ -74,6 +75,23 @@ async def save_customer_profile(session: AsyncSession, *, tenant_id: str, custom
     values = {"customer_group": group, "language": language}
     await session.execute(insert(CustomerProfileRow).values(tenant_id=tenant_id, customer_ref=customer_ref, **values)
                           .on_conflict_do_update(index_elements=["tenant_id", "customer_ref"], set_=values))
+
+
+async def branding_of(session: AsyncSession, *, tenant_id: str) -> TenantBrandingRow | None:
+    return await session.get(TenantBrandingRow, tenant_id)
+
+
+async def save_branding(session: AsyncSession, *, tenant_id: str, occurred_at: datetime, values: dict | None) -> None:
+    """What channels announced of the tenant's branding (None: deleted). Events of a tenant come in order;
+    an older one than the row (a replay) changes nothing."""
+    if values is None:
+        await session.execute(delete(TenantBrandingRow).where(TenantBrandingRow.tenant_id == tenant_id,
+                                                              TenantBrandingRow.occurred_at <= occurred_at))
+        return
+    values = {**values, "occurred_at": occurred_at}
+    statement = insert(TenantBrandingRow).values(tenant_id=tenant_id, **values)
+    await session.execute(statement.on_conflict_do_update(
+        index_elements=["tenant_id"], set_=values, where=TenantBrandingRow.occurred_at <= occurred_at))
 
 
 async def prepared_document(session: AsyncSession, *, tenant_id: str, inputs_key: str) -> str | None:
