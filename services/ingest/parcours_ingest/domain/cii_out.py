@@ -8,7 +8,9 @@ from decimal import Decimal
 
 from lxml import etree
 
-from parcours_ingest.domain.invoice import AllowanceCharge, Buyer, InvoiceContent, PostalAddress, Seller
+from parcours_ingest.domain.invoice import (
+    DEFAULT_BUSINESS_PROCESS, AllowanceCharge, Buyer, ElectronicAddress, InvoiceContent, PostalAddress, Seller,
+)
 from parcours_ingest.domain.legal import LegalMentions
 from parcours_ingest.domain.vat_summary import line_categories, vat_entries
 
@@ -39,8 +41,10 @@ def _amount(value: Decimal) -> str:
 def cii_invoice(invoice: InvoiceContent, *, mentions: LegalMentions | None = None) -> bytes:
     """The CrossIndustryInvoice of `invoice` (UTF-8, with XML declaration)."""
     root = etree.Element(f"{{{RSM}}}CrossIndustryInvoice", nsmap=_NS)
-    _sub(_sub(_sub(root, "rsm:ExchangedDocumentContext"), "ram:GuidelineSpecifiedDocumentContextParameter"),
-         "ram:ID", EN16931)
+    context = _sub(root, "rsm:ExchangedDocumentContext")
+    _sub(_sub(context, "ram:BusinessProcessSpecifiedDocumentContextParameter"), "ram:ID",
+         invoice.business_process or DEFAULT_BUSINESS_PROCESS)  # BT-23: the French CTC rules want it (BR-FR-08)
+    _sub(_sub(context, "ram:GuidelineSpecifiedDocumentContextParameter"), "ram:ID", EN16931)
     document = _sub(root, "rsm:ExchangedDocument")
     _sub(document, "ram:ID", invoice.number)
     _sub(document, "ram:TypeCode", invoice.type_code)
@@ -127,8 +131,19 @@ def _party(parent: etree._Element, qname: str, party: Seller | Buyer) -> None:
                           ("ram:CountryID", address.country_code)):
         if value:
             _sub(postal, qname_, value)
+    if (endpoint := electronic_address(party)) is not None:  # BT-34 / BT-49 (BR-FR-12, BR-FR-13)
+        _sub(_sub(element, "ram:URIUniversalCommunication"), "ram:URIID", endpoint.value, schemeID=endpoint.scheme)
     if party.vat_id:
         _sub(_sub(element, "ram:SpecifiedTaxRegistration"), "ram:ID", party.vat_id, schemeID="VA")
+
+
+def electronic_address(party: Seller | Buyer) -> ElectronicAddress | None:
+    """The party's electronic address; else its SIREN in the French directory's scheme (every company's first
+    address there), else none."""
+    if party.electronic_address is not None:
+        return party.electronic_address
+    siren = party.siren or (party.siret[:9] if party.siret else None)
+    return ElectronicAddress(scheme="0225", value=siren) if siren else None
 
 
 def _tax_category(parent: etree._Element, qname: str, rate: Decimal, category: str) -> None:

@@ -52,6 +52,15 @@ class PostalAddress(_Part):
     country_code: str = Field(default="FR", pattern=r"^[A-Z]{2}$", description="BT-40/BT-55 Country code (ISO 3166-1).")
 
 
+class ElectronicAddress(_Part):
+    """BT-34 Seller / BT-49 Buyer electronic address and its scheme (BT-34-1 / BT-49-1, the EAS code list).
+    In France, scheme 0225 (the e-invoicing directory): the SIREN, SIREN_SIRET or SIREN_SUFFIX."""
+
+    scheme: str = Field(default="0225", pattern=r"^(?:[0-9]{4}|[A-Z]{2})$",
+                        description="EAS code: 0225 French directory, 0009 SIRET, 0088 GLN, EM e-mail…")
+    value: str = Field(min_length=1, max_length=125, pattern=r"^[^\s]+$", description="The address itself.")
+
+
 class Seller(_Part):
     """BG-4 Seller."""
 
@@ -60,6 +69,9 @@ class Seller(_Part):
     siret: Siret | None = Field(default=None, description="BT-29 Seller identifier (SIRET, scheme 0009).")
     vat_id: VatId | None = Field(default=None, description="BT-31 Seller VAT identifier.")
     address: PostalAddress | None = Field(default=None, description="BG-5 Seller postal address.")
+    electronic_address: ElectronicAddress | None = Field(
+        default=None, description="BT-34 Seller electronic address; absent, the outgoing CII and UBL give the SIREN "
+                                  "in scheme 0225 (the directory's first address of every company).")
 
 
 class Buyer(_Part):
@@ -73,7 +85,15 @@ class Buyer(_Part):
     siret: Siret | None = Field(default=None, description="BT-46 Buyer identifier (SIRET, scheme 0009).")
     vat_id: VatId | None = Field(default=None, description="BT-48 Buyer VAT identifier.")
     address: PostalAddress | None = Field(default=None, description="BG-8 Buyer postal address.")
+    electronic_address: ElectronicAddress | None = Field(
+        default=None, description="BT-49 Buyer electronic address; absent, the SIREN in scheme 0225 (as BT-34).")
 
+
+# BT-23 in France: the billing framework ("cadre de facturation") of the CTC reform — B goods, S services,
+# M both; 1 an invoice to pay, 2 already paid, 4 a final invoice after down payments, …
+BusinessProcess = Literal["B1", "S1", "M1", "B2", "S2", "M2", "S3", "B4", "S4", "M4", "S5", "S6", "B7", "S7", "B8", "S8",
+                          "M8", "B9", "S9", "M9"]
+DEFAULT_BUSINESS_PROCESS = "S1"  # services, to pay: what Parcours' tenants (dunning their customers) mostly send
 
 # UNTDID 1001 document types of EN 16931 that Parcours delivers and duns (a credit note is never dunned).
 TypeCode = Literal["380", "381", "384", "389"]
@@ -139,6 +159,10 @@ class InvoiceContent(_Part):
                         description="BT-1 Invoice number; unique per tenant, seller and issue year; no control characters.")
     type_code: TypeCode = Field(default="380", description="BT-3 Invoice type code: 380 commercial invoice, "
                                                            "381 credit note, 384 corrected invoice, 389 self-billed.")
+    business_process: BusinessProcess | None = Field(
+        default=None, description="BT-23 Business process type: in France the billing framework (B1 goods, S1 services, "
+                                  "M1 both, B2/S2/M2 already paid, B4/S4/M4 final invoice after down payments…); "
+                                  f"absent, the outgoing CII and UBL say {DEFAULT_BUSINESS_PROCESS}.")
     issue_date: date = Field(ge=EARLIEST, le=LATEST, description="BT-2 Invoice issue date (2000–2099).")
     due_date: date = Field(ge=EARLIEST, le=LATEST, description="BT-9 Payment due date; on or after the issue date.")
     payment_terms: str | None = Field(default=None, min_length=1, max_length=1000,
@@ -197,11 +221,11 @@ class Invoice(InvoiceContent):
         document["totals"] = _without_empty(document["totals"], _OPTIONAL_TOTALS)
         document["lines"] = [_without_empty(line, _OPTIONAL_LINE_PARTS) for line in document["lines"]]
         for role in ("seller", "buyer"):
-            document[role] = _without_empty(document[role], ("address",))
+            document[role] = _without_empty(document[role], ("address", "electronic_address"))
         return document
 
 
-_OPTIONAL_PARTS = ("allowances_charges", "vat_breakdown", "payment_terms")
+_OPTIONAL_PARTS = ("allowances_charges", "vat_breakdown", "payment_terms", "business_process")
 _OPTIONAL_TOTALS = ("lines_total", "allowance_total", "charge_total", "prepaid_amount", "amount_due")
 _OPTIONAL_LINE_PARTS = ("price_base_quantity", "allowances_charges")
 

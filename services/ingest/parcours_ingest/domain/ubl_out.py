@@ -8,8 +8,10 @@ from decimal import Decimal
 
 from lxml import etree
 
-from parcours_ingest.domain.cii_out import EN16931
-from parcours_ingest.domain.invoice import AllowanceCharge, Buyer, InvoiceContent, PostalAddress, Seller
+from parcours_ingest.domain.cii_out import EN16931, electronic_address
+from parcours_ingest.domain.invoice import (
+    DEFAULT_BUSINESS_PROCESS, AllowanceCharge, Buyer, InvoiceContent, PostalAddress, Seller,
+)
 from parcours_ingest.domain.legal import LegalMentions
 from parcours_ingest.domain.vat_summary import line_categories, vat_entries
 
@@ -40,6 +42,7 @@ def ubl_invoice(invoice: InvoiceContent, *, mentions: LegalMentions | None = Non
                          nsmap={None: namespace, "cac": CAC, "cbc": CBC})
     cur = invoice.currency
     _sub(root, "cbc:CustomizationID", EN16931)
+    _sub(root, "cbc:ProfileID", invoice.business_process or DEFAULT_BUSINESS_PROCESS)  # BT-23
     _sub(root, "cbc:ID", invoice.number)
     _sub(root, "cbc:IssueDate", invoice.issue_date.isoformat())
     if not credit:
@@ -104,6 +107,8 @@ def ubl_invoice(invoice: InvoiceContent, *, mentions: LegalMentions | None = Non
 
 def _party(parent: etree._Element, party: Seller | Buyer) -> None:
     element = _sub(parent, "cac:Party")
+    if (endpoint := electronic_address(party)) is not None:  # BT-34 / BT-49
+        _sub(element, "cbc:EndpointID", endpoint.value, schemeID=endpoint.scheme)
     if isinstance(party, Buyer):
         _sub(_sub(element, "cac:PartyIdentification"), "cbc:ID", party.customer_ref)
     if party.siret:

@@ -23,6 +23,8 @@ def read_cii(root: etree._Element) -> Extraction:
     p = x.payload
     x.put(p, "number", x.text(root, "rsm:ExchangedDocument/ram:ID", ("number",), "BT-1 Invoice number"))
     x.put(p, "type_code", x.text(root, "rsm:ExchangedDocument/ram:TypeCode", ("type_code",), "BT-3 Invoice type code"))
+    x.put(p, "business_process", x.business_process(
+        root, "rsm:ExchangedDocumentContext/ram:BusinessProcessSpecifiedDocumentContextParameter/ram:ID"))
     x.put(p, "issue_date", _date(x.text(root, "rsm:ExchangedDocument/ram:IssueDateTime/udt:DateTimeString",
                                         ("issue_date",), "BT-2 Invoice issue date")))
     settlement = x.require(root, _SETTLEMENT, ("totals",), "ApplicableHeaderTradeSettlement")
@@ -101,6 +103,7 @@ def _party(x: Extraction, party: etree._Element | None, loc: Loc, *, names: tupl
                                legal_term, required=False))
     x.put(out, "vat_id", x.text(party, "ram:SpecifiedTaxRegistration/ram:ID[@schemeID='VA']", loc + ("vat_id",),
                                 vat_term, required=False))
+    x.put(out, "electronic_address", x.electronic_address(party, "ram:URIUniversalCommunication/ram:URIID", loc))
     return out
 
 

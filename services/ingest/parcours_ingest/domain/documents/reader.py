@@ -3,14 +3,18 @@ XPath each value came from, so that every later error points into the document t
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, get_args
 
 from lxml import etree
 
 from parcours_ingest.domain.documents import DocumentError, Issue
 from parcours_ingest.domain.documents.xml import NAMESPACES, path_of
+from parcours_ingest.domain.invoice import BusinessProcess
 
 Loc = tuple[str | int, ...]
+_BUSINESS_PROCESSES = frozenset(get_args(BusinessProcess))
+_SCHEME = re.compile(r"^(?:[0-9]{4}|[A-Z]{2})$")
 
 
 class Extraction:
@@ -58,6 +62,21 @@ class Extraction:
         if element is None:
             self.missing.append(Issue(xpath=path, detail=f"{term} is missing", code="missing", field=loc))
         return element
+
+    def business_process(self, context: etree._Element, xpath: str) -> str | None:
+        """BT-23 when it is a French billing framework the model knows; any other value (a Peppol profile URN…)
+        says nothing the model carries, and is left out rather than refused."""
+        value = self.text(context, xpath, ("business_process",), "BT-23 Business process type", required=False)
+        return value if value in _BUSINESS_PROCESSES else None
+
+    def electronic_address(self, party: etree._Element, xpath: str, loc: Loc) -> dict | None:
+        """BT-34 / BT-49 with its scheme, when it has both and fits the model (else left out: not needed)."""
+        element = self.find(party, xpath)
+        value, scheme = ((element.text or "").strip(), element.get("schemeID")) if element is not None else ("", None)
+        if not value or not scheme or not _SCHEME.match(scheme) or len(value) > 125 or any(c.isspace() for c in value):
+            return None
+        self.at(loc + ("electronic_address",), party, xpath)
+        return {"scheme": scheme, "value": value}
 
     def put(self, target: dict[str, Any], key: str, value: Any) -> None:
         """Set `key` unless the value is absent: the model's own defaults and checks then apply."""

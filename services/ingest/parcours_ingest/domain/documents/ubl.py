@@ -27,6 +27,7 @@ def read_ubl(root: etree._Element) -> Extraction:
     x.put(p, "type_code", x.text(root, "cbc:CreditNoteTypeCode" if credit else "cbc:InvoiceTypeCode", ("type_code",),
                                  "BT-3 Invoice type code", required=False) or ("381" if credit else "380"))
     x.put(p, "issue_date", x.text(root, "cbc:IssueDate", ("issue_date",), "BT-2 Invoice issue date"))
+    x.put(p, "business_process", x.business_process(root, "cbc:ProfileID"))
     due_xpath = "cac:PaymentMeans/cbc:PaymentDueDate" if credit else "cbc:DueDate"
     # A credit note is never dunned: without a due date, it is due when issued.
     x.put(p, "due_date", x.text(root, due_xpath, ("due_date",), "BT-9 Payment due date", required=not credit)
@@ -95,6 +96,7 @@ def _party(x: Extraction, party: etree._Element | None, loc: Loc, *, names: tupl
         x.put(out, "siren", x.text(party, "cac:PartyLegalEntity/cbc:CompanyID", loc + ("siren",), legal_term))
     x.put(out, "vat_id", x.text(party, "cac:PartyTaxScheme[cac:TaxScheme/cbc:ID='VAT']/cbc:CompanyID",
                                 loc + ("vat_id",), vat_term, required=False))
+    x.put(out, "electronic_address", x.electronic_address(party, "cbc:EndpointID", loc))
     return out
 
 
