@@ -3,6 +3,7 @@ wording, stable Message-IDs, the adapter registry, settings."""
 
 from __future__ import annotations
 
+import dataclasses
 import email
 import email.policy
 import uuid
@@ -209,3 +210,20 @@ def test_the_message_speaks_the_customer_language_carried_by_the_request():
     french = invoice_message(request.model_copy(update={"language": None}), request.recipients[0],
                              message_id="<x@y>", settings=Settings())
     assert french["Subject"] == "Facture INV-7 de Northwind Ltd"
+
+
+@pytest.mark.parametrize("name", ["", "Ann", "Ann O. Smith", 'Bob "the" Builder', "Zoë Ünïcödé", "Müller, Hans",
+                                  "Jean-François d'Artagnan", "a\\b", "  spaced  ", "Émilie " + "Longname " * 8])
+@pytest.mark.parametrize("subject", ["Facture INV-7 de Northwind Ltd", "Facture n° 2026-0001 de Société Générale",
+                                     "Invoice " + "word " * 30, "é" * 100, "=?utf-8?q?x?= looks encoded"])
+def test_headers_written_for_the_wire_read_back_as_given_within_78_columns(name, subject):
+    rendered = render_email(invoice=invoice(), purpose="invoice", reminder=None, link=LINK)
+    rendered = dataclasses.replace(rendered, subject=subject)
+    wire = to_wire(compose_message(rendered=rendered, sender="p@parcours.example", message_id="<m@x>",
+                                   recipient=Recipient(email="ann@contoso.example", name=name)))
+    head = wire.split(b"\r\n\r\n", 1)[0]
+    assert max(len(line) for line in head.split(b"\r\n")) <= 78
+    parsed = email.message_from_bytes(wire, policy=email.policy.default)
+    assert parsed["Subject"] == subject
+    (to,) = parsed["To"].addresses
+    assert (to.display_name, to.addr_spec) == (" ".join(name.split()), "ann@contoso.example")
