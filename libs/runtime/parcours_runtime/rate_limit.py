@@ -130,13 +130,18 @@ def _too_many(wait: float, what: str) -> Problem:
     return Problem(429, f"Too many {what}; retry in {seconds} s.", headers={"Retry-After": str(seconds)})
 
 
+@dataclass(frozen=True)
+class _Template:
+    path: str  # what the HTTP metrics read of a matched route
+
+
 class _Guard:
     """Plain ASGI, in front of the router: requests to undeclared routes cost a dict miss on (method, first
     path segment); a declared route's request takes a token from its client's bucket, or gets a 429."""
 
     def __init__(self, app: ASGIApp, limiter: "RateLimiter"):
         self.app, self.limiter = app, limiter
-        self.index: dict[tuple[str, str], list[tuple[Any, RateLimit, TokenBuckets]]] = {}
+        self.index: dict[tuple[str, str], list[tuple[Any, _Template, RateLimit, TokenBuckets]]] = {}
         for limit in limiter.limits.values():
             if limit.name not in limiter.buckets:
                 continue
@@ -144,17 +149,18 @@ class _Guard:
                 method, path = _route(route)
                 regex = compile_path(path)[0]
                 self.index.setdefault((method, _first_segment(path)), []).append(
-                    (regex, limit, limiter.buckets[limit.name]))
+                    (regex, _Template(path), limit, limiter.buckets[limit.name]))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             path = scope["path"]
             candidates = self.index.get((scope["method"], _first_segment(path)))
             if candidates is not None:
-                for regex, limit, buckets in candidates:
+                for regex, template, limit, buckets in candidates:
                     if regex.match(path):
                         wait = buckets.take(self.limiter.client(scope), time.monotonic())
                         if wait:
+                            scope["route"] = template  # the metrics count the refusal under its route
                             await problem_response(Request(scope), _too_many(wait, limit.what))(scope, receive, send)
                             return
                         break
