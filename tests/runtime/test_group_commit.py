@@ -41,3 +41,45 @@ async def test_a_write_returning_the_wrong_number_of_results_is_an_error():
 
     with pytest.raises(RuntimeError, match="0 results for 1 items"):
         await GroupCommit(write).submit(1)
+
+
+async def test_one_at_a_time_groups_never_overlap_and_what_arrives_meanwhile_goes_next_together():
+    groups: list[list[int]] = []
+    writing = 0
+    release = asyncio.Event()
+
+    async def write(items: list[int]) -> list[int]:
+        nonlocal writing
+        writing += 1
+        assert writing == 1, "one group at a time"
+        groups.append(items)
+        if len(groups) == 1:
+            await release.wait()  # the first commit is slow
+        writing -= 1
+        return items
+
+    committer = GroupCommit(write, window_seconds=0.001, max_items=4, one_at_a_time=True)
+    first = asyncio.create_task(committer.submit(0))
+    await asyncio.sleep(0.01)
+    assert groups == [[0]]
+    later = [asyncio.create_task(committer.submit(i)) for i in range(1, 7)]
+    await asyncio.sleep(0.01)
+    assert groups == [[0]], "nothing else is written while a group is"
+    release.set()
+    assert await asyncio.gather(first, *later) == list(range(7))
+    assert groups == [[0], [1, 2, 3, 4], [5, 6]], "the waiting items go together, at most max_items a group"
+
+
+async def test_drain_writes_the_group_still_forming():
+    groups: list[list[int]] = []
+
+    async def write(items: list[int]) -> list[int]:
+        groups.append(items)
+        return items
+
+    committer = GroupCommit(write, window_seconds=3600, one_at_a_time=True)
+    waiting = [asyncio.create_task(committer.submit(i)) for i in range(3)]
+    await asyncio.sleep(0.01)
+    assert groups == []
+    await committer.drain()
+    assert groups == [[0, 1, 2]] and [task.result() for task in waiting] == [0, 1, 2]

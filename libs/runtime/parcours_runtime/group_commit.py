@@ -4,7 +4,11 @@ Each caller submits one item and awaits its own result; the items submitted with
 window (or until `max_items`) are written together by one call of `write(items)`, which
 returns one result per item, in order. A failure of that call fails every caller in the
 group, who then decide as they would for their own failed write. It trades a few
-milliseconds of latency for one database round trip per group instead of one per item."""
+milliseconds of latency for one database round trip per group instead of one per item.
+
+`one_at_a_time`: a group is written only once the previous one is committed; what arrives
+meanwhile waits and goes as the next group (up to `max_items`). Where a commit costs more than
+the window (a WAL flush), groups then grow with the load instead of queueing one flush each."""
 
 from __future__ import annotations
 
@@ -18,8 +22,9 @@ R = TypeVar("R")
 
 class GroupCommit(Generic[T, R]):
     def __init__(self, write: Callable[[list[T]], Awaitable[list[R]]], *, window_seconds: float = 0.002,
-                 max_items: int = 200):
+                 max_items: int = 200, one_at_a_time: bool = False):
         self._write = write
+        self._one_at_a_time = one_at_a_time
         self._window = window_seconds
         self._max_items = max_items
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
@@ -37,15 +42,29 @@ class GroupCommit(Generic[T, R]):
             self._timer = loop.call_later(self._window, self._start_group)
         return await future
 
+    async def drain(self) -> None:
+        """Write what is pending now and wait until every group is written (a graceful stop)."""
+        while self._pending or self._writing:
+            self._start_group()
+            if self._writing:
+                await asyncio.gather(*self._writing, return_exceptions=True)
+
     def _start_group(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        group, self._pending = self._pending, []
+        if self._one_at_a_time and self._writing:
+            return  # the group being written starts the next one when it is done
+        group, self._pending = self._pending[:self._max_items], self._pending[self._max_items:]
         if group:
             task = asyncio.get_running_loop().create_task(self._write_group(group))
             self._writing.add(task)  # a reference, or the task may be collected mid-way
-            task.add_done_callback(self._writing.discard)
+            task.add_done_callback(self._written)
+
+    def _written(self, task: asyncio.Task) -> None:
+        self._writing.discard(task)
+        if self._one_at_a_time and self._pending:
+            self._start_group()
 
     async def _write_group(self, group: list[tuple[T, asyncio.Future[R]]]) -> None:
         try:
