@@ -58,8 +58,8 @@ async def test_a_view_is_the_button_press_recorded_published_and_shown(
     assert response.headers["location"] == f"/v/{token}"
     assert response.headers["cache-control"] == "no-store"
     assert await clicks_of(tracker, f.invoice_id) == [], "opening the link is not yet a view"
-    await eventually(lambda: _eq(journal_kinds(tracker, f.invoice_id), ["received", "dispatched", "opened"]),
-                     what="the open journaled (in the next batch of opens)")
+    assert await journal_kinds(tracker, f.invoice_id) == ["received", "dispatched", "opened"], \
+        "the open is journaled before the answer"
 
     page = await client.get(f"/v/{token}")
     assert "F-2026-777" in page.text and "View the invoice" in page.text
@@ -203,8 +203,40 @@ async def _eq(awaitable, expected):
     return (await awaitable) == expected
 
 
-async def test_opens_waiting_for_their_batch_are_written_by_a_graceful_stop(make_database, flow):
-    """The recorder keeps opens in memory for a few ms; stopping the service writes them all first."""
+async def test_an_answered_open_is_stored_even_if_the_tracker_is_killed_right_after(spawn_service, make_database,
+                                                                                    publish, flow, eventually):
+    """Opens are committed in groups (concurrent requests share a transaction) before their 303: a kill -9 as
+    soon as the answers are in loses none of them."""
+    import asyncio
+
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import NullPool
+
+    database_url = make_database("tracker")
+    tracker = await asyncio.to_thread(lambda: spawn_service("tracker", database_url=database_url).wait_ready())
+    flows = [flow() for _ in range(3)]
+    await publish(*(event for f in flows for event in (f.received(0), f.dispatched(2))))
+    engine = create_async_engine(database_url, poolclass=NullPool)
+
+    async def kinds_of(kind: str) -> list:
+        async with engine.connect() as conn:
+            return (await conn.execute(select(JournalEntry.kind).where(JournalEntry.kind == kind))).all()
+    try:
+        await eventually(lambda: _len_is(kinds_of("dispatched"), 3), what="the three invoices dispatched")
+        agents = ("Thunderbird/128", "Mozilla/5.0 (compatible; Proofpoint URL Defense)")
+        async with httpx.AsyncClient(base_url=tracker.url, timeout=10) as client:
+            answers = await asyncio.gather(*(client.get(f"/l/{token_for(f)}", headers={"User-Agent": agent})
+                                             for f in flows for agent in agents for _ in range(10)))
+        tracker.kill()
+        assert {answer.status_code for answer in answers} == {303}
+        assert len(await kinds_of("opened")) == len(await kinds_of("opened_by_machine")) == 30
+    finally:
+        await engine.dispose()
+
+
+async def test_a_graceful_stop_writes_the_group_still_forming(make_database, flow):
+    """The opens waiting for their group's window are written by stop(), and their requests answered."""
+    import asyncio
     import uuid
     from types import SimpleNamespace
 
@@ -219,18 +251,25 @@ async def test_opens_waiting_for_their_batch_are_written_by_a_graceful_stop(make
     engine = create_engine(url, pool_size=2)
     ctx = SimpleNamespace(settings=SimpleNamespace(prefetch_seconds=10), sessions=session_factory(engine),
                           extras={"tracking": Tracking()}, engine=engine)
-    recorder = OpenRecorder(ctx, linger_seconds=3600)  # its loop would wait an hour before writing
+    recorder = OpenRecorder(ctx, window_seconds=3600)  # the group would wait an hour before writing
     f = flow()
     try:
-        for agent in ("Thunderbird/128", "python-requests/2.32"):
-            await recorder.add(LinkOpen(event_id=uuid.uuid4(), tenant_id=f.tenant_id, invoice_id=f.invoice_id,
-                                        dispatch_id=f.dispatch_id, recipient="ap@globex.example", ip="203.0.113.9",
-                                        user_agent=agent, at=datetime.now(timezone.utc)))
+        requests = [asyncio.create_task(recorder.record(LinkOpen(
+            event_id=uuid.uuid4(), tenant_id=f.tenant_id, invoice_id=f.invoice_id, dispatch_id=f.dispatch_id,
+            recipient="ap@globex.example", ip="203.0.113.9", user_agent=agent, at=datetime.now(timezone.utc))))
+            for agent in ("Thunderbird/128", "python-requests/2.32")]
+        await asyncio.sleep(0.1)
+        assert not any(request.done() for request in requests), "a request waits for its group's commit"
         assert await journal_kinds(SimpleNamespace(ctx=ctx), f.invoice_id) == []
         await recorder.stop()
+        await asyncio.gather(*requests)
         assert sorted(await journal_kinds(SimpleNamespace(ctx=ctx), f.invoice_id)) == ["opened", "opened_by_machine"]
         async with ctx.sessions() as session:
             invoice = await session.get(Invoice, (f.tenant_id, f.invoice_id))
         assert invoice.status == "pending", "an open of an unknown invoice creates its row, with no status"
     finally:
         await engine.dispose()
+
+
+async def _len_is(awaitable, expected: int) -> bool:
+    return len(await awaitable) == expected

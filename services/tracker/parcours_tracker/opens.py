@@ -1,27 +1,32 @@
-"""Link opens (GETs of a tracked link), written to the journal in batches, off the request path.
+"""Link opens (GETs of a tracked link), journaled by group commit.
 
 An open is never proof of anything (mail scanners fetch every link; the interstitial's button is
 the proof of a person) and never moves an invoice's status: it only adds a journal entry,
-`opened` or `opened_by_machine` with its evidence. So `GET /l/{token}` verifies the token, hands
-the open to this recorder and redirects at once; the recorder writes what accumulated every few
-milliseconds, in one transaction: the dispatch times it classifies against and whether each
-invoice is past pending (queried once, then remembered: neither changes once true), the journal
-rows (one insert), the invoices' `updated_at`. An open of an invoice the tracker does not
-know yet (or only as pending) is recorded in full (`journeys.record_facts`: it creates the invoice row).
+`opened` or `opened_by_machine` with its evidence. So `GET /l/{token}` verifies the token and hands
+the open to this recorder, which writes the opens of concurrent requests together: a group formed
+within `window_seconds`, or of all that arrived while the previous group was being written (one
+group at a time: under load the groups grow instead of each waiting for its own WAL flush). Per
+group: the dispatch times it classifies against and whether each invoice is past pending (queried
+once, then remembered: neither changes once true), then one statement outside a transaction (one
+round trip) that inserts the journal rows and stamps the invoices' `updated_at` (locked in key order,
+like every writer of invoices).
+An open of an invoice the tracker does not know yet (or only as pending) is recorded in full
+(`journeys.record_facts`: it creates the invoice row).
 
-The price: opens wait up to `linger_seconds` in memory; a crash (kill -9) loses those, a graceful
-stop writes them first. A full queue makes the request wait (back-pressure), never drops."""
+Each request waits for its group's commit before it redirects: an answered open is stored (a kill -9
+loses none), and a database that fails the group fails its requests (503), not silently their opens."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from parcours_runtime.group_commit import GroupCommit
 from parcours_runtime.service import ServiceContext
 from parcours_runtime.uow import UnitOfWork
 from parcours_tracker.domain import journal
@@ -30,9 +35,7 @@ from parcours_tracker.domain.following import Fact
 from parcours_tracker.domain.status import PENDING
 from parcours_tracker.store import journeys
 from parcours_tracker.store.models import Invoice
-from parcours_tracker.store.recording import append_entries, touch_invoices
-
-log = logging.getLogger(__name__)
+from parcours_tracker.store.recording import append_and_touch
 
 OPENS = "opens"  # the recorder's key in ServiceContext.extras
 
@@ -71,91 +74,70 @@ def _remember(cache: dict, found: dict) -> None:
 
 
 class OpenRecorder:
-    """BackgroundJob: `add()` from the route, batches written by `run()`, the rest by `stop()`."""
+    """BackgroundJob: `record()` from the route returns once the open is committed; `stop()` writes the
+    group still forming and waits for those being written."""
 
-    def __init__(self, ctx: ServiceContext, *, max_batch: int = 500, linger_seconds: float = 0.02,
-                 capacity: int = 20_000):
+    def __init__(self, ctx: ServiceContext, *, window_seconds: float = 0, max_items: int = 500):
         self._ctx = ctx
-        self._queue: asyncio.Queue[LinkOpen] = asyncio.Queue(capacity)
-        self._max_batch, self._linger = max_batch, linger_seconds
-        self._stopping = False
-        self._in_hand: list[LinkOpen] = []
+        self._group = GroupCommit(self._write_group, window_seconds=window_seconds, max_items=max_items,
+                                  one_at_a_time=True)  # groups grow with the load instead of queueing commits
+        self._stopped = asyncio.Event()
+        # A transaction per statement (no BEGIN, no COMMIT): a group of opens of known invoices is one round trip.
+        self._autocommit = async_sessionmaker(ctx.engine.execution_options(isolation_level="AUTOCOMMIT"),
+                                              expire_on_commit=False)
         self._settled: dict[tuple[str, uuid.UUID], bool] = {}  # invoices past pending
         self._sent: dict[tuple[str, uuid.UUID, str], datetime] = {}  # dispatch times
-        self._writing = asyncio.Lock()
         self.written = 0
 
-    async def add(self, opened: LinkOpen) -> None:
-        await self._queue.put(opened)
-
-    def _take(self) -> list[LinkOpen]:
-        batch = []
-        while len(batch) < self._max_batch and not self._queue.empty():
-            batch.append(self._queue.get_nowait())
-        return batch
+    async def record(self, opened: LinkOpen) -> None:
+        await self._group.submit(opened)
 
     async def run(self) -> None:
-        backoff = 0.1
-        while not self._stopping:
-            if not self._in_hand:
-                first = await self._queue.get()
-                await asyncio.sleep(self._linger)  # let the opens arriving meanwhile join this write
-                self._in_hand = [first, *self._take()]
-            async with self._writing:
-                if self._stopping:
-                    return  # stop() wrote the batch in hand
-                try:
-                    await self.write(self._in_hand)
-                    self._in_hand, backoff = [], 0.1
-                    continue
-                except Exception:  # database away: keep the batch, try again
-                    log.exception("writing %d link opens failed; retrying in %.1fs", len(self._in_hand), backoff)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
+        await self._stopped.wait()  # nothing to do in the background: the groups write themselves
 
     async def stop(self) -> None:
-        """Write the batch in hand and everything still queued."""
-        self._stopping = True
-        async with self._writing:
-            batch, self._in_hand = [*self._in_hand, *self._take()], []
-            while batch:
-                await self.write(batch)
-                batch = self._take()
+        self._stopped.set()
+        await self._group.drain()
+
+    async def _write_group(self, batch: list[LinkOpen]) -> list[None]:
+        await self.write(batch)
+        return [None] * len(batch)
 
     async def write(self, batch: list[LinkOpen]) -> None:
-        """Journal `batch` in one transaction."""
-        settings, tracking = self._ctx.settings, self._ctx.extras["tracking"]
+        """Journal `batch`: one statement when its invoices are known (the usual case, after their first open)."""
         keys = list({opened.key for opened in batch})
-        async with UnitOfWork(self._ctx.sessions) as uow:
-            session = uow.session
-            unknown = [key for key in keys if key not in self._settled]
+        unknown = [key for key in keys if key not in self._settled]
+        unsent = list({opened.key for opened in batch if opened.dispatch_key not in self._sent})
+        async with self._autocommit() as session:
             if unknown:  # a pending invoice's status_at is its earliest fact, which an open may be: re-projected
                 _remember(self._settled, {(row.tenant_id, row.invoice_id): True for row in (await session.execute(
                     select(Invoice.tenant_id, Invoice.invoice_id)
                     .where(tuple_(Invoice.tenant_id, Invoice.invoice_id).in_(unknown),
                            Invoice.status != PENDING))).all()})
-            unsent = list({opened.key for opened in batch if opened.dispatch_key not in self._sent})
             if unsent:
                 _remember(self._sent, await journeys.dispatch_times(session, keys=unsent))
-            known = {key for key in keys if key in self._settled}
-            rows, facts = [], []
-            for opened in batch:
-                sent_at = self._sent.get(opened.dispatch_key)
-                kind, reasons = classify_open(
-                    user_agent=opened.user_agent, prefetch_seconds=settings.prefetch_seconds,
-                    seconds_after_dispatch=(opened.at - sent_at).total_seconds() if sent_at else None)
-                entry = journal.Entry(event_id=opened.event_id, kind=kind, occurred_at=opened.at, detail={
-                    "dispatch_id": str(opened.dispatch_id), "recipient": opened.recipient, "ip": opened.ip,
-                    "user_agent": opened.user_agent, "machine_evidence": reasons})
-                if opened.key not in known:  # rare: the link was sent before the tracker learned the invoice
-                    facts.append(Fact(tenant_id=opened.tenant_id, invoice_id=opened.invoice_id,
-                                      correlation_id=str(opened.invoice_id), entry=entry))
-                else:
-                    rows.append((opened.tenant_id, opened.invoice_id, entry))
-            if facts:
+            await self._journal(session, batch)
+
+    async def _journal(self, session: AsyncSession, batch: list[LinkOpen]) -> None:
+        settings, tracking = self._ctx.settings, self._ctx.extras["tracking"]
+        rows, facts = [], []
+        for opened in batch:
+            sent_at = self._sent.get(opened.dispatch_key)
+            kind, reasons = classify_open(
+                user_agent=opened.user_agent, prefetch_seconds=settings.prefetch_seconds,
+                seconds_after_dispatch=(opened.at - sent_at).total_seconds() if sent_at else None)
+            entry = journal.Entry(event_id=opened.event_id, kind=kind, occurred_at=opened.at, detail={
+                "dispatch_id": str(opened.dispatch_id), "recipient": opened.recipient, "ip": opened.ip,
+                "user_agent": opened.user_agent, "machine_evidence": reasons})
+            if opened.key not in self._settled:  # rare: the link was sent before the tracker learned the invoice
+                facts.append(Fact(tenant_id=opened.tenant_id, invoice_id=opened.invoice_id,
+                                  correlation_id=str(opened.invoice_id), entry=entry))
+            else:
+                rows.append((opened.tenant_id, opened.invoice_id, entry))
+        if facts:
+            async with UnitOfWork(self._ctx.sessions) as uow:
                 await journeys.record_facts(uow, tracking, facts)
-            if rows:  # an open never moves the status: appended, nothing to re-project
-                await append_entries(session, rows)
-                await touch_invoices(session, [(tenant_id, invoice_id) for tenant_id, invoice_id, _ in rows])
-            await uow.commit()
+                await uow.commit()
+        if rows:  # an open never moves the status: appended, nothing to re-project
+            await append_and_touch(session, rows)
         self.written += len(batch)

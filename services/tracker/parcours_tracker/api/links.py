@@ -85,13 +85,13 @@ def _reader(request: Request) -> dict:
             responses={303: {"description": "Open recorded (not yet a view); go to the invoice page"},
                        404: {"description": "Invalid link"}, 410: {"description": "Expired link"}})
 async def open_link(token: str, request: Request) -> Response:
-    """Journal the open (`opened`, or `opened_by_machine` for a scanner; written in batches a few ms later)
-    and redirect to the invoice page."""
+    """Journal the open (`opened`, or `opened_by_machine` for a scanner; committed with the opens of concurrent
+    requests) and redirect to the invoice page."""
     try:
         claims = _claims(request, token)
     except _LinkRefused as refused:
         return _refusal(request, refused)
-    await request.app.state.ctx.extras[OPENS].add(LinkOpen(
+    await request.app.state.ctx.extras[OPENS].record(LinkOpen(
         event_id=uuid.uuid4(), tenant_id=claims.tenant_id, invoice_id=claims.invoice_id,
         dispatch_id=claims.dispatch_id, recipient=claims.recipient, at=datetime.now(timezone.utc), **_reader(request)))
     return RedirectResponse(f"/v/{token}", status_code=303, headers=_PAGE_HEADERS)

@@ -77,10 +77,24 @@ _READ = text(f"""
     invoice_id=Uuid, ref=Uuid, kind=String, at=DateTime(timezone=True), detail=JSONB,
     expect_by=DateTime(timezone=True), fired_at=DateTime(timezone=True))
 
-_TOUCH_INVOICES = text(f"""
-    UPDATE invoices AS i SET updated_at = now()
-    FROM unnest(CAST(:tenant_ids AS varchar[]), CAST(:invoice_ids AS uuid[])) AS u(tenant_id, invoice_id)
-    WHERE i.tenant_id = u.tenant_id AND i.invoice_id = u.invoice_id AND {_among_sql('i')}""")
+# Entries that re-project nothing (link opens): journaled and their invoices' `updated_at` stamped in one
+# statement, so one round trip outside a transaction. The invoices are locked in key order first, like
+# `_LOCK_INVOICES` (an update joined on unnest locks in the join's order: two writers could deadlock).
+_APPEND_AND_TOUCH = text(f"""
+    WITH appended AS (
+        INSERT INTO journal (tenant_id, invoice_id, event_id, kind, occurred_at, detail)
+        SELECT u.tenant_id, u.invoice_id, u.event_id, u.kind, u.occurred_at, CAST(u.detail AS jsonb)
+        FROM unnest(CAST(:tenant_ids AS varchar[]), CAST(:invoice_ids AS uuid[]), CAST(:event_ids AS uuid[]),
+                    CAST(:kinds AS varchar[]), CAST(:occurred_ats AS timestamptz[]), CAST(:details AS text[]))
+             AS u(tenant_id, invoice_id, event_id, kind, occurred_at, detail)
+        ON CONFLICT (event_id) DO NOTHING
+    ), locked AS (
+        SELECT tenant_id, invoice_id FROM invoices
+        WHERE {_AMONG} AND (tenant_id, invoice_id) IN (
+            SELECT * FROM unnest(CAST(:tenant_ids AS varchar[]), CAST(:invoice_ids AS uuid[])))
+        ORDER BY tenant_id, invoice_id FOR NO KEY UPDATE)
+    UPDATE invoices AS i SET updated_at = now() FROM locked
+    WHERE i.tenant_id = locked.tenant_id AND i.invoice_id = locked.invoice_id AND {_among_sql('i')}""")
 
 # The invoices and their timers in one statement: the timers no proof is awaited for any more go, the
 # changed ones are upserted (their arrays are empty for most batches). The ANY conditions next to the
@@ -173,20 +187,24 @@ def _default(value):
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+def _rows(rows: list[tuple[str, uuid.UUID, Entry]]) -> dict[str, list]:
+    return {"tenant_ids": [row[0] for row in rows], "invoice_ids": [row[1] for row in rows],
+            "event_ids": [row[2].event_id for row in rows], "kinds": [row[2].kind for row in rows],
+            "occurred_ats": [row[2].occurred_at for row in rows], "details": [_json(row[2].detail) for row in rows]}
+
+
 async def append_entries(session: AsyncSession, rows: list[tuple[str, uuid.UUID, Entry]]) -> set[uuid.UUID]:
     """Journal (tenant, invoice, entry) rows in one statement; the event ids that were new."""
     if not rows:
         return set()
-    result = await session.execute(_APPEND, {
-        "tenant_ids": [row[0] for row in rows], "invoice_ids": [row[1] for row in rows],
-        "event_ids": [row[2].event_id for row in rows], "kinds": [row[2].kind for row in rows],
-        "occurred_ats": [row[2].occurred_at for row in rows], "details": [_json(row[2].detail) for row in rows]})
+    result = await session.execute(_APPEND, _rows(rows))
     return set(result.scalars())
 
 
-async def touch_invoices(session: AsyncSession, keys: Iterable[Key]) -> None:
-    """Stamp `updated_at` on invoices the tracker learned something about that changes nothing else."""
-    await session.execute(_TOUCH_INVOICES, _keys(sorted(set(keys))))
+async def append_and_touch(session: AsyncSession, rows: list[tuple[str, uuid.UUID, Entry]]) -> None:
+    """Journal entries that change nothing else about their invoices (link opens) and stamp the invoices'
+    `updated_at`, in one statement (on an autocommit session: one round trip, its own transaction)."""
+    await session.execute(_APPEND_AND_TOUCH, _rows(rows))
 
 
 async def record_many(uow: UnitOfWork, windows: Windows, now: datetime, facts: Sequence[Fact],
