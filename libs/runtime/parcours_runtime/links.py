@@ -7,6 +7,7 @@ are configured with the same secret."""
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -41,8 +42,16 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+@functools.lru_cache(maxsize=8)
+def _keyed(secret: str) -> hmac.HMAC:
+    """HMAC-SHA256 with the key already absorbed: each token costs a copy and its own bytes."""
+    return hmac.new(secret.encode(), digestmod=hashlib.sha256)
+
+
 def _sign(secret: str, body: str) -> str:
-    return _b64(hmac.new(secret.encode(), body.encode(), hashlib.sha256).digest())
+    mac = _keyed(secret).copy()
+    mac.update(body.encode())
+    return _b64(mac.digest())
 
 
 def issue_link_token(secret: str, *, tenant_id: str, invoice_id: UUID, dispatch_id: UUID, recipient: str,

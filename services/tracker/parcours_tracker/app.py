@@ -53,7 +53,9 @@ def background(ctx: ServiceContext) -> list[BackgroundJob]:
 
 
 def create_app(ctx: ServiceContext) -> FastAPI:
-    app = FastAPI(title="Parcours tracker", version="0.2.0", description=DESCRIPTION)
+    # The host's HTTP middleware makes each request's server span: FastAPI's own spans (a second server span, one
+    # per dependency, endpoint and serialisation) cost more than a link click's route itself and export nowhere new.
+    app = FastAPI(title="Parcours tracker", version="0.2.0", description=DESCRIPTION, telemetry={"tracing": False})
     app.include_router(router)
     app.include_router(admin_router)  # the sweep may run on demand; only time travel lets the clock move
     return app
