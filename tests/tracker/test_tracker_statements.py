@@ -172,6 +172,18 @@ async def test_a_statement_confirms_a_transmitted_payment(tracker, client, tenan
     assert (line["outcome"], line["payment_id"], line["status"], line["code"]) == ("recorded", "ERP-9", "ENCAISSEE", 212)
 
 
+    # The same statement again: its line is the one that confirmed ERP-9, neither unmatched nor a second payment.
+    before = await _journal_size(tracker)
+    again = (await client.post("/v1/payments/camt053", content=raw, headers=XML | auth(key))).json()
+    assert (again["recorded"], again["duplicates"], again["unmatched"]) == (0, 1, 0)
+    [line] = again["items"]
+    assert (line["outcome"], line["payment_id"], line["number"], line["matched_by"], line["status"]) == \
+        ("duplicate", "ERP-9", "F-2026-201", "number", "ENCAISSEE")
+    assert (line["open_amount"], line["fully_paid"]) == ("0.00", True)
+    assert "confirmed payment ERP-9" in line["reason"]
+    assert await _journal_size(tracker) == before, "nothing recorded again"
+
+
 async def test_bad_statements_change_nothing(tracker, client, tenant_key, publish, flow, eventually):
     key = await tenant_key(tracker)
     other = await tenant_key(tracker, tenant_id="initech", tenant_name="Initech")

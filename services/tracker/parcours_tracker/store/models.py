@@ -102,7 +102,9 @@ class Payment(Base):
     """A payment the ERP reported, idempotent by the tenant's payment id."""
 
     __tablename__ = "payments"
-    __table_args__ = (Index("payments_by_invoice", "tenant_id", "invoice_id"),)
+    __table_args__ = (Index("payments_by_invoice", "tenant_id", "invoice_id"),
+                      Index("payments_by_confirming_line", "tenant_id", "confirmed_by", unique=True,
+                            postgresql_where=text("confirmed_by IS NOT NULL")))
 
     tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     payment_id: Mapped[str] = mapped_column(String(128), primary_key=True)
@@ -113,6 +115,8 @@ class Payment(Base):
     status: Mapped[str] = mapped_column(String(16), comment="transmitted | received")
     reference: Mapped[str | None] = mapped_column(String(200))
     event_id: Mapped[uuid.UUID] = mapped_column(Uuid, comment="The journal entry (and PaymentRecorded) of its last change.")
+    confirmed_by: Mapped[str | None] = mapped_column(
+        String(128), comment="The bank statement line that confirmed it (a transmitted payment).")
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 

@@ -6,7 +6,9 @@ free text) against the invoices' number keys; quoting one invoice pays it (parti
 amount is less than its open amount); quoting several pays them all when the amount is their
 total open amount. A line that quotes no invoice pays the one open invoice whose open amount is
 exactly its amount (the debtor's name breaks ties). Anything else is reported unmatched and
-changes nothing. A line already imported (same bank reference) is reported as a duplicate."""
+changes nothing. A line already imported (same bank reference) is reported as a duplicate; one that
+confirmed a payment the ERP reported as transmitted (211) is remembered on that payment, so that
+its re-import is reported as that payment's line, not as a new one nor unmatched."""
 
 from __future__ import annotations
 
@@ -89,6 +91,25 @@ async def _transmitted(session: AsyncSession, invoice: Invoice, amount: Decimal)
     )).scalar_one_or_none()
 
 
+async def _confirmed_by(session: AsyncSession, tenant_id: str, line_id: str) -> Payment | None:
+    """The transmitted payment this statement line confirmed when it was imported before, if it did."""
+    return (await session.execute(
+        select(Payment).where(Payment.tenant_id == tenant_id, Payment.confirmed_by == line_id)
+    )).scalar_one_or_none()
+
+
+async def _confirmed_before(session: AsyncSession, line: Line, confirmed: Payment) -> LineOutcome:
+    """A re-imported line that confirmed a transmitted payment: matched to that payment, nothing recorded again."""
+    invoice = await session.get(Invoice, (confirmed.tenant_id, confirmed.invoice_id))
+    total = Decimal((invoice.summary or {}).get("total_incl_tax", 0))
+    paid, _ = await payments.totals(session, tenant_id=confirmed.tenant_id, invoice_id=confirmed.invoice_id)
+    done = payments.Recorded(event_id=confirmed.event_id, payment_id=confirmed.payment_id, open_amount=total - paid,
+                             fully_paid=paid >= total, duplicate=True, status=invoice.status, code=invoice.code)
+    matched_by = _matched_by(line, invoice) if invoice.number_key in line.quoted_keys() else "amount"
+    return LineOutcome(line, "duplicate", invoice=invoice, matched_by=matched_by, payment=done,
+                       reason=f"this line was imported before: it confirmed payment {confirmed.payment_id}")
+
+
 def _reference(line: Line) -> str | None:
     quoted = [*line.creditor_references, *line.remittance, line.end_to_end_id or ""]
     return next((text for text in quoted if text), None)
@@ -111,6 +132,8 @@ async def _pay(uow: UnitOfWork, tracking: Tracking, statement: Statement, line: 
         done = await payments.record_payment(uow, tracking, invoice=invoice, report=report, source=SOURCE, now=now)
     except PaymentRefused as refused:
         return LineOutcome(line, "unmatched", reason=refused.detail, invoice=invoice, matched_by=matched_by)
+    if confirmed is not None:  # its id is the ERP's: remember the line, so that a re-import knows it
+        confirmed.confirmed_by = payment_id_of(statement, line)
     return LineOutcome(line, "duplicate" if done.duplicate else "recorded", invoice=invoice, matched_by=matched_by,
                        payment=done)
 
@@ -124,6 +147,9 @@ async def _import_line(uow: UnitOfWork, tracking: Tracking, tenant_id: str, stat
     if earlier is not None:
         invoice = await uow.session.get(Invoice, (tenant_id, earlier.invoice_id))
         return [LineOutcome(line, "duplicate", reason="this line was imported before", invoice=invoice)]
+    confirmed = await _confirmed_by(uow.session, tenant_id, payment_id_of(statement, line))
+    if confirmed is not None:
+        return [await _confirmed_before(uow.session, line, confirmed)]
     quoted = await _by_keys(uow.session, tenant_id, line.quoted_keys())
     if len(quoted) == 1:
         invoice, open_amount = quoted[0]
