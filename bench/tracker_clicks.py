@@ -51,6 +51,16 @@ def bare_app():
     return app
 
 
+async def idle_cpu(pid: int, seconds: float) -> float:
+    """The process's CPU seconds per second while nobody calls it."""
+    import psutil
+
+    process = psutil.Process(pid)
+    before = sum(process.cpu_times()[:2])
+    await asyncio.sleep(seconds)
+    return (sum(process.cpu_times()[:2]) - before) / seconds
+
+
 def _clicks(paths: list[str]):
     """The next click: the tracked links in turn, as GETs."""
     links = itertools.cycle(paths)
@@ -112,7 +122,9 @@ async def measure(*, server_dsn: str, bootstrap: str, log_dir: Path, seconds: fl
     tracker_dsn = server_dsn.rsplit("/", 1)[0] + "/bench_tracker_clicks"
     port = free_port()
     env = service_env("tracker", database_url=server_url(server_dsn, "bench_tracker_clicks"), bootstrap=bootstrap,
-                      port=port, extra={"ENVIRONMENT": "development", "CONSUMER_SESSION_TIMEOUT_MS": "2000"})
+                      port=port, extra={"ENVIRONMENT": "development", "CONSUMER_SESSION_TIMEOUT_MS": "2000",
+                                        # one client address, flat out: the bucket is checked but never empty
+                                        "RATE_LIMITS": '{"link": "1000000000/1"}'})
     tracker = ServiceProcess("tracker", env, port, log_path=log_dir / "tracker-clicks.log").start()
     bare_port = free_port()
     bare = start_yardstick("bench.tracker_clicks", bare_port, log_dir / "bare-redirect.log")
@@ -122,11 +134,20 @@ async def measure(*, server_dsn: str, bootstrap: str, log_dir: Path, seconds: fl
         paths = await seed(bootstrap, tracker_dsn, invoices)
         bare_url = f"http://127.0.0.1:{bare_port}"
         say(f"  flat out, {connections} connections, {seconds:.0f} s each")
-        bare_max = await flat_out(bare_url, _clicks(paths), seconds=seconds, connections=connections, headers=HEADERS)
+        bare_max = await flat_out(bare_url, _clicks(paths), seconds=seconds, connections=connections, headers=HEADERS,
+                                  server_pid=bare.pid)
+        idle = await idle_cpu(tracker.process.pid, min(3.0, seconds))
         tracker_max = await flat_out(tracker.url, _clicks(paths), seconds=seconds, connections=connections,
-                                     headers=HEADERS)
+                                     headers=HEADERS, server_pid=tracker.process.pid)
+        # What the requests cost, without the tracker's background work (consumer, relay, sweep) meanwhile: at a
+        # lower rate the same background would weigh more per request.
+        tracker_max["idle_cpu_share"] = round(idle, 4)
+        tracker_max["cpu_ms_per_request_net"] = round(
+            tracker_max["cpu_ms_per_request"] - 1000 * idle * tracker_max["seconds"] / max(1, tracker_max["requests"]), 3)
         half = tracker_max["rate"] / 2
-        say(f"  bare {bare_max['rate']:.0f} req/s, tracker {tracker_max['rate']:.0f} req/s; "
+        say(f"  bare {bare_max['rate']:.0f} req/s ({bare_max['cpu_ms_per_request']:.2f} CPU ms/request), tracker "
+            f"{tracker_max['rate']:.0f} req/s ({tracker_max['cpu_ms_per_request']:.2f} CPU ms/request, "
+            f"{tracker_max['cpu_ms_per_request_net']:.2f} without its idle CPU); "
             f"paced at {half:.0f} req/s for latency")
         tracker_paced = await paced(tracker.url, _clicks(paths), rate=half, seconds=seconds, connections=connections,
                                     headers=HEADERS)
