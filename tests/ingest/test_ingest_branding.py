@@ -83,6 +83,10 @@ async def test_branding_set_in_channels_shapes_the_rendered_pdf(ingest, client, 
     assert PDF_A_COLOUR.encode() in content  # the accent colour
     xml_name, xml = get_xml_from_pdf(pdf, check_xsd=True)
     assert xml_name == "factur-x.xml" and b"F-2026-0300" in xml  # still a Factur-X
+    assert b"<pdfaid:part>3</pdfaid:part>" in PdfReader(io.BytesIO(pdf)).xmp_metadata.stream.get_data()
+    initech = {"Authorization": f"Bearer {await tenant_key(ingest, tenant_id='initech', tenant_name='INITECH')}"}
+    again = await client.post("/v1/invoices", content=pdf, headers={**initech, "Content-Type": "application/pdf"})
+    assert again.status_code == 202, again.text  # our own POST takes it back
 
     # globex has no branding: the default look, nothing of acme's
     text, images, content = page_one(await facturx("globex", globex))

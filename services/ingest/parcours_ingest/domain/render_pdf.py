@@ -5,6 +5,7 @@ in the PDF: nothing is fetched at run time and the PDF is ready to become PDF/A-
 
 from __future__ import annotations
 
+import functools
 import io
 from dataclasses import dataclass
 from decimal import Decimal
@@ -49,15 +50,15 @@ class Branding:
 
 LOGO_MAX_PIXELS = 4096 * 4096  # a small file may still claim a huge image: such a logo is left out
 LOGO_BOX_MM = (45, 18)
+LOGO_MAX_SIZE_PX = (532, 213)  # the box at 300 dpi
 
 
-def _logo_flowable(data: bytes):
-    """The logo fitted in its box, as RGB(A) (a PDF/A with an sRGB output intent may not carry CMYK), or None
-    when it cannot be read."""
+@functools.lru_cache(maxsize=32)
+def _logo_image(data: bytes):
+    """The logo decoded as RGB(A) (a PDF/A with an sRGB output intent may not carry CMYK) and whether it has
+    transparency, or None when it cannot be read. Kept per process: a tenant's logo is decoded once."""
     from PIL import Image as PILImage
-    from reportlab.lib.units import mm
     from reportlab.lib.utils import ImageReader
-    from reportlab.platypus import Flowable
 
     try:
         with PILImage.open(io.BytesIO(data)) as image:
@@ -66,10 +67,24 @@ def _logo_flowable(data: bytes):
             image.load()
             transparent = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
             image = image.convert("RGBA" if transparent else "RGB")
+            image.thumbnail(LOGO_MAX_SIZE_PX)  # 300 dpi in its box is enough: smaller PDFs, small cache entries
+            return ImageReader(image), transparent
     except (OSError, ValueError, PILImage.DecompressionBombError):
         return None
-    scale = min(LOGO_BOX_MM[0] * mm / image.width, LOGO_BOX_MM[1] * mm / image.height)
-    reader, size = ImageReader(image), (image.width * scale, image.height * scale)
+
+
+def _logo_flowable(data: bytes):
+    """The logo fitted in its box, or None when it cannot be read."""
+    from reportlab.lib.units import mm
+    from reportlab.platypus import Flowable
+
+    decoded = _logo_image(data)
+    if decoded is None:
+        return None
+    reader, transparent = decoded
+    width, height = reader.getSize()
+    scale = min(LOGO_BOX_MM[0] * mm / width, LOGO_BOX_MM[1] * mm / height)
+    size = (width * scale, height * scale)
 
     class Logo(Flowable):
         def wrap(self, *_):
