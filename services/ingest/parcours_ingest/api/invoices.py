@@ -7,13 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import IntegrityError
 
 from parcours_contracts import InvoiceReceived, InvoiceSummary
+from parcours_runtime.outbox import stage
 from parcours_runtime.problems import PROBLEM_JSON, Problem, problem_response
 from parcours_runtime.service import ServiceContext
 from parcours_runtime.tenancy import Tenant, authenticate
-from parcours_runtime.uow import UnitOfWork
 from parcours_ingest.api.documents import prepared_pdf
 from parcours_ingest.api.formats import Submission, read_submission
 from parcours_ingest.api.readers import authenticate_document_reader
@@ -22,6 +21,7 @@ from parcours_ingest.domain.duplicates import DuplicateKey, duplicate_key
 from parcours_ingest.domain.invoice import Invoice
 from parcours_ingest.store import invoices as store
 from parcours_ingest.store.models import IdempotencyKeyRow
+from parcours_ingest.store.receiving import IdempotencyRecord, Receipt, invoice_writer
 
 router = APIRouter(prefix="/v1/invoices", tags=["invoices"])
 
@@ -82,21 +82,18 @@ async def receive_invoice(request: Request, tenant: Tenant = Depends(authenticat
     accepted = InvoiceAccepted(invoice_id=invoice_id, number=invoice.number).model_dump(mode="json")
     documents = await store.keep_documents(ctx.extras["blobs"], tenant_id=tenant.id, invoice=invoice,
                                            pdf=submission.pdf, source=submission.source)
-    try:
-        async with UnitOfWork(ctx.sessions) as uow:
-            rows = await store.add_invoice(uow.session, tenant_id=tenant.id, invoice_id=invoice_id, invoice=invoice,
-                                          correlation_id=correlation_id, documents=documents)
-            if idempotency_key is not None:
-                await store.add_idempotency_key(uow.session, tenant_id=tenant.id, key=idempotency_key,
-                                                request_hash=submission.fingerprint, status=202, response_json=accepted)
-            uow.publish(InvoiceReceived(tenant_id=tenant.id, invoice_id=invoice_id, correlation_id=correlation_id,
-                                        invoice=summarise(invoice, has_pdf=rows.has_pdf,
-                                                          source_format=rows.invoice["source_format"])))
-            await uow.commit()
-    except IntegrityError:
+    rows = store.invoice_rows(tenant_id=tenant.id, invoice_id=invoice_id, invoice=invoice,
+                              correlation_id=correlation_id, documents=documents)
+    event = InvoiceReceived(tenant_id=tenant.id, invoice_id=invoice_id, correlation_id=correlation_id,
+                            invoice=summarise(invoice, has_pdf=rows.has_pdf, source_format=rows.invoice["source_format"]))
+    remembered = (IdempotencyRecord(key=idempotency_key, request_hash=submission.fingerprint, status=202,
+                                    response_json=accepted) if idempotency_key is not None else None)
+    stored = await invoice_writer(ctx).store(Receipt(tenant_id=tenant.id, rows=rows, event=stage(event),
+                                                     idempotency=remembered))
+    if not stored:
         answer = await answer_conflict(request, tenant=tenant, submission=submission, idempotency_key=idempotency_key)
         if answer is None:
-            raise
+            raise RuntimeError(f"invoice {invoice_id}: refused by a unique constraint, but no conflicting row found")
         return answer
     return JSONResponse(accepted, status_code=202)
 

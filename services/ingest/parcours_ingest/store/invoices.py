@@ -46,16 +46,6 @@ class InvoiceRows:
         return self.pdf is not None
 
 
-async def add_invoice(session: AsyncSession, *, tenant_id: str, invoice_id: uuid.UUID, invoice: Invoice,
-                      correlation_id: str, documents: KeptDocuments = KeptDocuments()) -> InvoiceRows:
-    """Insert the invoice (and the rows of its kept documents); raises IntegrityError if the tenant already has
-    it (its duplicate key: number, seller, issue year)."""
-    rows = invoice_rows(tenant_id=tenant_id, invoice_id=invoice_id, invoice=invoice, correlation_id=correlation_id,
-                        documents=documents)
-    await insert_invoices(session, [rows])
-    return rows
-
-
 async def insert_invoices(session: AsyncSession, invoices: list[InvoiceRows]) -> None:
     """One INSERT per table (plain statements: no ORM unit of work for rows never read back here): the
     invoices first, where the duplicate key is checked, then their PDFs and source documents."""
