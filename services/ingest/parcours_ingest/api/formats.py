@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from dataclasses import dataclass, replace
+from functools import cached_property
 from datetime import date
 from typing import Any
 
@@ -39,10 +40,21 @@ class Submission:
     """A checked invoice and what came with it; `fingerprint` tells a retry from another request."""
 
     invoice: Invoice
-    fingerprint: str
     pdf: bytes | None = None
     source: SourceDocument | None = None
     number_pointer: str = "/number"
+    document_digest: str | None = None  # XML and PDF bodies: the SHA-256 of the document sent is the fingerprint
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Worked out when asked (an Idempotency-Key, a conflict): most requests never need it. For JSON,
+        of the invoice as validated, so that key order and whitespace do not matter."""
+        if self.document_digest is not None:
+            return self.document_digest
+        fingerprint = request_fingerprint(self.invoice.model_dump(mode="json"))
+        if self.pdf is not None:
+            fingerprint = request_fingerprint({"invoice": fingerprint, "pdf": hashlib.sha256(self.pdf).hexdigest()})
+        return fingerprint
 
 
 async def read_submission(request: Request, *, settings: Settings) -> Submission:
@@ -87,14 +99,7 @@ def json_submission(payload: Any, *, settings: Settings, pdf: bytes | None = Non
     attached = pdf if pdf is not None else invoice.pdf_bytes()
     if attached is not None:
         inspect_pdf(attached, limits=pdf_limits(settings))
-    return _json_submission(invoice, pdf)
-
-
-def _json_submission(invoice: Invoice, pdf: bytes | None) -> Submission:
-    fingerprint = request_fingerprint(invoice.model_dump(mode="json"))
-    if pdf is not None:
-        fingerprint = request_fingerprint({"invoice": fingerprint, "pdf": hashlib.sha256(pdf).hexdigest()})
-    return Submission(invoice=invoice, fingerprint=fingerprint, pdf=pdf)
+    return Submission(invoice=invoice, pdf=pdf)
 
 
 def parse_invoice(payload: Any, *, settings: Settings) -> Invoice:
@@ -136,9 +141,8 @@ def _from_xml(raw: bytes, *, settings: Settings, media_type: str, pdf: bytes | N
     if settings.schematron:
         check_schematron(root, raw, syntax, extraction, french_ctc=settings.schematron_fr_ctc)
     source = SourceDocument(format="factur-x" if pdf is not None else syntax, media_type=media_type, content=raw)
-    fingerprint = hashlib.sha256(pdf if pdf is not None else raw).hexdigest()
-    return Submission(invoice=invoice, fingerprint=fingerprint, pdf=pdf, source=source,
-                      number_pointer=extraction.source_of(("number",)))
+    return Submission(invoice=invoice, pdf=pdf, source=source, number_pointer=extraction.source_of(("number",)),
+                      document_digest=hashlib.sha256(pdf if pdf is not None else raw).hexdigest())
 
 
 def _checked(extraction: Extraction, *, settings: Settings) -> Invoice:
