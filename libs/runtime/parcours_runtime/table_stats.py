@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from parcours_runtime.db import autocommit
 from parcours_runtime.periodic import PeriodicJob
 
 log = logging.getLogger(__name__)
@@ -42,8 +43,7 @@ class FirstStatistics(PeriodicJob):
         """ANALYZE the tables due now; the ones analysed."""
         if self.done:
             return []
-        async with self._engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        async with autocommit(self._engine) as conn:
             waiting = list((await conn.execute(_WITHOUT_STATISTICS, {"tables": self._tables})).scalars())
             due = [table for table in waiting if (await conn.execute(text(
                 f'SELECT count(*) FROM (SELECT 1 FROM "{table}" LIMIT :rows) AS young'),

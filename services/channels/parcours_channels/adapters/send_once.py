@@ -19,13 +19,16 @@ from datetime import datetime, timedelta, timezone
 from typing import Protocol
 from uuid import UUID
 
+from sqlalchemy import Row
+
 from parcours_channels.adapters import RecipientRefused, TransientDeliveryError
 from parcours_channels.domain.outcome import DeliveryResult, RetrySchedule
 from parcours_channels.domain.wording import recipient_key
 from parcours_channels.store.deferrals import defer, give_up
-from parcours_channels.store.sends import ACCEPTED, FAILED, SENDING, Claim, Send, claim_recipients, mark_sent
+from parcours_channels.store.sends import ACCEPTED, FAILED, SENDING, Claim, claim_recipients, mark_sent
 from parcours_contracts import DispatchRequested, Recipient, SentMessage
 from parcours_runtime.consumer import PermanentError
+from parcours_runtime.db import autocommit
 from parcours_runtime.group_commit import GroupCommit
 from parcours_runtime.service import ServiceContext
 from parcours_runtime.uow import UnitOfWork
@@ -49,23 +52,22 @@ class SendLedger:
     """The send-once ledger's writes, grouped across the deliveries in flight."""
 
     def __init__(self, ctx: ServiceContext):
-        self._sessions = ctx.sessions
+        self._engine = ctx.engine
         self.claims = GroupCommit(self._claim)
         self.acceptances = GroupCommit(self._accept)
 
-    async def _claim(self, claims: list[Claim]) -> list[dict[str, Send]]:
-        async with UnitOfWork(self._sessions) as uow:  # committed at once: the rows must outlive a rollback
-            ledgers = await claim_recipients(uow.session, claims)
-            await uow.commit()
-        return ledgers
+    # Each write is one statement, committed on its own (no BEGIN/COMMIT round trips): the claims must
+    # outlive a rollback of the batch, and an acceptance must be durable before anything else happens.
+    async def _claim(self, claims: list[Claim]) -> list[dict[str, Row]]:
+        async with autocommit(self._engine) as connection:
+            return await claim_recipients(connection, claims)
 
     async def record_accepted(self, tenant_id: str, dispatch_id: UUID, recipient: str) -> None:
         await self.acceptances.submit((tenant_id, dispatch_id, recipient_key(recipient)))
 
     async def _accept(self, accepted: list[tuple[str, UUID, str]]) -> list[None]:
-        async with UnitOfWork(self._sessions) as uow:
-            await mark_sent(uow.session, accepted)
-            await uow.commit()
+        async with autocommit(self._engine) as connection:
+            await mark_sent(connection, accepted)
         return [None] * len(accepted)
 
 
@@ -128,7 +130,7 @@ async def deliver_once(request: DispatchRequested, ctx: ServiceContext, *, messa
     return settled_result(recipients, rows, sent_now={a for a, o in outcomes.items() if o is None}, refused=refused)
 
 
-def settled_result(recipients: list[Recipient], rows: dict[str, Send], *, sent_now: set[str],
+def settled_result(recipients: list[Recipient], rows: dict[str, Row], *, sent_now: set[str],
                    refused: dict[str, str]) -> DeliveryResult:
     """Every recipient settled: the messages accepted (now or earlier) and why the others were not."""
     messages = tuple(SentMessage(recipient=r.email, message_id=rows[r.email].message_id) for r in recipients

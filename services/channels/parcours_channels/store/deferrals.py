@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import DateTime, String, delete, func, select, update
+from sqlalchemy import DateTime, Row, String, delete, func, select, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -74,7 +74,7 @@ async def reschedule(session: AsyncSession, row: Send, *, next_attempt_at: datet
                 updated_at=func.now()))
 
 
-async def give_up(session: AsyncSession, row: Send, *, error: str) -> None:
+async def give_up(session: AsyncSession, row: Send | Row, *, error: str) -> None:
     """Never try this recipient again: refused for good, or out of attempts."""
     await session.execute(
         update(Send).where(Send.dispatch_id == row.dispatch_id, Send.recipient == row.recipient, Send.state == SENDING)

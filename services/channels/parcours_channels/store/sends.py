@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import ARRAY, CheckConstraint, DateTime, Index, String, Uuid, any_, bindparam, func, select, text, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import CheckConstraint, DateTime, Index, Row, String, func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from parcours_channels.store.base import Base
@@ -55,15 +55,24 @@ class Send(Base):
 # walked ix_sends_tenant_id and read every row of the tenant while the table had no statistics).
 _CLAIM_FIELDS = ("dispatch_id", "recipient", "tenant_id", "invoice_id", "channel", "purpose", "correlation_id",
                  "message_id")
+# One statement, so it needs no transaction of its own: the claimed rows as they are now, and the
+# dispatches' other rows (already sent, or another tenant's) as they were.
 _CLAIM = text(f"""
-    INSERT INTO sends (dispatch_id, recipient, tenant_id, invoice_id, channel, purpose, correlation_id, message_id,
-                       state, attempts)
-    SELECT d, r, t, i, c, p, k, m, '{SENDING}', 1
-    FROM unnest(CAST(:dispatch_id AS uuid[]), CAST(:recipient AS text[]), CAST(:tenant_id AS text[]),
-                CAST(:invoice_id AS uuid[]), CAST(:channel AS text[]), CAST(:purpose AS text[]),
-                CAST(:correlation_id AS text[]), CAST(:message_id AS text[])) AS claim(d, r, t, i, c, p, k, m)
-    ON CONFLICT (dispatch_id, recipient) DO UPDATE SET attempts = sends.attempts + 1, updated_at = now()
-    WHERE sends.state = '{SENDING}' AND sends.tenant_id = excluded.tenant_id""")
+    WITH claimed AS (
+        INSERT INTO sends (dispatch_id, recipient, tenant_id, invoice_id, channel, purpose, correlation_id,
+                           message_id, state, attempts)
+        SELECT d, r, t, i, c, p, k, m, '{SENDING}', 1
+        FROM unnest(CAST(:dispatch_id AS uuid[]), CAST(:recipient AS text[]), CAST(:tenant_id AS text[]),
+                    CAST(:invoice_id AS uuid[]), CAST(:channel AS text[]), CAST(:purpose AS text[]),
+                    CAST(:correlation_id AS text[]), CAST(:message_id AS text[])) AS claim(d, r, t, i, c, p, k, m)
+        ON CONFLICT (dispatch_id, recipient) DO UPDATE SET attempts = sends.attempts + 1, updated_at = now()
+        WHERE sends.state = '{SENDING}' AND sends.tenant_id = excluded.tenant_id
+        RETURNING sends.*)
+    SELECT * FROM claimed
+    UNION ALL
+    SELECT * FROM sends WHERE sends.dispatch_id = ANY(CAST(:dispatch_id AS uuid[]))
+      AND NOT EXISTS (SELECT 1 FROM claimed WHERE claimed.dispatch_id = sends.dispatch_id
+                                              AND claimed.recipient = sends.recipient)""")
 _MARK_SENT = text(f"""
     UPDATE sends SET state = '{SENT}', next_attempt_at = NULL, updated_at = now()
     FROM unnest(CAST(:tenants AS text[]), CAST(:dispatches AS uuid[]), CAST(:recipients AS text[])) AS k(t, d, r)
@@ -84,7 +93,7 @@ class Claim:
     message_ids: dict[str, str]
 
 
-async def claim_recipients(session: AsyncSession, claims: list[Claim]) -> list[dict[str, Send]]:
+async def claim_recipients(connection: AsyncConnection, claims: list[Claim]) -> list[dict[str, Row]]:
     """Record an attempt for each recipient not yet sent, for several dispatches in one statement;
     return, per claim, every row of its dispatch by recipient (only the claiming tenant's rows)."""
     rows: dict[tuple[UUID, str], dict] = {}
@@ -93,21 +102,19 @@ async def claim_recipients(session: AsyncSession, claims: list[Claim]) -> list[d
             rows.setdefault((claim.dispatch_id, recipient), dict(
                 dispatch_id=claim.dispatch_id, recipient=recipient, tenant_id=claim.tenant_id,
                 invoice_id=claim.invoice_id, channel=claim.channel, purpose=claim.purpose,
-                correlation_id=claim.correlation_id, message_id=message_id, state=SENDING, attempts=1))
-    await session.execute(_CLAIM, {field: [row[field] for row in rows.values()] for field in _CLAIM_FIELDS})
-    found = await session.scalars(select(Send).where(Send.dispatch_id == any_(bindparam(
-        "dispatch_ids", list({claim.dispatch_id for claim in claims}), type_=ARRAY(Uuid)))))
-    by_dispatch: dict[UUID, list[Send]] = {}
+                correlation_id=claim.correlation_id, message_id=message_id))
+    found = await connection.execute(_CLAIM, {field: [row[field] for row in rows.values()] for field in _CLAIM_FIELDS})
+    by_dispatch: dict[UUID, list[Row]] = {}
     for row in found:
         by_dispatch.setdefault(row.dispatch_id, []).append(row)
     return [{row.recipient: row for row in by_dispatch.get(claim.dispatch_id, []) if row.tenant_id == claim.tenant_id}
             for claim in claims]
 
 
-async def mark_sent(session: AsyncSession, accepted: list[tuple[str, UUID, str]]) -> None:
+async def mark_sent(connection: AsyncConnection, accepted: list[tuple[str, UUID, str]]) -> None:
     """The transport accepted these (tenant, dispatch, recipient) messages: never send them again."""
     tenants, dispatches, recipients = (list(column) for column in zip(*accepted))
-    await session.execute(_MARK_SENT, {"tenants": tenants, "dispatches": dispatches, "recipients": recipients})
+    await connection.execute(_MARK_SENT, {"tenants": tenants, "dispatches": dispatches, "recipients": recipients})
 
 
 # Bounces arrive without a tenant: the signed return path (or the Message-ID) names the row,
