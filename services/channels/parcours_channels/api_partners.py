@@ -69,11 +69,12 @@ async def peppol_events(request: Request) -> Response:
 
 @router.post("/as2/mdn", summary="An AS2 partner's asynchronous MDN (signed, RFC 4130)",
              responses={400: {"description": "Not an MDN, or not one we can trust"},
-                        404: {"description": "No message of ours awaits it"}})
+                        404: {"description": "No message of ours awaits it"},
+                        503: {"description": "The message it answers is still being recorded: send it again"}})
 async def as2_mdn(request: Request) -> Response:
     """The MDN of a message sent to a partner in async mode: signature and MIC checked, then the
     submission it answers settled once (delivery.acked MDN, or dispatch.failed for an error MDN)."""
     outcome = await record_async_mdn(request.app.state.ctx, raw_http(request.headers, await _body(request)))
     if outcome.status >= 400:
-        raise Problem(outcome.status, outcome.detail)
+        raise Problem(outcome.status, outcome.detail, headers={"Retry-After": "1"} if outcome.status == 503 else None)
     return Response(outcome.detail, status_code=outcome.status, media_type="text/plain")

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from parcours_channels.adapters import PartnerUnavailable
 from parcours_channels.domain.outcome import DeliveryResult
@@ -36,6 +37,7 @@ from parcours_channels.store.partner_submissions import (
 )
 from parcours_contracts import DeliveryAcked, DispatchFailed, DispatchRequested, SentMessage
 from parcours_contracts.events import InvoiceEvent
+from parcours_runtime import inbox
 from parcours_runtime.consumer import PermanentError
 from parcours_runtime.service import ServiceContext
 from parcours_runtime.uow import UnitOfWork
@@ -61,6 +63,7 @@ class Accepted:
 
 
 Submit = Callable[[PartnerSubmission], Awaitable[Accepted]]
+DISPATCH_EVENT = "dispatch_event_id"  # in a submission's detail: the DispatchRequested it answers
 FindEarlier = Callable[[PartnerSubmission], Awaitable[Accepted | None]]
 
 
@@ -93,9 +96,10 @@ async def submit_once(request: DispatchRequested, ctx: ServiceContext, *, partne
         log.warning("dispatch %s: %s %s", request.dispatch_id, partner, reason)
         await _record(ctx, row, state=FAILED, last_status="unavailable", detail={**(row.detail or {}), "reason": reason})
         return DeliveryResult.failed(f"{partner}: {reason}")
+    # The request's event id: a partner's later answer waits until the dispatch itself is recorded.
     await _record(ctx, row, state=accepted.state, last_status=accepted.last_status, partner_ref=accepted.partner_ref,
-                  next_check_at=accepted.next_check_at, detail={**(row.detail or {}), **accepted.detail},
-                  events=accepted.events)
+                  next_check_at=accepted.next_check_at, events=accepted.events,
+                  detail={**(row.detail or {}), **accepted.detail, DISPATCH_EVENT: str(request.event_id)})
     return dispatched(request, accepted.partner_ref)
 
 
@@ -143,6 +147,16 @@ def acked_after(row: PartnerSubmission, *, channel: str, ack_id: str, status: st
     return DeliveryAcked(tenant_id=row.tenant_id, invoice_id=row.invoice_id,
                          correlation_id=row.correlation_id or str(row.invoice_id), channel=channel,
                          ack_id=ack_id[:200], status=status, acked_at=at)
+
+
+async def dispatch_recorded(ctx: ServiceContext, row: PartnerSubmission) -> bool:
+    """Whether the dispatch this submission answers has its outcome recorded (and InvoiceDispatched on
+    its way): an asynchronous answer that came sooner waits, so the refusal never precedes the dispatch."""
+    event_id = (row.detail or {}).get(DISPATCH_EVENT)
+    if event_id is None:
+        return True
+    async with ctx.sessions() as session:
+        return bool(await inbox.already_processed(session, ctx.name, [UUID(event_id)]))
 
 
 def failed_after(row: PartnerSubmission, *, channel: str, reason: str) -> DispatchFailed:

@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from parcours_channels.adapters.edi import ACK_STATUS, AWAITING_MDN, CHANNEL, NO_MDN
 from parcours_channels.adapters.edi.as2 import original_message_id, read_async_mdn
-from parcours_channels.adapters.partner_once import acked_after, failed_after
+from parcours_channels.adapters.partner_once import acked_after, dispatch_recorded, failed_after
 from parcours_channels.domain.edi_profiles import EdiSettings
 from parcours_channels.store.partner_submissions import (
     ACKNOWLEDGED, FAILED, REJECTED, SUBMITTED, PartnerSubmission, due_submissions, record_outcome, submission_by_ref,
@@ -49,6 +49,8 @@ async def record_async_mdn(ctx: ServiceContext, raw: bytes) -> MdnOutcome:
     mic = (row.detail or {}).get("mic") if row is not None else None
     if row is None or partner is None or not mic:
         return MdnOutcome(404, f"No message {message_id} awaits an MDN here.")
+    if not await dispatch_recorded(ctx, row):
+        return MdnOutcome(503, f"Message {message_id} is still being recorded here; send its MDN again shortly.")
     verdict = await asyncio.to_thread(read_async_mdn, raw, partner=partner, message_id=message_id, mic=mic)
     if not verdict.verified:
         return MdnOutcome(400, f"The MDN could not be trusted: {verdict.detail or verdict.disposition}")
