@@ -13,10 +13,12 @@ from parcours_channels.store import Base
 from parcours_runtime.rate_limit import RateLimit
 from parcours_runtime.service import ServiceContext, ServiceDefinition
 from parcours_runtime.table_stats import FirstStatistics
+from parcours_runtime.tracing import FASTAPI_TELEMETRY
 
 
 def create_app(ctx: ServiceContext) -> FastAPI:
     app = FastAPI(
+        telemetry=FASTAPI_TELEMETRY,
         title="Parcours channels",
         version="0.1.0",
         description="Delivers invoices and reminders through pluggable channel adapters "

@@ -14,6 +14,7 @@ from parcours_runtime.clock import CLOCK, clock_for
 from parcours_dunning.planning import policy_from
 from parcours_dunning.scheduler import ReminderScheduler
 from parcours_dunning.store import metadata
+from parcours_runtime.tracing import FASTAPI_TELEMETRY
 
 
 async def on_start(ctx: ServiceContext) -> None:
@@ -28,6 +29,7 @@ def background(ctx: ServiceContext) -> list[ReminderScheduler]:
 
 def create_app(ctx: ServiceContext) -> FastAPI:
     app = FastAPI(
+        telemetry=FASTAPI_TELEMETRY,
         title="Parcours dunning",
         version="0.1.0",
         description="Plans each invoice's reminders with a versioned dunning strategy (per customer group, customer "

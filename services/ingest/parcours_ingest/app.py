@@ -16,6 +16,7 @@ from parcours_ingest.domain.documents import schemas
 from parcours_ingest.domain.invoice import Invoice
 from parcours_ingest.store import metadata
 from parcours_ingest.store.blobs import blob_store_from
+from parcours_runtime.tracing import FASTAPI_TELEMETRY
 
 DESCRIPTION = """Ingest takes invoices from ERPs (`POST /v1/invoices`, tenant API key) as JSON, UBL 2.1 or
 UN/CEFACT CII XML, Factur-X PDF, or multipart JSON + PDF; checks that they are valid and add up,
@@ -26,10 +27,8 @@ the tenants and issues their API keys (`/v1/tenants`, admin token)."""
 
 
 def create_app(ctx: ServiceContext) -> FastAPI:
-    # FastAPI's own spans and metrics off: the runtime's middleware makes the server span and the HTTP
-    # metrics already, and a second span tree per request cost ≈ 10 % of a JSON invoice's CPU.
     app = FastAPI(title="Parcours ingest", version="0.1.0", description=DESCRIPTION,
-                  telemetry={"tracing": False, "metrics": False, "logs": False})
+                  telemetry=FASTAPI_TELEMETRY)
     app.include_router(router)
     app.openapi = lambda: _openapi_with_invoice_schema(app)
     return app

@@ -16,6 +16,7 @@ from parcours_runtime.clock import CLOCK, SystemClock
 from parcours_runtime.rate_limit import RateLimit
 from parcours_runtime.service import BackgroundJob, ServiceContext, ServiceDefinition
 from parcours_runtime.table_stats import FirstStatistics
+from parcours_runtime.tracing import FASTAPI_TELEMETRY
 
 DESCRIPTION = """The credit team's console (invoices, journeys with their evidence, incidents, where
 dunning stands) and the recipient's portal (the customer's invoices; acknowledge, approve, dispute,
@@ -32,7 +33,7 @@ def background(ctx: ServiceContext) -> list[BackgroundJob]:
 
 
 def create_app(ctx: ServiceContext) -> FastAPI:
-    app = FastAPI(title="Parcours portal", version="0.1.0", description=DESCRIPTION)
+    app = FastAPI(title="Parcours portal", version="0.1.0", description=DESCRIPTION, telemetry=FASTAPI_TELEMETRY)
     for router in routers:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=Path(__file__).resolve().parent / "static"), name="static")

@@ -5,10 +5,12 @@ from fastapi import FastAPI
 from parcours_router import api, handlers
 from parcours_router.store import metadata
 from parcours_runtime.service import ServiceContext, ServiceDefinition
+from parcours_runtime.tracing import FASTAPI_TELEMETRY
 
 
 def create_app(ctx: ServiceContext) -> FastAPI:
     app = FastAPI(
+        telemetry=FASTAPI_TELEMETRY,
         title="Parcours router",
         version="0.1.0",
         description="The customer directory (contacts and preferred channels, per tenant). "

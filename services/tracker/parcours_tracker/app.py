@@ -17,6 +17,7 @@ from parcours_tracker.store.journeys import Tracking
 from parcours_tracker.opens import OPENS, OpenRecorder
 from parcours_tracker.store.models import Base
 from parcours_tracker.sweep import ReceiptSweep
+from parcours_runtime.tracing import FASTAPI_TELEMETRY
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def background(ctx: ServiceContext) -> list[BackgroundJob]:
 def create_app(ctx: ServiceContext) -> FastAPI:
     # The host's HTTP middleware makes each request's server span: FastAPI's own spans (a second server span, one
     # per dependency, endpoint and serialisation) cost more than a link click's route itself and export nowhere new.
-    app = FastAPI(title="Parcours tracker", version="0.2.0", description=DESCRIPTION, telemetry={"tracing": False})
+    app = FastAPI(title="Parcours tracker", version="0.2.0", description=DESCRIPTION, telemetry=FASTAPI_TELEMETRY)
     app.include_router(router)
     app.include_router(admin_router)  # the sweep may run on demand; only time travel lets the clock move
     return app
