@@ -13,9 +13,8 @@ import io
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import pypdfium2 as pdfium
 import regex
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pypdf import PdfReader
@@ -24,6 +23,9 @@ from pypdf.generic import StreamObject
 
 from parcours_ingest.domain.documents import DocumentError
 from parcours_ingest.domain.documents.pdf import PdfLimits, pdf_reading, refused
+
+if TYPE_CHECKING:
+    import pypdfium2 as pdfium
 
 _PDFIUM = threading.Lock()  # PDFium is not thread-safe: one document at a time per process
 
@@ -85,6 +87,8 @@ def split_pdf(content: bytes, rule: SplitRule, *, limits: PdfLimits, file: int =
               read_text: bool = True) -> list[Part]:
     """The parts of one batch PDF, in page order (leading pages before the first anchor are a part too).
     A part's `text` is its first page's, which matching needs; `read_text=False` skips it in `pages` mode."""
+    import pypdfium2 as pdfium  # on first use: a service that never splits does not carry PDFium (≈ 10 MB)
+
     _inflate_within_limits(content, limits)
     with _PDFIUM:
         try:
@@ -142,6 +146,8 @@ def _inflate_within_limits(content: bytes, limits: PdfLimits) -> None:
 
 
 def _page_text(document: pdfium.PdfDocument, index: int) -> str:
+    import pypdfium2 as pdfium
+
     try:
         page = document[index]
         try:
@@ -176,6 +182,8 @@ def _search(pattern: regex.Pattern, text: str) -> regex.Match | None:
 
 
 def _pages_pdf(document: pdfium.PdfDocument, start: int, end: int) -> bytes:
+    import pypdfium2 as pdfium
+
     part = pdfium.PdfDocument.new()
     try:
         part.import_pages(document, list(range(start, end)))

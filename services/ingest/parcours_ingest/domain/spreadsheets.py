@@ -9,8 +9,6 @@ import io
 import zipfile
 from typing import Any
 
-from openpyxl import load_workbook
-
 from parcours_ingest.domain.csv_mapping import MappingProfile, TableError
 
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -54,6 +52,8 @@ def read_xlsx(raw: bytes, profile: MappingProfile, *, max_rows: int, max_inflate
     """The rows of the profile's sheet (the first one by default); TableError for macros, formulas,
     a zip bomb or a file that is no workbook."""
     _check_package(raw, max_inflated_bytes=max_inflated_bytes)
+    from openpyxl import load_workbook  # on first use: ≈ 18 MB a service without XLSX does not carry
+
     try:
         workbook = load_workbook(io.BytesIO(raw), read_only=True, data_only=False, keep_vba=False, keep_links=False)
     except Exception as exc:  # openpyxl raises anything from KeyError to InvalidFileException on a broken package
