@@ -47,7 +47,20 @@ class Task(Base):
 
 def audit(session: AsyncSession, *, tenant_id: str, invoice_id: UUID, at: datetime, kind: str, detail: str,
           step: str | None = None) -> None:
-    session.add(AuditEntry(tenant_id=tenant_id, invoice_id=invoice_id, at=at, kind=kind, step=step, detail=detail))
+    session.add(AuditEntry(**audit_entry(tenant_id=tenant_id, invoice_id=invoice_id, at=at, kind=kind, detail=detail,
+                                         step=step)))
+
+
+def audit_entry(*, tenant_id: str, invoice_id: UUID, at: datetime, kind: str, detail: str,
+                step: str | None = None) -> dict:
+    """An audit log row's values, for `add_audit_entries`."""
+    return dict(tenant_id=tenant_id, invoice_id=invoice_id, at=at, kind=kind, step=step, detail=detail)
+
+
+async def add_audit_entries(session: AsyncSession, entries: list[dict]) -> None:
+    """Append these rows in one executemany (no ORM objects: nothing reads them back here)."""
+    if entries:
+        await session.execute(insert(AuditEntry.__table__), entries)
 
 
 async def open_task(session: AsyncSession, *, tenant_id: str, invoice_id: UUID, kind: str, due: date, source: str,

@@ -85,6 +85,17 @@ async def steps_of(session: AsyncSession, *, tenant_id: str, invoice_id: UUID) -
     return (await steps_by_invoice(session, keys=[(tenant_id, invoice_id)]))[(tenant_id, invoice_id)]
 
 
+_STEP_COLUMNS = ("tenant_id", "invoice_id", "strategy", "step", "sequence", "action", "fire_at", "state",
+                 "decided_at", "reason", "event_id")
+
+
+async def add_steps(session: AsyncSession, rows: list[ScheduledStep]) -> None:
+    """Insert these new (transient) rows in one executemany, their values as they are now."""
+    if rows:
+        await session.execute(ScheduledStep.__table__.insert(),
+                              [{column: getattr(row, column) for column in _STEP_COLUMNS} for row in rows])
+
+
 async def steps_by_invoice(session: AsyncSession, *, keys: list[InvoiceKey]) -> dict[InvoiceKey, list[ScheduledStep]]:
     """The schedules of these invoices, each in firing order, in one statement."""
     out: dict[InvoiceKey, list[ScheduledStep]] = {key: [] for key in keys}
