@@ -35,14 +35,16 @@ def _among_sql(table: str = "") -> str:
 
 _AMONG = _among_sql()
 
-_APPEND = text("""
+# The journal entries of the arrays, a redelivered one (same event id) left out.
+_JOURNAL_INSERT = """
     INSERT INTO journal (tenant_id, invoice_id, event_id, kind, occurred_at, detail)
     SELECT u.tenant_id, u.invoice_id, u.event_id, u.kind, u.occurred_at, CAST(u.detail AS jsonb)
     FROM unnest(CAST(:tenant_ids AS varchar[]), CAST(:invoice_ids AS uuid[]), CAST(:event_ids AS uuid[]),
                 CAST(:kinds AS varchar[]), CAST(:occurred_ats AS timestamptz[]), CAST(:details AS text[]))
          AS u(tenant_id, invoice_id, event_id, kind, occurred_at, detail)
-    ON CONFLICT (event_id) DO NOTHING
-    RETURNING event_id""").columns(event_id=Uuid)
+    ON CONFLICT (event_id) DO NOTHING"""
+
+_APPEND = text(_JOURNAL_INSERT + "\n    RETURNING event_id").columns(event_id=Uuid)
 
 # The invoices the batch is the first to learn about; their rows stay locked by the insert.
 _CREATE_INVOICES = text(f"""
@@ -81,13 +83,7 @@ _READ = text(f"""
 # statement, so one round trip outside a transaction. The invoices are locked in key order first, like
 # `_LOCK_INVOICES` (an update joined on unnest locks in the join's order: two writers could deadlock).
 _APPEND_AND_TOUCH = text(f"""
-    WITH appended AS (
-        INSERT INTO journal (tenant_id, invoice_id, event_id, kind, occurred_at, detail)
-        SELECT u.tenant_id, u.invoice_id, u.event_id, u.kind, u.occurred_at, CAST(u.detail AS jsonb)
-        FROM unnest(CAST(:tenant_ids AS varchar[]), CAST(:invoice_ids AS uuid[]), CAST(:event_ids AS uuid[]),
-                    CAST(:kinds AS varchar[]), CAST(:occurred_ats AS timestamptz[]), CAST(:details AS text[]))
-             AS u(tenant_id, invoice_id, event_id, kind, occurred_at, detail)
-        ON CONFLICT (event_id) DO NOTHING
+    WITH appended AS ({_JOURNAL_INSERT}
     ), locked AS (
         SELECT tenant_id, invoice_id FROM invoices
         WHERE {_AMONG} AND (tenant_id, invoice_id) IN (
