@@ -3,11 +3,12 @@
 Each poll (the records of every partition it returned, each partition's in order) is applied
 in ONE unit of work: its event ids are claimed in the inbox in one statement, the handlers run
 in order, and the effects, the inbox rows and the outbox rows commit together. The partitions'
-offsets are committed, in one request, only after that commit; auto-commit is off. If anything in the batch fails, the transaction rolls back and
-the batch's records are applied one by one, each in its own unit of work, so one bad record
-costs its neighbours nothing but time. Transient failures are retried with exponential
-backoff; after `max_attempts`, or at once for a record that can never succeed
-(unparseable, PermanentError), the record goes to `<topic>.dlq` and the loop moves on.
+offsets are committed, in one request, only after that commit; auto-commit is off. If anything
+in the batch fails, the transaction rolls back and the batch's records are applied one by one,
+each in its own unit of work, so one bad record costs its neighbours nothing but time.
+Transient failures are retried with exponential backoff; after `max_attempts`, or at once for
+a record that can never succeed (unparseable, PermanentError), the record goes to
+`<topic>.dlq` and the loop moves on.
 A rebalance waits for the batch in hand to finish and commit, so a revoked partition never
 loses or double-applies work (the inbox absorbs any redelivery).
 
