@@ -177,3 +177,66 @@ def load_arguments(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--json", help="write the result here")
     parser.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
     return parser
+
+
+async def idle_cpu(pid: int, seconds: float) -> float:
+    """The process's CPU seconds per second while nobody calls it (its consumer, relay, timers)."""
+    before = _cpu_seconds(pid)
+    await asyncio.sleep(seconds)
+    return (_cpu_seconds(pid) - before) / seconds
+
+
+async def versus(*, name: str, url: str, pid: int, bare_url: str, bare_pid: int, requests: Callable[[str], NextRequest],
+                 expected: int, seconds: float, connections: int, headers: dict[str, str], log_dir: Path,
+                 profile_dir: Path | None = None, say=print) -> dict:
+    """The service against its yardstick in the same run: both flat out (the service's idle CPU measured between,
+    to give its CPU per request without its background work), then both paced at half the service's rate.
+    `requests(label)` gives each run its own request stream. With `profile_dir`, py-spy samples the service
+    during its flat-out run. Any answer but `expected` makes it a RuntimeError."""
+    from bench.profile import Profiler
+
+    say(f"{name}: flat out, {connections} connections, {seconds:.0f} s each")
+    bare_max = await flat_out(bare_url, requests("BARE"), seconds=seconds, connections=connections, headers=headers,
+                              server_pid=bare_pid)
+    idle = await idle_cpu(pid, min(3.0, seconds))
+    profiler = Profiler(profile_dir) if profile_dir else None
+    if profiler:
+        profiler.start({name: pid})
+    service_max = await flat_out(url, requests("MAX"), seconds=seconds, connections=connections, headers=headers,
+                                 server_pid=pid)
+    profile = profiler.stop().get(name) if profiler else None
+    service_max["idle_cpu_share"] = round(idle, 4)
+    service_max["cpu_ms_per_request_net"] = round(
+        service_max["cpu_ms_per_request"] - 1000 * idle * service_max["seconds"] / max(1, service_max["requests"]), 3)
+    half = service_max["rate"] / 2
+    say(f"  bare {bare_max['rate']:.0f} req/s ({bare_max['cpu_ms_per_request']:.2f} CPU ms/request), {name} "
+        f"{service_max['rate']:.0f} req/s ({service_max['cpu_ms_per_request']:.2f} CPU ms/request, "
+        f"{service_max['cpu_ms_per_request_net']:.2f} without its idle CPU); paced at {half:.0f} req/s for latency")
+    service_paced = await paced(url, requests("PACED"), rate=half, seconds=seconds, connections=connections,
+                                headers=headers)
+    bare_paced = await paced(bare_url, requests("BARE-PACED"), rate=half, seconds=seconds, connections=connections,
+                             headers=headers)
+    refuse_unexpected([bare_max, service_max, service_paced, bare_paced], expected, log_dir)
+    result = {"connections": connections, "seconds": seconds,
+              "bare": {"flat_out": bare_max, "paced": bare_paced}, name: {"flat_out": service_max, "paced": service_paced},
+              "ratio": service_max["rate"] / bare_max["rate"] if bare_max["rate"] else None,
+              # what the ratio would be if both were CPU-bound alone on a core: other jobs on the box do not count
+              "cpu_ratio": bare_max["cpu_ms_per_request"] / max(1e-9, service_max["cpu_ms_per_request_net"])}
+    if profile:
+        result["profile"] = profile
+    return result
+
+
+def add_service_options(parser: argparse.ArgumentParser, service: str) -> None:
+    """`--profile DIR` and `--service-env`, for a benchmark that starts one service against its yardstick."""
+    parser.add_argument("--profile", metavar="DIR", help=f"py-spy {service} during its flat-out run, raw stacks into DIR")
+    parser.add_argument("--service-env", action="append", default=[], metavar=f"PARCOURS_{service.upper()}_<SETTING>=VALUE")
+
+
+def profiling_dir(args: argparse.Namespace) -> Path | None:
+    """The `--profile` directory, made if need be (None: no profiling)."""
+    if not args.profile:
+        return None
+    path = Path(args.profile)
+    path.mkdir(parents=True, exist_ok=True)
+    return path

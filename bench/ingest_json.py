@@ -24,7 +24,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python bench/ingest_json.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.http_load import flat_out, load_arguments, paced, refuse_unexpected, start_yardstick  # noqa: E402
+from bench.http_load import add_service_options, load_arguments, profiling_dir, start_yardstick, versus  # noqa: E402
 
 TENANT = "bench-ingest"
 GOAL_RATIO = 0.6
@@ -94,7 +94,6 @@ async def _tenant_key(url: str) -> str:
 async def measure(*, server_dsn: str, bootstrap: str, log_dir: Path, seconds: float = 15, connections: int = 16,
                   profile_dir: Path | None = None, service_env: dict[str, str] | None = None, say=print) -> dict:
     """Start ingest (its own database on `server_dsn`) and the bare app (another database), and measure both."""
-    from bench.profile import Profiler
     from parcours_devstack.ports import free_port
     from parcours_devstack.postgres import create_database, server_url
     from parcours_devstack.services import ServiceProcess, service_env as env_of
@@ -112,36 +111,13 @@ async def measure(*, server_dsn: str, bootstrap: str, log_dir: Path, seconds: fl
     try:
         await asyncio.to_thread(ingest.wait_ready, 120)
         headers = {"Authorization": f"Bearer {await _tenant_key(ingest.url)}", "Content-Type": "application/json"}
-        bare_url = f"http://127.0.0.1:{bare_port}"
-        say(f"ingest JSON: flat out, {connections} connections, {seconds:.0f} s each")
-        bare_max = await flat_out(bare_url, invoices("BARE"), seconds=seconds, connections=connections,
-                                  headers=headers, server_pid=bare.pid)
-        profiler = Profiler(profile_dir) if profile_dir else None
-        if profiler:
-            profiler.start({"ingest": ingest.process.pid})
-        ingest_max = await flat_out(ingest.url, invoices("MAX"), seconds=seconds, connections=connections,
-                                    headers=headers, server_pid=ingest.process.pid)
-        profile = profiler.stop().get("ingest") if profiler else None
-        half = ingest_max["rate"] / 2
-        say(f"  bare {bare_max['rate']:.0f} req/s ({bare_max['cpu_ms_per_request']:.2f} CPU ms each), "
-            f"ingest {ingest_max['rate']:.0f} req/s ({ingest_max['cpu_ms_per_request']:.2f} CPU ms each); "
-            f"paced at {half:.0f} req/s for latency")
-        ingest_paced = await paced(ingest.url, invoices("PACED"), rate=half, seconds=seconds, connections=connections,
-                                   headers=headers)
-        bare_paced = await paced(bare_url, invoices("BARE-PACED"), rate=half, seconds=seconds,
-                                 connections=connections, headers=headers)
-        ratio = ingest_max["rate"] / bare_max["rate"] if bare_max["rate"] else None
-        # what the ratio would be if both were CPU-bound alone on a core: other jobs on the box do not count
-        cpu_ratio = bare_max["cpu_ms_per_request"] / ingest_max["cpu_ms_per_request"]
-        result = {"connections": connections, "seconds": seconds, "cpu_ratio": cpu_ratio,
-                  "bare": {"flat_out": bare_max, "paced": bare_paced},
-                  "ingest": {"flat_out": ingest_max, "paced": ingest_paced},
-                  "ratio": ratio, "goal_ratio": GOAL_RATIO, "pass": bool(ratio is not None and ratio >= GOAL_RATIO)}
-        if profile:
-            result["profile"] = profile
-        say(f"  → {ratio:.0%} of the bare rate (goal ≥ {GOAL_RATIO:.0%}; by CPU per request {cpu_ratio:.0%}); p99 at half load {ingest_paced['p99_ms']:.1f} ms "
-            f"(bare {bare_paced['p99_ms']:.1f} ms)")
-        refuse_unexpected([bare_max, ingest_max, ingest_paced, bare_paced], 202, log_dir)
+        result = await versus(name="ingest", url=ingest.url, pid=ingest.process.pid, bare_url=f"http://127.0.0.1:{bare_port}",
+                              bare_pid=bare.pid, requests=invoices, expected=202, seconds=seconds,
+                              connections=connections, headers=headers, log_dir=log_dir, profile_dir=profile_dir, say=say)
+        ratio, paced_p99 = result["ratio"], result["ingest"]["paced"]["p99_ms"]
+        result["goal_ratio"], result["pass"] = GOAL_RATIO, bool(ratio is not None and ratio >= GOAL_RATIO)
+        say(f"  → {ratio:.0%} of the bare rate (goal ≥ {GOAL_RATIO:.0%}; by CPU per request {result['cpu_ratio']:.0%}); "
+            f"p99 at half load {paced_p99:.1f} ms (bare {result['bare']['paced']['p99_ms']:.1f} ms)")
         return result
     finally:
         ingest.terminate()
@@ -151,8 +127,7 @@ async def measure(*, server_dsn: str, bootstrap: str, log_dir: Path, seconds: fl
 
 def main() -> None:
     parser = load_arguments(__doc__.split("\n\n")[0])
-    parser.add_argument("--profile", metavar="DIR", help="py-spy ingest during its flat-out run, raw stacks into DIR")
-    parser.add_argument("--service-env", action="append", default=[], metavar="PARCOURS_INGEST_<SETTING>=VALUE")
+    add_service_options(parser, "ingest")
     parser.add_argument("--dsn", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_bare:
@@ -165,12 +140,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="parcours-ingest-json-"))
     postgres = EmbeddedPostgres(work / "data").start()
     broker = TansuBroker(log_path=work / "broker.log").start()
-    profile_dir = Path(args.profile) if args.profile else None
-    if profile_dir:
-        profile_dir.mkdir(parents=True, exist_ok=True)
     try:
         result = asyncio.run(measure(server_dsn=postgres.dsn, bootstrap=broker.bootstrap_servers, log_dir=work,
-                                     seconds=args.seconds, connections=args.connections, profile_dir=profile_dir,
+                                     seconds=args.seconds, connections=args.connections, profile_dir=profiling_dir(args),
                                      service_env=dict(kv.split("=", 1) for kv in args.service_env)))
     finally:
         broker.stop()

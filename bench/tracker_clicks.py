@@ -29,7 +29,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python bench/tracker_clicks.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.http_load import flat_out, load_arguments, paced, refuse_unexpected, start_yardstick  # noqa: E402
+from bench.http_load import add_service_options, load_arguments, profiling_dir, start_yardstick, versus  # noqa: E402
 
 TENANT = "bench-clicks"
 BROWSER = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
@@ -49,16 +49,6 @@ def bare_app():
         return RedirectResponse(f"/v/{token}", status_code=303)
 
     return app
-
-
-async def idle_cpu(pid: int, seconds: float) -> float:
-    """The process's CPU seconds per second while nobody calls it."""
-    import psutil
-
-    process = psutil.Process(pid)
-    before = sum(process.cpu_times()[:2])
-    await asyncio.sleep(seconds)
-    return (sum(process.cpu_times()[:2]) - before) / seconds
 
 
 def _clicks(paths: list[str]):
@@ -112,19 +102,20 @@ async def seed(bootstrap: str, tracker_dsn: str, invoices: int) -> list[str]:
 
 
 async def measure(*, server_dsn: str, bootstrap: str, log_dir: Path, seconds: float = 15, connections: int = 16,
-                  invoices: int = 2000, say=print) -> dict:
+                  invoices: int = 2000, profile_dir: Path | None = None, service_env: dict[str, str] | None = None,
+                  say=print) -> dict:
     """Start the tracker (its own database on `server_dsn`) and the bare app, seed, and measure both."""
     from parcours_devstack.ports import free_port
     from parcours_devstack.postgres import create_database, server_url
-    from parcours_devstack.services import ServiceProcess, service_env
+    from parcours_devstack.services import ServiceProcess, service_env as env_of
 
     create_database(server_dsn, "bench_tracker_clicks")
     tracker_dsn = server_dsn.rsplit("/", 1)[0] + "/bench_tracker_clicks"
     port = free_port()
-    env = service_env("tracker", database_url=server_url(server_dsn, "bench_tracker_clicks"), bootstrap=bootstrap,
-                      port=port, extra={"ENVIRONMENT": "development", "CONSUMER_SESSION_TIMEOUT_MS": "2000",
-                                        # one client address, flat out: the bucket is checked but never empty
-                                        "RATE_LIMITS": '{"link": "1000000000/1"}'})
+    env = env_of("tracker", database_url=server_url(server_dsn, "bench_tracker_clicks"), bootstrap=bootstrap,
+                 port=port, extra={"ENVIRONMENT": "development", "CONSUMER_SESSION_TIMEOUT_MS": "2000",
+                                   # one client address, flat out: the bucket is checked but never empty
+                                   "RATE_LIMITS": '{"link": "1000000000/1"}', **(service_env or {})})
     tracker = ServiceProcess("tracker", env, port, log_path=log_dir / "tracker-clicks.log").start()
     bare_port = free_port()
     bare = start_yardstick("bench.tracker_clicks", bare_port, log_dir / "bare-redirect.log")
@@ -132,37 +123,16 @@ async def measure(*, server_dsn: str, bootstrap: str, log_dir: Path, seconds: fl
         await asyncio.to_thread(tracker.wait_ready, 120)
         say(f"tracker clicks: seeding {invoices} dispatched invoices through the broker")
         paths = await seed(bootstrap, tracker_dsn, invoices)
-        bare_url = f"http://127.0.0.1:{bare_port}"
-        say(f"  flat out, {connections} connections, {seconds:.0f} s each")
-        bare_max = await flat_out(bare_url, _clicks(paths), seconds=seconds, connections=connections, headers=HEADERS,
-                                  server_pid=bare.pid)
-        idle = await idle_cpu(tracker.process.pid, min(3.0, seconds))
-        tracker_max = await flat_out(tracker.url, _clicks(paths), seconds=seconds, connections=connections,
-                                     headers=HEADERS, server_pid=tracker.process.pid)
-        # What the requests cost, without the tracker's background work (consumer, relay, sweep) meanwhile: at a
-        # lower rate the same background would weigh more per request.
-        tracker_max["idle_cpu_share"] = round(idle, 4)
-        tracker_max["cpu_ms_per_request_net"] = round(
-            tracker_max["cpu_ms_per_request"] - 1000 * idle * tracker_max["seconds"] / max(1, tracker_max["requests"]), 3)
-        half = tracker_max["rate"] / 2
-        say(f"  bare {bare_max['rate']:.0f} req/s ({bare_max['cpu_ms_per_request']:.2f} CPU ms/request), tracker "
-            f"{tracker_max['rate']:.0f} req/s ({tracker_max['cpu_ms_per_request']:.2f} CPU ms/request, "
-            f"{tracker_max['cpu_ms_per_request_net']:.2f} without its idle CPU); "
-            f"paced at {half:.0f} req/s for latency")
-        tracker_paced = await paced(tracker.url, _clicks(paths), rate=half, seconds=seconds, connections=connections,
-                                    headers=HEADERS)
-        bare_paced = await paced(bare_url, _clicks(paths), rate=half, seconds=seconds, connections=connections,
-                                 headers=HEADERS)
-        ratio = tracker_max["rate"] / bare_max["rate"] if bare_max["rate"] else None
-        result = {"invoices": invoices, "connections": connections, "seconds": seconds,
-                  "bare": {"flat_out": bare_max, "paced": bare_paced},
-                  "tracker": {"flat_out": tracker_max, "paced": tracker_paced},
-                  "ratio": ratio, "goal_ratio": GOAL_RATIO, "goal_p99_ms": GOAL_P99_MS,
-                  "pass": bool(ratio is not None and ratio >= GOAL_RATIO
-                               and (tracker_paced["p99_ms"] or 0) < GOAL_P99_MS)}
-        say(f"  → {ratio:.0%} of the bare rate (goal ≥ {GOAL_RATIO:.0%}); p99 at half load {tracker_paced['p99_ms']:.1f} ms "
-            f"(bare {bare_paced['p99_ms']:.1f} ms; goal < {GOAL_P99_MS:.0f} ms)")
-        refuse_unexpected([bare_max, tracker_max, tracker_paced, bare_paced], 303, log_dir)
+        result = await versus(name="tracker", url=tracker.url, pid=tracker.process.pid,
+                              bare_url=f"http://127.0.0.1:{bare_port}", bare_pid=bare.pid, requests=lambda _: _clicks(paths),
+                              expected=303, seconds=seconds, connections=connections, headers=HEADERS, log_dir=log_dir,
+                              profile_dir=profile_dir, say=say)
+        ratio, paced_p99 = result["ratio"], result["tracker"]["paced"]["p99_ms"]
+        result.update(invoices=invoices, goal_ratio=GOAL_RATIO, goal_p99_ms=GOAL_P99_MS)
+        result["pass"] = bool(ratio is not None and ratio >= GOAL_RATIO and (paced_p99 or 0) < GOAL_P99_MS)
+        say(f"  → {ratio:.0%} of the bare rate (goal ≥ {GOAL_RATIO:.0%}; by CPU per request {result['cpu_ratio']:.0%}); "
+            f"p99 at half load {paced_p99:.1f} ms (bare {result['bare']['paced']['p99_ms']:.1f} ms; "
+            f"goal < {GOAL_P99_MS:.0f} ms)")
         return result
     finally:
         tracker.terminate()
@@ -173,6 +143,7 @@ async def measure(*, server_dsn: str, bootstrap: str, log_dir: Path, seconds: fl
 def main() -> None:
     parser = load_arguments(__doc__.split("\n\n")[0])
     parser.add_argument("--invoices", type=int, default=2000, help="distinct invoices (tracked links) clicked")
+    add_service_options(parser, "tracker")
     args = parser.parse_args()
     if args.serve_bare:
         import uvicorn
@@ -186,10 +157,14 @@ def main() -> None:
     broker = TansuBroker(log_path=work / "broker.log").start()
     try:
         result = asyncio.run(measure(server_dsn=postgres.dsn, bootstrap=broker.bootstrap_servers, log_dir=work,
-                                     seconds=args.seconds, connections=args.connections, invoices=args.invoices))
+                                     seconds=args.seconds, connections=args.connections, invoices=args.invoices,
+                                     profile_dir=profiling_dir(args),
+                                     service_env=dict(kv.split("=", 1) for kv in args.service_env)))
     finally:
         broker.stop()
         postgres.stop()
+    if result.get("profile"):
+        print(json.dumps(result["profile"], indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
 

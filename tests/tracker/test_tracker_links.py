@@ -4,9 +4,13 @@ tokens and nonces change nothing."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 import re
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
@@ -18,9 +22,19 @@ from parcours_tracker.store.models import Click, Invoice, JournalEntry
 
 
 def token_for(f, secret: str = "dev-link-secret", **overrides) -> str:
+    """The link channels would have sent with `f.dispatched()` (issued as it sent the message, minute 2)."""
     claims = dict(tenant_id=f.tenant_id, invoice_id=f.invoice_id, dispatch_id=f.dispatch_id,
-                  recipient="ap@globex.example")
+                  recipient="ap@globex.example", now=(f.start + timedelta(minutes=2)).timestamp())
     return issue_link_token(secret, **{**claims, **overrides})
+
+
+def undated_token_for(f, secret: str = "dev-link-secret") -> str:
+    """A link issued before tokens carried their issue time (they live 180 days)."""
+    claims = {"t": f.tenant_id, "i": str(f.invoice_id), "d": str(f.dispatch_id), "r": "ap@globex.example",
+              "x": int(time.time()) + 86400, "n": "older-token"}
+    body = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    signature = base64.urlsafe_b64encode(hmac.new(secret.encode(), body.encode(), hashlib.sha256).digest())
+    return f"{body}.{signature.rstrip(b'=').decode()}"
 
 
 async def clicks_of(host, invoice_id) -> list[Click]:
@@ -113,22 +127,26 @@ async def test_scanners_and_prefetches_are_machine_opens_and_never_views(tracker
     just_now = just_now.model_copy(update={"occurred_at": datetime.now(timezone.utc)})
     await publish(f.received(0), just_now)
     await eventually(lambda: _eq(journal_kinds(tracker, f.invoice_id), ["received", "dispatched"]))
-    token = token_for(f)
+    token = token_for(f, now=time.time())  # sent just now
 
-    prefetch = await client.get(f"/l/{token}", headers={"User-Agent": "Mozilla/5.0 (Windows NT 10.0) Firefox/128"})
+    browser = {"User-Agent": "Mozilla/5.0 (Windows NT 10.0) Firefox/128"}
+    prefetch = await client.get(f"/l/{token}", headers=browser)
     scanner = await client.get(f"/l/{token}", headers={"User-Agent": "Mozilla/5.0 (compatible; Proofpoint URL Defense)"})
     no_agent = await client.get(f"/l/{token}", headers={"User-Agent": ""})
-    assert prefetch.status_code == scanner.status_code == no_agent.status_code == 303
+    # an older token without its issue time: judged against the dispatch in the journal
+    undated = await client.get(f"/l/{undated_token_for(f)}", headers=browser)
+    assert prefetch.status_code == scanner.status_code == no_agent.status_code == undated.status_code == 303
 
-    async def three_opens():
+    async def four_opens():
         journey = (await client.get(f"/v1/invoices/{f.invoice_id}/journey",
                                     headers={"Authorization": f"Bearer {key}"})).json()
-        return journey if len([e for e in journey["events"] if e["kind"].startswith("opened")]) == 3 else None
-    journey = await eventually(three_opens, what="the three opens journaled")
+        return journey if len([e for e in journey["events"] if e["kind"].startswith("opened")]) == 4 else None
+    journey = await eventually(four_opens, what="the four opens journaled")
     opens = [e for e in journey["events"] if e["kind"].startswith("opened")]
-    assert [e["kind"] for e in opens] == ["opened_by_machine"] * 3
+    assert [e["kind"] for e in opens] == ["opened_by_machine"] * 4
     evidence = [" ".join(e["detail"]["machine_evidence"]) for e in opens]
     assert "prefetch" in evidence[0] and "proofpoint" in evidence[1].lower() and "no user agent" in evidence[2]
+    assert "prefetch" in evidence[3]
     assert journey["status"] == "sent", "no open by a machine counts as a view"
     assert await clicks_of(tracker, f.invoice_id) == []
 

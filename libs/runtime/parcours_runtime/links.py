@@ -1,8 +1,10 @@
 """Tracked-link tokens: channels issues one per recipient, tracker verifies it.
 
 token = base64url(JSON claims) "." base64url(HMAC-SHA256(secret, claims part)). The random
-nonce makes every token unique and unguessable; the expiry bounds its life. Both services
-are configured with the same secret."""
+nonce makes every token unique and unguessable; the expiry bounds its life. The issue time is
+when the message was handed to its transport (channels issues the token as it sends), so the
+tracker tells a scanner's prefetch from the token alone. Both services are configured with the
+same secret."""
 
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ class LinkClaims:
     dispatch_id: UUID
     recipient: str
     expires_at: int
+    issued_at: float | None = None  # seconds since the epoch; None in tokens issued before it was a claim
 
 
 def _b64(data: bytes) -> str:
@@ -56,8 +59,9 @@ def _sign(secret: str, body: str) -> str:
 
 def issue_link_token(secret: str, *, tenant_id: str, invoice_id: UUID, dispatch_id: UUID, recipient: str,
                      ttl_seconds: int = 180 * 86400, now: float | None = None) -> str:
+    now = time.time() if now is None else now
     claims = {"t": tenant_id, "i": str(invoice_id), "d": str(dispatch_id), "r": recipient,
-              "x": int((now or time.time()) + ttl_seconds), "n": secrets.token_urlsafe(12)}
+              "x": int(now + ttl_seconds), "s": int(now * 1000), "n": secrets.token_urlsafe(12)}
     body = _b64(json.dumps(claims, separators=(",", ":")).encode())
     return f"{body}.{_sign(secret, body)}"
 
@@ -73,7 +77,8 @@ def verify_link_token(secrets_: list[str] | str, token: str, now: float | None =
     try:
         claims = json.loads(_unb64(body))
         parsed = LinkClaims(tenant_id=claims["t"], invoice_id=UUID(claims["i"]), dispatch_id=UUID(claims["d"]),
-                            recipient=claims["r"], expires_at=int(claims["x"]))
+                            recipient=claims["r"], expires_at=int(claims["x"]),
+                            issued_at=int(claims["s"]) / 1000 if "s" in claims else None)
     except (ValueError, KeyError, TypeError) as exc:
         raise InvalidToken("malformed claims") from exc
     if parsed.expires_at < (now or time.time()):

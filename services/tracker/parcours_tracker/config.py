@@ -45,6 +45,10 @@ class Settings(ServiceSettings):
     sweep_batch_size: int = Field(default=500, ge=1)
     prefetch_seconds: float = Field(
         default=10, ge=0, description="A link GET this soon after the dispatch is a mail scanner's prefetch.")
+    durable_opens: bool = Field(
+        default=False, description="Commit each group of link opens only once PostgreSQL has flushed it to disk. "
+                                   "Off: a crash of the database host may lose its last fraction of a second of "
+                                   "opens (evidence only, never a status); a kill of the tracker loses none.")
     time_travel: bool = Field(
         default=False, description="Run on a settable clock and expose /v1/admin/clock and /v1/admin/sweep/run.")
     admin_token: str = Field(default=DEV_ADMIN_TOKEN, description="Bearer token of the admin routes.")

@@ -5,26 +5,31 @@ the proof of a person) and never moves an invoice's status: it only adds a journ
 `opened` or `opened_by_machine` with its evidence. So `GET /l/{token}` verifies the token and hands
 the open to this recorder, which writes the opens of concurrent requests together: a group formed
 within `window_seconds`, or of all that arrived while the previous group was being written (one
-group at a time: under load the groups grow instead of each waiting for its own WAL flush). Per
-group: the dispatch times it classifies against and whether each invoice is past pending (queried
-once, then remembered: neither changes once true), then one statement outside a transaction (one
-round trip) that inserts the journal rows and stamps the invoices' `updated_at` (locked in key order,
-like every writer of invoices).
-An open of an invoice the tracker does not know yet (or only as pending) is recorded in full
-(`journeys.record_facts`: it creates the invoice row).
+group at a time: under load the groups grow instead of each waiting for its own write).
 
-Each request waits for its group's commit before it redirects: an answered open is stored (a kill -9
-loses none), and a database that fails the group fails its requests (503), not silently their opens."""
+A group is one prepared statement on the recorder's own connection (one round trip, its own
+transaction): it journals the opens of invoices past pending and stamps their `updated_at` (locked in
+key order, like every writer of invoices), and says which invoices those were. An open of an invoice
+the tracker does not know yet (or only as pending: the link was followed before the dispatch reached
+the tracker) is then recorded in full (`journeys.record_facts`: it creates or re-projects the row).
+Whether an open was a prefetch is judged against the token's issue time, which is when channels sent
+the message; tokens issued before that was a claim fall back on the journal's dispatch time.
+
+Each request waits for its group's commit before it redirects: an answered open is in PostgreSQL (a
+kill -9 of the tracker loses none), and a database that fails the group fails its requests (503), not
+silently their opens. The connection commits without waiting for the WAL flush (`synchronous_commit`
+off, unless `durable_opens`): a crash of PostgreSQL's host may lose the last fraction of a second of
+opens — evidence, never a status — and a group does not wait for the disk."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, tuple_
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+import asyncpg
 
 from parcours_runtime.group_commit import GroupCommit
 from parcours_runtime.service import ServiceContext
@@ -34,15 +39,14 @@ from parcours_tracker.domain.clicks import classify_open
 from parcours_tracker.domain.following import Fact
 from parcours_tracker.domain.status import PENDING
 from parcours_tracker.store import journeys
-from parcours_tracker.store.models import Invoice
-from parcours_tracker.store.recording import append_and_touch
 
 OPENS = "opens"  # the recorder's key in ServiceContext.extras
 
 
 @dataclass(frozen=True)
 class LinkOpen:
-    """A GET of a valid tracked link: who, when, from where."""
+    """A GET of a valid tracked link: who, when, from where; `sent_at`: the token's issue time (None for
+    tokens that do not carry it)."""
 
     event_id: uuid.UUID
     tenant_id: str
@@ -52,25 +56,34 @@ class LinkOpen:
     ip: str | None
     user_agent: str | None
     at: datetime
+    sent_at: datetime | None = None
 
     @property
     def key(self) -> tuple[str, uuid.UUID]:
         return self.tenant_id, self.invoice_id
 
-    @property
-    def dispatch_key(self) -> tuple[str, uuid.UUID, str]:
-        return self.tenant_id, self.invoice_id, str(self.dispatch_id)
 
-
-_REMEMBERED = 100_000
-
-
-def _remember(cache: dict, found: dict) -> None:
-    """Add what a query found to a bounded cache (the oldest entries go first). Only facts that never
-    change once true are cached: an invoice past pending, a dispatch's time."""
-    cache.update(found)
-    while len(cache) > _REMEMBERED:
-        cache.pop(next(iter(cache)))
+# The opens of invoices past pending journaled (a repeated event id left out) and their invoices stamped,
+# in one statement; it returns the invoices it took, so the others go the long way.
+_JOURNAL_OPENS = f"""
+    WITH opens AS (
+        SELECT * FROM unnest($1::varchar[], $2::uuid[], $3::uuid[], $4::varchar[], $5::timestamptz[], $6::text[])
+            AS u(tenant_id, invoice_id, event_id, kind, occurred_at, detail)
+    ), known AS (
+        SELECT i.tenant_id, i.invoice_id FROM invoices AS i
+        WHERE i.tenant_id = ANY($1::varchar[]) AND i.invoice_id = ANY($2::uuid[]) AND i.status <> '{PENDING}'
+          AND (i.tenant_id, i.invoice_id) IN (SELECT tenant_id, invoice_id FROM opens)
+        ORDER BY i.tenant_id, i.invoice_id FOR NO KEY UPDATE
+    ), journaled AS (
+        INSERT INTO journal (tenant_id, invoice_id, event_id, kind, occurred_at, detail)
+        SELECT o.tenant_id, o.invoice_id, o.event_id, o.kind, o.occurred_at, o.detail::jsonb
+        FROM opens AS o JOIN known USING (tenant_id, invoice_id)
+        ON CONFLICT (event_id) DO NOTHING
+    ), stamped AS (
+        UPDATE invoices AS i SET updated_at = now() FROM known
+        WHERE i.tenant_id = known.tenant_id AND i.invoice_id = known.invoice_id
+    )
+    SELECT tenant_id, invoice_id FROM known"""
 
 
 class OpenRecorder:
@@ -82,11 +95,7 @@ class OpenRecorder:
         self._group = GroupCommit(self._write_group, window_seconds=window_seconds, max_items=max_items,
                                   one_at_a_time=True)  # groups grow with the load instead of queueing commits
         self._stopped = asyncio.Event()
-        # A transaction per statement (no BEGIN, no COMMIT): a group of opens of known invoices is one round trip.
-        self._autocommit = async_sessionmaker(ctx.engine.execution_options(isolation_level="AUTOCOMMIT"),
-                                              expire_on_commit=False)
-        self._settled: dict[tuple[str, uuid.UUID], bool] = {}  # invoices past pending
-        self._sent: dict[tuple[str, uuid.UUID, str], datetime] = {}  # dispatch times
+        self._connection: asyncpg.Connection | None = None
         self.written = 0
 
     async def record(self, opened: LinkOpen) -> None:
@@ -98,46 +107,61 @@ class OpenRecorder:
     async def stop(self) -> None:
         self._stopped.set()
         await self._group.drain()
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = None
 
     async def _write_group(self, batch: list[LinkOpen]) -> list[None]:
         await self.write(batch)
         return [None] * len(batch)
 
-    async def write(self, batch: list[LinkOpen]) -> None:
-        """Journal `batch`: one statement when its invoices are known (the usual case, after their first open)."""
-        keys = list({opened.key for opened in batch})
-        unknown = [key for key in keys if key not in self._settled]
-        unsent = list({opened.key for opened in batch if opened.dispatch_key not in self._sent})
-        async with self._autocommit() as session:
-            if unknown:  # a pending invoice's status_at is its earliest fact, which an open may be: re-projected
-                _remember(self._settled, {(row.tenant_id, row.invoice_id): True for row in (await session.execute(
-                    select(Invoice.tenant_id, Invoice.invoice_id)
-                    .where(tuple_(Invoice.tenant_id, Invoice.invoice_id).in_(unknown),
-                           Invoice.status != PENDING))).all()})
-            if unsent:
-                _remember(self._sent, await journeys.dispatch_times(session, keys=unsent))
-            await self._journal(session, batch)
+    async def _connected(self) -> asyncpg.Connection:
+        """The recorder's own connection (one group at a time uses it), made again after a failure."""
+        if self._connection is None or self._connection.is_closed():
+            url = self._ctx.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+            durable = getattr(self._ctx.settings, "durable_opens", False)
+            self._connection = await asyncpg.connect(
+                url, server_settings={"synchronous_commit": "on" if durable else "off"})
+        return self._connection
 
-    async def _journal(self, session: AsyncSession, batch: list[LinkOpen]) -> None:
-        settings, tracking = self._ctx.settings, self._ctx.extras["tracking"]
-        rows, facts = [], []
-        for opened in batch:
-            sent_at = self._sent.get(opened.dispatch_key)
-            kind, reasons = classify_open(
-                user_agent=opened.user_agent, prefetch_seconds=settings.prefetch_seconds,
-                seconds_after_dispatch=(opened.at - sent_at).total_seconds() if sent_at else None)
-            entry = journal.Entry(event_id=opened.event_id, kind=kind, occurred_at=opened.at, detail={
-                "dispatch_id": str(opened.dispatch_id), "recipient": opened.recipient, "ip": opened.ip,
-                "user_agent": opened.user_agent, "machine_evidence": reasons})
-            if opened.key not in self._settled:  # rare: the link was sent before the tracker learned the invoice
-                facts.append(Fact(tenant_id=opened.tenant_id, invoice_id=opened.invoice_id,
-                                  correlation_id=str(opened.invoice_id), entry=entry))
-            else:
-                rows.append((opened.tenant_id, opened.invoice_id, entry))
-        if facts:
+    async def write(self, batch: list[LinkOpen]) -> None:
+        """Journal `batch`: one statement when its invoices are past pending (the usual case)."""
+        entries = await self._entries(batch)
+        try:
+            connection = await self._connected()
+            known = {(row[0], row[1]) for row in await connection.fetch(_JOURNAL_OPENS, *_columns(entries))}
+        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError):
+            self._connection = None  # the next group connects again; this one fails its requests
+            raise
+        facts = [Fact(tenant_id=opened.tenant_id, invoice_id=opened.invoice_id, correlation_id=str(opened.invoice_id),
+                      entry=entry) for opened, entry in entries if opened.key not in known]
+        if facts:  # rare: the link was followed before the tracker learned of the dispatch
             async with UnitOfWork(self._ctx.sessions) as uow:
-                await journeys.record_facts(uow, tracking, facts)
+                await journeys.record_facts(uow, self._ctx.extras["tracking"], facts)
                 await uow.commit()
-        if rows:  # an open never moves the status: appended, nothing to re-project
-            await append_and_touch(session, rows)
         self.written += len(batch)
+
+    async def _entries(self, batch: list[LinkOpen]) -> list[tuple[LinkOpen, journal.Entry]]:
+        """Each open's journal entry, classified against when its message was sent."""
+        sent = {(opened.tenant_id, opened.invoice_id, str(opened.dispatch_id)): opened.sent_at
+                for opened in batch if opened.sent_at is not None}
+        undated = list({opened.key for opened in batch if opened.sent_at is None})
+        if undated:  # tokens issued before they carried their issue time
+            async with self._ctx.sessions() as session:
+                sent = {**await journeys.dispatch_times(session, keys=undated), **sent}
+        prefetch_seconds, entries = self._ctx.settings.prefetch_seconds, []
+        for opened in batch:
+            sent_at = sent.get((opened.tenant_id, opened.invoice_id, str(opened.dispatch_id)))
+            kind, reasons = classify_open(
+                user_agent=opened.user_agent, prefetch_seconds=prefetch_seconds,
+                seconds_after_dispatch=(opened.at - sent_at).total_seconds() if sent_at else None)
+            entries.append((opened, journal.Entry(event_id=opened.event_id, kind=kind, occurred_at=opened.at, detail={
+                "dispatch_id": str(opened.dispatch_id), "recipient": opened.recipient, "ip": opened.ip,
+                "user_agent": opened.user_agent, "machine_evidence": reasons})))
+        return entries
+
+
+def _columns(entries: list[tuple[LinkOpen, journal.Entry]]) -> tuple[list, ...]:
+    return ([opened.tenant_id for opened, _ in entries], [opened.invoice_id for opened, _ in entries],
+            [entry.event_id for _, entry in entries], [entry.kind for _, entry in entries],
+            [entry.occurred_at for _, entry in entries], [json.dumps(entry.detail) for _, entry in entries])

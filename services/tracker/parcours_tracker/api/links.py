@@ -91,9 +91,11 @@ async def open_link(token: str, request: Request) -> Response:
         claims = _claims(request, token)
     except _LinkRefused as refused:
         return _refusal(request, refused)
+    sent_at = None if claims.issued_at is None else datetime.fromtimestamp(claims.issued_at, timezone.utc)
     await request.app.state.ctx.extras[OPENS].record(LinkOpen(
         event_id=uuid.uuid4(), tenant_id=claims.tenant_id, invoice_id=claims.invoice_id,
-        dispatch_id=claims.dispatch_id, recipient=claims.recipient, at=datetime.now(timezone.utc), **_reader(request)))
+        dispatch_id=claims.dispatch_id, recipient=claims.recipient, at=datetime.now(timezone.utc), sent_at=sent_at,
+        **_reader(request)))
     return RedirectResponse(f"/v/{token}", status_code=303, headers=_PAGE_HEADERS)
 
 
