@@ -1,8 +1,9 @@
 """Factur-X builds per second per core (goal ≥ 200): ingest's own path for an invoice sent as data
 (render the PDF, insert two CGV pages, merge a one-page annex, embed the CII, the XMP and a
-supporting file), and the same build from pages already rendered (what a new CGV or annex costs once
-the rendered pages are stored, and every build of an invoice sent with its PDF), against the bare
-cost of pypdf merging and writing the same pages, in the same run. "Per core": builds divided by the
+supporting file), and the same build from stored pages (an invoice sent with its PDF, or rendered
+pages read back from the blob store when a new CGV or annex comes: pages this process has not seen;
+the CGV and annex are the tenant's, read once), against the bare cost of pypdf merging and writing the
+same pages, in the same run. "Per core": builds divided by the
 CPU seconds of this process (one thread), so that other jobs on the box do not count.
 
     python -m bench.ingest_facturx                 # 300 builds
@@ -29,6 +30,7 @@ from reportlab.pdfgen import canvas  # noqa: E402
 from parcours_ingest.domain.facturx_out import Attachment, Insert  # noqa: E402
 from parcours_ingest.domain.invoice import InvoiceContent  # noqa: E402
 from parcours_ingest.domain.outgoing import FacturxInputs, build_facturx, render  # noqa: E402
+from parcours_ingest.domain.pdf_objects import forget  # noqa: E402
 
 GOAL = 200.0
 
@@ -88,7 +90,7 @@ def measure(*, builds: int = 300, say=print) -> dict:
     rendered = [render(p.invoice, "fr") for p in prepared]
     from_pages = [replace(p, pdf=pages) for p, pages in zip(prepared, rendered)]
     _, per_core = _rate(builds, lambda i: build_facturx(prepared[i]))
-    _, pages_per_core = _rate(builds, lambda i: build_facturx(from_pages[i]))
+    _, pages_per_core = _rate(builds, lambda i: (forget(rendered[i]), build_facturx(from_pages[i])))
     _, base_per_core = _rate(builds, lambda i: bare_merge(rendered[i], cgv, annex))
     _, render_per_core = _rate(min(builds, 100), lambda i: render(prepared[i].invoice, "fr"))
     result = {
@@ -101,7 +103,7 @@ def measure(*, builds: int = 300, say=print) -> dict:
     }
     verdict = lambda rate: "PASS" if rate >= GOAL else "MISS"  # noqa: E731
     say(f"  Factur-X per core: {per_core:.0f} builds/s rendering included ({result['cpu_ms_per_build']:.1f} CPU ms, "
-        f"render {result['render_cpu_ms']:.1f}): {verdict(per_core)}; from rendered pages {pages_per_core:.0f}/s "
+        f"render {result['render_cpu_ms']:.1f}): {verdict(per_core)}; from stored pages {pages_per_core:.0f}/s "
         f"({result['cpu_ms_from_pages']:.1f} ms): {verdict(pages_per_core)}; bare pypdf merge {base_per_core:.0f}/s "
         f"→ {result['ratio']:.0%} (goal ≥ {GOAL:.0f}/s per core)")
     return result

@@ -9,14 +9,18 @@ from datetime import datetime, timezone
 
 import facturx as facturx_library
 import httpx
+import pypdfium2 as pdfium
 from lxml import etree
-from pypdf import PdfReader
+from pypdf import PdfReader, PdfWriter
+from pypdf.annotations import Link
+from pypdf.generic import NameObject
 from reportlab.pdfgen import canvas
 
 from parcours_ingest.domain import schematron
 from parcours_ingest.domain.documents.schemas import xsd_issues
 from parcours_ingest.domain.documents.xml import parse_xml
 from parcours_ingest.domain.facturx_out import Attachment, Composition, Embedding, Insert, compose, facturx_document
+from parcours_ingest.domain.pdf_objects import part_of
 
 PDF = {"Content-Type": "application/pdf"}
 
@@ -142,3 +146,38 @@ async def test_data_only_invoice_becomes_a_facturx_that_we_accept_back(run_servi
     # the CGV, the annex and the supporting file are blobs of tenant acme, by their SHA-256
     stored = {p.name for p in (tmp_path / "blobs" / "acme").rglob("*") if p.is_file()}
     assert {cgv.json()["sha256"], annex.json()["sha256"], support.json()["sha256"]} <= stored
+
+
+def inherited_pages(*texts: str) -> bytes:
+    """A PDF whose pages take their resources and size from the page tree (inherited), the second page
+    linking to the first."""
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf_saying(*texts))))
+    root = writer._root_object["/Pages"].get_object()
+    first = writer.pages[0]
+    for key in ("/Resources", "/MediaBox"):
+        root[NameObject(key)] = first[key]
+        for page in writer.pages:
+            del page[key]
+    writer.add_annotation(1, Link(rect=(72, 700, 200, 730), target_page_index=0))
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def test_inserted_pages_keep_what_they_inherited_and_are_read_once_per_process():
+    cgv = inherited_pages("CGV one", "CGV two")
+    assert cgv.count(b"/Resources") == cgv.count(b"/MediaBox") == 1  # on the page tree only: really inherited
+    composed = compose(Composition(pdf_saying("invoice"), cgv=Insert(cgv, None)))
+    reader = PdfReader(io.BytesIO(composed))
+    assert page_texts(composed) == ["invoice", "CGV one", "CGV two"]
+    root_pages = reader.trailer["/Root"]["/Pages"]
+    for page in reader.pages:
+        page = page.get_object()
+        assert "/Resources" in page and "/MediaBox" in page and page["/Parent"] == root_pages
+    link = reader.pages[2]["/Annots"][0].get_object()
+    assert link["/Dest"][0] == reader.pages[1].indirect_reference  # the link follows its page
+    document = pdfium.PdfDocument(composed)
+    assert [document[i].get_textpage().get_text_range().strip() for i in range(3)] == ["invoice", "CGV one", "CGV two"]
+    assert part_of(cgv) is part_of(cgv)  # a tenant's CGV is parsed once
+    one_off = pdf_saying("sent with its invoice")
+    assert part_of(one_off, keep=False) is not part_of(one_off, keep=False)

@@ -7,7 +7,9 @@ import io
 import json
 from decimal import Decimal
 
+import pypdfium2 as pdfium
 import pytest
+from fontTools.ttLib import TTFont
 from pypdf import PdfReader
 
 from parcours_ingest.domain.invoice import Invoice
@@ -77,3 +79,27 @@ def test_many_lines_flow_onto_further_pages(make_invoice):
     (Decimal("-3"), "USD", "en", "-3.00 USD")])
 def test_money(value, currency, language, expected):
     assert money(value, currency, language) == expected
+
+
+def test_long_words_wrap_unknown_characters_stay_and_the_same_invoice_gives_the_same_bytes(make_invoice):
+    body = make_invoice("F-2026-0043")
+    word = "Maintenance" * 12  # wider than the description column: cut, nothing lost
+    body["lines"][0]["description"] = f"{word} ✓ 数据 fin"
+    invoice = model(body)
+    pdf = render_invoice(invoice)
+    assert render_invoice(invoice) == pdf  # a retried render stores the same blob
+    text, fonts = text_and_fonts(pdf)
+    assert word in "".join(text.split()) and "fin" in text
+    assert fonts and all(embedded for _, embedded in fonts)
+    document = pdfium.PdfDocument(pdf)  # a second reader agrees on the text
+    assert "FACTURE N° F-2026-0043" in document[0].get_textpage().get_text_range()
+
+
+def test_the_embedded_fonts_are_cut_to_the_glyphs_drawn(make_invoice):
+    reader = PdfReader(io.BytesIO(render_invoice(model(make_invoice("F-2026-0044")))))
+    for font in reader.pages[0]["/Resources"]["/Font"].values():
+        descendant = font.get_object()["/DescendantFonts"][0].get_object()
+        program = TTFont(io.BytesIO(descendant["/FontDescriptor"]["/FontFile2"].get_object().get_data()))
+        drawn = {name for name in program.getGlyphOrder() if program["glyf"][name].numberOfContours}
+        assert 10 < len(drawn) < len(program.getGlyphOrder()) / 2, len(drawn)
+        assert str(descendant["/FontDescriptor"]["/FontName"])[7] == "+"  # a subset says so in its name

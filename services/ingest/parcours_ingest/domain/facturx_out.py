@@ -1,29 +1,25 @@
-"""The outgoing Factur-X PDF, built in one pypdf pass: the invoice PDF, the tenant's CGV pages inserted
-at their position and the annexes appended, an sRGB output intent (PDF/A), and only then the CII XML
-embedded as a PDF/A-3 associated file with its XMP metadata (Factur-X extension schema): changing the
-pages after embedding would break it. Our own small code rather than the factur-x library's internals:
-it parsed and wrote the whole PDF a second time and built the XMP with lxml.objectify."""
+"""The outgoing Factur-X PDF, written in one pass by `pdf_objects`: the invoice's pages, the tenant's CGV
+pages inserted at their position and the annexes appended, an sRGB output intent (PDF/A), and the CII
+XML embedded as a PDF/A-3 associated file with its XMP metadata (Factur-X extension schema). The pages
+of each input PDF are read once per process (a tenant's CGV and annexes, pages we rendered are never
+parsed) and copied as they are. Our own small code rather than the factur-x library's internals or a
+pypdf writer: they parsed and wrote every page again for each document."""
 
 from __future__ import annotations
 
 import hashlib
-import io
 import mimetypes
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
 from xml.sax.saxutils import escape
 
-from pypdf import PdfReader, PdfWriter
-from pypdf.generic import (
-    ArrayObject, ByteStringObject, DecodedStreamObject, DictionaryObject, NameObject, NumberObject, TextStringObject,
-)
-
 from parcours_ingest.domain.documents.pdf import INVOICE_XML_NAMES
+from parcours_ingest.domain.pdf_objects import PdfWriter, deflated, name, part_of, stream, text_string
 
 FACTURX_FILENAME = "factur-x.xml"
 FACTURX_URN = "urn:factur-x:pdfa:CrossIndustryDocument:invoice:1p0#"
-PRODUCER = "Parcours (pypdf)"
+PRODUCER = "Parcours"
 XMP_LEVELS = {"minimum": "MINIMUM", "basicwl": "BASIC WL", "basic": "BASIC", "en16931": "EN 16931",
               "extended": "EXTENDED"}
 
@@ -67,83 +63,53 @@ class Embedding:
 
 def compose(parts: Composition) -> bytes:
     """One PDF: the invoice's pages with the CGV inserted, then the annexes, with an sRGB output intent."""
-    return _written(_composed(parts))
+    writer, pages = _composed(parts)
+    return writer.finish(pages=pages, catalog=(b"/OutputIntents[", _output_intent(writer), b"]"))
 
 
 def facturx_document(parts: Composition, embedding: Embedding) -> bytes:
     """The composed PDF with the CII embedded as factur-x.xml and PDF/A-3 metadata, written once."""
-    return _written(_embed(_composed(parts), embedding))
-
-
-def _composed(parts: Composition) -> PdfWriter:
-    writer = PdfWriter()
-    writer.append(PdfReader(io.BytesIO(parts.invoice_pdf)))
-    if parts.cgv is not None:
-        pages = len(writer.pages)
-        position = pages if parts.cgv.after_page is None else min(max(parts.cgv.after_page, 0), pages)
-        cgv = PdfReader(io.BytesIO(parts.cgv.pdf))
-        for offset, page in enumerate(cgv.pages):
-            writer.insert_page(page, position + offset)
-    for annex in parts.annexes:
-        writer.append(PdfReader(io.BytesIO(annex)))
-    _add_output_intent(writer)
-    return writer
-
-
-def _written(writer: PdfWriter) -> bytes:
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
-
-
-def _embed(writer: PdfWriter, embedding: Embedding) -> PdfWriter:
+    writer, pages = _composed(parts)
     at = (embedding.at or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(microsecond=0)
     pdf_date = at.strftime("D:%Y%m%d%H%M%S+00'00'")
-    writer.pdf_header = "%PDF-1.7"  # PDF/A-3 is based on PDF 1.7
     files = [(FACTURX_FILENAME, embedding.xml, "text/xml", "Data", "Factur-X XML file", pdf_date)]
     files += [(a.filename, a.content, mimetypes.guess_type(a.filename)[0] or "application/octet-stream",
                "Supplement", a.description, None)
               for a in embedding.attachments if a.filename.lower() not in INVOICE_XML_NAMES]
-    specs = sorted(((name, _file_spec(writer, name, *rest)) for name, *rest in files), key=lambda item: item[0])
-    names = ArrayObject()
-    for name, spec in specs:
-        names += [TextStringObject(name), spec]
-    root = writer._root_object
-    root[NameObject("/AF")] = writer._add_object(ArrayObject(spec for _, spec in specs))
-    root[NameObject("/Names")] = DictionaryObject({NameObject("/EmbeddedFiles"): DictionaryObject(
-        {NameObject("/Names"): names})})
-    root[NameObject("/PageMode")] = NameObject("/UseAttachments")
-    root[NameObject("/Lang")] = TextStringObject(embedding.language)
-    metadata = DecodedStreamObject()
-    metadata.set_data(xmp(embedding, at))  # uncompressed, as PDF/A recommends for XMP
-    metadata.update({NameObject("/Type"): NameObject("/Metadata"), NameObject("/Subtype"): NameObject("/XML")})
-    root[NameObject("/Metadata")] = writer._add_object(metadata)
-    writer.add_metadata({"/Title": embedding.title, "/Author": embedding.author, "/Subject": embedding.title,
-                         "/Keywords": "Factur-X", "/Creator": PRODUCER, "/Producer": PRODUCER,
-                         "/CreationDate": pdf_date, "/ModDate": pdf_date})
-    identifier = ByteStringObject(hashlib.sha256(embedding.xml + pdf_date.encode()).digest()[:16])
-    writer._ID = ArrayObject([identifier, identifier])
-    return writer
+    specs = sorted(((file[0], _file_spec(writer, *file)) for file in files), key=lambda item: item[0])
+    names = [s for filename, spec in specs for s in (text_string(filename), spec, b" ")]
+    refs = [s for _, spec in specs for s in (spec, b" ")]
+    metadata = writer.add(*stream((b"/Type/Metadata/Subtype/XML",), xmp(embedding, at)))  # uncompressed (PDF/A)
+    catalog = (b"/AF[", *refs, b"]/Names<</EmbeddedFiles<</Names[", *names, b"]>>>>/PageMode/UseAttachments/Lang",
+               text_string(embedding.language), b"/Metadata ", metadata, b"/OutputIntents[", _output_intent(writer),
+               b"]")
+    info = (b"/Title", text_string(embedding.title), b"/Author", text_string(embedding.author), b"/Subject",
+            text_string(embedding.title), b"/Keywords(Factur-X)/Creator", text_string(PRODUCER), b"/Producer",
+            text_string(PRODUCER), b"/CreationDate", text_string(pdf_date), b"/ModDate", text_string(pdf_date))
+    identifier = hashlib.sha256(embedding.xml + pdf_date.encode()).digest()[:16]
+    return writer.finish(pages=pages, catalog=catalog, info=info, identifier=identifier)
 
 
-def _file_spec(writer: PdfWriter, name: str, content: bytes, media_type: str, relationship: str, description: str,
-               modified: str | None):
-    params = DictionaryObject({NameObject("/Size"): NumberObject(len(content)),
-                               NameObject("/CheckSum"): ByteStringObject(hashlib.md5(content).digest())})
-    if modified:
-        params[NameObject("/ModDate")] = TextStringObject(modified)
-    stream = DecodedStreamObject()
-    stream.set_data(content)
-    stream = stream.flate_encode()
-    stream.update({NameObject("/Type"): NameObject("/EmbeddedFile"), NameObject("/Subtype"): NameObject(f"/{media_type}"),
-                   NameObject("/Params"): params})
-    file_ref = writer._add_object(stream)
-    return writer._add_object(DictionaryObject({
-        NameObject("/Type"): NameObject("/Filespec"), NameObject("/F"): TextStringObject(name),
-        NameObject("/UF"): TextStringObject(name), NameObject("/Desc"): TextStringObject(description),
-        NameObject("/AFRelationship"): NameObject(f"/{relationship}"),
-        NameObject("/EF"): DictionaryObject({NameObject("/F"): file_ref, NameObject("/UF"): file_ref}),
-    }))
+def _composed(parts: Composition) -> tuple[PdfWriter, list[int]]:
+    writer = PdfWriter()
+    pages = writer.place(part_of(parts.invoice_pdf, keep=False))  # one invoice's own pages: used once
+    if parts.cgv is not None:
+        position = len(pages) if parts.cgv.after_page is None else min(max(parts.cgv.after_page, 0), len(pages))
+        pages[position:position] = writer.place(part_of(parts.cgv.pdf))
+    for annex in parts.annexes:
+        pages += writer.place(part_of(annex))
+    return writer, pages
+
+
+def _file_spec(writer: PdfWriter, filename: str, content: bytes, media_type: str, relationship: str,
+               description: str, modified: str | None) -> int:
+    params = b"/Params<</Size %d/CheckSum<%s>%s>>" % (
+        len(content), hashlib.md5(content).hexdigest().encode(),
+        b"/ModDate" + text_string(modified) if modified else b"")
+    file_ref = writer.add(*deflated((b"/Type/EmbeddedFile/Subtype", name(media_type), params), content))
+    return writer.add(b"<</Type/Filespec/F", text_string(filename), b"/UF", text_string(filename), b"/Desc",
+                      text_string(description), b"/AFRelationship/", relationship.encode(), b"/EF<</F ", file_ref,
+                      b"/UF ", file_ref, b">>>>")
 
 
 _XMP = """<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>
@@ -215,22 +181,14 @@ def xmp(embedding: Embedding, at: datetime) -> bytes:
 
 
 @lru_cache(maxsize=1)
-def _srgb_profile() -> bytes:
-    """An sRGB ICC profile, made by Little CMS inside Pillow (nothing read from the network)."""
+def _srgb_profile() -> tuple:
+    """An sRGB ICC profile, made by Little CMS inside Pillow (nothing read from the network), as a stream."""
     from PIL import ImageCms
 
-    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    return deflated((b"/N 3",), ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
 
 
-def _add_output_intent(writer: PdfWriter) -> None:
-    profile = DecodedStreamObject()
-    profile.set_data(_srgb_profile())
-    profile[NameObject("/N")] = NumberObject(3)
-    intent = DictionaryObject({
-        NameObject("/Type"): NameObject("/OutputIntent"),
-        NameObject("/S"): NameObject("/GTS_PDFA1"),
-        NameObject("/OutputConditionIdentifier"): TextStringObject("sRGB IEC61966-2.1"),
-        NameObject("/Info"): TextStringObject("sRGB IEC61966-2.1"),
-        NameObject("/DestOutputProfile"): writer._add_object(profile),
-    })
-    writer._root_object[NameObject("/OutputIntents")] = ArrayObject([writer._add_object(intent)])
+def _output_intent(writer: PdfWriter) -> int:
+    profile = writer.add(*_srgb_profile())
+    return writer.add(b"<</Type/OutputIntent/S/GTS_PDFA1/OutputConditionIdentifier(sRGB IEC61966-2.1)"
+                      b"/Info(sRGB IEC61966-2.1)/DestOutputProfile ", profile, b">>")

@@ -18,8 +18,8 @@ from parcours_ingest.domain.legal import Language, LegalMentions
 from parcours_ingest.domain.render_pdf import LABELS, Branding, render_invoice
 
 # bump when the same inputs would give different bytes (a new layout, another embedding)
-RENDER_VERSION = "render/2"
-FACTURX_VERSION = "facturx/2"
+RENDER_VERSION = "render/3"
+FACTURX_VERSION = "facturx/3"
 
 
 @dataclass(frozen=True)
