@@ -29,13 +29,14 @@ class Face:
         scale = 1000 / face.unitsPerEm
         self.advances = [advance * scale for advance, _ in face.hmetrics]
         self.advances += [self.advances[-1]] * (face.numGlyphs - len(self.advances))
-        self.glyphs: dict[str, int] = {chr(c): g for c, g in face.charToGlyph.items() if g < face.numGlyphs}
+        self.glyphs: dict[str, int] = {chr(c): g for c, g in face.charToGlyph.items() if 0 < g < face.numGlyphs}
         for char, other in _SUBSTITUTES.items():
             if char not in self.glyphs and other in self.glyphs:
                 self.glyphs[char] = self.glyphs[other]
         self.widths = {char: self.advances[g] for char, g in self.glyphs.items()}
-        self.missing_width = self.advances[0]
         self._codes = {char: b"%04X" % g for char, g in self.glyphs.items()}
+        # a character the font lacks is drawn as "?": PDF/A forbids showing the .notdef glyph
+        self.missing_width, self._missing = self.widths["?"], self._codes["?"]
         data, tables = face._ttf_data, face.table
         self.tables = {tag.encode("latin-1"): data[t["offset"]:t["offset"] + t["length"]]
                        for tag, t in tables.items()}
@@ -52,9 +53,9 @@ class Face:
         return sum(widths.get(c, missing) for c in text) * size / 1000
 
     def encode(self, text: str, used: set[int]) -> bytes:
-        """`text` as a hex string of glyph ids (unknown characters: glyph 0); adds them to `used`."""
-        codes = self._codes
-        hexes = [codes.get(c, b"0000") for c in text]
+        """`text` as a hex string of glyph ids; adds them to `used`."""
+        codes, missing = self._codes, self._missing
+        hexes = [codes.get(c, missing) for c in text]
         used.update(int(h, 16) for h in set(hexes))
         return b"<" + b"".join(hexes) + b">"
 
@@ -86,7 +87,7 @@ class Face:
     def _subset(self, used: frozenset[int]) -> tuple[bytes, int, str]:
         """The font program with only the glyphs in `used` (and their components) drawn; glyph ids unchanged,
         so the widths and the ToUnicode map stay those of the whole font. Deflated, its length, a subset tag."""
-        keep = set(used) | {0}
+        keep = set(used) | {0}  # .notdef stays drawn: a font program needs it
         todo = list(keep)
         while todo:  # a composite glyph draws others
             for component in _components(self.glyph_data[todo.pop()]):
