@@ -112,12 +112,8 @@ class Canvas:
             image.width, image.height)
         mask = ()
         if image.alpha is not None:
-            mask = (b"/SMask ", builder.add(*_stream(head + b"/ColorSpace/DeviceGray", image.alpha)))
-        return builder.add(*_stream(head + b"/ColorSpace/DeviceRGB", image.rgb, mask))
-
-
-def _stream(head: bytes, data: bytes, extra: tuple = ()) -> tuple:
-    return stream((head, *extra), data)
+            mask = (b"/SMask ", builder.add(*stream((head, b"/ColorSpace/DeviceGray"), image.alpha)))
+        return builder.add(*stream((head, b"/ColorSpace/DeviceRGB", *mask), image.rgb))
 
 
 def document(part: Part, *, title: str, author: str, language: str) -> bytes:

@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from parcours_ingest.domain.invoice import Buyer, InvoiceContent, Seller
 from parcours_ingest.domain.legal import Language, LegalMentions
-from parcours_ingest.domain.pdf_canvas import A4, MM, Canvas, Colour, document, hex_colour, image_of, wrap
+from parcours_ingest.domain.pdf_canvas import A4, BLACK, MM, Canvas, Colour, document, hex_colour, image_of, wrap
 from parcours_ingest.domain.pdf_fonts import face
 from parcours_ingest.domain.pdf_objects import remember
 from parcours_ingest.domain.vat_summary import vat_entries
@@ -93,7 +93,7 @@ class Cell:
         return len(self.lines) * self.leading
 
 
-class Page:
+class Flow:
     """The flow of blocks down the pages: a block that does not fit starts a new page (with its footer)."""
 
     def __init__(self, canvas: Canvas, footer: str | None, number_: str) -> None:
@@ -126,16 +126,12 @@ class Page:
             self.canvas.line(x, self.y - height, x + sum(widths), self.y - height, width=rule[0], colour=rule[1])
         self.y -= height
 
-    def cells(self, cells: list[Cell], widths: list[float], *, x: float, top: float, colour: Colour | None = None):
+    def cells(self, cells: list[Cell], widths: list[float], *, x: float, top: float, colour: Colour = BLACK) -> None:
         for cell, width in zip(cells, widths):
             baseline = top - 2 - cell.size
             for text in cell.lines:
-                if cell.right:
-                    self.canvas.text(x + width - PAD, baseline, text, size=cell.size, bold=cell.bold, align="right",
-                                     **({"colour": colour} if colour else {}))
-                else:
-                    self.canvas.text(x + PAD, baseline, text, size=cell.size, bold=cell.bold,
-                                     **({"colour": colour} if colour else {}))
+                at, align = (x + width - PAD, "right") if cell.right else (x + PAD, "left")
+                self.canvas.text(at, baseline, text, size=cell.size, bold=cell.bold, colour=colour, align=align)
                 baseline -= cell.leading
             x += width
 
@@ -157,7 +153,7 @@ def render_invoice(invoice: InvoiceContent, *, language: Language = "fr", mentio
     mentions = mentions or LegalMentions(language=language)
     accent, cur = hex_colour(branding.accent), invoice.currency
     canvas = Canvas()
-    flow = Page(canvas, branding.footer, invoice.number)
+    flow = Flow(canvas, branding.footer, invoice.number)
 
     logo = image_of(branding.logo, LOGO_MAX_PIXELS, LOGO_MAX_SIZE_PX) if branding.logo else None
     if logo is not None or branding.name:
