@@ -32,6 +32,7 @@ class ServiceMetrics:
         self.http_seconds = Histogram("parcours_http_request_seconds", "Time to answer an HTTP request",
                                       ["method", "route"], registry=self.registry,
                                       buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+        self._http_children: dict[tuple[str, str, int], tuple] = {}
         self._host = host
         self._scraped: dict[str, float | dict[str, float]] = {}
         self.registry.register(_RuntimeCollector(self))
@@ -46,8 +47,13 @@ class ServiceMetrics:
             self._scraped[name] = await read(ctx)
 
     def observe_http(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.http_requests.labels(method, route, str(status)).inc()
-        self.http_seconds.labels(method, route).observe(seconds)
+        # The labelled children, looked up once per (method, route, status): `labels()` costs more than the update.
+        children = self._http_children.get((method, route, status))
+        if children is None:
+            children = self._http_children[(method, route, status)] = (
+                self.http_requests.labels(method, route, str(status)), self.http_seconds.labels(method, route))
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 class _RuntimeCollector:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import sys
@@ -20,7 +21,7 @@ from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from opentelemetry import trace
-from opentelemetry.propagate import extract
+from opentelemetry.propagate import extract, get_global_textmap
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -126,11 +127,10 @@ class _TraceHttp:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
         method = scope["method"]
         started, status = time.perf_counter(), 500
         with tracer(self.service).start_as_current_span(
-            f"{method} {scope['path']}", context=extract(headers), kind=trace.SpanKind.SERVER,
+            f"{method} {scope['path']}", context=_caller_context(scope["headers"]), kind=trace.SpanKind.SERVER,
             attributes={"http.request.method": method},
         ) as span:
             async def send_with_status(message):
@@ -146,6 +146,19 @@ class _TraceHttp:
                 # The route's template, never the raw path: paths carry ids and link tokens.
                 route = getattr(scope.get("route"), "path", None) or "unmatched"
                 self.metrics.observe_http(method, route, status, time.perf_counter() - started)
+
+
+@functools.cache
+def _propagated_headers() -> frozenset[bytes]:
+    """The headers the process's propagators read (W3C traceparent, tracestate, baggage by default)."""
+    return frozenset(name.lower().encode("latin-1") for name in get_global_textmap().fields)
+
+
+def _caller_context(raw_headers: list[tuple[bytes, bytes]]):
+    """The caller's trace context, decoding only the headers that carry it; None when there are none."""
+    wanted = _propagated_headers()
+    carrier = {name.decode("latin-1"): value.decode("latin-1") for name, value in raw_headers if name in wanted}
+    return extract(carrier) if carrier else None
 
 
 def _trace_http(app: FastAPI, service: str, metrics: ServiceMetrics) -> None:

@@ -12,6 +12,7 @@ from opentelemetry import trace
 from opentelemetry.propagate import extract, inject
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 
 KafkaHeaders = list[tuple[str, bytes]]
 
@@ -23,13 +24,18 @@ def setup_tracing(service_name: str) -> None:
     reads its other standard variables (headers, timeout, compression) itself."""
     if isinstance(trace.get_tracer_provider(), TracerProvider):
         return
-    provider = TracerProvider(resource=Resource.create({"service.name": f"parcours-{service_name}"}))
+    resource = Resource.create({"service.name": f"parcours-{service_name}"})
     if os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+        provider = TracerProvider(resource=resource)
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
         atexit.register(provider.shutdown)  # the last spans leave with the process
+    else:
+        # Nowhere to export: spans keep their ids (logs and events still carry the trace) but record nothing,
+        # unless the caller's trace is sampled. Recording cost ≈ 7 µs a span, on every request and event.
+        provider = TracerProvider(resource=resource, sampler=ParentBased(ALWAYS_OFF))
     trace.set_tracer_provider(provider)
 
 

@@ -9,7 +9,7 @@ from parcours_runtime.service_tokens import tenant_or_service
 from parcours_runtime.tenancy import authenticate
 
 from parcours_dunning import handlers
-from parcours_dunning.api import admin_router, router
+from parcours_dunning.api import admin_router, routers
 from parcours_runtime.clock import CLOCK, clock_for
 from parcours_dunning.planning import policy_from
 from parcours_dunning.scheduler import ReminderScheduler
@@ -39,7 +39,8 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     )
     # every tenant route also accepts the portal's console token naming the tenant (X-Parcours-Tenant)
     app.dependency_overrides[authenticate] = tenant_or_service("console_token", what="console token")
-    app.include_router(router)
+    for router in routers:
+        app.include_router(router)
     if ctx.settings.time_travel:
         app.include_router(admin_router)
     return app

@@ -10,7 +10,7 @@ from fastapi.openapi.utils import get_openapi
 
 from parcours_runtime.service import ServiceContext, ServiceDefinition
 from parcours_ingest import batch_worker, handlers
-from parcours_ingest.api import router
+from parcours_ingest.api import routers
 from parcours_ingest.domain import schematron
 from parcours_ingest.domain.documents import schemas
 from parcours_ingest.domain.invoice import Invoice
@@ -29,7 +29,8 @@ the tenants and issues their API keys (`/v1/tenants`, admin token)."""
 def create_app(ctx: ServiceContext) -> FastAPI:
     app = FastAPI(title="Parcours ingest", version="0.1.0", description=DESCRIPTION,
                   telemetry=FASTAPI_TELEMETRY)
-    app.include_router(router)
+    for router in routers:
+        app.include_router(router)
     app.openapi = lambda: _openapi_with_invoice_schema(app)
     return app
 

@@ -10,7 +10,7 @@ from parcours_runtime.rate_limit import RateLimit
 from parcours_runtime.service import BackgroundJob, ServiceContext, ServiceDefinition
 from parcours_runtime.table_stats import FirstStatistics
 from parcours_tracker import handlers
-from parcours_tracker.api import admin_router, router
+from parcours_tracker.api import admin_router, routers
 from parcours_runtime.clock import CLOCK, clock_for
 from parcours_tracker.store import gauges
 from parcours_tracker.store.journeys import Tracking
@@ -57,7 +57,8 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     # The host's HTTP middleware makes each request's server span: FastAPI's own spans (a second server span, one
     # per dependency, endpoint and serialisation) cost more than a link click's route itself and export nowhere new.
     app = FastAPI(title="Parcours tracker", version="0.2.0", description=DESCRIPTION, telemetry=FASTAPI_TELEMETRY)
-    app.include_router(router)
+    for router in routers:
+        app.include_router(router)
     app.include_router(admin_router)  # the sweep may run on demand; only time travel lets the clock move
     return app
 
