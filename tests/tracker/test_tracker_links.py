@@ -71,6 +71,7 @@ async def test_a_view_is_the_button_press_recorded_published_and_shown(
     assert response.status_code == 303
     assert response.headers["location"] == f"/v/{token}"
     assert response.headers["cache-control"] == "no-store"
+    assert (response.headers["referrer-policy"], response.headers["x-robots-tag"]) == ("no-referrer", "noindex, nofollow")
     assert await clicks_of(tracker, f.invoice_id) == [], "opening the link is not yet a view"
     assert await journal_kinds(tracker, f.invoice_id) == ["received", "dispatched", "opened"], \
         "the open is journaled before the answer"

@@ -34,6 +34,9 @@ _PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
                                "frame-ancestors 'none'",
 }
+# A redirect has no body to sniff, frame or script: what matters is that neither it (its Location carries the
+# token) nor the page it leads to is cached, indexed or named in a Referer.
+_REDIRECT_HEADERS = {name: _PAGE_HEADERS[name] for name in ("Cache-Control", "Referrer-Policy", "X-Robots-Tag")}
 USER_AGENT_MAX = 512
 FORM_MAX_BYTES = 2048
 
@@ -72,7 +75,7 @@ async def probe_link(token: str, request: Request) -> Response:
         _claims(request, token)
     except _LinkRefused as refused:
         return _refusal(request, refused, with_body=False)
-    return RedirectResponse(f"/v/{token}", status_code=303, headers=_PAGE_HEADERS)
+    return RedirectResponse(f"/v/{token}", status_code=303, headers=_REDIRECT_HEADERS)
 
 
 
@@ -96,7 +99,7 @@ async def open_link(token: str, request: Request) -> Response:
         event_id=uuid.uuid4(), tenant_id=claims.tenant_id, invoice_id=claims.invoice_id,
         dispatch_id=claims.dispatch_id, recipient=claims.recipient, at=datetime.now(timezone.utc), sent_at=sent_at,
         **_reader(request)))
-    return RedirectResponse(f"/v/{token}", status_code=303, headers=_PAGE_HEADERS)
+    return RedirectResponse(f"/v/{token}", status_code=303, headers=_REDIRECT_HEADERS)
 
 
 @router.head("/v/{token}", include_in_schema=False)
