@@ -14,18 +14,14 @@ from types import SimpleNamespace
 
 from openpyxl import Workbook
 
-from tests.ingest.conftest import VALID_INVOICE, blank_pdf, cii_document, facturx_pdf, text_pdf, ubl_document
+from tests.ingest.conftest import (VALID_INVOICE, blank_pdf, cii_document, facturx_pdf, mapping_profile, text_pdf,
+                                   ubl_document)
 from tests.ingest.test_ingest_hostile import HOSTILE, MAX_BODY, MAX_PAGES, SimpleDocs, content_type_of
 
 from .conftest import BODY_TIMEOUT, Case, json_body_cases  # noqa: TID252
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-PROFILE = {"columns": {"no": "number", "issued": "issue_date", "due": "due_date", "customer": "buyer.customer_ref",
-                       "name": "buyer.name", "item": "lines.description", "qty": "lines.quantity",
-                       "price": "lines.unit_price", "vat": "lines.vat_rate", "net": "lines.line_total_excl_tax",
-                       "total_net": "totals.total_excl_tax", "total_vat": "totals.total_tax",
-                       "total": "totals.total_incl_tax"},
-           "defaults": {"currency": "EUR", "seller.name": "ACME SAS"}}
+PROFILE = mapping_profile()
 HEADER = list(PROFILE["columns"])
 BATCH_BYTES = 30 * 2**20  # a whole batch upload (and how far a workbook may inflate)
 ROW = ["C-1", "2026-11-02", "2026-12-02", "CUST-42", "Dupont", "Audit", "1", "100.00", "20", "100.00", "100.00",

@@ -28,6 +28,16 @@ from parcours_runtime.outbox import outbox_table
 
 ADMIN = {"Authorization": "Bearer dev-admin-token"}
 
+def mapping_profile(seller: str = "ACME SAS") -> dict:
+    """A CSV/XLSX column-mapping profile for exports with one row per invoice line (the tests' spreadsheets)."""
+    return {"columns": {"no": "number", "issued": "issue_date", "due": "due_date", "customer": "buyer.customer_ref",
+                        "name": "buyer.name", "item": "lines.description", "qty": "lines.quantity",
+                        "price": "lines.unit_price", "vat": "lines.vat_rate", "net": "lines.line_total_excl_tax",
+                        "total_net": "totals.total_excl_tax", "total_vat": "totals.total_tax",
+                        "total": "totals.total_incl_tax"},
+            "defaults": {"currency": "EUR", "seller.name": seller}}
+
+
 VALID_INVOICE = {
     "number": "F-2026-0001",
     "issue_date": "2026-11-02",

@@ -10,13 +10,9 @@ import sys
 from pathlib import Path
 
 from parcours_ingest.store.models import InvoiceRow
+from tests.ingest.conftest import mapping_profile
 
-PROFILE = {"columns": {"no": "number", "issued": "issue_date", "due": "due_date", "customer": "buyer.customer_ref",
-                       "name": "buyer.name", "item": "lines.description", "qty": "lines.quantity",
-                       "price": "lines.unit_price", "vat": "lines.vat_rate", "net": "lines.line_total_excl_tax",
-                       "total_net": "totals.total_excl_tax", "total_vat": "totals.total_tax",
-                       "total": "totals.total_incl_tax"},
-           "defaults": {"currency": "EUR", "seller.name": "ACME SAS"}}
+PROFILE = mapping_profile()
 CSV = ("no,issued,due,customer,name,item,qty,price,vat,net,total_net,total_vat,total\n"
        "C-1,2026-11-02,2026-12-02,CUST-42,Dupont,Audit,1,100.00,20,100.00,100.00,20.00,120.00\n"
        "C-2,2026-11-02,2026-12-02,CUST-42,Dupont,Audit,1,100.00,20,100.00,100.00,20.00,999.00\n")

@@ -16,6 +16,7 @@ from pypdf import PdfWriter
 
 from parcours_contracts import InvoiceReceived, InvoiceSummary, InvoiceUnroutable
 from parcours_devstack import demo
+from tests.ingest.conftest import mapping_profile
 
 from .conftest import MARK_A, Request, Scenario  # noqa: TID252 (the harness lives next to the tests)
 
@@ -68,12 +69,7 @@ async def test_router_customers_stay_with_their_tenant(isolation):
 # ---------------------------------------------------------------------------------------------- ingest
 
 PDF_BODY = {"content": pdf(), "headers": {"Content-Type": "application/pdf"}}
-PROFILE = as_json(lambda mark: {
-    "columns": {"no": "number", "issued": "issue_date", "due": "due_date", "customer": "buyer.customer_ref",
-                "name": "buyer.name", "item": "lines.description", "qty": "lines.quantity", "price": "lines.unit_price",
-                "vat": "lines.vat_rate", "net": "lines.line_total_excl_tax", "total_net": "totals.total_excl_tax",
-                "total_vat": "totals.total_tax", "total": "totals.total_incl_tax"},
-    "defaults": {"currency": "EUR", "seller.name": f"{mark} SAS"}})
+PROFILE = as_json(lambda mark: mapping_profile(seller=f"{mark} SAS"))
 SPLIT_RULE = as_json(lambda mark: {"mode": "anchor", "anchor": rf"{mark} n° (?P<number>S-\d+)"})
 
 
