@@ -21,7 +21,7 @@ from parcours_runtime.service import ServiceContext
 from parcours_runtime.tenancy import Tenant, authenticate
 from parcours_ingest.api.body import FormPart, form_parts, media_type_of, read_body
 from parcours_ingest.api.formats import document_problem
-from parcours_ingest.api.invoices import CorrelationId, IdempotencyKey, replay
+from parcours_ingest.api.invoices import FLOW_HEADER_PARAMETERS, flow_headers, replay
 from parcours_ingest.api.batch_reading import batch_pdf_limits, data_items
 from parcours_ingest.config import Settings
 from parcours_ingest.domain.csv_mapping import MappingProfile, TableError
@@ -40,7 +40,7 @@ _DATA_TYPES = {"application/json": "json", **{t: "csv" for t in CSV_MEDIA_TYPES}
 _EXTENSIONS = {".json": "application/json", ".csv": "text/csv", ".xlsx": XLSX_MEDIA_TYPE}
 ACCEPTED = ("application/json (an array of invoices), text/csv or XLSX (with ?profile=), or multipart/form-data "
             "(parts `pdf` and `data`, with ?split_rule=)")
-_BATCH_BODY = {"requestBody": {"required": True, "content": {
+_BATCH_BODY = {"parameters": FLOW_HEADER_PARAMETERS, "requestBody": {"required": True, "content": {
     "application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Invoice"}}},
     "text/csv": {"schema": {"type": "string", "description": "Read with the mapping profile `profile`."}},
     XLSX_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary", "description": "Read with `profile`; "
@@ -98,8 +98,9 @@ async def receive_batch(
         profile: Annotated[str | None, Query(max_length=63, description="Mapping profile of a CSV/XLSX batch.")] = None,
         split_rule: Annotated[str | None, Query(max_length=63, description="Split rule of a PDF batch.")] = None,
         filename: Annotated[str | None, Query(max_length=255, description="The file's name, to tell batches apart.")] = None,
-        correlation_id: CorrelationId = None, idempotency_key: IdempotencyKey = None) -> Response:
+        ) -> Response:
     """Check the file as a whole and keep it; its invoices are checked and stored in the background."""
+    idempotency_key, correlation_id = flow_headers(request)
     ctx: ServiceContext = request.app.state.ctx
     settings: Settings = ctx.settings
     content_type = request.headers.get("content-type", "")

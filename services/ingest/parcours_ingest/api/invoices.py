@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from parcours_contracts import InvoiceReceived, InvoiceSummary
 from parcours_runtime.outbox import stage
 from parcours_runtime.problems import PROBLEM_JSON, Problem, problem_response
 from parcours_runtime.service import ServiceContext
-from parcours_runtime.tenancy import Tenant, authenticate
+from parcours_runtime.tenancy import Tenant, tenant_of
 from parcours_ingest.api.documents import prepared_pdf
 from parcours_ingest.api.formats import Submission, read_submission
 from parcours_ingest.api.readers import authenticate_document_reader
@@ -40,10 +40,39 @@ _RECEIVE_ERRORS = {
                                      "a JSON pointer (JSON bodies) or an XPath into the document sent (XML, PDF), "
                                      "with `field`, the JSON pointer in the invoice model."},
 }
+
+# Read by the routes themselves (`flow_headers`): declared as FastAPI parameters they cost the busiest route
+# more than its validation does. Declared here for OpenAPI.
+_FLOW_HEADERS = {
+    "Idempotency-Key": (255, "Retry-safe key: the same key with the same body replays the first response."),
+    "X-Correlation-ID": (128, "Ties the events of this invoice's flow together; defaults to the invoice id."),
+}
+FLOW_HEADER_PARAMETERS = [
+    {"name": name, "in": "header", "required": False, "description": description,
+     "schema": {"type": "string", "minLength": 1, "maxLength": max_length}}
+    for name, (max_length, description) in _FLOW_HEADERS.items()]
+
+
+def flow_headers(request: Request) -> tuple[str | None, str | None]:
+    """(Idempotency-Key, X-Correlation-ID) of the request, each absent or 1 to its maximum length; 422 otherwise."""
+    values, errors = [], []
+    for name, (max_length, _) in _FLOW_HEADERS.items():
+        value = request.headers.get(name)
+        if value is not None and not 1 <= len(value) <= max_length:
+            too_long = len(value) > max_length
+            errors.append({"loc": ("header", name), "type": "string_too_long" if too_long else "string_too_short",
+                           "msg": f"String should have at most {max_length} characters" if too_long
+                           else "String should have at least 1 character"})
+        values.append(value)
+    if errors:
+        raise RequestValidationError(errors)
+    return values[0], values[1]
+
+
 # The body is read by hand (size limit, Decimal numbers, several formats), so it is declared here for OpenAPI.
 _XML_DOCUMENT = {"schema": {"type": "string", "description": "A UBL 2.1 Invoice/CreditNote or a UN/CEFACT CII "
                                                              "D16B CrossIndustryInvoice, UTF-8, without DTD."}}
-_INVOICE_BODY = {"requestBody": {"required": True, "content": {
+_INVOICE_BODY = {"parameters": FLOW_HEADER_PARAMETERS, "requestBody": {"required": True, "content": {
     "application/json": {"schema": {"$ref": "#/components/schemas/Invoice"}},
     "application/xml": _XML_DOCUMENT,
     "text/xml": _XML_DOCUMENT,
@@ -54,20 +83,14 @@ _INVOICE_BODY = {"requestBody": {"required": True, "content": {
         "pdf": {"type": "string", "format": "binary", "description": "The invoice PDF, sent as a file."}}}},
 }}}
 
-IdempotencyKey = Annotated[str | None, Header(
-    alias="Idempotency-Key", min_length=1, max_length=255,
-    description="Retry-safe key: the same key with the same body replays the first response.")]
-CorrelationId = Annotated[str | None, Header(
-    alias="X-Correlation-ID", min_length=1, max_length=128,
-    description="Ties the events of this invoice's flow together; defaults to the invoice id.")]
-
 
 @router.post("", status_code=202, response_model=InvoiceAccepted, responses=_RECEIVE_ERRORS,
              openapi_extra=_INVOICE_BODY, summary="Receive an invoice")
-async def receive_invoice(request: Request, tenant: Tenant = Depends(authenticate),
-                          idempotency_key: IdempotencyKey = None, correlation_id: CorrelationId = None) -> Response:
+async def receive_invoice(request: Request) -> Response:
     """Check the invoice (JSON, UBL/CII XML, Factur-X PDF or multipart) adds up, store it and publish
     InvoiceReceived, all or nothing."""
+    tenant = await tenant_of(request)
+    idempotency_key, correlation_id = flow_headers(request)
     ctx: ServiceContext = request.app.state.ctx
     submission = await read_submission(request, settings=ctx.settings)
     invoice = submission.invoice
