@@ -1,6 +1,7 @@
 """The SMTP pool and its throttles against a real SMTP server (the sink, which counts its sessions):
 sessions kept and reused, what a 421 and a 550 do to them, sessions per domain capped, sends to a
-domain and of a tenant paced, idle sessions closed."""
+domain and of a tenant paced, idle sessions closed. Each test runs against a relay that offers
+PIPELINING (the envelope goes in one write) and one that does not (a command at a time)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,15 @@ from email.message import EmailMessage
 import pytest
 
 from parcours_channels.adapters import RecipientRefused, TransientDeliveryError
+from parcours_channels.adapters.mail.session import SmtpReply, SmtpSession
 from parcours_channels.adapters.mail.smtp import SmtpPool
 from parcours_channels.config import Settings
+
+
+@pytest.fixture(params=[True, False], ids=["pipelining", "no-pipelining"])
+def sink(request, sink):
+    sink.pipelining = request.param
+    return sink
 
 
 def pool_for(sink, **settings) -> SmtpPool:
@@ -151,6 +159,47 @@ async def test_idle_sessions_are_closed_after_smtp_idle_seconds(sink, eventually
     finally:
         await pool.close()
     assert sink.connections_opened == pool.sessions_opened == 2
+
+
+async def open_session(sink) -> SmtpSession:
+    return await SmtpSession.open(host="127.0.0.1", port=sink.smtp_port, local_hostname="parcours.localhost",
+                                  timeout=5)
+
+
+async def test_the_session_pipelines_only_when_the_relay_offers_it(sink):
+    session = await open_session(sink)
+    try:
+        assert session.pipelining is sink.pipelining
+        assert "SIZE" in session.extensions
+    finally:
+        await session.quit()
+    assert not session.is_connected
+
+
+async def test_some_recipients_refused_the_others_get_the_mail_and_the_session_goes_on(sink):
+    session = await open_session(sink)
+    try:
+        sink.reject_next(1, 550, "5.1.1 No such mailbox")
+        refused = await session.send("bounces@parcours.localhost", ["gone@buyer.example", "ok@buyer.example"],
+                                     b"Subject: two\r\n\r\n.leading dot\r\nbody\r\n")
+        assert [(r.stage, r.code) for r in refused] == [("rcpt", 550)]
+        sink.reject_next(2, 550, "5.1.1 No such mailbox")
+        with pytest.raises(SmtpReply) as everyone:
+            await session.send("bounces@parcours.localhost", ["a@buyer.example", "b@buyer.example"], b"x\r\n")
+        assert (everyone.value.stage, everyone.value.code) == ("rcpt", 550)
+        sink.reject_next(1, 554, "5.6.0 Content refused", stage="data")
+        with pytest.raises(SmtpReply) as data:
+            await session.send("bounces@parcours.localhost", ["c@buyer.example"], b"x\r\n")
+        assert (data.value.stage, data.value.code) == ("data", 554)
+        await session.send("bounces@parcours.localhost", ["d@buyer.example"], b"Subject: last\n\nbare ends")
+    finally:
+        await session.quit()
+
+    first, last = sink.messages()
+    assert first["rcpt_tos"] == ["ok@buyer.example"] and first["mail_from"] == "bounces@parcours.localhost"
+    assert first["raw"].endswith(b"\r\n.leading dot\r\nbody\r\n"), "dot-stuffed on the wire, unstuffed by the relay"
+    assert last["rcpt_tos"] == ["d@buyer.example"] and b"Subject: last\r\n\r\nbare ends" in last["raw"]
+    assert sink.connections_opened == 1
 
 
 async def _true(value: bool) -> bool:

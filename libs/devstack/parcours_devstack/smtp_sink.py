@@ -35,6 +35,14 @@ class _Handler:
     def __init__(self, sink: SmtpSink) -> None:
         self._sink = sink
 
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname  # what aiosmtpd does itself when there is no hook
+        if self._sink.pipelining:  # aiosmtpd reads commands from a buffer and answers in order: it can
+            responses.insert(-1, "250-PIPELINING")  # serve pipelined clients (RFC 2920), it only does not say so
+        return responses
+
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
@@ -120,6 +128,7 @@ class SmtpSink:
         self._handler = _Handler(self)
         self._smtp_server: asyncio.Server | None = None
         self._smtp_connections: set[_Connection] = set()
+        self.pipelining = True  # advertise PIPELINING in EHLO (False: a relay that does not)
         self.data_delay = 0.0  # seconds before answering DATA: a slow receiver, so sessions overlap
         self.connections_opened = 0
         self._peak_sessions: dict[str, int] = defaultdict(int)

@@ -39,7 +39,7 @@ class EmailLinkAdapter:
             return_path = verp_address(settings.bounce_secret.get_secret_value(), domain=settings.bounce_domain,
                                        dispatch_id=request.dispatch_id, recipient=recipient.email)
             await ctx.extras[SMTP_POOL].send(message, tenant_id=request.tenant_id, envelope_sender=return_path,
-                                             on_accepted=record)
+                                             recipients=[recipient.email], on_accepted=record)
 
         return send_one
 

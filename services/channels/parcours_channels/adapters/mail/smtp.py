@@ -8,7 +8,8 @@ failure (4xx, connection, and 5xx on AUTH/MAIL FROM/EHLO, which is our configura
 not the recipient's fault) is transient: the recipient goes to the deferred retries
 (adapters/deferred.py). A session is reused only after an answer that leaves it clean (the
 client resets the envelope after a refusal); anything else closes it, and a session idle for
-`smtp_idle_seconds` is closed."""
+`smtp_idle_seconds` is closed. The sessions are ours (session.py): they pipeline the envelope
+when the relay offers PIPELINING."""
 
 from __future__ import annotations
 
@@ -18,10 +19,9 @@ import time
 from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
 
-import aiosmtplib
-
 from parcours_channels.adapters import RecipientRefused, TransientDeliveryError
 from parcours_channels.adapters.mail.compose import to_wire
+from parcours_channels.adapters.mail.session import SmtpReply, SmtpSession
 from parcours_channels.adapters.throttle import KeyedLimit, RatePacer
 from parcours_channels.config import Settings
 
@@ -34,7 +34,7 @@ class SmtpPool:
     def __init__(self, settings: Settings):
         self._settings = settings
         self._slots = asyncio.Semaphore(settings.smtp_concurrency)
-        self._idle: list[tuple[aiosmtplib.SMTP, float]] = []  # (session, when it was last used)
+        self._idle: list[tuple[SmtpSession, float]] = []  # (session, when it was last used)
         self._per_domain = KeyedLimit(settings.smtp_max_per_domain)
         self._domain_pace = RatePacer(settings.smtp_domain_rate, burst=settings.smtp_max_per_domain or 1)
         self._tenant_pace = RatePacer(settings.smtp_tenant_rate)
@@ -42,13 +42,16 @@ class SmtpPool:
         self.sessions_opened = 0
 
     async def send(self, message: EmailMessage, *, tenant_id: str, envelope_sender: str | None = None,
+                   recipients: list[str] | None = None,
                    on_accepted: Callable[[], Awaitable[None]] | None = None) -> None:
-        """Hand `message` over (bounces go to `envelope_sender`, else to From); RecipientRefused on a
-        permanent refusal, TransientDeliveryError otherwise. `on_accepted` runs as soon as the relay
-        has taken the message: the shorter the gap between the relay's 250 and our record of it,
-        the smaller the window in which a crash makes a retry send it again."""
+        """Hand `message` over (bounces go to `envelope_sender`, else to From; to `recipients`, else
+        to To: reading To parses it again); RecipientRefused on a permanent refusal,
+        TransientDeliveryError otherwise. `on_accepted` runs as soon as the relay has taken the
+        message: the shorter the gap between the relay's 250 and our record of it, the smaller
+        the window in which a crash makes a retry send it again."""
         sender = envelope_sender or message["From"].addresses[0].addr_spec
-        recipients = [address.addr_spec for address in message["To"].addresses]
+        if recipients is None:
+            recipients = [address.addr_spec for address in message["To"].addresses]
         domain = recipients[0].rpartition("@")[2].lower()
         wire = to_wire(message)
         async with self._per_domain.slot(domain):
@@ -58,19 +61,16 @@ class SmtpPool:
                 session = await self._checkout()
                 reusable = False
                 try:
-                    await session.sendmail(sender, recipients, wire)
+                    await session.send(sender, recipients, wire)
                     reusable = True
                     if on_accepted is not None:
                         await on_accepted()
-                except aiosmtplib.SMTPRecipientsRefused as exc:
-                    reusable = True
-                    raise _meaning(exc.recipients[0]) from exc
-                except (aiosmtplib.SMTPRecipientRefused, aiosmtplib.SMTPDataError) as exc:
+                except SmtpReply as exc:
+                    if exc.stage not in ("rcpt", "data"):  # MAIL FROM refused: our configuration, not theirs
+                        raise TransientDeliveryError(f"SMTP relay answered {exc.code} {exc.text}") from exc
                     reusable = exc.code != 421  # 421: the server is closing the session
                     raise _meaning(exc) from exc
-                except aiosmtplib.SMTPResponseException as exc:
-                    raise TransientDeliveryError(f"SMTP relay answered {exc.code} {exc.message}") from exc
-                except (aiosmtplib.SMTPException, OSError) as exc:
+                except OSError as exc:  # also timeouts, TLS errors, a session the relay dropped
                     raise TransientDeliveryError(f"SMTP relay unreachable: {type(exc).__name__}: {exc}") from exc
                 finally:
                     await self._checkin(session, reusable)
@@ -81,7 +81,7 @@ class SmtpPool:
         idle, self._idle = self._idle, []
         await asyncio.gather(*(_quit(session) for session, _ in idle))
 
-    async def _checkout(self) -> aiosmtplib.SMTP:
+    async def _checkout(self) -> SmtpSession:
         now = time.monotonic()
         while self._idle:
             session, last_used = self._idle.pop()
@@ -89,22 +89,21 @@ class SmtpPool:
                 return session
             await _quit(session)  # the relay may have dropped it meanwhile: not worth a failed send
         s = self._settings
-        session = aiosmtplib.SMTP(
-            hostname=s.smtp_host, port=s.smtp_port, username=s.smtp_username,
-            password=s.smtp_password.get_secret_value() if s.smtp_password else None,
-            start_tls=s.smtp_starttls, timeout=s.smtp_timeout,
-            local_hostname=s.message_id_domain,  # not getfqdn(): a DNS lookup per connection
-        )
         try:
-            await session.connect()
-        except aiosmtplib.SMTPResponseException as exc:
-            raise TransientDeliveryError(f"SMTP relay answered {exc.code} {exc.message}") from exc
-        except (aiosmtplib.SMTPException, OSError) as exc:
+            session = await SmtpSession.open(
+                host=s.smtp_host, port=s.smtp_port, username=s.smtp_username,
+                password=s.smtp_password.get_secret_value() if s.smtp_password else None,
+                starttls=s.smtp_starttls, timeout=s.smtp_timeout,
+                local_hostname=s.message_id_domain,  # not getfqdn(): a DNS lookup per connection
+            )
+        except SmtpReply as exc:
+            raise TransientDeliveryError(f"SMTP relay answered {exc.code} {exc.text}") from exc
+        except OSError as exc:
             raise TransientDeliveryError(f"SMTP relay unreachable: {type(exc).__name__}: {exc}") from exc
         self.sessions_opened += 1
         return session
 
-    async def _checkin(self, session: aiosmtplib.SMTP, reusable: bool) -> None:
+    async def _checkin(self, session: SmtpSession, reusable: bool) -> None:
         if reusable and session.is_connected:
             self._idle.append((session, time.monotonic()))
             if self._reaper is None or self._reaper.done():
@@ -124,15 +123,15 @@ class SmtpPool:
             await asyncio.gather(*(_quit(session) for session in expired))
 
 
-async def _quit(session: aiosmtplib.SMTP) -> None:
+async def _quit(session: SmtpSession) -> None:
     try:
         if session.is_connected:
             await asyncio.wait_for(session.quit(), timeout=2)
-    except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+    except (OSError, TimeoutError) as exc:
         log.debug("closing an SMTP session: %r", exc)
-        session.close()
+    session.close()
 
 
-def _meaning(exc: aiosmtplib.SMTPResponseException) -> Exception:
-    answer = f"SMTP {exc.code} {exc.message}"
+def _meaning(exc: SmtpReply) -> Exception:
+    answer = f"SMTP {exc.code} {exc.text}"
     return RecipientRefused(answer) if exc.code >= 500 else TransientDeliveryError(answer)
