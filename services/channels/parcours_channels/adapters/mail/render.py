@@ -73,6 +73,7 @@ def _environment(overrides: Overrides = ()) -> ImmutableSandboxedEnvironment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        auto_reload=False,  # shipped with the code, or part of the cache key (overrides): no mtime checks per mail
     )
     env.globals["range"] = _short_range
     return env
