@@ -21,7 +21,7 @@ from parcours_dunning.domain.strategy import DEFAULT_STRATEGY, Step, Strategy
 from parcours_dunning.store.customers import customer_contexts
 from parcours_dunning.store.invoices import Invoice, InvoiceKey, add_invoices, facts_from, lock_invoices, signals_of
 from parcours_dunning.store.journal import add_audit_entries, audit, audit_entry, open_task
-from parcours_dunning.store.schedule import ScheduledStep, add_steps, steps_by_invoice
+from parcours_dunning.store.schedule import PlainStep, ScheduledStep, add_steps, save_steps, steps_by_invoice
 from parcours_dunning.store.strategies import choose_strategies, get_version
 
 # ReminderDue ids derive from the step, so one step is one event whoever decides it.
@@ -104,11 +104,12 @@ async def _facts_of(session: AsyncSession, invoices: list[Invoice]) -> dict[Invo
     return out
 
 
-async def load(session: AsyncSession, invoices: list[Invoice]) -> list[Loaded]:
-    """What the planner needs of these (locked) invoices, in a few statements for all of them."""
+async def load(session: AsyncSession, invoices: list[Invoice], *, plain: bool = False) -> list[Loaded]:
+    """What the planner needs of these (locked) invoices, in a few statements for all of them
+    (`plain`: their schedule rows as PlainSteps, which the caller writes back itself)."""
     strategies = await _strategies_of(session, invoices)
     facts = await _facts_of(session, invoices)
-    rows = await steps_by_invoice(session, keys=[invoice.key for invoice in invoices])
+    rows = await steps_by_invoice(session, keys=[invoice.key for invoice in invoices], plain=plain)
     return [Loaded(invoice, strategies[invoice.key], facts[invoice.key], rows[invoice.key]) for invoice in invoices]
 
 
@@ -120,9 +121,9 @@ async def plan_invoices(session: AsyncSession, *, events: list[InvoiceReceived],
                                        for e in events])
     # A new invoice's rows are only ever inserted here: written by two executemany statements at the end
     # instead of through the ORM unit of work (identity keys returned one by one: a third of dunning's CPU).
-    steps: list[ScheduledStep] = []
+    steps: list[PlainStep] = []
     entries: list[dict] = []
-    for item in await load(session, await lock_invoices(session, keys=sorted(new))):
+    for item in await load(session, await lock_invoices(session, keys=sorted(new)), plain=True):
         invoice, strategy = item.invoice, item.strategy
         if is_credit_note(invoice):
             entries.append(audit_entry(tenant_id=invoice.tenant_id, invoice_id=invoice.invoice_id, at=now,
@@ -132,10 +133,9 @@ async def plan_invoices(session: AsyncSession, *, events: list[InvoiceReceived],
                                    detail=f"follows strategy {strategy.id} version {strategy.version} "
                                           f"({strategy.spec.name})"))
         place(session, invoice=invoice, strategy=strategy, facts=item.facts, rows=item.rows, policy=policy, now=now,
-              created=steps)
+              created=steps, entries=entries)
     await add_steps(session, steps)
     await add_audit_entries(session, entries)
-    await session.flush()
 
 
 def is_credit_note(invoice: Invoice) -> bool:
@@ -149,17 +149,25 @@ async def refresh(session: AsyncSession, *, tenant_id: str, invoice_id: UUID, po
 
 async def refresh_many(session: AsyncSession, *, keys: list[InvoiceKey], policy: Policy, now: datetime) -> None:
     """refresh for many invoices at once: locked in key order, loaded together; those not received
-    yet are skipped (their facts are stored and count when they arrive)."""
-    for item in await load(session, await lock_invoices(session, keys=sorted(set(keys)))):
+    yet are skipped (their facts are stored and count when they arrive). Rows and audit entries
+    are plain values written by three executemany statements (changed rows, new rows, entries)."""
+    await session.flush()  # what the caller added through the ORM (its own audit entry) goes first
+    loaded, created, entries = [], [], []
+    for item in await load(session, await lock_invoices(session, keys=sorted(set(keys))), plain=True):
         place(session, invoice=item.invoice, strategy=item.strategy, facts=item.facts, rows=item.rows, policy=policy,
-              now=now)
-    await session.flush()
+              now=now, created=created, entries=entries)
+        loaded += item.rows
+    await save_steps(session, loaded)
+    await add_steps(session, created)
+    await add_audit_entries(session, entries)
 
 
 def place(session: AsyncSession, *, invoice: Invoice, strategy: Strategy, facts: InvoiceFacts,
-          rows: list[ScheduledStep], policy: Policy, now: datetime, created: list[ScheduledStep] | None = None) -> None:
+          rows: list[ScheduledStep] | list[PlainStep], policy: Policy, now: datetime,
+          created: list[PlainStep] | None = None, entries: list[dict] | None = None) -> None:
     """Write where each undecided step stands now; stop them all if dunning ended; log what changed.
-    New rows go to `created` when given (the caller inserts them), else into the session."""
+    New rows go to `created` and audit entries to `entries` when given (the caller inserts them),
+    else into the session."""
     if is_credit_note(invoice):
         return  # never planned: later facts (payments, operator routes) must not plan it either
     by_step = {row.step: row for row in rows}
@@ -171,8 +179,8 @@ def place(session: AsyncSession, *, invoice: Invoice, strategy: Strategy, facts:
         for row in undecided:
             row.state, row.decided_at, row.reason = "skipped", now, f"stopped: {schedule.stop}"
         if undecided:
-            audit(session, tenant_id=invoice.tenant_id, invoice_id=invoice.invoice_id, at=now, kind="stopped",
-                  detail=f"{schedule.stop}; skipped {', '.join(r.step for r in undecided)}")
+            _log(session, entries, tenant_id=invoice.tenant_id, invoice_id=invoice.invoice_id, at=now, kind="stopped",
+                 detail=f"{schedule.stop}; skipped {', '.join(r.step for r in undecided)}")
         return
     changes: dict[tuple[str, str], list[str]] = defaultdict(list)
     for p in schedule.planned:
@@ -197,18 +205,27 @@ def place(session: AsyncSession, *, invoice: Invoice, strategy: Strategy, facts:
             row.reason = f"strategy {strategy.id} v{strategy.version} has no step {row.step}"
             changes[("skipped", row.reason)].append(row.step)
     for (kind, why), steps in changes.items():
-        audit(session, tenant_id=invoice.tenant_id, invoice_id=invoice.invoice_id, at=now, kind=kind,
-              detail=f"{why + '; ' if why else ''}{', '.join(steps)}")
+        _log(session, entries, tenant_id=invoice.tenant_id, invoice_id=invoice.invoice_id, at=now, kind=kind,
+             detail=f"{why + '; ' if why else ''}{', '.join(steps)}")
+
+
+def _log(session: AsyncSession, entries: list[dict] | None, **entry) -> None:
+    if entries is None:
+        audit(session, **entry)
+    else:
+        entries.append(audit_entry(**entry))
 
 
 def _new_row(session: AsyncSession, invoice: Invoice, occurrence, fire_at, state: str, reason: str | None,
-             created: list[ScheduledStep] | None = None) -> ScheduledStep:
-    row = ScheduledStep(tenant_id=invoice.tenant_id, invoice_id=invoice.invoice_id, strategy=invoice.strategy,
-                        step=occurrence.key, sequence=occurrence.sequence, action=occurrence.step.action.kind,
-                        fire_at=fire_at, state=state, reason=reason, decided_at=None, event_id=None)
+             created: list[PlainStep] | None = None) -> ScheduledStep | PlainStep:
+    values = dict(tenant_id=invoice.tenant_id, invoice_id=invoice.invoice_id, strategy=invoice.strategy,
+                  step=occurrence.key, sequence=occurrence.sequence, action=occurrence.step.action.kind,
+                  fire_at=fire_at, state=state, reason=reason, decided_at=None, event_id=None)
     if created is None:
+        row = ScheduledStep(**values)
         session.add(row)
     else:
+        row = PlainStep(**values)
         created.append(row)
     return row
 
