@@ -226,7 +226,9 @@ async def record_many(uow: UnitOfWork, windows: Windows, now: datetime, facts: S
 
     outcome = Outcome(now=now)
     known = {entry.event_id for entries in journals.values() for entry in entries}
-    waiting = {key: {fact.entry.event_id for fact in new if fact.key == key} for key in keys}
+    waiting: dict[Key, set[uuid.UUID]] = {key: set() for key in keys}
+    for fact in new:  # one pass: a batch holds hundreds of facts over hundreds of invoices
+        waiting[fact.key].add(fact.entry.event_id)
     projections: dict[uuid.UUID, Projection] = {}
     for fact in new:  # each fact sees the journal as it would have alone: without the batch's later facts
         pending = waiting[fact.key]
