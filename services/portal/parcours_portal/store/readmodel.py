@@ -175,8 +175,7 @@ async def _lock_invoices(session: AsyncSession, keys: list[InvoiceKey]) -> dict[
         select(table.c.tenant_id, table.c.invoice_id, *[table.c[name] for name in STATE]).where(_among(table, keys))
         .order_by(table.c.tenant_id, table.c.invoice_id).with_for_update())
     wanted = set(keys)
-    return {key: {name: row._mapping[name] for name in STATE}
-            for row in rows if (key := (row.tenant_id, row.invoice_id)) in wanted}
+    return {key: dict(zip(STATE, row[2:])) for row in rows if (key := (row[0], row[1])) in wanted}
 
 
 async def _write_invoices(session: AsyncSession, states: dict[InvoiceKey, dict[str, Any]]) -> None:
