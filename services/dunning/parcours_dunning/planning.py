@@ -106,7 +106,8 @@ async def _facts_of(session: AsyncSession, invoices: list[Invoice]) -> dict[Invo
 
 async def load(session: AsyncSession, invoices: list[Invoice], *, plain: bool = False) -> list[Loaded]:
     """What the planner needs of these (locked) invoices, in a few statements for all of them
-    (`plain`: their schedule rows as PlainSteps, which the caller writes back itself)."""
+    (`plain`: their schedule rows as PlainSteps, which the caller writes back itself; the
+    invoices are then PlainInvoices, see lock_invoices)."""
     strategies = await _strategies_of(session, invoices)
     facts = await _facts_of(session, invoices)
     rows = await steps_by_invoice(session, keys=[invoice.key for invoice in invoices], plain=plain)
@@ -123,7 +124,7 @@ async def plan_invoices(session: AsyncSession, *, events: list[InvoiceReceived],
     # instead of through the ORM unit of work (identity keys returned one by one: a third of dunning's CPU).
     steps: list[PlainStep] = []
     entries: list[dict] = []
-    for item in await load(session, await lock_invoices(session, keys=sorted(new)), plain=True):
+    for item in await load(session, await lock_invoices(session, keys=sorted(new), plain=True), plain=True):
         invoice, strategy = item.invoice, item.strategy
         if is_credit_note(invoice):
             entries.append(audit_entry(tenant_id=invoice.tenant_id, invoice_id=invoice.invoice_id, at=now,
@@ -153,7 +154,7 @@ async def refresh_many(session: AsyncSession, *, keys: list[InvoiceKey], policy:
     are plain values written by three executemany statements (changed rows, new rows, entries)."""
     await session.flush()  # what the caller added through the ORM (its own audit entry) goes first
     loaded, created, entries = [], [], []
-    for item in await load(session, await lock_invoices(session, keys=sorted(set(keys))), plain=True):
+    for item in await load(session, await lock_invoices(session, keys=sorted(set(keys)), plain=True), plain=True):
         place(session, invoice=item.invoice, strategy=item.strategy, facts=item.facts, rows=item.rows, policy=policy,
               now=now, created=created, entries=entries)
         loaded += item.rows

@@ -141,12 +141,33 @@ async def get_invoice(session: AsyncSession, *, tenant_id: str, invoice_id: UUID
     return await session.get(Invoice, (tenant_id, invoice_id), with_for_update=lock or None, populate_existing=lock)
 
 
-async def lock_invoices(session: AsyncSession, *, keys: list[InvoiceKey]) -> list[Invoice]:
+class PlainInvoice:
+    """An invoice row as plain values, for re-planning (which reads it and never changes it):
+    no ORM object, identity map entry or state to build per event."""
+
+    __slots__ = _INVOICE_COLUMNS = tuple(column.key for column in Invoice.__table__.columns)
+
+    def __init__(self, values):
+        for name, value in zip(self._INVOICE_COLUMNS, values):
+            setattr(self, name, value)
+
+    key = Invoice.key
+    invoice_summary = Invoice.invoice_summary
+
+
+async def lock_invoices(session: AsyncSession, *, keys: list[InvoiceKey],
+                        plain: bool = False) -> list[Invoice] | list[PlainInvoice]:
     """These invoices (those known), locked FOR UPDATE in key order, so that two transactions
-    locking overlapping sets never wait on each other in a circle."""
+    locking overlapping sets never wait on each other in a circle (`plain`: as PlainInvoices)."""
     if not keys:
         return []
     wanted = set(keys)
+    if plain:
+        c = Invoice.__table__.c
+        rows = await session.execute(select(*(c[name] for name in PlainInvoice._INVOICE_COLUMNS))
+                                     .where(among(c.tenant_id, c.invoice_id, keys))
+                                     .order_by(c.tenant_id, c.invoice_id).with_for_update())
+        return [invoice for invoice in map(PlainInvoice, rows) if invoice.key in wanted]
     return [invoice for invoice in (await session.scalars(
         select(Invoice).where(among(Invoice.tenant_id, Invoice.invoice_id, keys))
         .order_by(Invoice.tenant_id, Invoice.invoice_id).with_for_update(of=Invoice)
@@ -159,10 +180,12 @@ async def signals_of(session: AsyncSession, *, keys: list[InvoiceKey]) -> dict[I
     if not keys:
         return out
 
-    def rows(table, *columns):
-        """Plain rows, not ORM objects: nothing here is changed, and building objects is what costs."""
-        return session.execute(select(table.tenant_id, table.invoice_id, *columns)
-                               .where(among(table.tenant_id, table.invoice_id, keys)))
+    def rows(entity, *columns):
+        """Plain rows, not ORM objects: nothing here is changed, and building objects is what costs.
+        Table columns, not the ORM attributes: the ORM's result processing per row cost as much."""
+        c = entity.__table__.c
+        return session.execute(select(c.tenant_id, c.invoice_id, *(c[column.key] for column in columns))
+                               .where(among(c.tenant_id, c.invoice_id, keys)))
 
     for tenant_id, invoice_id, kind, observed_at, reference in await rows(
             Evidence, Evidence.kind, Evidence.observed_at, Evidence.reference):

@@ -144,10 +144,15 @@ async def steps_by_invoice(session: AsyncSession, *, keys: list[InvoiceKey],
     out: dict = {key: [] for key in keys}
     if keys and plain:
         table = ScheduledStep.__table__
-        for row in (await session.execute(select(table).where(among(table.c.tenant_id, table.c.invoice_id, keys))
-                                          .order_by(*_FIRING_ORDER))).mappings():
-            if (found := out.get((row["tenant_id"], row["invoice_id"]))) is not None:
-                found.append(PlainStep(**row))
+        # table columns, not ORM attributes: a Core result, not the ORM's row processing; tuples zipped
+        # with names: a RowMapping builds its key view per row
+        names = ("id", *_STEP_COLUMNS)
+        for values in (await session.execute(select(*(table.c[name] for name in names)).where(
+                among(table.c.tenant_id, table.c.invoice_id, keys)).order_by(
+                table.c.fire_at.asc().nulls_last(), table.c.sequence, table.c.step))):
+            step = PlainStep(**dict(zip(names, values)))
+            if (found := out.get((step.tenant_id, step.invoice_id))) is not None:
+                found.append(step)
     elif keys:
         for row in (await session.scalars(select(ScheduledStep).where(
                 among(ScheduledStep.tenant_id, ScheduledStep.invoice_id, keys)).order_by(*_FIRING_ORDER)
