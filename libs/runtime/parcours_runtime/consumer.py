@@ -3,14 +3,15 @@
 Each poll (the records of every partition it returned, each partition's in order) is applied
 in ONE unit of work: its event ids are claimed in the inbox in one statement, the handlers run
 in order, and the effects, the inbox rows and the outbox rows commit together. The partitions'
-offsets are committed, in one request, only after that commit; auto-commit is off. If anything
+offsets are committed only after that commit (the polls of a short interval together, in one
+request: a crash re-reads them and the inbox drops them); auto-commit is off. If anything
 in the batch fails, the transaction rolls back and the batch's records are applied one by one,
 each in its own unit of work, so one bad record costs its neighbours nothing but time.
 Transient failures are retried with exponential backoff; after `max_attempts`, or at once for
 a record that can never succeed (unparseable, PermanentError), the record goes to
 `<topic>.dlq` and the loop moves on.
-A rebalance waits for the batch in hand to finish and commit, so a revoked partition never
-loses or double-applies work (the inbox absorbs any redelivery).
+A rebalance waits for the batch in hand to finish and commit, and commits the offsets applied,
+so a revoked partition never loses or double-applies work (the inbox absorbs any redelivery).
 
 Handlers whose work is an outside effect (an SMTP send, a partner API call) are
 `EffectHandler`s: their `perform` runs for the whole batch concurrently, outside any
@@ -38,11 +39,12 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 from opentelemetry import trace
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from parcours_contracts import TOPIC_OF, parse_event
 from parcours_contracts.events import EventEnvelope
 from parcours_runtime import inbox
+from parcours_runtime.db import autocommit
 from parcours_runtime.dlq import send_to_dlq
 from parcours_runtime.tracing import context_from_kafka_headers, tracer
 from parcours_runtime.uow import UnitOfWork
@@ -107,12 +109,12 @@ class PermanentError(Exception):
 
 
 class _CommitBeforeRevoke(ConsumerRebalanceListener):
-    def __init__(self, lock: asyncio.Lock):
-        self._lock = lock
+    def __init__(self, consumer: "EventConsumer"):
+        self._consumer = consumer
 
     async def on_partitions_revoked(self, revoked):
-        async with self._lock:  # the batch in hand finishes and commits first
-            pass
+        async with self._consumer._lock:  # the batch in hand finishes and commits first, then its offsets
+            await self._consumer._commit_pending()
 
     async def on_partitions_assigned(self, assigned):
         pass
@@ -132,6 +134,7 @@ class EventConsumer:
         batch_size: int = 500,
         session_timeout_ms: int = 10000,
         fetch_max_wait_ms: int = 100,
+        offset_commit_interval_seconds: float = 0.2,
     ):
         self.group_id = group_id
         self._bootstrap = bootstrap_servers
@@ -143,6 +146,11 @@ class EventConsumer:
         self._batch_size = batch_size
         self._session_timeout_ms = session_timeout_ms
         self._fetch_max_wait_ms = fetch_max_wait_ms
+        self._commit_interval = offset_commit_interval_seconds
+        self._pending: dict[TopicPartition, int] = {}  # applied and committed in the database, not yet to Kafka
+        self._committed_at = 0.0
+        bind = getattr(sessions, "kw", {}).get("bind")
+        self._engine = bind if isinstance(bind, AsyncEngine) else None
         self._topics = sorted({TOPIC_OF[event_type] for event_type in handlers})
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
@@ -152,6 +160,7 @@ class EventConsumer:
         self.handled_by: collections.Counter[tuple[str, str]] = collections.Counter()  # (topic, event type)
         self.dead_lettered_by: collections.Counter[str] = collections.Counter()  # topic
         self.committed: dict[TopicPartition, int] = {}  # the offsets this consumer committed last
+        self.applied: dict[TopicPartition, int] = {}  # the next offset to apply, per partition
 
     @property
     def topics(self) -> list[str]:
@@ -170,28 +179,40 @@ class EventConsumer:
             fetch_max_wait_ms=self._fetch_max_wait_ms,
         )
         await self._consumer.start()
-        self._consumer.subscribe(self._topics, listener=_CommitBeforeRevoke(self._lock))
+        self._consumer.subscribe(self._topics, listener=_CommitBeforeRevoke(self))
 
     async def run(self) -> None:
         if self._consumer is None:
             await self.start()
         assert self._consumer is not None
+        loop = asyncio.get_running_loop()
         while not self._stopping.is_set():
+            # With offsets to commit, wait for records no longer than until they are due.
+            wait = 0.5 if not self._pending else max(0.0, self._committed_at + self._commit_interval - loop.time())
             try:
-                batch = await self._consumer.getmany(timeout_ms=500, max_records=self._batch_size)
+                batch = await self._consumer.getmany(timeout_ms=int(1000 * wait), max_records=self._batch_size)
             except KafkaError as exc:
                 log.warning("poll failed, retrying: %s", exc)
                 await asyncio.sleep(1)
                 continue
             if not batch:
+                if self._pending and loop.time() - self._committed_at >= self._commit_interval:
+                    async with self._lock:
+                        await self._commit_pending()
                 continue
             async with self._lock:
                 try:
                     # The whole poll, every partition, in one unit of work: a round trip per statement is
                     # most of a consumer's cost, so fewer, larger transactions. Each partition's records
-                    # keep their order; the offsets go in one request after the database commit.
+                    # keep their order; the offsets go after the database commit, in one request for
+                    # the polls of `offset_commit_interval_seconds` (not one broker request per small poll;
+                    # a crash re-reads what those polls applied and the inbox drops it).
                     await self._process_batch([record for records in batch.values() for record in records])
-                    await self._commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
+                    offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
+                    self.applied.update(offsets)
+                    self._pending.update(offsets)
+                    if loop.time() - self._committed_at >= self._commit_interval:
+                        await self._commit_pending()
                 except _Abandoned:
                     log.warning("stopping while the database is unreachable: the batch in hand is left "
                                 "uncommitted, to be read again")
@@ -202,20 +223,28 @@ class EventConsumer:
         self._stopping.set()
         async with self._lock:
             if self._consumer is not None:
+                await self._commit_pending()
                 await self._consumer.stop()
                 self._consumer = None
 
     def lag(self) -> dict[TopicPartition, int]:
-        """Records behind on each assigned partition this consumer has committed on (from the
+        """Records behind on each assigned partition this consumer has applied records of (from the
         broker's high watermark seen in the last fetch; no request)."""
         if self._consumer is None:
             return {}
         lags = {}
         for tp in self._consumer.assignment():
             highwater = self._consumer.highwater(tp)
-            if highwater is not None and tp in self.committed:
-                lags[tp] = max(0, highwater - self.committed[tp])
+            if highwater is not None and tp in self.applied:
+                lags[tp] = max(0, highwater - self.applied[tp])
         return lags
+
+    async def _commit_pending(self) -> None:
+        """Commit the offsets of the polls applied since the last commit (their database commits are done)."""
+        self._committed_at = asyncio.get_running_loop().time()
+        if self._pending and self._consumer is not None:
+            offsets, self._pending = self._pending, {}
+            await self._commit(offsets)
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         assert self._consumer is not None
@@ -299,8 +328,7 @@ class EventConsumer:
                    if isinstance(handler, EffectHandler)]
         if not effects:
             return {}
-        async with self._sessions() as session:
-            done = await inbox.already_processed(session, self.group_id, [event.event_id for _, _, event, _ in effects])
+        done = await self._already_processed([event.event_id for _, _, event, _ in effects])
         todo = {event.event_id: item for item in effects if (event := item[2]).event_id not in done}
         slots = asyncio.Semaphore(min(handler.concurrency for *_, handler in effects))
 
@@ -357,9 +385,8 @@ class EventConsumer:
 
     async def _apply(self, event: EventEnvelope, handler: Handler) -> None:
         if isinstance(handler, EffectHandler):
-            async with self._sessions() as session:
-                if await inbox.already_processed(session, self.group_id, [event.event_id]):
-                    return
+            if await self._already_processed([event.event_id]):
+                return
             result = await handler.perform(event)
         async with UnitOfWork(self._sessions) as uow:
             if not await inbox.claim(uow.session, self.group_id, event.event_id):
@@ -371,6 +398,14 @@ class EventConsumer:
             else:
                 await handler(event, uow)
             await uow.commit()
+
+    async def _already_processed(self, event_ids: list) -> set:
+        """A read outside any transaction: one statement, no BEGIN and ROLLBACK around it."""
+        if self._engine is None:
+            async with self._sessions() as session:
+                return await inbox.already_processed(session, self.group_id, event_ids)
+        async with autocommit(self._engine) as connection:
+            return await inbox.already_processed(connection, self.group_id, event_ids)
 
     @contextmanager
     def _batch_span(self, items: list[tuple[ConsumerRecord, EventEnvelope]]):

@@ -7,8 +7,8 @@ from uuid import UUID
 
 from sqlalchemy import Column, DateTime, String, Table, bindparam, func, select, text
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
-from sqlalchemy.dialects.postgresql import ARRAY, insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from parcours_runtime.db import runtime_metadata
 
@@ -23,11 +23,7 @@ inbox_table = Table(
 
 async def claim(session: AsyncSession, consumer: str, event_id: UUID) -> bool:
     """True the first time `consumer` sees `event_id` (in this transaction's view)."""
-    result = await session.execute(
-        insert(inbox_table).values(consumer=consumer, event_id=event_id)
-        .on_conflict_do_nothing().returning(inbox_table.c.event_id)
-    )
-    return result.first() is not None
+    return bool(await claim_many(session, consumer, [event_id]))  # one prepared statement for both
 
 
 async def claim_many(session: AsyncSession, consumer: str, event_ids: list[UUID]) -> set[UUID]:
@@ -45,7 +41,7 @@ _CLAIM_MANY = text(
 ).bindparams(bindparam("event_ids", type_=ARRAY(PG_UUID(as_uuid=True)))).columns(event_id=PG_UUID(as_uuid=True))
 
 
-async def already_processed(session: AsyncSession, consumer: str, event_ids: list[UUID]) -> set[UUID]:
+async def already_processed(session: AsyncSession | AsyncConnection, consumer: str, event_ids: list[UUID]) -> set[UUID]:
     """The ids among `event_ids` that `consumer` has processed (committed) before."""
     if not event_ids:
         return set()

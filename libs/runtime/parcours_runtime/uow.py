@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from parcours_contracts.events import EventEnvelope
-from parcours_runtime.outbox import StagedEvent, add_to_outbox, stage, wake_relays
+from parcours_runtime.outbox import StagedEvent, add_to_outbox, stage
 
 
 class UnitOfWork:
@@ -34,9 +34,6 @@ class UnitOfWork:
         self._events.extend(stage(event) for event in events)
 
     async def commit(self) -> None:
-        published = bool(self._events)
-        await add_to_outbox(self.session, self._events)
+        await add_to_outbox(self.session, self._events)  # the commit hands them to the relay
         self._events.clear()
         await self.session.commit()
-        if published:
-            wake_relays()
