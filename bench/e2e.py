@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from uuid import UUID
@@ -221,14 +222,15 @@ class Observer:
             "SELECT coalesce(max(id), 0) FROM journal"))
         return sent, len(self._dispatched_ids)
 
-    async def wait_for(self, total: int, *, stall_seconds: float = 60, alive=lambda: True) -> bool:
-        """Until `total` invoices are tracked as dispatched; False if nothing moved for `stall_seconds`."""
+    async def wait_for(self, total: int | Callable[[], int], *, stall_seconds: float = 60, alive=lambda: True) -> bool:
+        """Until `total` invoices are tracked as dispatched (a callable: the target as it stands, e.g. once
+        the POSTs that failed are known); False if nothing moved for `stall_seconds`."""
         last_progress, last = time.time(), (-1, -1)
         while True:
             sent, tracked = await self.counts()
             now = time.time()
             self.series.append({"t": round(now, 3), "sent": sent, "tracked": tracked})
-            if tracked >= total:
+            if tracked >= (total() if callable(total) else total):
                 return True
             if (sent, tracked) != last:
                 last, last_progress = (sent, tracked), now

@@ -1,5 +1,6 @@
-"""Optional py-spy sampling of the services during the throughput run (`--profile`), and a
-summary of where their CPU went: by package (self and inclusive) and the hottest functions."""
+"""Optional py-spy sampling of the services during the throughput run (`--profile`) or the paced
+run (`--profile-latency`), and a summary of where their CPU went: by package (self and inclusive)
+and the hottest functions."""
 
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ def py_spy() -> str | None:
 
 
 class Profiler:
-    def __init__(self, out_dir: Path, rate: int = 50):
+    def __init__(self, out_dir: Path, rate: int = 50, name: str = "profile"):
         self.out_dir = out_dir
+        self.name = name
         self.rate = rate
         self._procs: dict[str, tuple[subprocess.Popen, Path]] = {}
 
@@ -30,7 +32,7 @@ class Profiler:
         if exe is None:
             raise RuntimeError("py-spy is not installed: .venv/bin/pip install py-spy")
         for role, pid in pids.items():
-            out = self.out_dir / f"profile-{role}.txt"
+            out = self.out_dir / f"{self.name}-{role}.txt"
             proc = subprocess.Popen([exe, "record", "--pid", str(pid), "--rate", str(self.rate), "--format", "raw",
                                      "--nonblocking", "--output", str(out)],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -108,17 +108,25 @@ def print_report(result: dict, console: Console | None = None) -> None:
         console.print(table)
 
     memory, cpu = result.get("memory_peak_mb") or {}, (e2e or {}).get("cpu_ms_per_invoice") or {}
+    paced, idle = (latency or {}).get("cpu_ms_per_invoice") or {}, result.get("idle_cpu_ms_per_second") or {}
     if memory:
-        table = Table(title="Processes (peak RSS over throughput + latency runs; CPU during the throughput run)",
-                      title_justify="left")
-        for col in ("process", "peak RSS MB", "CPU ms / invoice", "CPU share"):
+        table = Table(title="Processes (peak RSS over throughput + latency runs; CPU during the throughput run, "
+                            "the paced run, and idle)", title_justify="left")
+        for col in ("process", "peak RSS MB", "CPU ms / invoice", "CPU share", "paced: CPU ms / invoice",
+                    "idle: CPU ms / s"):
             table.add_column(col, justify="left" if col == "process" else "right")
         total_cpu = sum(cpu.values()) or 1
         for role in sorted(memory, key=lambda r: (r not in SERVICES, r)):
             table.add_row(role + ("" if role in SERVICES else " (infra)" if role != "driver" else " (bench)"),
                           _fmt(memory[role], "{:.1f}"), _fmt(cpu.get(role), "{:.2f}"),
-                          _fmt(100 * cpu[role] / total_cpu if role in cpu else None, "{:.0f} %"))
+                          _fmt(100 * cpu[role] / total_cpu if role in cpu else None, "{:.0f} %"),
+                          _fmt(paced.get(role), "{:.2f}"), _fmt(idle.get(role), "{:.1f}"))
         console.print(table)
+        if paced:
+            platform = sum(v for r, v in paced.items() if r != "driver")
+            console.print(f"Paced run: box busy {latency['box_busy'] * 100:.0f} %, {platform:.1f} CPU ms per invoice "
+                          f"without the driver; foreign CPU {latency['foreign_cpu_seconds']:.0f} s in "
+                          f"{latency['wall_seconds']:.0f} s.")
         if e2e:
             console.print(f"Box busy during the throughput run: {e2e['box_busy'] * 100:.0f} % of {meta['cpus']} cores; "
                           f"total {sum(cpu.values()):.1f} CPU ms per invoice.")
@@ -148,10 +156,11 @@ def print_report(result: dict, console: Console | None = None) -> None:
         colour = {"PASS": "green", "MISS": "red"}.get(g["status"], "yellow")
         table.add_row(g["goal"], g["target"], g["shown"], f"[{colour}]{g['status']}[/]", g["detail"])
     console.print(table)
-    for role, prof in (result.get("profile") or {}).items():
-        if prof["samples"]:
-            top = ", ".join(f"{name} {pct}%" for name, pct in prof["self_by_package"][:6])
-            console.print(f"[dim]py-spy {role}: {top}[/]")
+    for key, run in (("profile", ""), ("latency_profile", " (paced)")):
+        for role, prof in (result.get(key) or {}).items():
+            if prof["samples"]:
+                top = ", ".join(f"{name} {pct}%" for name, pct in prof["self_by_package"][:6])
+                console.print(f"[dim]py-spy {role}{run}: {top}[/]")
     if result.get("scaling"):
         table = Table(title="Scaling (a fresh stack per shape; 2 cores: watch the CPU per invoice)", title_justify="left")
         for col in ("router & channels", "partitions", "invoices/s", "speed-up", "CPU ms / invoice"):

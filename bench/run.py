@@ -159,30 +159,56 @@ def _cumulative(offsets: list[float], step: float = 1.0) -> list[list[float]]:
     return out
 
 
-async def latency(infra: Infra, key: str, args, rate: float, base: int) -> dict:
+async def idle_cost(monitor: ProcessMonitor, seconds: float) -> dict[str, float]:
+    """CPU ms per second each process spends with nothing to do (fetch loops, relays' ticks, periodic
+    jobs): at a moderate rate this fixed cost is shared by few invoices."""
+    monitor.mark("idle-start")
+    await asyncio.sleep(seconds)
+    monitor.mark("idle-end")
+    return {role: round(1000 * s / seconds, 1) for role, s in monitor.cpu_between("idle-start", "idle-end").items()}
+
+
+async def latency(infra: Infra, monitor: ProcessMonitor, key: str, args, rate: float, base: int,
+                  profiler: Profiler | None = None) -> tuple[dict, dict | None]:
     urls = {name: p.url for name, p in infra.services.items()}
     count = int(min(args.invoices, max(200, rate * args.latency_seconds)))
     bodies = e2e.invoice_bodies(f"LAT-{int(time.time())}", count)
     async with e2e.Observer(infra.service_db("channels"), infra.service_db("tracker")) as observer:
+        stats_before = await e2e.database_stats(infra.pg_dsn)
+        monitor.mark("lat-start")
+        if profiler:
+            profiler.start({name: p.process.pid for name, p in infra.services.items()})
         posting = asyncio.create_task(e2e.post_paced(urls["ingest"], key, bodies, rate, max_in_flight=args.concurrency))
-        done = await observer.wait_for(base + count, stall_seconds=args.stall_seconds,
-                                       alive=lambda: not infra.dead_services())
+        # Once the POSTs are all answered, only the accepted ones are awaited (a refused one never arrives).
+        done = await observer.wait_for(lambda: base + (len(posting.result().accepted) if posting.done() else count),
+                                       stall_seconds=args.stall_seconds, alive=lambda: not infra.dead_services())
         posts = await posting
+        monitor.mark("lat-end")
+        profile = profiler.stop() if profiler else None
+        stats_after = await e2e.database_stats(infra.pg_dsn)
         accepted = posts.accepted
         at = await observer.dispatched_at([p.invoice_id for p in accepted])
     to_sent = [1000 * (at[p.invoice_id]["sent"] - p.answered_at) for p in accepted if "sent" in at.get(p.invoice_id, {})]
     to_tracked = [1000 * (at[p.invoice_id]["tracked"] - p.answered_at) for p in accepted
                   if "tracked" in at.get(p.invoice_id, {})]
     start = posts.started_at
+    cpu = monitor.cpu_between("lat-start", "lat-end")
     return {
         "target_rate": round(rate, 1), "invoices": count, "accepted": len(accepted), "complete": done,
+        # The paced run's CPU per invoice (single POSTs, small polls) against the throughput run's.
+        "cpu_ms_per_invoice": {role: round(1000 * s / max(1, len(accepted)), 2) for role, s in cpu.items()},
+        "box_busy": monitor.system_busy_between("lat-start", "lat-end"),
+        "foreign_cpu_seconds": round(monitor.busy_cpu_seconds_between("lat-start", "lat-end") - sum(cpu.values()), 1),
+        "wall_seconds": monitor.seconds_between("lat-start", "lat-end"),
+        "database_per_invoice": e2e.per_invoice(stats_before, stats_after, max(1, len(accepted)),
+                                                {"channels": observer.queries, "tracker": 2 * observer.queries}),
         "errors": posts.errors(),
         "achieved_post_rate": round(len(posts.posts) / max(1e-9, max(p.sent_at for p in posts.posts) - start), 1),
         "to_sent_ms": _quantiles(to_sent), "to_tracked_ms": _quantiles(to_tracked),
         "post_ms": _quantiles([1000 * (p.answered_at - p.sent_at) for p in accepted]),
         "samples": [[round(p.answered_at - start, 3), round(1000 * (at[p.invoice_id]["tracked"] - p.answered_at), 1)]
                     for p in sorted(accepted, key=lambda p: p.answered_at) if "tracked" in at.get(p.invoice_id, {})],
-    }
+    }, profile
 
 
 async def counts(infra: Infra) -> tuple[int, int]:
@@ -322,9 +348,13 @@ async def main_async(args) -> dict:
             say("waiting for every service to go idle (dunning and the tracker may still be catching up)")
             result["quiesce_seconds"] = await asyncio.to_thread(monitor.wait_idle, list(infra.services))
             say(f"  → {result['quiesce_seconds']:.0f} s")
-            rate = (e["sustained_rate"] or e["e2e_rate"]) / 2
+            result["idle_cpu_ms_per_second"] = await idle_cost(monitor, min(10.0, args.latency_seconds))
+            rate = args.latency_rate or (e["sustained_rate"] or e["e2e_rate"]) / 2
             say(f"latency: posting at {rate:.0f}/s for ~{args.latency_seconds:.0f} s")
-            result["latency"] = await latency(infra, key, args, rate, (await counts(infra))[1])
+            profiler = Profiler(run_dir, name="latency") if args.profile_latency else None
+            result["latency"], profile = await latency(infra, monitor, key, args, rate, (await counts(infra))[1], profiler)
+            if profile:
+                result["latency_profile"] = profile
             say(f"  → p99 {result['latency']['to_tracked_ms']['p99'] or 0:.0f} ms")
             if not args.skip_bare:
                 count = result["latency"]["invoices"]
@@ -406,6 +436,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--service-env", action="append", default=[], metavar="PARCOURS_<SVC>_<SETTING>=VALUE",
                         help="a service setting for this run (repeatable)")
     parser.add_argument("--profile", action="store_true", help="py-spy the services during the throughput run")
+    parser.add_argument("--profile-latency", action="store_true", help="py-spy the services during the paced run")
+    parser.add_argument("--latency-rate", type=float, default=None,
+                        help="invoices/s of the paced run (default: half the throughput run's rate)")
     parser.add_argument("--keep-data", action="store_true", help="keep the PostgreSQL data directory")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
     args = parser.parse_args(argv)
