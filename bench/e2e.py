@@ -121,26 +121,30 @@ async def post_flat_out(url: str, key: str, bodies: list[bytes], concurrency: in
     return run
 
 
+async def _post_batch(client: httpx.AsyncClient, run: PostRun, first: int, chunk: list[bytes]) -> None:
+    """`chunk` (the bodies from index `first`) as one JSON array to `/v1/batches`: one Posted per invoice,
+    answered when the batch's 202 came back; the invoice ids are filled in by `resolve_batches`."""
+    sent = time.time()
+    try:
+        response = await client.post("/v1/batches", content=b"[" + b",".join(chunk) + b"]")
+        status = response.status_code
+        batch_id = response.json().get("batch_id") if status == 202 else None
+    except httpx.HTTPError:
+        status, batch_id = 0, None
+    answered = time.time()
+    run.posts.extend(Posted(first + i, sent, answered, status, None) for i in range(len(chunk)))
+    if batch_id:
+        run.batches.append((batch_id, first))
+
+
 async def post_batches(url: str, key: str, bodies: list[bytes], batch_size: int, concurrency: int) -> PostRun:
-    """The bodies as JSON arrays of `batch_size` to `/v1/batches`, `concurrency` in flight. One Posted per
-    invoice, answered when its batch's 202 came back; its invoice id is filled in by `resolve_batches`."""
+    """The bodies as JSON arrays of `batch_size` to `/v1/batches`, `concurrency` in flight."""
     run = PostRun()
-    chunks = iter(enumerate(range(0, len(bodies), batch_size)))
+    chunks = iter(range(0, len(bodies), batch_size))
 
     async def worker(client: httpx.AsyncClient) -> None:
-        for _, first in chunks:
-            chunk = bodies[first:first + batch_size]
-            sent = time.time()
-            try:
-                response = await client.post("/v1/batches", content=b"[" + b",".join(chunk) + b"]")
-                status = response.status_code
-                batch_id = response.json().get("batch_id") if status == 202 else None
-            except httpx.HTTPError:
-                status, batch_id = 0, None
-            answered = time.time()
-            run.posts.extend(Posted(first + i, sent, answered, status, None) for i in range(len(chunk)))
-            if batch_id:
-                run.batches.append((batch_id, first))
+        for first in chunks:
+            await _post_batch(client, run, first, bodies[first:first + batch_size])
 
     async with _client(url, key, concurrency) as client:
         run.started_at = time.time()
@@ -164,23 +168,29 @@ async def resolve_batches(url: str, key: str, run: PostRun) -> None:
                     post.status = 422
 
 
-async def post_paced(url: str, key: str, bodies: list[bytes], rate: float, max_in_flight: int) -> PostRun:
-    """Open loop: body i leaves at start + i/rate (if fewer than `max_in_flight` are pending)."""
+async def post_paced(url: str, key: str, bodies: list[bytes], rate: float, max_in_flight: int,
+                     batch_size: int = 1) -> PostRun:
+    """Open loop: body i leaves at start + i/rate (if fewer than `max_in_flight` are pending). With `batch_size`
+    above 1, the bodies leave `batch_size` at a time to `/v1/batches` (an ERP's export run), at the same rate of
+    invoices; their ids then come from `resolve_batches`."""
     run = PostRun()
     slots = asyncio.Semaphore(max_in_flight)
 
-    async def one(client: httpx.AsyncClient, index: int, body: bytes) -> None:
+    async def one(client: httpx.AsyncClient, first: int) -> None:
         async with slots:
-            run.posts.append(await _post(client, index, body))
+            if batch_size == 1:
+                run.posts.append(await _post(client, first, bodies[first]))
+            else:
+                await _post_batch(client, run, first, bodies[first:first + batch_size])
 
     async with _client(url, key, max_in_flight) as client:
         run.started_at = start = time.time()
         tasks = []
-        for index, body in enumerate(bodies):
-            delay = start + index / rate - time.time()
+        for first in range(0, len(bodies), batch_size):
+            delay = start + first / rate - time.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(client, index, body)))
+            tasks.append(asyncio.create_task(one(client, first)))
         await asyncio.gather(*tasks)
         run.finished_at = time.time()
     return run

@@ -63,7 +63,9 @@ def print_report(result: dict, console: Console | None = None) -> None:
     batch = meta.get("batch_size", 1)
     posting = (f"POST /v1/batches of {batch}, {min(meta['concurrency'], 4)} in flight" if batch > 1
                else f"one POST /v1/invoices per invoice, {meta['concurrency']} in flight")
-    console.print(f"{meta['invoices']} invoices, {posting} (latency run: one POST per invoice), "
+    per_post = (result.get("latency") or {}).get("invoices_per_post", 1)
+    paced = "one POST per invoice" if per_post == 1 else f"POST /v1/batches of {per_post}"
+    console.print(f"{meta['invoices']} invoices, {posting} (latency run: {paced}), "
                   f"{meta['partitions']} partitions, "
                   f"consumer batch {meta['consumer_batch_size']}, smtp_concurrency {meta['smtp_concurrency']}")
 

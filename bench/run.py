@@ -178,12 +178,15 @@ async def latency(infra: Infra, monitor: ProcessMonitor, key: str, args, rate: f
         monitor.mark("lat-start")
         if profiler:
             profiler.start({name: p.process.pid for name, p in infra.services.items()})
-        posting = asyncio.create_task(e2e.post_paced(urls["ingest"], key, bodies, rate, max_in_flight=args.concurrency))
+        posting = asyncio.create_task(e2e.post_paced(urls["ingest"], key, bodies, rate, max_in_flight=args.concurrency,
+                                                     batch_size=args.latency_batch))
         # Once the POSTs are all answered, only the accepted ones are awaited (a refused one never arrives).
         done = await observer.wait_for(lambda: base + (len(posting.result().accepted) if posting.done() else count),
                                        stall_seconds=args.stall_seconds, alive=lambda: not infra.dead_services())
         posts = await posting
         monitor.mark("lat-end")
+        if args.latency_batch > 1:
+            await e2e.resolve_batches(urls["ingest"], key, posts)
         profile = profiler.stop() if profiler else None
         stats_after = await e2e.database_stats(infra.pg_dsn)
         accepted = posts.accepted
@@ -194,7 +197,8 @@ async def latency(infra: Infra, monitor: ProcessMonitor, key: str, args, rate: f
     start = posts.started_at
     cpu = monitor.cpu_between("lat-start", "lat-end")
     return {
-        "target_rate": round(rate, 1), "invoices": count, "accepted": len(accepted), "complete": done,
+        "target_rate": round(rate, 1), "invoices": count, "invoices_per_post": args.latency_batch,
+        "accepted": len(accepted), "complete": done,
         # The paced run's CPU per invoice (single POSTs, small polls) against the throughput run's.
         "cpu_ms_per_invoice": {role: round(1000 * s / max(1, len(accepted)), 2) for role, s in cpu.items()},
         "box_busy": monitor.system_busy_between("lat-start", "lat-end"),
@@ -437,6 +441,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="a service setting for this run (repeatable)")
     parser.add_argument("--profile", action="store_true", help="py-spy the services during the throughput run")
     parser.add_argument("--profile-latency", action="store_true", help="py-spy the services during the paced run")
+    parser.add_argument("--latency-batch", type=int, default=1,
+                        help="invoices per POST in the paced run (default 1: single invoices to /v1/invoices; more: "
+                             "JSON arrays to /v1/batches, as an ERP's export run sends them)")
     parser.add_argument("--latency-rate", type=float, default=None,
                         help="invoices/s of the paced run (default: half the throughput run's rate)")
     parser.add_argument("--keep-data", action="store_true", help="keep the PostgreSQL data directory")
