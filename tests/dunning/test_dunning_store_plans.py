@@ -84,7 +84,7 @@ async def test_per_event_reads_use_the_key_index_on_tables_not_analysed_yet(run_
         await customer_contexts(session, keys={("acme", "CUST-7"), ("acme", "CUST-2")})
 
     plans = await generic_plans(host.ctx.sessions, read)
-    assert len(plans) == 9, plans
+    assert len(plans) == 7, plans  # the invoice twice, the three fact tables in one, the schedule, customers x3
     for plan in plans:
         assert "Seq Scan" not in plan, plan
         assert "Index" in plan, plan
