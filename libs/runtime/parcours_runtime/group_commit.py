@@ -28,7 +28,7 @@ class GroupCommit(Generic[T, R]):
         self._window = window_seconds
         self._max_items = max_items
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.Handle | None = None
         self._writing: set[asyncio.Task] = set()
         self.groups_written = 0
 
@@ -38,8 +38,9 @@ class GroupCommit(Generic[T, R]):
         self._pending.append((item, future))
         if len(self._pending) >= self._max_items:
             self._start_group()
-        elif self._timer is None:
-            self._timer = loop.call_later(self._window, self._start_group)
+        elif self._timer is None:  # no window: the group takes what this turn of the loop has read
+            self._timer = (loop.call_later(self._window, self._start_group) if self._window
+                           else loop.call_soon(self._start_group))
         return await future
 
     async def drain(self) -> None:

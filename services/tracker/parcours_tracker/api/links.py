@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import ValidationError
 
@@ -38,6 +38,11 @@ _PAGE_HEADERS = {
 # token) nor the page it leads to is cached, indexed or named in a Referer.
 _REDIRECT_HEADERS = {name: _PAGE_HEADERS[name] for name in ("Cache-Control", "Referrer-Policy", "X-Robots-Tag")}
 USER_AGENT_MAX = 512
+
+
+def _to_page(token: str) -> Response:
+    """303 to the invoice page. A verified token is base64url and dots: nothing in it to quote."""
+    return Response(status_code=303, headers={**_REDIRECT_HEADERS, "Location": f"/v/{token}"})
 FORM_MAX_BYTES = 2048
 
 # --- tracked links --------------------------------------------------------------------------
@@ -75,7 +80,7 @@ async def probe_link(token: str, request: Request) -> Response:
         _claims(request, token)
     except _LinkRefused as refused:
         return _refusal(request, refused, with_body=False)
-    return RedirectResponse(f"/v/{token}", status_code=303, headers=_REDIRECT_HEADERS)
+    return _to_page(token)
 
 
 
@@ -99,7 +104,7 @@ async def open_link(token: str, request: Request) -> Response:
         event_id=uuid.uuid4(), tenant_id=claims.tenant_id, invoice_id=claims.invoice_id,
         dispatch_id=claims.dispatch_id, recipient=claims.recipient, at=datetime.now(timezone.utc), sent_at=sent_at,
         **_reader(request)))
-    return RedirectResponse(f"/v/{token}", status_code=303, headers=_REDIRECT_HEADERS)
+    return _to_page(token)
 
 
 @router.head("/v/{token}", include_in_schema=False)
