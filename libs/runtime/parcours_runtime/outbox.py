@@ -50,13 +50,6 @@ class OutboxRow(NamedTuple):
     headers: dict[str, str]
 
 
-def wake_relays() -> None:
-    """Committed outbox rows are waiting. Rows written through `add_to_outbox` are handed to the relay
-    at commit without this; it only wakes the relays (rows committed otherwise are read on the tick)."""
-    for relay in list(_relays.values()):
-        relay.wake()
-
-
 def _look_everywhere() -> None:
     for relay in list(_relays.values()):
         relay.look()

@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from parcours_runtime.group_commit import GroupCommit
-from parcours_runtime.outbox import StagedEvent, add_to_outbox, wake_relays
+from parcours_runtime.outbox import StagedEvent, add_to_outbox
 from parcours_ingest.store.invoices import InvoiceRows
 from parcours_ingest.store.models import IdempotencyKeyRow, InvoicePdfRow, InvoiceSourceRow
 
@@ -95,9 +95,7 @@ class InvoiceWriter:
                 if _sqlstate(exc) not in _ROLLED_BACK or retries > _RETRIES:
                     raise
                 continue
-            if any(stored):
-                wake_relays()
-            return stored
+            return stored  # the committed outbox rows went to the relay at commit
 
     async def _write_once(self, session: AsyncSession, receipts: list[Receipt], refused: set[int]) -> list[bool] | None:
         """The group's rows in the open transaction; None if an Idempotency-Key was taken (added to `refused`)."""
