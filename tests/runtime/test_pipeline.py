@@ -16,7 +16,7 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, func, select, t
 from parcours_contracts import InvoiceReceived, InvoiceSummary, topics
 from parcours_devstack.ports import free_port
 from parcours_runtime import dlq
-from parcours_runtime.consumer import BatchHandler
+from parcours_runtime.handlers import BatchHandler
 from parcours_runtime.service import ServiceDefinition, ServiceHost
 from parcours_runtime.settings import ServiceSettings
 from parcours_runtime.uow import UnitOfWork

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from parcours_contracts import DeliveryBounced
-from parcours_runtime.consumer import BatchHandler
+from parcours_runtime.handlers import BatchHandler
 from parcours_runtime.db import create_engine, session_factory
 from parcours_runtime.outbox import outbox_table
 from parcours_runtime.service import prepare_database

@@ -27,9 +27,7 @@ import asyncio
 import collections
 import itertools
 import logging
-from collections.abc import Awaitable, Callable
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -46,32 +44,12 @@ from parcours_contracts.events import EventEnvelope
 from parcours_runtime import inbox
 from parcours_runtime.db import autocommit
 from parcours_runtime.dlq import send_to_dlq
+from parcours_runtime.handlers import BatchHandler, EffectHandler, Handler, PermanentError
 from parcours_runtime.tracing import context_from_kafka_headers, tracer
 from parcours_runtime.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
-PlainHandler = Callable[[EventEnvelope, UnitOfWork], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class EffectHandler:
-    """An outside effect performed concurrently for a batch, then recorded in its transaction."""
-
-    perform: Callable[[EventEnvelope], Awaitable[Any]]
-    record: Callable[[EventEnvelope, Any, UnitOfWork], Awaitable[None]]
-    concurrency: int = 64
-
-
-@dataclass(frozen=True)
-class BatchHandler:
-    """Takes all the events of its type that stand together in a polled batch, in order, in one
-    call (set-based SQL: one statement for N events). Its span links to each event's trace."""
-
-    handle: Callable[[list[EventEnvelope], UnitOfWork], Awaitable[None]]
-
-
-Handler = PlainHandler | EffectHandler | BatchHandler
 _Work = tuple[ConsumerRecord, EventEnvelope, Handler]
 
 
@@ -102,10 +80,6 @@ class _RecordFailed(Exception):
         super().__init__(f"record {index} of the batch failed: {cause!r}")
         self.index = index
         self.cause = cause
-
-
-class PermanentError(Exception):
-    """The handler can never succeed with this event: dead-letter it without retrying."""
 
 
 class _CommitBeforeRevoke(ConsumerRebalanceListener):

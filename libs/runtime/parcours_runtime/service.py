@@ -28,7 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from parcours_contracts import topics
 from parcours_contracts.events import EventEnvelope
 from parcours_runtime.body_limit import limit_bodies
-from parcours_runtime.consumer import EventConsumer, Handler
+from parcours_runtime.consumer import EventConsumer
+from parcours_runtime.handlers import Handler
 from parcours_runtime.db import create_engine, ensure_schema, ping, session_factory
 from parcours_runtime.kafka import ensure_topics, make_producer, wait_for_broker
 from parcours_runtime.logs import setup_logging

@@ -13,7 +13,7 @@ from parcours_channels.adapters.throttle import KeyedLocks
 from parcours_channels.adapters.registry import ADAPTERS
 from parcours_channels.domain.outcome import DeliveryResult, outcome_event
 from parcours_contracts import DispatchRequested
-from parcours_runtime.consumer import EffectHandler, Handler
+from parcours_runtime.handlers import EffectHandler, Handler
 from parcours_runtime.service import ServiceContext
 from parcours_runtime.uow import UnitOfWork
 

@@ -13,7 +13,7 @@ from parcours_contracts import (
     CustomerChanged, DeliveryAcked, DeliveryBounced, DispatchFailed, InvoiceDispatched, InvoiceLifecycleChanged,
     InvoiceReceived, LifecycleStatus, LinkClicked, PaymentPromised, PaymentRecorded,
 )
-from parcours_runtime.consumer import BatchHandler
+from parcours_runtime.handlers import BatchHandler
 from parcours_runtime.service import ServiceContext
 from parcours_runtime.uow import UnitOfWork
 

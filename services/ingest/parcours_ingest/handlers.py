@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from parcours_contracts import CustomerChanged, TenantBrandingChanged
 from parcours_contracts.events import EventEnvelope
-from parcours_runtime.consumer import Handler
+from parcours_runtime.handlers import Handler
 from parcours_runtime.service import ServiceContext
 from parcours_runtime.uow import UnitOfWork
 

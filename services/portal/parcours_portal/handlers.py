@@ -23,7 +23,7 @@ from parcours_contracts import (
     PaymentRecorded,
     ReminderDue,
 )
-from parcours_runtime.consumer import BatchHandler, Handler
+from parcours_runtime.handlers import BatchHandler, Handler
 from parcours_runtime.service import ServiceContext
 from parcours_runtime.uow import UnitOfWork
 from parcours_portal.store import readmodel

@@ -32,7 +32,7 @@ from parcours_router.store.dispatches import (
     note_bounce,
     record_dispatches,
 )
-from parcours_runtime.consumer import BatchHandler, Handler
+from parcours_runtime.handlers import BatchHandler, Handler
 from parcours_runtime.service import ServiceContext
 from parcours_runtime.uow import UnitOfWork
 

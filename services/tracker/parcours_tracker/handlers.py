@@ -24,7 +24,7 @@ from parcours_contracts import (
     ReminderDue,
 )
 from parcours_contracts.events import InvoiceEvent
-from parcours_runtime.consumer import BatchHandler, Handler
+from parcours_runtime.handlers import BatchHandler, Handler
 from parcours_runtime.service import ServiceContext
 from parcours_runtime.uow import UnitOfWork
 from parcours_tracker.domain import journal

@@ -38,7 +38,7 @@ from parcours_channels.store.partner_submissions import (
 from parcours_contracts import DeliveryAcked, DispatchFailed, DispatchRequested, SentMessage
 from parcours_contracts.events import InvoiceEvent
 from parcours_runtime import inbox
-from parcours_runtime.consumer import PermanentError
+from parcours_runtime.handlers import PermanentError
 from parcours_runtime.service import ServiceContext
 from parcours_runtime.uow import UnitOfWork
 

@@ -27,7 +27,7 @@ from parcours_channels.domain.wording import recipient_key
 from parcours_channels.store.deferrals import defer, give_up
 from parcours_channels.store.sends import ACCEPTED, FAILED, SENDING, Claim, claim_recipients, mark_sent
 from parcours_contracts import DispatchRequested, Recipient, SentMessage
-from parcours_runtime.consumer import PermanentError
+from parcours_runtime.handlers import PermanentError
 from parcours_runtime.db import autocommit
 from parcours_runtime.group_commit import GroupCommit
 from parcours_runtime.service import ServiceContext

@@ -1,0 +1,39 @@
+"""What a service hands the consumer loop for each event type (`ServiceDefinition.handlers`): a plain
+handler (one event in the batch's unit of work), an `EffectHandler` (an outside effect performed for the
+batch concurrently, then recorded) or a `BatchHandler` (all the batch's events of its type in one call),
+and `PermanentError`, by which a handler says an event can never succeed (dead-lettered at once)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from parcours_contracts.events import EventEnvelope
+from parcours_runtime.uow import UnitOfWork
+
+PlainHandler = Callable[[EventEnvelope, UnitOfWork], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class EffectHandler:
+    """An outside effect performed concurrently for a batch, then recorded in its transaction."""
+
+    perform: Callable[[EventEnvelope], Awaitable[Any]]
+    record: Callable[[EventEnvelope, Any, UnitOfWork], Awaitable[None]]
+    concurrency: int = 64
+
+
+@dataclass(frozen=True)
+class BatchHandler:
+    """Takes all the events of its type that stand together in a polled batch, in order, in one
+    call (set-based SQL: one statement for N events). Its span links to each event's trace."""
+
+    handle: Callable[[list[EventEnvelope], UnitOfWork], Awaitable[None]]
+
+
+Handler = PlainHandler | EffectHandler | BatchHandler
+
+
+class PermanentError(Exception):
+    """The handler can never succeed with this event: dead-letter it without retrying."""
