@@ -268,7 +268,7 @@ async def test_a_graceful_stop_writes_the_group_still_forming(make_database, flo
     url = make_database("tracker")
     await prepare_database(definition(), url)
     engine = create_engine(url, pool_size=2)
-    ctx = SimpleNamespace(settings=SimpleNamespace(prefetch_seconds=10), sessions=session_factory(engine),
+    ctx = SimpleNamespace(settings=SimpleNamespace(prefetch_seconds=10, durable_opens=False), sessions=session_factory(engine),
                           extras={"tracking": Tracking()}, engine=engine)
     recorder = OpenRecorder(ctx, window_seconds=3600)  # the group would wait an hour before writing
     f = flow()

@@ -102,6 +102,7 @@ class EventConsumer:
         bootstrap_servers: str,
         handlers: dict[type[EventEnvelope], Handler],
         sessions: async_sessionmaker[AsyncSession],
+        engine: AsyncEngine,
         producer: AIOKafkaProducer,
         max_attempts: int = 5,
         backoff_seconds: float = 0.2,
@@ -123,8 +124,7 @@ class EventConsumer:
         self._commit_interval = offset_commit_interval_seconds
         self._pending: dict[TopicPartition, int] = {}  # applied and committed in the database, not yet to Kafka
         self._committed_at = 0.0
-        bind = getattr(sessions, "kw", {}).get("bind")
-        self._engine = bind if isinstance(bind, AsyncEngine) else None
+        self._engine = engine  # the sessions' engine: reads outside any transaction
         self._topics = sorted({TOPIC_OF[event_type] for event_type in handlers})
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
@@ -375,9 +375,6 @@ class EventConsumer:
 
     async def _already_processed(self, event_ids: list) -> set:
         """A read outside any transaction: one statement, no BEGIN and ROLLBACK around it."""
-        if self._engine is None:
-            async with self._sessions() as session:
-                return await inbox.already_processed(session, self.group_id, event_ids)
         async with autocommit(self._engine) as connection:
             return await inbox.already_processed(connection, self.group_id, event_ids)
 

@@ -165,9 +165,6 @@ class OutboxRelay:
             self._handed.extend(rows)
         self._wake.set()
 
-    def wake(self) -> None:
-        self._wake.set()
-
     def look(self) -> None:
         """Rows were committed without a hand-over: read the table."""
         self._from_table = True

@@ -203,7 +203,7 @@ class ServiceHost:
         handlers = {**tenancy_handlers(ctx), **self.definition.handlers(ctx)}
         self.consumer = EventConsumer(
             group_id=name, bootstrap_servers=s.kafka_bootstrap_servers, handlers=handlers,
-            sessions=ctx.sessions, producer=producer, max_attempts=s.consumer_max_attempts,
+            sessions=ctx.sessions, engine=engine, producer=producer, max_attempts=s.consumer_max_attempts,
             backoff_seconds=s.consumer_backoff_seconds, batch_size=s.consumer_batch_size,
             session_timeout_ms=s.consumer_session_timeout_ms, fetch_max_wait_ms=s.consumer_fetch_max_wait_ms,
         )

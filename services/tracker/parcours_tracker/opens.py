@@ -119,9 +119,8 @@ class OpenRecorder:
         """The recorder's own connection (one group at a time uses it), made again after a failure."""
         if self._connection is None or self._connection.is_closed():
             url = self._ctx.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-            durable = getattr(self._ctx.settings, "durable_opens", False)
             self._connection = await asyncpg.connect(
-                url, server_settings={"synchronous_commit": "on" if durable else "off"})
+                url, server_settings={"synchronous_commit": "on" if self._ctx.settings.durable_opens else "off"})
         return self._connection
 
     async def write(self, batch: list[LinkOpen]) -> None:
