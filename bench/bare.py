@@ -37,6 +37,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer
 
 from parcours_runtime.kafka import ensure_topics, make_producer
+from parcours_runtime import eventloop
 
 HOPS = ("invoice.received", "dispatch.requested", "invoice.dispatched")
 PAYLOAD_FILLER = "x" * 700  # a real InvoiceReceived / DispatchRequested is 0.7–1.2 kB of JSON
@@ -305,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="post one invoice at a time at this rate and measure each one's latency")
     parser.add_argument("--timeout", type=float, default=600)
     args = parser.parse_args(argv)
-    result = asyncio.run(BarePipeline(args).run())
+    result = eventloop.run(BarePipeline(args).run())
     print(json.dumps(result), flush=True)
     return 0
 

@@ -13,13 +13,12 @@ repetition sees the same table."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 if __package__ in (None, ""):  # `python bench/dunning_scan.py`
@@ -31,6 +30,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine  # no
 from parcours_dunning.store import metadata  # noqa: E402
 from parcours_dunning.store.invoices import lock_invoices  # noqa: E402
 from parcours_dunning.store.schedule import claim_due_invoices, steps_by_invoice  # noqa: E402
+from parcours_runtime import eventloop  # noqa: E402
 
 NOW = datetime(2027, 3, 1, 9, tzinfo=timezone.utc)
 STEPS = ("pre_due", "preventive", "curative_1", "curative_2", "formal_notice")
@@ -159,7 +159,7 @@ def main() -> None:
         create_database(postgres.dsn, "dunning_scan")
         dsn = postgres.dsn.rsplit("/", 1)[0] + "/dunning_scan"
     try:
-        result = asyncio.run(measure(dsn, invoices=args.invoices, due_share=args.due_share, batch=args.batch,
+        result = eventloop.run(measure(dsn, invoices=args.invoices, due_share=args.due_share, batch=args.batch,
                                      repeat=args.repeat))
     finally:
         if postgres is not None:

@@ -25,6 +25,7 @@ if __package__ in (None, ""):  # `python bench/ingest_json.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.http_load import add_service_options, load_arguments, profiling_dir, start_yardstick, versus  # noqa: E402
+from parcours_runtime import eventloop  # noqa: E402
 
 TENANT = "bench-ingest"
 GOAL_RATIO = 0.6
@@ -132,7 +133,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.serve_bare:
         import uvicorn
-        uvicorn.run(bare_app(args.dsn), host="127.0.0.1", port=args.serve_bare, log_level="warning", access_log=False)
+        uvicorn.run(bare_app(args.dsn), host="127.0.0.1", port=args.serve_bare, log_level="warning", access_log=False,
+                    loop="uvloop", http="httptools")
         return
     from parcours_devstack.broker import TansuBroker
     from parcours_devstack.postgres import EmbeddedPostgres
@@ -141,7 +143,7 @@ def main() -> None:
     postgres = EmbeddedPostgres(work / "data").start()
     broker = TansuBroker(log_path=work / "broker.log").start()
     try:
-        result = asyncio.run(measure(server_dsn=postgres.dsn, bootstrap=broker.bootstrap_servers, log_dir=work,
+        result = eventloop.run(measure(server_dsn=postgres.dsn, bootstrap=broker.bootstrap_servers, log_dir=work,
                                      seconds=args.seconds, connections=args.connections, profile_dir=profiling_dir(args),
                                      service_env=dict(kv.split("=", 1) for kv in args.service_env)))
     finally:

@@ -32,6 +32,7 @@ from parcours_channels.adapters.mail.render import Brand  # noqa: E402
 from parcours_channels.config import Settings  # noqa: E402
 from parcours_channels.domain.dkim import generate_key  # noqa: E402
 from parcours_contracts import DispatchRequested, InvoiceSummary, Recipient  # noqa: E402
+from parcours_runtime import eventloop  # noqa: E402
 from parcours_devstack.ports import free_port  # noqa: E402
 
 GOAL = 300.0
@@ -105,8 +106,8 @@ def measure(*, messages: int = 2000, connections: int = 8, say=print) -> dict:
     try:
         sink.stdout.readline()  # the sink prints its addresses once it listens
         result = step_rates(min(messages, 500), settings)
-        result["bare_accepted_per_s"] = asyncio.run(end_to_end(messages, connections, settings, smtp_port, bare=True))
-        result["accepted_per_s"] = asyncio.run(end_to_end(messages, connections, settings, smtp_port))
+        result["bare_accepted_per_s"] = eventloop.run(end_to_end(messages, connections, settings, smtp_port, bare=True))
+        result["accepted_per_s"] = eventloop.run(end_to_end(messages, connections, settings, smtp_port))
     finally:
         sink.terminate()
         sink.wait(10)

@@ -29,6 +29,7 @@ from bench.infra import Infra, pg_fast  # noqa: E402
 from bench.monitor import ProcessMonitor  # noqa: E402
 from bench.profile import Profiler  # noqa: E402
 from parcours_devstack.services import SERVICES  # noqa: E402
+from parcours_runtime import eventloop  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 WARMUP = 50
@@ -466,7 +467,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    result = asyncio.run(main_async(parse_args(argv)))
+    result = eventloop.run(main_async(parse_args(argv)))
     return 0 if result.get("e2e", {}).get("complete") else 1
 
 

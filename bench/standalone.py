@@ -5,7 +5,6 @@ a bulk load. `bench.run` calls the benchmarks' `measure()` on its own infrastruc
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -13,6 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from parcours_runtime import eventloop
 
 
 def parser(doc: str) -> argparse.ArgumentParser:
@@ -32,7 +32,7 @@ def run(measure: Callable[[str], Awaitable[dict]], args: argparse.Namespace, *, 
         create_database(postgres.dsn, name)
         dsn = postgres.dsn.rsplit("/", 1)[0] + f"/{name}"
     try:
-        result = asyncio.run(measure(dsn))
+        result = eventloop.run(measure(dsn))
     finally:
         if postgres is not None:
             postgres.stop()

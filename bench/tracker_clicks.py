@@ -30,6 +30,7 @@ if __package__ in (None, ""):  # `python bench/tracker_clicks.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.http_load import add_service_options, load_arguments, profiling_dir, start_yardstick, versus  # noqa: E402
+from parcours_runtime import eventloop  # noqa: E402
 
 TENANT = "bench-clicks"
 BROWSER = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
@@ -147,7 +148,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.serve_bare:
         import uvicorn
-        uvicorn.run(bare_app(), host="127.0.0.1", port=args.serve_bare, log_level="warning", access_log=False)
+        uvicorn.run(bare_app(), host="127.0.0.1", port=args.serve_bare, log_level="warning", access_log=False,
+                    loop="uvloop", http="httptools")
         return
     from parcours_devstack.broker import TansuBroker
     from parcours_devstack.postgres import EmbeddedPostgres
@@ -156,7 +158,7 @@ def main() -> None:
     postgres = EmbeddedPostgres(work / "data").start()
     broker = TansuBroker(log_path=work / "broker.log").start()
     try:
-        result = asyncio.run(measure(server_dsn=postgres.dsn, bootstrap=broker.bootstrap_servers, log_dir=work,
+        result = eventloop.run(measure(server_dsn=postgres.dsn, bootstrap=broker.bootstrap_servers, log_dir=work,
                                      seconds=args.seconds, connections=args.connections, invoices=args.invoices,
                                      profile_dir=profiling_dir(args),
                                      service_env=dict(kv.split("=", 1) for kv in args.service_env)))

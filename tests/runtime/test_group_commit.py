@@ -58,7 +58,7 @@ async def test_one_at_a_time_groups_never_overlap_and_what_arrives_meanwhile_goe
         writing -= 1
         return items
 
-    committer = GroupCommit(write, window_seconds=0.001, max_items=4, one_at_a_time=True)
+    committer = GroupCommit(write, window_seconds=0.001, max_items=4, max_in_flight=1)
     first = asyncio.create_task(committer.submit(0))
     await asyncio.sleep(0.01)
     assert groups == [[0]]
@@ -70,6 +70,33 @@ async def test_one_at_a_time_groups_never_overlap_and_what_arrives_meanwhile_goe
     assert groups == [[0], [1, 2, 3, 4], [5, 6]], "the waiting items go together, at most max_items a group"
 
 
+async def test_two_in_flight_overlap_two_groups_never_three_and_the_rest_waits():
+    writing, most = 0, 0
+    groups: list[list[int]] = []
+    release = asyncio.Event()
+
+    async def write(items: list[int]) -> list[int]:
+        nonlocal writing, most
+        writing += 1
+        most = max(most, writing)
+        groups.append(items)
+        await release.wait()
+        writing -= 1
+        return items
+
+    committer = GroupCommit(write, window_seconds=0, max_items=3, max_in_flight=2)
+    first = asyncio.create_task(committer.submit(0))
+    await asyncio.sleep(0.01)
+    second = [asyncio.create_task(committer.submit(i)) for i in (1, 2)]
+    await asyncio.sleep(0.01)
+    waiting = [asyncio.create_task(committer.submit(i)) for i in range(3, 8)]
+    await asyncio.sleep(0.01)
+    assert groups == [[0], [1, 2]], "two groups are written at once; what comes next waits"
+    release.set()
+    assert await asyncio.gather(first, *second, *waiting) == list(range(8))
+    assert most == 2 and groups[2:] == [[3, 4, 5], [6, 7]]
+
+
 async def test_drain_writes_the_group_still_forming():
     groups: list[list[int]] = []
 
@@ -77,7 +104,7 @@ async def test_drain_writes_the_group_still_forming():
         groups.append(items)
         return items
 
-    committer = GroupCommit(write, window_seconds=3600, one_at_a_time=True)
+    committer = GroupCommit(write, window_seconds=3600, max_in_flight=1)
     waiting = [asyncio.create_task(committer.submit(i)) for i in range(3)]
     await asyncio.sleep(0.01)
     assert groups == []

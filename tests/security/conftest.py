@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
+from starlette.routing import Route
 
 from parcours_runtime.tenancy import require_admin
 from tests.hostile.conftest import quiet
@@ -70,10 +71,11 @@ class Scenario:
 
 def routes_of(app) -> list[tuple[str, str, Any]]:
     """("METHOD", "/path", route) for every HTTP operation of the app, documented or not (the route as
-    included: its path with the router's prefix, its dependencies with the router's)."""
+    included: its path with the router's prefix, its dependencies with the router's), plain routes too
+    (parcours_runtime.plain_routes: no dependencies, no body model)."""
     found = []
     for route in iter_route_contexts(app.routes):
-        if isinstance(route.original_route, APIRoute) and route.path not in SKIPPED_PATHS:
+        if isinstance(route.original_route, APIRoute | Route) and route.path not in SKIPPED_PATHS:
             found += [(method, route.path, route) for method in sorted(route.methods - {"HEAD", "OPTIONS"})]
     return found
 
@@ -83,7 +85,7 @@ def documented(app) -> set[str]:
 
 
 def depends_on(route, call) -> bool:
-    pending = [route.dependant]
+    pending = [route.dependant] if isinstance(route.original_route, APIRoute) else []
     while pending:
         dependant = pending.pop()
         if dependant.call is call:
@@ -166,7 +168,7 @@ class Harness:
         missing = {f"{m} {p}": sorted(set(params_of(p)) - set(self.ids)) for m, p, _ in routes
                    if set(params_of(p)) - set(self.ids) and f"{m} {p}" not in scenario.exempt}
         assert not missing, f"give these path parameters a value of tenant A (or exempt the route): {missing}"
-        without_body = {f"{m} {p}" for m, p, r in routes if r.body_field is not None
+        without_body = {f"{m} {p}" for m, p, r in routes if getattr(r, "body_field", None) is not None
                         and f"{m} {p}" not in scenario.requests and f"{m} {p}" not in scenario.exempt}
         assert not without_body, f"give these routes a valid request body (or exempt them): {without_body}"
 

@@ -292,3 +292,32 @@ async def test_a_graceful_stop_writes_the_group_still_forming(make_database, flo
 
 async def _len_is(awaitable, expected: int) -> bool:
     return len(await awaitable) == expected
+
+
+async def test_an_open_lists_its_invoice_as_changed_since_without_touching_its_row(
+        tracker, client, tenant_key, publish, flow, eventually):
+    """`?since=` lists what the tracker learned about since: an open is only journaled (its invoice's row is
+    not stamped, see parcours_tracker.opens), and still counts."""
+    key = await tenant_key(tracker, tenant_id="acme")
+    auth = {"Authorization": f"Bearer {key}"}
+    opened, untouched = flow(number="F-OPEN"), flow(number="F-QUIET")
+    for f in (opened, untouched):
+        await publish(f.received(0), f.dispatched(2))
+        await eventually(lambda: _eq(journal_kinds(tracker, f.invoice_id), ["received", "dispatched"]))
+
+    async def row_stamp():
+        async with tracker.ctx.sessions() as session:
+            return (await session.get(Invoice, (opened.tenant_id, opened.invoice_id))).updated_at
+
+    stamped_before = await row_stamp()
+    mark = datetime.now(timezone.utc)
+    since = {"since": mark.isoformat()}
+    assert (await client.get("/v1/invoices", params=since, headers=auth)).json()["items"] == []
+
+    assert (await client.get(f"/l/{token_for(opened)}", headers={"User-Agent": "Thunderbird/128"})).status_code == 303
+    listed = (await client.get("/v1/invoices", params=since, headers=auth)).json()
+    assert [item["number"] for item in listed["items"]] == ["F-OPEN"]
+    assert "F-OPEN" in (await client.get("/v1/invoices.csv", params=since, headers=auth)).text
+    assert await row_stamp() == stamped_before, "an open changes nothing on the invoice's row"
+    later = {"since": (datetime.now(timezone.utc) + timedelta(seconds=1)).isoformat()}
+    assert (await client.get("/v1/invoices", params=later, headers=auth)).json()["items"] == []

@@ -6,9 +6,11 @@ returns one result per item, in order. A failure of that call fails every caller
 group, who then decide as they would for their own failed write. It trades a few
 milliseconds of latency for one database round trip per group instead of one per item.
 
-`one_at_a_time`: a group is written only once the previous one is committed; what arrives
-meanwhile waits and goes as the next group (up to `max_items`). Where a commit costs more than
-the window (a WAL flush), groups then grow with the load instead of queueing one flush each."""
+`max_in_flight`: at most that many groups are being written at once; what arrives meanwhile waits
+and goes as the next group (up to `max_items`) when one is committed. Where a commit costs more
+than the window (a WAL flush, a round trip), groups then grow with the load instead of queueing
+one commit each; two in flight keep the process busy with one group's answers while the
+database works on the next."""
 
 from __future__ import annotations
 
@@ -22,9 +24,9 @@ R = TypeVar("R")
 
 class GroupCommit(Generic[T, R]):
     def __init__(self, write: Callable[[list[T]], Awaitable[list[R]]], *, window_seconds: float = 0.002,
-                 max_items: int = 200, one_at_a_time: bool = False):
+                 max_items: int = 200, max_in_flight: int | None = None):
         self._write = write
-        self._one_at_a_time = one_at_a_time
+        self._max_in_flight = max_in_flight
         self._window = window_seconds
         self._max_items = max_items
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
@@ -54,8 +56,8 @@ class GroupCommit(Generic[T, R]):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self._one_at_a_time and self._writing:
-            return  # the group being written starts the next one when it is done
+        if self._max_in_flight is not None and len(self._writing) >= self._max_in_flight:
+            return  # a group being written starts the next one when it is done
         group, self._pending = self._pending[:self._max_items], self._pending[self._max_items:]
         if group:
             task = asyncio.get_running_loop().create_task(self._write_group(group))
@@ -64,7 +66,7 @@ class GroupCommit(Generic[T, R]):
 
     def _written(self, task: asyncio.Task) -> None:
         self._writing.discard(task)
-        if self._one_at_a_time and self._pending:
+        if self._max_in_flight is not None and self._pending:
             self._start_group()
 
     async def _write_group(self, group: list[tuple[T, asyncio.Future[R]]]) -> None:

@@ -4,12 +4,15 @@ An open is never proof of anything (mail scanners fetch every link; the intersti
 the proof of a person) and never moves an invoice's status: it only adds a journal entry,
 `opened` or `opened_by_machine` with its evidence. So `GET /l/{token}` verifies the token and hands
 the open to this recorder, which writes the opens of concurrent requests together: a group formed
-within `window_seconds`, or of all that arrived while the previous group was being written (one
-group at a time: under load the groups grow instead of each waiting for its own write).
+within `window_seconds`, or of all that arrived while earlier groups were being written (two groups
+at a time: under load the groups grow instead of each waiting for its own write, and the tracker
+answers one group's requests while PostgreSQL works on the next).
 
-A group is one prepared statement on the recorder's own connection (one round trip, its own
-transaction): it journals the opens of invoices past pending and stamps their `updated_at` (locked in
-key order, like every writer of invoices), and says which invoices those were. An open of an invoice
+A group is one prepared statement on one of the recorder's own connections (one round trip, its own
+transaction): it journals the opens of invoices past pending and says which invoices those were. The
+invoices' rows are left alone (`GET /v1/invoices?since=` finds opens in the journal, by when they
+were learned): an update of an invoice row touches each of its seven indexes, twice the cost of the
+open itself. An open of an invoice
 the tracker does not know yet (or only as pending: the link was followed before the dispatch reached
 the tracker) is then recorded in full (`journeys.record_facts`: it creates or re-projects the row).
 Whether an open was a prefetch is judged against the token's issue time, which is when channels sent
@@ -41,6 +44,7 @@ from parcours_tracker.domain.status import PENDING
 from parcours_tracker.store import journeys
 
 OPENS = "opens"  # the recorder's key in ServiceContext.extras
+IN_FLIGHT = 2  # groups written at once, each on its own connection
 
 
 @dataclass(frozen=True)
@@ -63,8 +67,10 @@ class LinkOpen:
         return self.tenant_id, self.invoice_id
 
 
-# The opens of invoices past pending journaled (a repeated event id left out) and their invoices stamped,
-# in one statement; it returns the invoices it took, so the others go the long way.
+# The opens of invoices past pending journaled (a repeated event id left out), in one statement; it returns the
+# invoices it took, so the others go the long way. The invoices' rows are neither locked nor stamped: an open
+# changes nothing on them (the `since` filter finds opens in the journal), and their status never goes back to
+# pending.
 _JOURNAL_OPENS = f"""
     WITH opens AS (
         SELECT * FROM unnest($1::varchar[], $2::uuid[], $3::uuid[], $4::varchar[], $5::timestamptz[], $6::text[])
@@ -73,15 +79,11 @@ _JOURNAL_OPENS = f"""
         SELECT i.tenant_id, i.invoice_id FROM invoices AS i
         WHERE i.tenant_id = ANY($1::varchar[]) AND i.invoice_id = ANY($2::uuid[]) AND i.status <> '{PENDING}'
           AND (i.tenant_id, i.invoice_id) IN (SELECT tenant_id, invoice_id FROM opens)
-        ORDER BY i.tenant_id, i.invoice_id FOR NO KEY UPDATE
     ), journaled AS (
         INSERT INTO journal (tenant_id, invoice_id, event_id, kind, occurred_at, detail)
         SELECT o.tenant_id, o.invoice_id, o.event_id, o.kind, o.occurred_at, o.detail::jsonb
         FROM opens AS o JOIN known USING (tenant_id, invoice_id)
         ON CONFLICT (event_id) DO NOTHING
-    ), stamped AS (
-        UPDATE invoices AS i SET updated_at = now() FROM known
-        WHERE i.tenant_id = known.tenant_id AND i.invoice_id = known.invoice_id
     )
     SELECT tenant_id, invoice_id FROM known"""
 
@@ -93,9 +95,9 @@ class OpenRecorder:
     def __init__(self, ctx: ServiceContext, *, window_seconds: float = 0, max_items: int = 500):
         self._ctx = ctx
         self._group = GroupCommit(self._write_group, window_seconds=window_seconds, max_items=max_items,
-                                  one_at_a_time=True)  # groups grow with the load instead of queueing commits
+                                  max_in_flight=IN_FLIGHT)  # groups grow with the load instead of queueing commits
         self._stopped = asyncio.Event()
-        self._connection: asyncpg.Connection | None = None
+        self._idle: list[asyncpg.Connection] = []  # at most IN_FLIGHT: one per group being written
         self.written = 0
 
     async def record(self, opened: LinkOpen) -> None:
@@ -107,31 +109,37 @@ class OpenRecorder:
     async def stop(self) -> None:
         self._stopped.set()
         await self._group.drain()
-        if self._connection is not None:
-            await self._connection.close()
-            self._connection = None
+        while self._idle:
+            await self._idle.pop().close()
 
     async def _write_group(self, batch: list[LinkOpen]) -> list[None]:
         await self.write(batch)
         return [None] * len(batch)
 
-    async def _connected(self) -> asyncpg.Connection:
-        """The recorder's own connection (one group at a time uses it), made again after a failure."""
-        if self._connection is None or self._connection.is_closed():
-            url = self._ctx.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-            self._connection = await asyncpg.connect(
-                url, server_settings={"synchronous_commit": "on" if self._ctx.settings.durable_opens else "off"})
-        return self._connection
+    async def _connection(self) -> asyncpg.Connection:
+        """An idle connection of the recorder's, or a new one (a failed one is not put back)."""
+        while self._idle:
+            connection = self._idle.pop()
+            if not connection.is_closed():
+                return connection
+        url = self._ctx.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        return await asyncpg.connect(
+            url, server_settings={"synchronous_commit": "on" if self._ctx.settings.durable_opens else "off"})
 
     async def write(self, batch: list[LinkOpen]) -> None:
         """Journal `batch`: one statement when its invoices are past pending (the usual case)."""
         entries = await self._entries(batch)
+        connection = await self._connection()
         try:
-            connection = await self._connected()
             known = {(row[0], row[1]) for row in await connection.fetch(_JOURNAL_OPENS, *_columns(entries))}
-        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError):
-            self._connection = None  # the next group connects again; this one fails its requests
+        except asyncpg.PostgresError as exc:
+            if not isinstance(exc, asyncpg.PostgresConnectionError):
+                self._idle.append(connection)  # the statement failed, the connection did not
             raise
+        except BaseException:  # lost, or cancelled mid-statement: the next group connects again
+            connection.terminate()
+            raise
+        self._idle.append(connection)
         facts = [Fact(tenant_id=opened.tenant_id, invoice_id=opened.invoice_id, correlation_id=str(opened.invoice_id),
                       entry=entry) for opened, entry in entries if opened.key not in known]
         if facts:  # rare: the link was followed before the tracker learned of the dispatch

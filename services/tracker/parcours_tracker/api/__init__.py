@@ -5,6 +5,7 @@ from parcours_tracker.api import acks, incidents, invoices, links, recipients, s
 
 # Included one by one into the app, the busiest first: FastAPI matches a request through every level of
 # nested routers (≈ 10 µs a level per request, on every tracked-link click).
+plain_routes = (links.LINK_ROUTE,)
 routers = (links.router, acks.router, invoices.router, recipients.router, statements.router, incidents.router)
 
 admin_router = incidents.admin_router

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from parcours_contracts import LinkClicked
 from parcours_runtime.links import ExpiredToken, InvalidToken, LinkClaims, verify_link_token
+from parcours_runtime.plain_routes import PlainRoute, path_parameter
 from parcours_runtime.problems import Problem
 from parcours_runtime.uow import UnitOfWork
 from parcours_tracker.domain import journal
@@ -73,38 +74,38 @@ def _refusal(request: Request, refused: _LinkRefused, *, with_body: bool = True)
     raise Problem(refused.status, refused.detail, slug=refused.slug, title=refused.title)
 
 
-@router.head("/l/{token}", include_in_schema=False)
-async def probe_link(token: str, request: Request) -> Response:
-    """Mail scanners probe links with HEAD: answer like GET would, but it is not a click."""
-    try:
-        _claims(request, token)
-    except _LinkRefused as refused:
-        return _refusal(request, refused, with_body=False)
-    return _to_page(token)
-
-
-
 def _reader(request: Request) -> dict:
     return dict(ip=request.client.host if request.client else None,
                 user_agent=request.headers.get("user-agent", "")[:USER_AGENT_MAX] or None)
 
 
-@router.get("/l/{token}", status_code=303, summary="Open a tracked link",
-            responses={303: {"description": "Open recorded (not yet a view); go to the invoice page"},
-                       404: {"description": "Invalid link"}, 410: {"description": "Expired link"}})
-async def open_link(token: str, request: Request) -> Response:
-    """Journal the open (`opened`, or `opened_by_machine` for a scanner; committed with the opens of concurrent
-    requests) and redirect to the invoice page."""
+async def open_link(request: Request) -> Response:
+    """GET: journal the open (`opened`, or `opened_by_machine` for a scanner; committed with the opens of
+    concurrent requests) and redirect to the invoice page. HEAD (mail scanners probe links so): the same answer,
+    and no open."""
+    token = request.path_params["token"]
     try:
         claims = _claims(request, token)
     except _LinkRefused as refused:
-        return _refusal(request, refused)
+        return _refusal(request, refused, with_body=request.method != "HEAD")
+    if request.method == "HEAD":
+        return _to_page(token)
     sent_at = None if claims.issued_at is None else datetime.fromtimestamp(claims.issued_at, timezone.utc)
     await request.app.state.ctx.extras[OPENS].record(LinkOpen(
         event_id=uuid.uuid4(), tenant_id=claims.tenant_id, invoice_id=claims.invoice_id,
         dispatch_id=claims.dispatch_id, recipient=claims.recipient, at=datetime.now(timezone.utc), sent_at=sent_at,
         **_reader(request)))
     return _to_page(token)
+
+
+# The busiest route of all, one per click: a plain route (see parcours_runtime.plain_routes).
+LINK_ROUTE = PlainRoute("/l/{token}", open_link, methods=("GET",), operations={"get": {
+    "tags": ["tracked links"], "summary": "Open a tracked link", "operationId": "open_link",
+    "description": "Journal the open (`opened`, or `opened_by_machine` for a scanner; committed with the opens of "
+                   "concurrent requests) and redirect to the invoice page. HEAD answers the same and journals nothing.",
+    "parameters": [path_parameter("token", "The signed link token from the invoice's email")],
+    "responses": {"303": {"description": "Open recorded (not yet a view); go to the invoice page"},
+                  "404": {"description": "Invalid link"}, "410": {"description": "Expired link"}}}})
 
 
 @router.head("/v/{token}", include_in_schema=False)

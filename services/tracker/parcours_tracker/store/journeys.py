@@ -7,7 +7,7 @@ from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, select, text, tuple_, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parcours_contracts import InvoiceSummary
@@ -18,7 +18,7 @@ from parcours_tracker.domain import incidents as rules
 from parcours_tracker.domain.following import Fact, Windows
 from parcours_tracker.domain.journal import DISPATCHED, REMINDED, Entry
 from parcours_tracker.domain.status import Projection
-from parcours_tracker.store.models import Invoice, JournalEntry
+from parcours_tracker.store.models import OPENS_PREDICATE, Invoice, JournalEntry
 from parcours_tracker.store.recording import record_many
 
 
@@ -96,10 +96,14 @@ async def list_invoices(session: AsyncSession, *, tenant_id: str, status: str | 
                         customer_ref: str | None = None, changed_since: datetime | None = None,
                         before_seq: int | None = None, limit: int = 50) -> list[Invoice]:
     """The tenant's invoices, newest first, from a keyset position; `changed_since`: only those the
-    tracker learned something about at or after that instant."""
+    tracker learned something about at or after that instant (their row was updated, or a link of
+    theirs was opened: opens are only journaled)."""
     query = select(Invoice).where(Invoice.tenant_id == tenant_id)
     if changed_since is not None:
-        query = query.where(Invoice.updated_at >= changed_since)
+        updated = select(Invoice.invoice_id).where(Invoice.tenant_id == tenant_id, Invoice.updated_at >= changed_since)
+        opened = select(JournalEntry.invoice_id).where(
+            JournalEntry.tenant_id == tenant_id, text(OPENS_PREDICATE), JournalEntry.recorded_at >= changed_since)
+        query = query.where(Invoice.invoice_id.in_(union(updated, opened)))
     if status is not None:
         query = query.where(Invoice.status == status)
     if customer_ref is not None:

@@ -79,19 +79,6 @@ _READ = text(f"""
     invoice_id=Uuid, ref=Uuid, kind=String, at=DateTime(timezone=True), detail=JSONB,
     expect_by=DateTime(timezone=True), fired_at=DateTime(timezone=True))
 
-# Entries that re-project nothing (link opens): journaled and their invoices' `updated_at` stamped in one
-# statement, so one round trip outside a transaction. The invoices are locked in key order first, like
-# `_LOCK_INVOICES` (an update joined on unnest locks in the join's order: two writers could deadlock).
-_APPEND_AND_TOUCH = text(f"""
-    WITH appended AS ({_JOURNAL_INSERT}
-    ), locked AS (
-        SELECT tenant_id, invoice_id FROM invoices
-        WHERE {_AMONG} AND (tenant_id, invoice_id) IN (
-            SELECT * FROM unnest(CAST(:tenant_ids AS varchar[]), CAST(:invoice_ids AS uuid[])))
-        ORDER BY tenant_id, invoice_id FOR NO KEY UPDATE)
-    UPDATE invoices AS i SET updated_at = now() FROM locked
-    WHERE i.tenant_id = locked.tenant_id AND i.invoice_id = locked.invoice_id AND {_among_sql('i')}""")
-
 # The invoices and their timers in one statement: the timers no proof is awaited for any more go, the
 # changed ones are upserted (their arrays are empty for most batches). The ANY conditions next to the
 # joins give the planner the primary keys even before the tables have statistics.
@@ -195,12 +182,6 @@ async def append_entries(session: AsyncSession, rows: list[tuple[str, uuid.UUID,
         return set()
     result = await session.execute(_APPEND, _rows(rows))
     return set(result.scalars())
-
-
-async def append_and_touch(session: AsyncSession, rows: list[tuple[str, uuid.UUID, Entry]]) -> None:
-    """Journal entries that change nothing else about their invoices (link opens) and stamp the invoices'
-    `updated_at`, in one statement (on an autocommit session: one round trip, its own transaction)."""
-    await session.execute(_APPEND_AND_TOUCH, _rows(rows))
 
 
 async def record_many(uow: UnitOfWork, windows: Windows, now: datetime, facts: Sequence[Fact],
