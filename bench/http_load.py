@@ -30,6 +30,18 @@ class Connection:
         self.first_error: str | None = None  # the first 4xx/5xx answer, status and body, to say what went wrong
 
     async def send(self, path: str, body: bytes | None = None) -> int:
+        return (await self.exchange(path, body))[0]
+
+    async def exchange(self, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+        """One request, its answer's status and body; a connection that failed mid-way is closed (the next
+        request opens a new one) and the error raised."""
+        try:
+            return await self._exchange(path, body)
+        except BaseException:
+            self.close()
+            raise
+
+    async def _exchange(self, path: str, body: bytes | None) -> tuple[int, bytes]:
         if self._writer is None:
             self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
         if body is None:
@@ -40,17 +52,42 @@ class Connection:
         lines = head.decode("latin-1").split("\r\n")
         status = int(lines[0].split(" ", 2)[1])
         length = next((int(line.split(":", 1)[1]) for line in lines[1:] if line.lower().startswith("content-length:")), 0)
-        body = await self._reader.readexactly(length) if length else b""
+        answer = await self._reader.readexactly(length) if length else b""
         if status >= 400 and self.first_error is None:
-            self.first_error = f"{status} {body[:500].decode('utf-8', 'replace')}"
+            self.first_error = f"{status} {answer[:500].decode('utf-8', 'replace')}"
         if any(line.lower() == "connection: close" for line in lines):
             self.close()
-        return status
+        return status, answer
 
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+class Pool:
+    """`size` keep-alive connections to `url` with fixed headers, lent out one request at a time (a request
+    waits for a free connection)."""
+
+    def __init__(self, url: str, size: int, headers: dict[str, str] | None = None):
+        self.connections = _pool(url, size, headers)
+        self._free: asyncio.Queue[Connection] = asyncio.Queue()
+        for connection in self.connections:
+            self._free.put_nowait(connection)
+
+    async def exchange(self, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+        connection = await self._free.get()
+        try:
+            return await connection.exchange(path, body)
+        finally:
+            self._free.put_nowait(connection)
+
+    def first_error(self) -> str | None:
+        return _first_error(self.connections)
+
+    def close(self) -> None:
+        for connection in self.connections:
+            connection.close()
 
 
 def _with_frozen_heap(run):
@@ -128,19 +165,12 @@ def _cpu_seconds(pid: int | None) -> float:
 async def paced(url: str, next_request: NextRequest, *, rate: float, seconds: float, connections: int,
                 headers: dict[str, str] | None = None) -> dict:
     """Open loop at `rate`: latency from when each request was due to its answer."""
-    free: asyncio.Queue[Connection] = asyncio.Queue()
-    pool = _pool(url, connections, headers)
-    for connection in pool:
-        free.put_nowait(connection)
+    pool = Pool(url, connections, headers)
     latencies: list[float] = []
     statuses: dict[int, int] = {}
 
     async def one(request: tuple[str, bytes | None], due: float) -> None:
-        connection = await free.get()
-        try:
-            status = await connection.send(*request)
-        finally:
-            free.put_nowait(connection)
+        status, _ = await pool.exchange(*request)
         latencies.append((time.perf_counter() - due) * 1000)
         statuses[status] = statuses.get(status, 0) + 1
 
@@ -154,9 +184,8 @@ async def paced(url: str, next_request: NextRequest, *, rate: float, seconds: fl
             await asyncio.sleep(delay)
         tasks.append(asyncio.create_task(one(next_request(), due)))
     await asyncio.gather(*tasks)
-    while not free.empty():
-        free.get_nowait().close()
-    return {"rate": round(rate, 1), "requests": count, "statuses": statuses, "first_error": _first_error(pool),
+    pool.close()
+    return {"rate": round(rate, 1), "requests": count, "statuses": statuses, "first_error": pool.first_error(),
             **{f"p{p}_ms": percentile(latencies, p) for p in (50, 90, 99)}, "max_ms": max(latencies)}
 
 

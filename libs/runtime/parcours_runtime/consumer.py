@@ -109,6 +109,7 @@ class EventConsumer:
         batch_size: int = 500,
         session_timeout_ms: int = 10000,
         fetch_max_wait_ms: int = 100,
+        fetch_min_bytes: int = 1,
         offset_commit_interval_seconds: float = 0.2,
     ):
         self.group_id = group_id
@@ -121,6 +122,7 @@ class EventConsumer:
         self._batch_size = batch_size
         self._session_timeout_ms = session_timeout_ms
         self._fetch_max_wait_ms = fetch_max_wait_ms
+        self._fetch_min_bytes = fetch_min_bytes
         self._commit_interval = offset_commit_interval_seconds
         self._pending: dict[TopicPartition, int] = {}  # applied and committed in the database, not yet to Kafka
         self._committed_at = 0.0
@@ -151,6 +153,7 @@ class EventConsumer:
             session_timeout_ms=self._session_timeout_ms,
             heartbeat_interval_ms=max(300, self._session_timeout_ms // 4),
             fetch_max_wait_ms=self._fetch_max_wait_ms,
+            fetch_min_bytes=self._fetch_min_bytes,
         )
         await self._consumer.start()
         self._consumer.subscribe(self._topics, listener=_CommitBeforeRevoke(self))

@@ -27,6 +27,10 @@ class ServiceSettings(BaseSettings):
         default=100, ge=1, le=10000,
         description="Longest a fetch waits for data. Kafka answers as soon as data arrives; Tansu tends to hold "
                     "the fetch, so this bounds the latency each hop adds there (idle cost: a fetch per interval).")
+    consumer_fetch_min_bytes: int = Field(
+        default=1, ge=1,
+        description="Data a fetch waits for (up to consumer_fetch_max_wait_ms): above 1, a hop at a moderate rate "
+                    "takes its events in fewer, larger polls, each costing a transaction and wake-ups.")
     outbox_batch_size: int = Field(default=500, ge=1)
     http_max_body_bytes: int | None = Field(
         default=2 * 2**20, ge=1024,
