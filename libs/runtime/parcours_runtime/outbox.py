@@ -37,6 +37,7 @@ from parcours_runtime.tracing import current_trace_headers
 
 log = logging.getLogger(__name__)
 
+HANDED_MAX_BATCHES = 20  # rows held in memory for the relay, in batches; beyond, they are read from the table
 _relays: dict[Engine, "OutboxRelay"] = {}  # the running relay of each engine of this process
 _WRITTEN = "parcours.outbox_rows"  # session.info key: the rows this session's transaction wrote
 _FORGOTTEN = "parcours.outbox_forgotten"  # …and some were dropped from memory by a savepoint's rollback
@@ -154,20 +155,27 @@ class OutboxRelay:
         # Read the table, not the hand-overs: at start (rows a previous run left) and after a failure, until
         # it is empty, so that an invoice's events still go out in the order they were raised.
         self._from_table = True
+        self._reread = False  # look() during a read of the table: read it once more
         self._pass = asyncio.Lock()  # one pass at a time: a row is never published twice by this relay
         self._table_read_at = 0.0  # loop time of the last read of the table
         self.published = 0
+        self.published_from: collections.Counter[str] = collections.Counter()  # rows: "table" or "memory" (hand-overs)
         self.published_by: collections.Counter[tuple[str, str, str]] = collections.Counter()  # type, channel, purpose
 
     def hand_over(self, rows: list[OutboxRow]) -> None:
-        """Rows a session of this engine just committed."""
-        if not self._from_table:
+        """Rows a session of this engine just committed. Kept while the table is being read too: those the
+        read publishes are dropped from memory after it, the others go next, in commit order."""
+        if len(self._handed) + len(rows) > HANDED_MAX_BATCHES * self._batch_size:
+            # The broker has been away a while: memory stays bounded, the table has them all (read in order).
+            self._handed.clear()
+            self._from_table = self._reread = True
+        else:
             self._handed.extend(rows)
         self._wake.set()
 
     def look(self) -> None:
         """Rows were committed without a hand-over: read the table."""
-        self._from_table = True
+        self._from_table = self._reread = True
         self._wake.set()
 
     async def relay_once(self) -> int:
@@ -184,6 +192,7 @@ class OutboxRelay:
                 await self._publish(rows)
                 await conn.execute(delete(outbox_table).where(outbox_table.c.id.in_([r.id for r in rows])))
             self._count(rows)
+            self.published_from["table"] += len(rows)
             done = {row.id for row in rows}
             if self._handed:  # handed over meanwhile and published now: not again
                 self._handed = collections.deque(row for row in self._handed if row.id not in done)
@@ -204,6 +213,7 @@ class OutboxRelay:
                 self._from_table = True
                 raise
             self._count(rows)
+            self.published_from["memory"] += len(rows)
             return len(rows)
 
     async def _publish(self, rows) -> None:
@@ -245,9 +255,12 @@ class OutboxRelay:
                 self._from_table = True  # the safety tick, busy or not: rows another process committed and left
             try:
                 if self._from_table:
+                    self._reread = False
                     published = await self.relay_once()
-                    if published < self._batch_size and not self._wake.is_set():
-                        self._from_table = False  # caught up: hand-overs from now on
+                    if published < self._batch_size and not self._reread:
+                        # Caught up: what was committed since the read was handed over (under a steady load
+                        # something always is, and waiting for a quiet moment kept the relay on the table).
+                        self._from_table = False
                 else:
                     published = await self.relay_handed()
                 backoff = 0.1
