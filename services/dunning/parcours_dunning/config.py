@@ -7,7 +7,7 @@ import holidays
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from parcours_runtime.settings import ServiceSettings
+from parcours_runtime.settings import UnhurriedServiceSettings
 
 from parcours_dunning.domain.calendar import known_zone
 
@@ -28,15 +28,10 @@ ECB_RATES = {
 }
 
 
-class Settings(ServiceSettings):
+class Settings(UnhurriedServiceSettings):
     model_config = SettingsConfigDict(env_prefix="PARCOURS_DUNNING_", extra="ignore")
 
     http_port: int = 8105
-    # Nothing here is urgent to the second (reminders run on days): the consumer takes its events in fewer,
-    # larger polls (each a transaction and a few wake-ups whatever its size): at 170 invoices/s, ≈ 1.2 CPU ms per
-    # invoice less, box-wide.
-    consumer_fetch_min_bytes: int = Field(default=65536, ge=1)
-    consumer_fetch_max_wait_ms: int = Field(default=500, ge=1, le=10000)
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/parcours_dunning"
     time_travel: bool = Field(
         default=False,

@@ -3,22 +3,17 @@
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from parcours_runtime.settings import ServiceSettings
+from parcours_runtime.settings import UnhurriedServiceSettings
 
 DEV_SESSION_SECRET = "dev-session-secret"
 DEV_LINK_SECRET = "dev-link-secret"
 DEV_ADMIN_TOKEN = "dev-admin-token"
 
 
-class Settings(ServiceSettings):
+class Settings(UnhurriedServiceSettings):
     model_config = SettingsConfigDict(env_prefix="PARCOURS_PORTAL_", extra="ignore")
 
     http_port: int = 8106
-    # Nothing here is urgent to the second (a recipient reaches the portal minutes after the mail): the consumer takes its events in fewer,
-    # larger polls (each a transaction and a few wake-ups whatever its size): at 170 invoices/s, ≈ 1.2 CPU ms per
-    # invoice less, box-wide.
-    consumer_fetch_min_bytes: int = Field(default=65536, ge=1)
-    consumer_fetch_max_wait_ms: int = Field(default=500, ge=1, le=10000)
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/parcours_portal"
     session_secret: str = Field(default=DEV_SESSION_SECRET, min_length=12,
                                 description="Signs session cookies and form tokens.")

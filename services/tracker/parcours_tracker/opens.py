@@ -12,10 +12,9 @@ A group is one prepared statement on one of the recorder's own connections (one 
 transaction): it journals the opens of invoices past pending and says which invoices those were. The
 invoices' rows are left alone (`GET /v1/invoices?since=` finds opens in the journal, by when they
 were learned): an update of an invoice row touches each of its seven indexes, twice the cost of the
-open itself. An open of an invoice
-the tracker does not know yet (or only as pending: the link was followed before the dispatch reached
-the tracker) is then recorded in full (`journeys.record_facts`: it creates or re-projects the row).
-Whether an open was a prefetch is judged against the token's issue time, which is when channels sent
+open itself. An open of an invoice the tracker does not know yet (or only as pending: the link was
+followed before the dispatch reached the tracker) is then recorded in full (`journeys.record_facts`:
+it creates or re-projects the row). Whether an open was a prefetch is judged against the token's issue time, which is when channels sent
 the message; tokens issued before that was a claim fall back on the journal's dispatch time.
 
 Each request waits for its group's commit before it redirects: an answered open is in PostgreSQL (a
