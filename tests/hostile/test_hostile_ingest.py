@@ -84,7 +84,7 @@ INVOICE_CASES = [
     bad_invoice("unknown-currency", 422, "/currency", currency="XXX1"),
     bad_invoice("no-lines", 422, "/lines", lines=[]),
     bad_invoice("number-with-newline", 422, "/number", number="F-1\r\nBcc: all@evil.example"),
-    bad_invoice("nul-in-buyer", 422, None, **{"buyer.name": "Dupont\u0000SARL"}),
+    bad_invoice("nul-in-buyer", 422, "/buyer/name", **{"buyer.name": "Dupont\u0000SARL"}),
     Case("invoice-duplicate", "POST", "/v1/invoices", lambda ctx: {"json": ctx.existing}, 409),
     Case("invoice-pdf-not-base64", "POST", "/v1/invoices", lambda ctx: {"json": {**invoice(), "pdf": "%%%"}}, 422,
          pointer="/pdf"),

@@ -154,3 +154,24 @@ def test_production_refuses_the_dev_admin_token():
     with pytest.raises(ValidationError, match="admin_token"):
         Settings(environment="production")
     assert Settings(environment="production", admin_token="s3cr3t-from-the-vault").admin_token
+
+
+@pytest.mark.parametrize(("raw", "pointers"), [
+    (b'{"buyer": {"name": "Dupont\\u0000SARL"}, "lines": [{"x": "a"}, {"y": "\\u0000"}]}', ["/buyer/name", "/lines/1/y"]),
+    (b'{"a/b\\u0000": 1}', ["/a~1b\x00"]),
+    (b'"\\u0000"', [""]),
+])
+def test_a_json_body_with_a_nul_character_is_refused_at_each_string_that_holds_it(raw, pointers):
+    from parcours_ingest.api.body import parse_json
+    from parcours_runtime.problems import Problem
+
+    with pytest.raises(Problem) as refused:
+        parse_json(raw)
+    assert refused.value.status == 422 and refused.value.slug == "unstorable-text"
+    assert [error["pointer"] for error in refused.value.errors] == pointers
+
+
+def test_a_backslash_before_u0000_is_only_text():
+    from parcours_ingest.api.body import parse_json
+
+    assert parse_json(b'{"note": "C:\\\\u0000"}') == {"note": "C:\\u0000"}

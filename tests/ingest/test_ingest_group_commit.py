@@ -1,5 +1,6 @@
 """`POST /v1/invoices` by group commit: requests that arrive together share one transaction, and one
-whose invoice or Idempotency-Key is taken does not fail its neighbours: each answers as it would alone."""
+whose invoice or Idempotency-Key is taken, or whose text PostgreSQL cannot store, does not fail its neighbours:
+each answers as it would alone."""
 
 from __future__ import annotations
 
@@ -21,17 +22,20 @@ async def test_conflicting_requests_in_one_group_do_not_fail_their_neighbours(
     twice[1]["buyer"]["customer_ref"] = "CUST-OTHER"
     retried = make_invoice("G-RETRY")
     reused = [make_invoice("G-KEY-1"), make_invoice("G-KEY-2")]
+    unstorable = make_invoice("G-NUL")
+    unstorable["buyer"]["name"] = "Dupont\u0000SARL"  # PostgreSQL would refuse the group's statement
     posts = ([(body, acme) for body in fresh] + [(body, acme) for body in twice]
              + [(make_invoice("G-OLD"), acme)] + [(retried, {**acme, "Idempotency-Key": "retry"})] * 2
-             + [(body, {**acme, "Idempotency-Key": "reused"}) for body in reused])
-    # every request below lands in the same transaction: it is written once the last one has come
-    writer = ingest.ctx.extras["invoice_writer"] = InvoiceWriter(ingest.ctx.sessions, window_seconds=600,
-                                                                 max_items=len(posts))
+             + [(body, {**acme, "Idempotency-Key": "reused"}) for body in reused] + [(unstorable, acme)])
+    # every request below but the unstorable one (refused before) lands in the same transaction: it is written
+    # once the last one has come
+    writer = ingest.ctx.extras["invoice_writer"] = InvoiceWriter(ingest.ctx.engine, window_seconds=600,
+                                                                 max_items=len(posts) - 1)
     answers = await asyncio.gather(*(client.post("/v1/invoices", json=body, headers=headers) for body, headers in posts))
     assert writer.groups_written == 1
 
-    fresh_answers, twice_answers, old_answer, retry_answers, reused_answers = (
-        answers[:4], answers[4:6], answers[6], answers[7:9], answers[9:])
+    fresh_answers, twice_answers, old_answer, retry_answers, reused_answers, unstorable_answer = (
+        answers[:4], answers[4:6], answers[6], answers[7:9], answers[9:11], answers[11])
     assert [a.status_code for a in fresh_answers] == [202] * 4
     assert sorted(a.status_code for a in twice_answers) == [202, 409]
     assert old_answer.status_code == 409 and old_answer.headers["content-type"] == PROBLEM_JSON
@@ -39,6 +43,8 @@ async def test_conflicting_requests_in_one_group_do_not_fail_their_neighbours(
     assert [a.status_code for a in retry_answers] == [202, 202] and retry_answers[0].json() == retry_answers[1].json()
     assert sorted(a.status_code for a in reused_answers) == [202, 422]
     assert next(a for a in reused_answers if a.status_code == 422).json()["type"].endswith("/idempotency-key-reuse")
+    assert unstorable_answer.status_code == 422 and unstorable_answer.json()["type"].endswith("/unstorable-text")
+    assert [e["pointer"] for e in unstorable_answer.json()["errors"]] == ["/buyer/name"]
 
     numbers = ["G-OLD", *(f"G-NEW-{i}" for i in range(4)), "G-TWICE", "G-RETRY", "G-KEY"]
     assert await count_rows(ingest, InvoiceRow) == len(numbers)
@@ -67,7 +73,7 @@ async def test_groups_holding_each_others_invoices_each_answer(ingest, make_invo
                        event=stage(InvoiceReceived(tenant_id="acme", invoice_id=invoice_id,
                                                    correlation_id=str(invoice_id), invoice=summarise(invoice))))
 
-    first, second = (InvoiceWriter(ingest.ctx.sessions, window_seconds=600, max_items=2) for _ in range(2))
+    first, second = (InvoiceWriter(ingest.ctx.engine, window_seconds=600, max_items=2) for _ in range(2))
     answers = await asyncio.gather(*(writer.store(receipt(number)) for writer, number in (
         (first, "X-1"), (first, "X-2"), (second, "X-2"), (second, "X-1"))))
 

@@ -42,6 +42,9 @@ async def test_services_expose_their_flow_in_prometheus_format(run_service, even
     assert value(router_metrics, "parcours_http_requests_total", method="PUT", route="/v1/customers/{ref}",
                  status="201") == 1
     assert not any("C1" in str(labels) for _, labels in router_metrics)
+    # …a route served plainly (parcours_runtime.plain_routes) too
+    assert value(ingest_metrics, "parcours_http_requests_total", method="POST", route="/v1/invoices",
+                 status="202") == 1
     lags = [v for (name, _), v in router_metrics.items() if name == "parcours_consumer_lag"]
     assert lags and all(v == 0 for v in lags), "caught up"
 

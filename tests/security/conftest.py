@@ -71,13 +71,15 @@ class Scenario:
 
 def routes_of(app) -> list[tuple[str, str, Any]]:
     """("METHOD", "/path", route) for every HTTP operation of the app, documented or not (the route as
-    included: its path with the router's prefix, its dependencies with the router's), plain routes too
-    (parcours_runtime.plain_routes: no dependencies, no body model)."""
-    found = []
+    included: its path with the router's prefix, its dependencies with the router's), plain Starlette routes too;
+    an endpoint served plainly (parcours_runtime.plain_routes) once, as declared."""
+    found = {}
     for route in iter_route_contexts(app.routes):
         if isinstance(route.original_route, APIRoute | Route) and route.path not in SKIPPED_PATHS:
-            found += [(method, route.path, route) for method in sorted(route.methods - {"HEAD", "OPTIONS"})]
-    return found
+            for method in sorted(route.methods - {"HEAD", "OPTIONS"}):
+                if (method, route.path) not in found or isinstance(route.original_route, APIRoute):
+                    found[method, route.path] = route
+    return [(method, path, route) for (method, path), route in found.items()]
 
 
 def documented(app) -> set[str]:

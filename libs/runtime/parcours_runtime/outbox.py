@@ -19,20 +19,19 @@ import asyncio
 import collections
 import json
 import logging
-
 from typing import NamedTuple
 
+import asyncpg
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import (BigInteger, Column, DateTime, Identity, LargeBinary, String, Table, bindparam, delete, event,
-                        func, select, text)
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy import BigInteger, Column, DateTime, Identity, LargeBinary, String, Table, delete, event, func, select
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
 from parcours_contracts import topic_for
 from parcours_contracts.events import EventEnvelope
-from parcours_runtime.db import autocommit, runtime_metadata
+from parcours_runtime.db import driver_connection, runtime_metadata
 from parcours_runtime.tracing import current_trace_headers
 
 log = logging.getLogger(__name__)
@@ -60,10 +59,16 @@ def _look_everywhere() -> None:
 def _hand_over(session: Session) -> None:
     rows = session.info.pop(_WRITTEN, None)
     forgotten = session.info.pop(_FORGOTTEN, False)
-    relay = _relays.get(session.get_bind()) if rows else None
+    if rows:
+        _handed_over(_relays.get(session.get_bind()), rows)
+    if forgotten:  # committed rows no relay holds in memory: read the table
+        _look_everywhere()
+
+
+def _handed_over(relay: "OutboxRelay | None", rows: list[OutboxRow]) -> None:
     if relay is not None:
         relay.hand_over(rows)
-    if forgotten or (rows and relay is None):  # committed rows no relay holds in memory: read the table
+    elif rows:  # no relay of this engine runs in this process (yet): the table has them
         _look_everywhere()
 
 
@@ -105,37 +110,58 @@ async def add_to_outbox(session: AsyncSession, staged: list[StagedEvent]) -> Non
     """Write staged events in the caller's transaction; its commit hands them to the relay."""
     if not staged:
         return
+    columns = _columns(staged)
+    ids = (await (await session.connection()).exec_driver_sql(_INSERT_ROWS, columns[:4])).scalars().all()
+    session.sync_session.info.setdefault(_WRITTEN, []).extend(_rows(ids, columns))
+
+
+async def insert_into_outbox(connection: asyncpg.Connection, staged: list[StagedEvent]) -> list[OutboxRow]:
+    """Write staged events with a driver connection (parcours_runtime.db.driver_connection), in the
+    transaction the caller opened on it; once it commits, the caller gives the rows to `committed()`."""
+    if not staged:
+        return []
+    columns = _columns(staged)
+    return _rows([row[0] for row in await connection.fetch(_INSERT_ROWS, *columns[:4])], columns)
+
+
+def committed(engine: AsyncEngine, rows: list[OutboxRow]) -> None:
+    """Outbox rows written with a driver connection of `engine` are committed: hand them to its relay."""
+    _handed_over(_relays.get(engine.sync_engine), rows)
+
+
+def _columns(staged: list[StagedEvent]) -> tuple[list[str], list[str], list[bytes], list[str], list[dict[str, str]]]:
+    """topics, keys, payloads, headers as JSON (the statement's parameters), headers as dicts (the relay's)."""
     topics = [topic_for(event) for event, _ in staged]
     keys = [event.key for event, _ in staged]
     payloads = [event.model_dump_json().encode() for event, _ in staged]
     headers = [{"event-type": event.type, "event-id": str(event.event_id), **_labels(event), **trace_headers}
                for event, trace_headers in staged]
-    ids = (await session.execute(_INSERT_ROWS, {
-        "topics": topics, "keys": keys, "payloads": payloads, "headers": [json.dumps(h) for h in headers],
-    })).scalars().all()
+    return topics, keys, payloads, [json.dumps(h) for h in headers], headers
+
+
+def _rows(ids: list[int], columns) -> list[OutboxRow]:
     # Identity values are drawn in insertion order (ORDER BY n): sorted ids pair with the rows.
-    session.sync_session.info.setdefault(_WRITTEN, []).extend(map(OutboxRow, sorted(ids), topics, keys, payloads, headers))
+    topics, keys, payloads, _, headers = columns
+    return list(map(OutboxRow, sorted(ids), topics, keys, payloads, headers))
 
 
-# Arrays, not a multi-row VALUES: one statement text whatever the number of events, so it is
-# compiled and prepared once (a VALUES list is a new statement for every batch size). Rows get
-# their ids in the order given: the relay publishes an invoice's events in the order raised.
-_INSERT_ROWS = text(
+# Arrays, not a multi-row VALUES: one statement text whatever the number of events, so it is prepared
+# once per connection (a VALUES list is a new statement for every batch size). Rows get their ids in the
+# order given: the relay publishes an invoice's events in the order raised. Plain SQL ($n parameters): run
+# through SQLAlchemy's connection (exec_driver_sql) or on the driver connection.
+_INSERT_ROWS = (
     "INSERT INTO outbox (topic, key, payload, headers) "
     "SELECT topic, key, payload, headers::jsonb "
-    "FROM unnest(:topics, :keys, :payloads, :headers) WITH ORDINALITY AS row(topic, key, payload, headers, n) "
-    "ORDER BY n RETURNING id"
-).bindparams(bindparam("topics", type_=ARRAY(String)), bindparam("keys", type_=ARRAY(String)),
-             bindparam("payloads", type_=ARRAY(LargeBinary)), bindparam("headers", type_=ARRAY(String))
-             ).columns(id=BigInteger)
-
-_DELETE_ROWS = text("DELETE FROM outbox WHERE id = ANY(:ids)").bindparams(bindparam("ids", type_=ARRAY(BigInteger)))
+    "FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[]) WITH ORDINALITY AS row(topic, key, payload, headers, n) "
+    "ORDER BY n RETURNING id")
+_DELETE_ROWS = "DELETE FROM outbox WHERE id = ANY($1::bigint[])"
 
 
 def _labels(event: EventEnvelope) -> dict[str, str]:
     """What operators count events by (channel, purpose), as headers: consumers and metrics read
     them without parsing the payload."""
-    return {name: str(value) for name in ("channel", "purpose") if (value := getattr(event, name, None))}
+    fields = event.__dict__  # not getattr: pydantic's __getattr__ raises (slowly) for a field the type lacks
+    return {name: str(value) for name in ("channel", "purpose") if (value := fields.get(name))}
 
 
 async def outbox_backlog(session: AsyncSession) -> int:
@@ -206,8 +232,8 @@ class OutboxRelay:
                 return 0
             try:
                 await self._publish(rows)
-                async with autocommit(self._engine) as conn:
-                    await conn.execute(_DELETE_ROWS, {"ids": [row.id for row in rows]})
+                async with driver_connection(self._engine) as connection:  # autocommitted
+                    await connection.execute(_DELETE_ROWS, [row.id for row in rows])
             except BaseException:
                 self._handed.clear()  # all of them are in the table: read from there, in order
                 self._from_table = True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -143,12 +144,20 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def _database(request: Request, exc: DBAPIError):
-        if _sqlstate(exc) in _UNSTORABLE_TEXT:  # the transaction rolled back: nothing was stored
+        return await _database_failure(request, exc, _sqlstate(exc), lost=exc.connection_invalidated, cause=exc.orig)
+
+    @app.exception_handler(asyncpg.PostgresError)  # from a driver connection (parcours_runtime.db.driver_connection)
+    async def _driver_database(request: Request, exc: asyncpg.PostgresError):
+        return await _database_failure(request, exc, exc.sqlstate, lost=False, cause=exc)
+
+    async def _database_failure(request: Request, exc: Exception, sqlstate: str | None, *, lost: bool,
+                                cause) -> JSONResponse:
+        if sqlstate in _UNSTORABLE_TEXT:  # the transaction rolled back: nothing was stored
             return problem_response(request, Problem(
                 422, "Text may not contain the NUL character (\\u0000).", slug="unstorable-text"))
-        if not exc.connection_invalidated and not str(_sqlstate(exc) or "").startswith(_NO_CONNECTION):
+        if not lost and not str(sqlstate or "").startswith(_NO_CONNECTION):
             return await _unexpected(request, exc)
-        return _unavailable(request, exc.orig)
+        return _unavailable(request, cause)
 
     @app.exception_handler(ConnectionError)
     async def _unreachable(request: Request, exc: ConnectionError):  # e.g. the database refusing connections

@@ -8,9 +8,10 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from parcours_runtime.plain_routes import serve_plainly
 from parcours_runtime.service import ServiceContext, ServiceDefinition
 from parcours_ingest import batch_worker, handlers
-from parcours_ingest.api import routers
+from parcours_ingest.api import invoices, routers
 from parcours_ingest.domain import schematron
 from parcours_ingest.domain.documents import schemas
 from parcours_ingest.domain.invoice import Invoice
@@ -31,6 +32,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
                   telemetry=FASTAPI_TELEMETRY)
     for router in routers:
         app.include_router(router)
+    serve_plainly(app, invoices.receive_invoice)  # the busiest route: one per invoice received
     app.openapi = lambda: _openapi_with_invoice_schema(app)
     return app
 

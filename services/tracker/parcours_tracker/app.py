@@ -6,11 +6,12 @@ import logging
 
 from fastapi import FastAPI
 
+from parcours_runtime.plain_routes import serve_plainly
 from parcours_runtime.rate_limit import RateLimit
 from parcours_runtime.service import BackgroundJob, ServiceContext, ServiceDefinition
 from parcours_runtime.table_stats import FirstStatistics
 from parcours_tracker import handlers
-from parcours_tracker.api import admin_router, plain_routes, routers
+from parcours_tracker.api import admin_router, plain_endpoints, routers
 from parcours_runtime.clock import CLOCK, clock_for
 from parcours_tracker.store import gauges
 from parcours_tracker.store.journeys import Tracking
@@ -60,8 +61,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     for router in routers:
         app.include_router(router)
     app.include_router(admin_router)  # the sweep may run on demand; only time travel lets the clock move
-    for route in plain_routes:
-        route.include(app)
+    serve_plainly(app, *plain_endpoints)
     return app
 
 

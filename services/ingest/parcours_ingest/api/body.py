@@ -46,15 +46,37 @@ async def read_body(request: Request, *, max_bytes: int) -> bytes:
 
 
 def parse_json(raw: bytes) -> Any:
-    """JSON with every number a Decimal; problem 400 if malformed."""
+    """JSON with every number a Decimal; problem 400 if malformed, 422 if a string holds a NUL character."""
     try:
         # Every number becomes a Decimal (a 5000-digit integer, NaN or Infinity too), so that
         # validation rejects a bad one at its field rather than the parser choking on it.
-        return json.loads(raw, parse_float=Decimal, parse_int=Decimal, parse_constant=Decimal)
+        parsed = json.loads(raw, parse_float=Decimal, parse_int=Decimal, parse_constant=Decimal)
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
         raise Problem(400, f"The body is not valid JSON: {exc}", slug="malformed-json") from None
     except RecursionError:
         raise Problem(400, "The body is nested too deeply.", slug="malformed-json") from None
+    # The only way JSON writes a NUL (or a backslash followed by "u0000", hence the second look): PostgreSQL
+    # stores none, in text or jsonb, and one such invoice would fail the others of its group commit.
+    if b"\\u0000" in raw and (pointers := _nul_pointers(parsed, "")):
+        raise Problem(422, "Text may not contain the NUL character (\\u0000).", slug="unstorable-text",
+                      errors=[{"pointer": pointer, "detail": "contains the NUL character", "code": "nul-character"}
+                              for pointer in pointers])
+    return parsed
+
+
+def _nul_pointers(value: Any, pointer: str) -> list[str]:
+    """JSON pointers (RFC 6901) of the strings, values or keys, holding a NUL character."""
+    if isinstance(value, str):
+        return [pointer] if "\x00" in value else []
+    found = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            at = f"{pointer}/{key.replace('~', '~0').replace('/', '~1')}"
+            found += ([at] if "\x00" in key else []) + _nul_pointers(item, at)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += _nul_pointers(item, f"{pointer}/{index}")
+    return found
 
 
 @dataclass(frozen=True)

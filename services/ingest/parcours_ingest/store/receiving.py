@@ -11,15 +11,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from sqlalchemy import Boolean, Date, Numeric, SmallInteger, String, bindparam, insert, text
-from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert as pg_insert
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from parcours_runtime.db import driver_connection
 from parcours_runtime.group_commit import GroupCommit
-from parcours_runtime.outbox import StagedEvent, add_to_outbox
+from parcours_runtime.outbox import OutboxRow, StagedEvent, committed, insert_into_outbox
 from parcours_ingest.store.invoices import InvoiceRows
-from parcours_ingest.store.models import IdempotencyKeyRow, InvoicePdfRow, InvoiceSourceRow
 
 
 @dataclass(frozen=True)
@@ -41,33 +39,42 @@ class Receipt:
     idempotency: IdempotencyRecord | None = None
 
 
-_INVOICE_COLUMNS = ("id", "tenant_id", "number", "issue_date", "issue_year", "seller_key", "due_date", "currency",
-                    "customer_ref", "total_incl_tax", "document", "has_pdf", "source_format", "correlation_id")
-_ARRAY_TYPES = {"id": UUID(as_uuid=True), "issue_date": Date(), "due_date": Date(), "issue_year": SmallInteger(),
-                "total_incl_tax": Numeric(20, 2), "has_pdf": Boolean()}
+_INVOICE_COLUMNS = {"id": "uuid", "tenant_id": "text", "number": "text", "issue_date": "date", "issue_year": "smallint",
+                    "seller_key": "text", "due_date": "date", "currency": "text", "customer_ref": "text",
+                    "total_incl_tax": "numeric", "document": "text", "has_pdf": "boolean", "source_format": "text",
+                    "correlation_id": "text"}
 # Arrays, not a multi-row VALUES: one statement text whatever the group's size, prepared once. ORDER BY n:
 # of two invoices of a group with the same duplicate key, the first submitted is kept.
-_INSERT_INVOICES = text(
+_INSERT_INVOICES = (
     f"INSERT INTO invoices ({', '.join(_INVOICE_COLUMNS)}) "
     f"SELECT {', '.join('document::jsonb' if c == 'document' else c for c in _INVOICE_COLUMNS)} "
-    f"FROM unnest({', '.join(':' + c for c in _INVOICE_COLUMNS)}) WITH ORDINALITY "
-    f"AS row({', '.join(_INVOICE_COLUMNS)}, n) ORDER BY n "
-    "ON CONFLICT DO NOTHING RETURNING id"
-).bindparams(*(bindparam(c, type_=ARRAY(_ARRAY_TYPES.get(c, String()))) for c in _INVOICE_COLUMNS))
-
+    f"FROM unnest({', '.join(f'${i}::{kind}[]' for i, kind in enumerate(_INVOICE_COLUMNS.values(), 1))}) "
+    f"WITH ORDINALITY AS row({', '.join(_INVOICE_COLUMNS)}, n) ORDER BY n "
+    "ON CONFLICT DO NOTHING RETURNING id")
+_INSERT_PDFS = "INSERT INTO invoice_pdfs (invoice_id, tenant_id, sha256, content) VALUES ($1, $2, $3, $4)"
+_INSERT_SOURCES = ("INSERT INTO invoice_sources (invoice_id, tenant_id, media_type, sha256, content) "
+                   "VALUES ($1, $2, $3, $4, $5)")
+_REMEMBER = ("INSERT INTO idempotency_keys (tenant_id, key, request_hash, status, response_json) "
+             "VALUES ($1, $2, $3, $4, $5::json) ON CONFLICT DO NOTHING RETURNING key")
 
 _ROLLED_BACK = ("40P01", "40001")  # deadlock, serialization failure: nothing was written, try again
 _RETRIES = 3
 
 
+class _KeyTaken(Exception):
+    """An Idempotency-Key of the group was taken meanwhile: roll the group back."""
+
+
 class InvoiceWriter:
     """The process's group committer of received invoices: `await writer.store(receipt)` is True once
     the invoice is committed, False if its duplicate key or Idempotency-Key was taken (nothing of it stored).
-    Raises what the group's transaction raised (a database error)."""
+    Raises what the group's transaction raised (a database error).
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, window_seconds: float = 0.002,
-                 max_items: int = 200):
-        self._sessions = sessions
+    The hottest write of the platform, one per invoice received: on the driver connection
+    (parcours_runtime.db.driver_connection), plain SQL, its outbox rows handed to the relay after the commit."""
+
+    def __init__(self, engine: AsyncEngine, *, window_seconds: float = 0.002, max_items: int = 200):
+        self._engine = engine
         self._group = GroupCommit(self._write, window_seconds=window_seconds, max_items=max_items)
 
     async def store(self, receipt: Receipt) -> bool:
@@ -82,63 +89,62 @@ class InvoiceWriter:
         retries = 0
         while True:  # once more without the receipts whose Idempotency-Key was taken meanwhile
             try:
-                async with self._sessions() as session:  # closing it rolls back what was not committed
-                    await session.begin()
-                    stored = await self._write_once(session, receipts, refused)
-                    if stored is None:
-                        await session.rollback()
-                        continue
-                    await session.commit()
-            except DBAPIError as exc:
+                async with driver_connection(self._engine) as connection, connection.transaction():
+                    stored, outbox_rows = await self._write_once(connection, receipts, refused)
+            except _KeyTaken:
+                continue
+            except asyncpg.PostgresError as exc:
                 # PostgreSQL rolled the group back: two groups (two replicas) held each other's duplicate keys
                 retries += 1
-                if _sqlstate(exc) not in _ROLLED_BACK or retries > _RETRIES:
+                if exc.sqlstate not in _ROLLED_BACK or retries > _RETRIES:
                     raise
                 continue
-            return stored  # the committed outbox rows went to the relay at commit
+            committed(self._engine, outbox_rows)
+            return stored
 
-    async def _write_once(self, session: AsyncSession, receipts: list[Receipt], refused: set[int]) -> list[bool] | None:
-        """The group's rows in the open transaction; None if an Idempotency-Key was taken (added to `refused`)."""
+    async def _write_once(self, connection: asyncpg.Connection, receipts: list[Receipt],
+                          refused: set[int]) -> tuple[list[bool], list[OutboxRow]]:
+        """The group's rows in the open transaction (whether each receipt is stored, and the outbox rows);
+        raises _KeyTaken if an Idempotency-Key was taken (added to `refused`)."""
         candidates = [i for i in range(len(receipts)) if i not in refused]
-        inserted = set((await session.execute(_INSERT_INVOICES, _columns(
-            [receipts[i].rows.invoice for i in candidates]))).scalars()) if candidates else set()
+        inserted = {row[0] for row in await connection.fetch(_INSERT_INVOICES, *_columns(
+            [receipts[i].rows.invoice for i in candidates]))} if candidates else set()
         kept = [i for i in candidates if receipts[i].rows.invoice["id"] in inserted]
         taken_keys = [i for i in kept if receipts[i].idempotency is not None
-                      and not await _remember(session, receipts[i].tenant_id, receipts[i].idempotency)]
+                      and not await _remember(connection, receipts[i].tenant_id, receipts[i].idempotency)]
         if taken_keys:
             refused.update(taken_keys)
-            return None
-        for model, attached in ((InvoicePdfRow, [receipts[i].rows.pdf for i in kept if receipts[i].rows.pdf]),
-                                (InvoiceSourceRow, [receipts[i].rows.source for i in kept if receipts[i].rows.source])):
-            if attached:
-                await session.execute(insert(model.__table__), attached)
-        await add_to_outbox(session, [receipts[i].event for i in kept])
+            raise _KeyTaken
+        pdfs = [receipts[i].rows.pdf for i in kept if receipts[i].rows.pdf]
+        if pdfs:
+            await connection.executemany(_INSERT_PDFS, [(pdf["invoice_id"], pdf["tenant_id"], pdf["sha256"],
+                                                          pdf["content"]) for pdf in pdfs])
+        sources = [receipts[i].rows.source for i in kept if receipts[i].rows.source]
+        if sources:
+            await connection.executemany(_INSERT_SOURCES, [
+                (source["invoice_id"], source["tenant_id"], source["media_type"], source["sha256"], source["content"])
+                for source in sources])
+        outbox_rows = await insert_into_outbox(connection, [receipts[i].event for i in kept])
         kept_set = set(kept)
-        return [i in kept_set for i in range(len(receipts))]
+        return [i in kept_set for i in range(len(receipts))], outbox_rows
 
 
-def _sqlstate(exc: DBAPIError) -> str | None:
-    return getattr(exc.orig, "sqlstate", None) or getattr(getattr(exc.orig, "__cause__", None), "sqlstate", None)
-
-
-def _columns(invoices: list[dict]) -> dict[str, list]:
+def _columns(invoices: list[dict]) -> list[list]:
     columns = {c: [invoice[c] for invoice in invoices] for c in _INVOICE_COLUMNS}
     columns["document"] = [json.dumps(document) for document in columns["document"]]
-    return columns
+    return list(columns.values())
 
 
-async def _remember(session: AsyncSession, tenant_id: str, record: IdempotencyRecord) -> bool:
+async def _remember(connection: asyncpg.Connection, tenant_id: str, record: IdempotencyRecord) -> bool:
     """Store the response under the tenant's Idempotency-Key; False if the key is already taken."""
-    row = (await session.execute(pg_insert(IdempotencyKeyRow.__table__).values(
-        tenant_id=tenant_id, key=record.key, request_hash=record.request_hash, status=record.status,
-        response_json=record.response_json).on_conflict_do_nothing().returning(IdempotencyKeyRow.key))).first()
-    return row is not None
+    return await connection.fetchval(_REMEMBER, tenant_id, record.key, record.request_hash, record.status,
+                                     json.dumps(record.response_json)) is not None
 
 
 def invoice_writer(ctx) -> InvoiceWriter:
     """The process's writer (one per service host: tests run several hosts in one process)."""
     writer = ctx.extras.get("invoice_writer")
     if writer is None:
-        writer = ctx.extras["invoice_writer"] = InvoiceWriter(ctx.sessions)
+        writer = ctx.extras["invoice_writer"] = InvoiceWriter(ctx.engine)
     return writer
 

@@ -5,7 +5,7 @@ from parcours_tracker.api import acks, incidents, invoices, links, recipients, s
 
 # Included one by one into the app, the busiest first: FastAPI matches a request through every level of
 # nested routers (≈ 10 µs a level per request, on every tracked-link click).
-plain_routes = (links.LINK_ROUTE,)
+plain_endpoints = (links.open_link,)  # served ahead of the routers (parcours_runtime.plain_routes)
 routers = (links.router, acks.router, invoices.router, recipients.router, statements.router, incidents.router)
 
 admin_router = incidents.admin_router

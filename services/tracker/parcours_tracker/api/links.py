@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from parcours_contracts import LinkClicked
 from parcours_runtime.links import ExpiredToken, InvalidToken, LinkClaims, verify_link_token
-from parcours_runtime.plain_routes import PlainRoute, path_parameter
+from parcours_runtime.plain_routes import path_parameter
 from parcours_runtime.problems import Problem
 from parcours_runtime.uow import UnitOfWork
 from parcours_tracker.domain import journal
@@ -79,10 +79,16 @@ def _reader(request: Request) -> dict:
                 user_agent=request.headers.get("user-agent", "")[:USER_AGENT_MAX] or None)
 
 
+# The busiest route of all, one per click: served plainly (parcours_runtime.plain_routes), so it reads its token itself.
+@router.get("/l/{token}", summary="Open a tracked link", operation_id="open_link", status_code=303,
+            response_class=Response, openapi_extra={"parameters": [
+                path_parameter("token", "The signed link token from the invoice's email")]},
+            responses={303: {"description": "Open recorded (not yet a view); go to the invoice page"},
+                       404: {"description": "Invalid link"}, 410: {"description": "Expired link"}})
 async def open_link(request: Request) -> Response:
-    """GET: journal the open (`opened`, or `opened_by_machine` for a scanner; committed with the opens of
-    concurrent requests) and redirect to the invoice page. HEAD (mail scanners probe links so): the same answer,
-    and no open."""
+    """Journal the open (`opened`, or `opened_by_machine` for a scanner; committed with the opens of concurrent
+    requests) and redirect to the invoice page. HEAD (mail scanners probe links so) answers the same and journals
+    nothing."""
     token = request.path_params["token"]
     try:
         claims = _claims(request, token)
@@ -96,16 +102,6 @@ async def open_link(request: Request) -> Response:
         dispatch_id=claims.dispatch_id, recipient=claims.recipient, at=datetime.now(timezone.utc), sent_at=sent_at,
         **_reader(request)))
     return _to_page(token)
-
-
-# The busiest route of all, one per click: a plain route (see parcours_runtime.plain_routes).
-LINK_ROUTE = PlainRoute("/l/{token}", open_link, methods=("GET",), operations={"get": {
-    "tags": ["tracked links"], "summary": "Open a tracked link", "operationId": "open_link",
-    "description": "Journal the open (`opened`, or `opened_by_machine` for a scanner; committed with the opens of "
-                   "concurrent requests) and redirect to the invoice page. HEAD answers the same and journals nothing.",
-    "parameters": [path_parameter("token", "The signed link token from the invoice's email")],
-    "responses": {"303": {"description": "Open recorded (not yet a view); go to the invoice page"},
-                  "404": {"description": "Invalid link"}, "410": {"description": "Expired link"}}}})
 
 
 @router.head("/v/{token}", include_in_schema=False)
