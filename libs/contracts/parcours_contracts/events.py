@@ -10,10 +10,12 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from enum import IntEnum
+from functools import lru_cache
 from typing import Annotated, Literal, Self, Union
 from uuid import UUID, uuid4
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, TypeAdapter
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, WithJsonSchema
+from pydantic.networks import validate_email
 
 from parcours_contracts import topics
 
@@ -24,6 +26,18 @@ def utcnow() -> datetime:
 
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(lambda value: value.astimezone(timezone.utc))]
 """An instant with a time zone, normalised to UTC."""
+
+
+@lru_cache(maxsize=4096)
+def _checked_email(value: str) -> str:
+    # Refusals raise, so only good addresses are kept.
+    return validate_email(value)[1]
+
+
+EmailAddress = Annotated[str, AfterValidator(_checked_email), WithJsonSchema({"type": "string", "format": "email"})]
+"""pydantic's EmailStr (the same check, normalisation and schema), checked once per address and process: events
+carry the same recipients over and over, and email-validator's ≈ 30 µs an address was a tenth of some consumers'
+CPU per event."""
 
 
 class _Model(BaseModel):
@@ -65,7 +79,7 @@ class InvoiceEvent(EventEnvelope):
 class Recipient(_Model):
     """One addressee of a delivery."""
 
-    email: EmailStr
+    email: EmailAddress
     name: str | None = Field(default=None, max_length=200)
 
 
@@ -162,7 +176,7 @@ class DispatchRequested(InvoiceEvent):
 class SentMessage(_Model):
     """One message a channel handed over, and the transport's id for it."""
 
-    recipient: EmailStr
+    recipient: EmailAddress
     message_id: str
 
 
@@ -205,7 +219,7 @@ class LinkClicked(InvoiceEvent):
 
     type: Literal["link.clicked"] = "link.clicked"
     dispatch_id: UUID
-    recipient: EmailStr
+    recipient: EmailAddress
     ip: str | None = None
     user_agent: str | None = Field(default=None, max_length=512)
 
@@ -227,7 +241,7 @@ class DeliveryBounced(InvoiceEvent):
     dispatch_id: UUID
     channel: str
     purpose: Literal["invoice", "reminder"] = "invoice"
-    recipient: EmailStr
+    recipient: EmailAddress
     message_id: str | None = None
     permanent: bool = Field(description="Hard bounce (the address will never work) or soft (may work later).")
     status: str | None = Field(default=None, max_length=16, description="Enhanced status code, e.g. 5.1.1.")

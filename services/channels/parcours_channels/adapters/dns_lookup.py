@@ -3,16 +3,17 @@ system's, or the nameservers the settings name (a company resolver; a local serv
 
 from __future__ import annotations
 
-import dns.asyncresolver
-import dns.exception
-import dns.resolver
-
 from parcours_channels.config import Settings
 from parcours_channels.domain.sender_check import LookupFailed, TxtLookup
 
 
 def txt_lookup(settings: Settings) -> TxtLookup:
     """`await lookup(name)`: the TXT strings at `name` (each record's strings joined), [] if none."""
+    # dnspython (≈ 5 MB) loads with the first check of a sender domain, not with every channels process
+    import dns.asyncresolver
+    import dns.exception
+    import dns.resolver
+
     resolver = dns.asyncresolver.Resolver(configure=not settings.dns_nameservers)
     if settings.dns_nameservers:
         resolver.nameservers = list(settings.dns_nameservers)

@@ -14,7 +14,6 @@ from datetime import datetime, timedelta, timezone
 import httpx
 
 from parcours_channels.adapters import PartnerUnavailable
-from parcours_channels.adapters.edi import compat  # noqa: F401  (before pyas2lib loads oscrypto)
 from parcours_channels.adapters.edi.as2 import As2Unanswered, TransientAnswer, build_message, send
 from parcours_channels.domain.edi_profiles import EdiSettings
 from parcours_channels.adapters.edi.invoic import build_invoic

@@ -7,14 +7,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from email import message_from_bytes
 from email.utils import make_msgid
 
 import httpx
 
-from parcours_channels.adapters.edi import compat  # noqa: F401  (oscrypto must load through it)
 from parcours_channels.domain.edi_profiles import As2Partner, EdiSettings
-from pyas2lib import Mdn, Message, Organization, Partner
+
+if TYPE_CHECKING:
+    import pyas2lib
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +29,7 @@ class Built:
     message_id: str  # without angle brackets
     headers: dict[str, str]
     body: bytes
-    message: Message  # kept to check the MDN (its MIC)
+    message: pyas2lib.Message  # kept to check the MDN (its MIC)
 
 
 @dataclass(frozen=True)
@@ -50,15 +52,26 @@ def message_id_for(dispatch_id: object, domain: str) -> str:
     return f"{dispatch_id}@{domain}"
 
 
-def _organization(settings: EdiSettings) -> Organization:
+def _pyas2lib():
+    """pyas2lib and its crypto backend (≈ 11 MB), loaded with the first AS2 message or MDN: a channels
+    process whose tenants have no AS2 partner never carries them."""
+    from parcours_channels.adapters.edi import compat
+
+    compat.load_oscrypto()  # before pyas2lib loads oscrypto
+    import pyas2lib
+
+    return pyas2lib
+
+
+def _organization(settings: EdiSettings) -> pyas2lib.Organization:
     key_pem = settings.private_key.get_secret_value().encode() + b"\n" + settings.certificate.encode()
     password = settings.private_key_password.get_secret_value() or None
-    return Organization(as2_name=settings.as2_id, sign_key=key_pem, sign_key_pass=password,
+    return _pyas2lib().Organization(as2_name=settings.as2_id, sign_key=key_pem, sign_key_pass=password,
                         domain=settings.message_id_domain, mdn_url=settings.mdn_url or None)
 
 
-def _partner(partner: As2Partner) -> Partner:
-    return Partner(as2_name=partner.as2_id, verify_cert=partner.certificate.encode(),
+def _partner(partner: As2Partner) -> pyas2lib.Partner:
+    return _pyas2lib().Partner(as2_name=partner.as2_id, verify_cert=partner.certificate.encode(),
                    encrypt_cert=partner.certificate.encode(), sign=True, encrypt=True, enc_alg=partner.encryption,
                    digest_alg=partner.digest, mdn_mode=partner.mdn_mode.upper(), mdn_digest_alg=partner.digest)
 
@@ -66,7 +79,7 @@ def _partner(partner: As2Partner) -> Partner:
 def build_message(settings: EdiSettings, partner: As2Partner, payload: bytes, *, dispatch_id: object,
                   filename: str) -> Built:
     """The signed and encrypted AS2 message (CPU-bound: run it in a thread)."""
-    message = Message(_organization(settings), _partner(partner))
+    message = _pyas2lib().Message(_organization(settings), _partner(partner))
     message.build(payload, filename=filename, subject=f"INVOIC {filename}", content_type="application/EDIFACT",
                   disposition_notification_to=f"edi@{settings.message_id_domain}",
                   message_id=str(dispatch_id))
@@ -86,7 +99,7 @@ def raw_http(headers, body: bytes) -> bytes:
 
 def original_message_id(raw: bytes) -> str | None:
     """The Message-ID an MDN answers, before anything is checked (to find what it answers)."""
-    mdn = Mdn()
+    mdn = _pyas2lib().Mdn()
     try:
         mdn.payload = message_from_bytes(raw)
         message_id, _ = mdn.detect_mdn()
@@ -101,7 +114,7 @@ class Original:
 
     message_id: str
     mic: bytes
-    receiver: Partner
+    receiver: pyas2lib.Partner
 
 
 def read_async_mdn(raw: bytes, *, partner: As2Partner, message_id: str, mic: str) -> MdnVerdict:
@@ -111,7 +124,7 @@ def read_async_mdn(raw: bytes, *, partner: As2Partner, message_id: str, mic: str
 
 
 def _verdict(raw: bytes, message_id: str, original) -> MdnVerdict:
-    mdn = Mdn()
+    mdn = _pyas2lib().Mdn()
     status, detail = mdn.parse(raw, find_message_cb=lambda answered, recipient: (
         original if answered == message_id else None))
     status = (status or "").strip()
