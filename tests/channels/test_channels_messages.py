@@ -176,6 +176,25 @@ def test_an_attachment_wraps_the_alternative_in_multipart_mixed():
         "INV-7.pdf", "application/pdf", pdf)
 
 
+def test_the_bodies_read_back_exactly_as_rendered_in_quoted_printable_lines_of_76_at_most():
+    rendered = dataclasses.replace(
+        render_email(invoice=invoice(seller_name="Société Générale d'Équipement = 100 %"), purpose="invoice",
+                     reminder=None, link=LINK),
+        text="Bonjour,\n\nMontant : 1 234,56 € = total. \t\n" + "é" * 120 + "\n. point\nFrom ici\n" + " " * 90,
+    )
+    wire = to_wire(compose_message(rendered=rendered, sender="p@parcours.example", message_id="<m@x>",
+                                   recipient=Recipient(email="ann@contoso.example")))
+    parsed = email.message_from_bytes(wire, policy=email.policy.default)
+    for subtype, expected in (("plain", rendered.text), ("html", rendered.html)):
+        part = parsed.get_body((subtype,))
+        assert (part["Content-Type"], part["Content-Transfer-Encoding"]) == (
+            f'text/{subtype}; charset="utf-8"', "quoted-printable")
+        assert part.get_content().replace("\r\n", "\n") == "\n".join(expected.splitlines()) + "\n"
+        encoded = part.get_payload(decode=False)
+        assert max(len(line) for line in encoded.splitlines()) <= 76
+        assert all(ord(c) < 128 for c in encoded), "7-bit: no reliance on 8BITMIME"
+
+
 def test_both_email_adapters_are_registered_by_entry_point():
     adapters = load_adapters()
     assert {"email_link", "email_attachment"} <= set(adapters)

@@ -196,13 +196,15 @@ async def test_topics_are_left_alone_where_they_are_managed_elsewhere(make_datab
         await h.stop()
 
 
-async def waiting_on_one_partition(kafka: str, events: list[InvoiceReceived]) -> None:
+async def waiting_on_one_partition(kafka: str, events: list[InvoiceReceived], *,
+                                   traceparents: list[str] | None = None) -> None:
     """Produce `events` under one key (one partition, in this order) before any consumer runs."""
     key = uuid.uuid4().hex.encode()
     producer = AIOKafkaProducer(bootstrap_servers=kafka, enable_idempotence=False)
     await producer.start()
-    for event in events:
-        await producer.send(topics.INVOICE_RECEIVED, event.model_dump_json().encode(), key=key)
+    for index, event in enumerate(events):
+        headers = [("traceparent", traceparents[index].encode())] if traceparents else None
+        await producer.send(topics.INVOICE_RECEIVED, event.model_dump_json().encode(), key=key, headers=headers)
     await producer.flush()
     await producer.stop()
 
@@ -269,3 +271,25 @@ async def test_a_batch_handler_takes_the_events_together_and_a_bad_one_alone(mak
         assert [letter["attempts"] for letter in letters] == ["2"]
     finally:
         await h.stop()
+
+
+async def test_a_batch_handlers_span_links_to_each_events_trace(make_database, kafka, spans):
+    events = [received(f"LINKED-{i}") for i in range(5)]
+    traces = [uuid.uuid4().hex for _ in events]
+    await waiting_on_one_partition(kafka, events, traceparents=[f"00-{trace}-00f067aa0ba902b7-01" for trace in traces])
+    settings = quick_settings(make_database("rec"), kafka, max_attempts=2)
+    calls.clear()
+    definition = ServiceDefinition(name="linked", metadata=metadata, create_app=lambda ctx: FastAPI(),
+                                   handlers=lambda ctx: {InvoiceReceived: BatchHandler(record_many)}, migrations=None)
+    h = ServiceHost(definition, settings)
+    await h.start()
+    try:
+        for _ in range(200):
+            if await count(h) == 5:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await h.stop()
+    batch_spans = [s for s in spans.get_finished_spans() if s.name.startswith(f"consume {topics.INVOICE_RECEIVED} ×")]
+    linked = {format(link.context.trace_id, "032x") for s in batch_spans for link in s.links}
+    assert batch_spans and linked == set(traces)

@@ -384,17 +384,17 @@ class EventConsumer:
     @contextmanager
     def _batch_span(self, items: list[tuple[ConsumerRecord, EventEnvelope]]):
         """One span for events handled together, linked to each producer's trace."""
-        links = []
-        for record, _ in items:
-            parent = trace.get_current_span(context_from_kafka_headers(record.headers)).get_span_context()
-            if parent.is_valid:
-                links.append(trace.Link(parent))
         topic = items[0][0].topic
         with tracer().start_as_current_span(
-            f"consume {topic} ×{len(items)}", kind=trace.SpanKind.CONSUMER, links=links,
+            f"consume {topic} ×{len(items)}", kind=trace.SpanKind.CONSUMER,
             attributes={"messaging.system": "kafka", "messaging.destination.name": topic,
                         "messaging.batch.message_count": len(items)},
         ) as span:
+            if span.is_recording():  # read each record's trace context only for a span that keeps its links
+                for record, _ in items:
+                    parent = trace.get_current_span(context_from_kafka_headers(record.headers)).get_span_context()
+                    if parent.is_valid:
+                        span.add_link(parent)
             yield span
 
     @contextmanager

@@ -9,6 +9,7 @@ import random
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from email.contentmanager import ContentManager, raw_data_manager, set_text_content
 from email.generator import BytesGenerator
 from email.headerregistry import Address, HeaderRegistry
 from email.message import EmailMessage
@@ -74,9 +75,27 @@ class _ComposePolicy(EmailPolicy):
         return name, parsed
 
 
+def _set_text_content(message, text: str, subtype: str = "plain", charset: str = "utf-8", cte: str | None = None,
+                      **others) -> None:
+    """The stdlib's set_content for text, quoted-printable through binascii (C) rather than quoprimime
+    (Python, ≈ 4 times slower): the same headers and decoded text; soft line breaks may fall a character
+    apart (both within RFC 2045's 76)."""
+    if cte != "quoted-printable" or charset != "utf-8" or any(value is not None for value in others.values()):
+        set_text_content(message, text, subtype, charset, cte, **others)
+        return
+    message["Content-Type"] = f'text/{subtype}; charset="utf-8"'
+    message["Content-Transfer-Encoding"] = "quoted-printable"
+    lines = text.encode("utf-8").splitlines()  # as the stdlib does: every line ending \n, the last one too
+    message.set_payload(binascii.b2a_qp(b"\n".join(lines) + b"\n", istext=True).decode("ascii"))
+
+
+_CONTENT = ContentManager()
+_CONTENT.get_handlers, _CONTENT.set_handlers = dict(raw_data_manager.get_handlers), dict(raw_data_manager.set_handlers)
+_CONTENT.add_set_handler(str, _set_text_content)
+
 _PARSED: dict[tuple[str, str], object] = {}
 _FOLDED: dict[tuple[str, int], tuple[object, bytes]] = {}  # (name, id of a shared header) → (it, its wire bytes)
-COMPOSE_POLICY = _ComposePolicy(header_factory=_HeaderClasses())
+COMPOSE_POLICY = _ComposePolicy(header_factory=_HeaderClasses(), content_manager=_CONTENT)
 
 
 class _WirePolicy(EmailPolicy):
