@@ -91,3 +91,42 @@ async def test_hand_overs_beyond_the_bound_are_read_back_from_the_table_in_order
         await engine.dispose()
     assert [event.invoice.number for event in events] == [f"B-{n}-{x}" for n in range(4) for x in "ab"]
     assert relay.published_from["table"] >= 1
+
+
+async def test_rows_published_from_memory_are_deleted_together_a_moment_later(make_database, kafka, read_topic,
+                                                                               monkeypatch):
+    monkeypatch.setattr(outbox, "DELETE_DELAY_SECONDS", 4.0)  # long enough to look at the table meanwhile
+    engine, producer, relay = await _relay(make_database, kafka, safety_tick_seconds=30)
+    sessions = session_factory(engine)
+    running = asyncio.create_task(relay.run())
+    invoice = uuid.uuid4()
+
+    async def rows() -> int:
+        async with sessions() as session:
+            return await session.scalar(outbox.select(outbox.func.count()).select_from(outbox.outbox_table))
+
+    async def backlog() -> int:
+        async with sessions() as session:
+            return await outbox.outbox_backlog(session, relay)
+
+    try:
+        await asyncio.sleep(0.2)  # the first read of the table (empty) is done: commits go from memory
+        for n in range(5):  # one unit of work at a time, as at a moderate rate: each goes in its own pass
+            async with UnitOfWork(sessions) as uow:
+                uow.publish(received(f"D-{n}", invoice))
+                await uow.commit()
+            await asyncio.sleep(0.05)
+        await read_topic(topics.INVOICE_RECEIVED, lambda got: len(got) == 5, settle=0)
+        published_at = asyncio.get_running_loop().time()
+        assert (await rows(), await backlog()) == (5, 0), "published, still in the table, not in the backlog"
+        seen = set()
+        while (left := await rows()) and asyncio.get_running_loop().time() - published_at < 10:
+            seen.add(left)
+            await asyncio.sleep(0.05)
+        assert left == 0 and seen == {5}, "deleted once the delay is over, the five together"
+        assert relay.published_from == {"memory": 5}
+    finally:
+        await relay.stop()
+        running.cancel()
+        await producer.stop()
+        await engine.dispose()

@@ -42,7 +42,7 @@ class ServiceMetrics:
         ctx = self._host.ctx
         assert ctx is not None
         async with ctx.sessions() as session:
-            self._scraped["parcours_outbox_backlog"] = await outbox_backlog(session)
+            self._scraped["parcours_outbox_backlog"] = await outbox_backlog(session, self._host.relay)
         for name, (_, read) in self._host.definition.gauges.items():
             self._scraped[name] = await read(ctx)
 

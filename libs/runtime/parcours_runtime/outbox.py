@@ -3,9 +3,12 @@
 Handlers and routes never publish to Kafka. They add events to the outbox table in the
 same transaction as their state change; `OutboxRelay` publishes committed rows and deletes
 them. When a session that wrote outbox rows commits, its rows are handed to the relay of its
-engine in memory (a session event), so the relay publishes them without reading them back and
-deletes them in one autocommitted statement: no BEGIN / SELECT … FOR UPDATE / COMMIT per
-publication, which at a moderate rate was a transaction of its own for every unit of work.
+engine in memory (a session event; `committed()` for rows written on a driver connection), so the
+relay publishes them without reading them back and deletes them in one autocommitted statement for
+all those published within `DELETE_DELAY_SECONDS`: no BEGIN / SELECT … FOR UPDATE / COMMIT per
+publication, which at a moderate rate was a transaction of its own for every unit of work. A read
+of the table deletes what was published first, so this relay never publishes a row twice; another
+replica's safety tick may, within that delay (consumers' inboxes absorb it).
 Rows that were not handed over (another process committed them and crashed, a publish failed,
 a rollback to a savepoint) are read from the table: at start, after a failure, and on a slow
 safety tick. Not a PostgreSQL NOTIFY: transactions that NOTIFY commit one at a time, which
@@ -37,6 +40,9 @@ from parcours_runtime.tracing import current_trace_headers
 log = logging.getLogger(__name__)
 
 HANDED_MAX_BATCHES = 20  # rows held in memory for the relay, in batches; beyond, they are read from the table
+# Rows published from memory are deleted together, at most this long after the first of them (or by the batch):
+# at a moderate rate every unit of work otherwise cost PostgreSQL a second transaction (and WAL flush), the delete.
+DELETE_DELAY_SECONDS = 0.1
 _relays: dict[Engine, "OutboxRelay"] = {}  # the running relay of each engine of this process
 _WRITTEN = "parcours.outbox_rows"  # session.info key: the rows this session's transaction wrote
 _FORGOTTEN = "parcours.outbox_forgotten"  # …and some were dropped from memory by a savepoint's rollback
@@ -164,8 +170,13 @@ def _labels(event: EventEnvelope) -> dict[str, str]:
     return {name: str(value) for name in ("channel", "purpose") if (value := fields.get(name))}
 
 
-async def outbox_backlog(session: AsyncSession) -> int:
-    return (await session.execute(select(func.count()).select_from(outbox_table))).scalar_one()
+async def outbox_backlog(session: AsyncSession, relay: "OutboxRelay | None" = None) -> int:
+    """Rows committed and not yet published (by `relay`, when given: its published rows wait a moment to be
+    deleted)."""
+    query = select(func.count()).select_from(outbox_table)
+    if relay is not None and relay.published_not_deleted:
+        query = query.where(outbox_table.c.id.not_in(relay.published_not_deleted))
+    return (await session.execute(query)).scalar_one()
 
 
 class OutboxRelay:
@@ -184,9 +195,15 @@ class OutboxRelay:
         self._reread = False  # look() during a read of the table: read it once more
         self._pass = asyncio.Lock()  # one pass at a time: a row is never published twice by this relay
         self._table_read_at = 0.0  # loop time of the last read of the table
+        self._published_ids: list[int] = []  # published from memory, not deleted yet
+        self._delete_due: float | None = None  # loop time by which they are deleted
         self.published = 0
         self.published_from: collections.Counter[str] = collections.Counter()  # rows: "table" or "memory" (hand-overs)
         self.published_by: collections.Counter[tuple[str, str, str]] = collections.Counter()  # type, channel, purpose
+
+    @property
+    def published_not_deleted(self) -> list[int]:
+        return list(self._published_ids)
 
     def hand_over(self, rows: list[OutboxRow]) -> None:
         """Rows a session of this engine just committed. Kept while the table is being read too: those the
@@ -207,6 +224,7 @@ class OutboxRelay:
     async def relay_once(self) -> int:
         """Publish one batch of committed rows read from the table; returns how many were published."""
         async with self._pass:
+            await self._delete_published()  # what was published is not read (and published) again
             self._table_read_at = asyncio.get_running_loop().time()
             async with self._engine.begin() as conn:
                 rows = (await conn.execute(
@@ -225,22 +243,35 @@ class OutboxRelay:
             return len(rows)
 
     async def relay_handed(self) -> int:
-        """Publish rows handed over at commit, then delete them in one autocommitted statement."""
+        """Publish rows handed over at commit; they are deleted with those published just after them
+        (`DELETE_DELAY_SECONDS`), in one autocommitted statement."""
         async with self._pass:
             rows = [self._handed.popleft() for _ in range(min(self._batch_size, len(self._handed)))]
             if not rows:
                 return 0
             try:
                 await self._publish(rows)
-                async with driver_connection(self._engine) as connection:  # autocommitted
-                    await connection.execute(_DELETE_ROWS, [row.id for row in rows])
             except BaseException:
                 self._handed.clear()  # all of them are in the table: read from there, in order
                 self._from_table = True
                 raise
             self._count(rows)
             self.published_from["memory"] += len(rows)
+            self._published_ids += [row.id for row in rows]
+            if len(self._published_ids) >= self._batch_size:
+                await self._delete_published()
+            elif self._delete_due is None:
+                self._delete_due = asyncio.get_running_loop().time() + DELETE_DELAY_SECONDS
             return len(rows)
+
+    async def _delete_published(self) -> None:
+        """Delete the rows published from memory (kept to try again if the database is away meanwhile: until
+        then a restart publishes them once more, which consumers' inboxes absorb)."""
+        if not self._published_ids:
+            return
+        async with driver_connection(self._engine) as connection:  # autocommitted
+            await connection.execute(_DELETE_ROWS, self._published_ids)
+        self._published_ids, self._delete_due = [], None
 
     async def _publish(self, rows) -> None:
         sends = [
@@ -253,7 +284,7 @@ class OutboxRelay:
         await asyncio.gather(*sends)  # all acked by the broker before we delete
 
     def _count(self, rows) -> None:
-        """Published and deleted (the backlog gauge no longer counts them)."""
+        """Published (the backlog gauge counts them until they are deleted)."""
         self.published += len(rows)
         self.published_by.update((row.headers.get("event-type", ""), row.headers.get("channel", ""),
                                   row.headers.get("purpose", "")) for row in rows)
@@ -280,6 +311,9 @@ class OutboxRelay:
             if loop.time() - self._table_read_at > self._safety_tick:
                 self._from_table = True  # the safety tick, busy or not: rows another process committed and left
             try:
+                if self._delete_due is not None and loop.time() >= self._delete_due:
+                    async with self._pass:
+                        await self._delete_published()
                 if self._from_table:
                     self._reread = False
                     published = await self.relay_once()
@@ -300,8 +334,11 @@ class OutboxRelay:
                 continue
             if published == self._batch_size or self._handed:
                 continue
+            timeout = self._safety_tick
+            if self._delete_due is not None:
+                timeout = max(0.0, min(timeout, self._delete_due - loop.time()))
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self._safety_tick)
+                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
             except TimeoutError:
                 pass
 
