@@ -204,3 +204,32 @@ async def test_some_recipients_refused_the_others_get_the_mail_and_the_session_g
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_messages_composed_when_a_session_is_free_are_never_more_than_the_sessions(sink):
+    pool = pool_for(sink, smtp_concurrency=3)
+    composed, alive, most = [], 0, 0
+
+    def later(to: str):
+        def compose() -> EmailMessage:
+            nonlocal alive, most
+            alive += 1
+            most = max(most, alive)
+            composed.append(to)
+            return mail(to)
+        return compose
+
+    async def sent() -> None:
+        nonlocal alive
+        alive -= 1
+
+    addresses = [f"b{i}@buyer.example" for i in range(30)]
+    try:
+        await asyncio.gather(*(pool.send(later(a), tenant_id="acme", recipients=[a], on_accepted=sent)
+                               for a in addresses))
+        with pytest.raises(TypeError, match="needs its recipients"):
+            await pool.send(later("x@buyer.example"), tenant_id="acme")
+    finally:
+        await pool.close()
+    assert sorted(composed) == sorted(addresses) and len(sink.messages()) == 30
+    assert most <= 3, f"{most} messages composed and waiting at once for 3 sessions"

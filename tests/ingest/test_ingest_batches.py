@@ -10,7 +10,7 @@ import signal
 import uuid
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from parcours_contracts import InvoiceReceived, topics
@@ -200,3 +200,20 @@ async def test_a_worker_killed_mid_batch_loses_nothing_and_stores_nothing_twice(
         assert all(len(ids) == 1 for ids in event_ids.values())
     finally:
         await engine.dispose()
+
+
+async def test_a_fresh_databases_first_import_gives_the_invoices_their_first_statistics(
+        ingest, client, acme, make_invoice, finished_batch, eventually):
+    """Until then PostgreSQL looks duplicate keys up through the tenant index, every row of the tenant each time
+    (parcours_runtime.table_stats): a first import of thousands read quadratically."""
+    body = [make_invoice(f"STATS-{i:03d}") for i in range(120)]
+    accepted = (await client.post("/v1/batches", json=body, headers=acme)).json()
+    assert (await finished_batch(client, acme, accepted["batch_id"]))["accepted_items"] == 120
+
+    async def analysed() -> bool:
+        async with ingest.ctx.engine.connect() as conn:
+            return bool((await conn.execute(text(
+                "SELECT count(*) FROM pg_stats WHERE schemaname = current_schema() AND tablename = 'invoices'"
+            ))).scalar_one())
+
+    await eventually(analysed, what="first statistics of invoices", timeout=15)

