@@ -250,16 +250,22 @@ async def record_many(events: list[InvoiceReceived], uow: UnitOfWork) -> None:
     await uow.session.execute(seen.insert(), [{"invoice_number": event.invoice.number} for event in events])
 
 
-async def test_a_batch_handler_takes_the_events_together_and_a_bad_one_alone(make_database, kafka):
-    events = [received(f"MANY-{i}") for i in range(20)]
-    events.insert(7, received("FAIL-MANY"))
-    await waiting_on_one_partition(kafka, events)
+async def batch_recorder(make_database, kafka) -> ServiceHost:
+    """A started service applying invoice.received with `record_many`, a BatchHandler."""
     settings = quick_settings(make_database("rec"), kafka, max_attempts=2)
     calls.clear()
     definition = ServiceDefinition(name="many", metadata=metadata, create_app=lambda ctx: FastAPI(),
                                    handlers=lambda ctx: {InvoiceReceived: BatchHandler(record_many)}, migrations=None)
     h = ServiceHost(definition, settings)
     await h.start()
+    return h
+
+
+async def test_a_batch_handler_takes_the_events_together_and_a_bad_one_alone(make_database, kafka):
+    events = [received(f"MANY-{i}") for i in range(20)]
+    events.insert(7, received("FAIL-MANY"))
+    await waiting_on_one_partition(kafka, events)
+    h = await batch_recorder(make_database, kafka)
     try:
         for _ in range(200):
             if await count(h) == 20 and await _dlq_size(kafka) == 1:
@@ -277,12 +283,7 @@ async def test_a_batch_handlers_span_links_to_each_events_trace(make_database, k
     events = [received(f"LINKED-{i}") for i in range(5)]
     traces = [uuid.uuid4().hex for _ in events]
     await waiting_on_one_partition(kafka, events, traceparents=[f"00-{trace}-00f067aa0ba902b7-01" for trace in traces])
-    settings = quick_settings(make_database("rec"), kafka, max_attempts=2)
-    calls.clear()
-    definition = ServiceDefinition(name="linked", metadata=metadata, create_app=lambda ctx: FastAPI(),
-                                   handlers=lambda ctx: {InvoiceReceived: BatchHandler(record_many)}, migrations=None)
-    h = ServiceHost(definition, settings)
-    await h.start()
+    h = await batch_recorder(make_database, kafka)
     try:
         for _ in range(200):
             if await count(h) == 5:
