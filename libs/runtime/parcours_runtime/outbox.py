@@ -284,7 +284,7 @@ class OutboxRelay:
         await asyncio.gather(*sends)  # all acked by the broker before we delete
 
     def _count(self, rows) -> None:
-        """Published (the backlog gauge counts them until they are deleted)."""
+        """Published (the backlog gauge leaves them out while they wait to be deleted)."""
         self.published += len(rows)
         self.published_by.update((row.headers.get("event-type", ""), row.headers.get("channel", ""),
                                   row.headers.get("purpose", "")) for row in rows)

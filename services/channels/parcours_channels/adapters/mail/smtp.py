@@ -52,7 +52,7 @@ class SmtpPool:
 
         `message` may be the function that composes it (then `recipients` are needed): it runs once a
         session is free, so that a polled batch of hundreds of dispatches holds no more composed messages
-        at once than there are sessions (they were all composed first, and waited: 15–20 MB)."""
+        at once than there are sessions (they were all composed first, then waited for one)."""
         if recipients is None:
             if callable(message):
                 raise TypeError("a message composed later needs its recipients")
