@@ -117,8 +117,9 @@ def spawn_service(make_database, kafka, tmp_path):
               extra: dict[str, str] | None = None) -> ServiceProcess:
         port = port or free_port()
         env = service_env(name, database_url=database_url or make_database(name), bootstrap=kafka, port=port,
+                          # CPU_NICENESS 0: the test workers keep the box busy; no service under test waits behind them.
                           extra={"ENVIRONMENT": "test", "CONSUMER_BACKOFF_SECONDS": "0.05",
-                                 "CONSUMER_SESSION_TIMEOUT_MS": "2000", **(extra or {})})
+                                 "CONSUMER_SESSION_TIMEOUT_MS": "2000", "CPU_NICENESS": "0", **(extra or {})})
         proc = ServiceProcess(name, env, port, log_path=tmp_path / f"{name}-{len(processes)}.log").start()
         processes.append(proc)
         return proc

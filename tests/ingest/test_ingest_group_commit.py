@@ -57,6 +57,27 @@ async def test_conflicting_requests_in_one_group_do_not_fail_their_neighbours(
     assert {str(e.invoice_id) for e in events if isinstance(e, InvoiceReceived) and e.invoice.number != "G-OLD"} == accepted
 
 
+async def test_a_group_of_plain_invoices_keeps_the_events_of_those_stored(
+        ingest, client, acme, make_invoice, read_events, count_rows):
+    """No Idempotency-Key, PDF or source document: the group is one statement, and only the invoices it
+    inserted have their InvoiceReceived written (a duplicate of the group or of a stored invoice has none)."""
+    assert (await client.post("/v1/invoices", json=make_invoice("P-OLD"), headers=acme)).status_code == 202
+    bodies = [make_invoice("P-NEW-1"), make_invoice("P-TWICE"), make_invoice("P-OLD"), make_invoice("P-TWICE"),
+              make_invoice("P-NEW-2")]
+    writer = ingest.ctx.extras["invoice_writer"] = InvoiceWriter(ingest.ctx.engine, window_seconds=600,
+                                                                 max_items=len(bodies))
+    answers = await asyncio.gather(*(client.post("/v1/invoices", json=body, headers=acme) for body in bodies))
+    assert writer.groups_written == 1
+
+    assert [a.status_code for a in answers] == [202, 202, 409, 409, 202]  # of two in a group, the first is kept
+    assert await count_rows(ingest, InvoiceRow) == 4
+    events = await read_events(topics.INVOICE_RECEIVED, until=lambda es: len(
+        [e for e in es if isinstance(e, InvoiceReceived) and e.invoice.number.startswith("P-")]) >= 4)
+    published = {str(e.invoice_id): e.invoice.number for e in events
+                 if isinstance(e, InvoiceReceived) and e.invoice.number != "P-OLD"}
+    assert published == {answers[i].json()["invoice_id"]: bodies[i]["number"] for i in (0, 1, 4)}
+
+
 async def test_groups_holding_each_others_invoices_each_answer(ingest, make_invoice, count_rows):
     """Two groups insert the same two invoices in opposite orders (two replicas): whichever PostgreSQL lets
     through (or rolls back as a deadlock, then retries), each invoice is stored once and every request hears."""

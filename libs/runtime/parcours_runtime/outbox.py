@@ -116,9 +116,9 @@ async def add_to_outbox(session: AsyncSession, staged: list[StagedEvent]) -> Non
     """Write staged events in the caller's transaction; its commit hands them to the relay."""
     if not staged:
         return
-    columns = _columns(staged)
-    ids = (await (await session.connection()).exec_driver_sql(_INSERT_ROWS, columns[:4])).scalars().all()
-    session.sync_session.info.setdefault(_WRITTEN, []).extend(_rows(ids, columns))
+    columns = staged_columns(staged)
+    ids = (await (await session.connection()).exec_driver_sql(_INSERT_ROWS, columns.parameters)).scalars().all()
+    session.sync_session.info.setdefault(_WRITTEN, []).extend(outbox_rows(ids, columns))
 
 
 async def insert_into_outbox(connection: asyncpg.Connection, staged: list[StagedEvent]) -> list[OutboxRow]:
@@ -126,8 +126,8 @@ async def insert_into_outbox(connection: asyncpg.Connection, staged: list[Staged
     transaction the caller opened on it; once it commits, the caller gives the rows to `committed()`."""
     if not staged:
         return []
-    columns = _columns(staged)
-    return _rows([row[0] for row in await connection.fetch(_INSERT_ROWS, *columns[:4])], columns)
+    columns = staged_columns(staged)
+    return outbox_rows([row[0] for row in await connection.fetch(_INSERT_ROWS, *columns.parameters)], columns)
 
 
 def committed(engine: AsyncEngine, rows: list[OutboxRow]) -> None:
@@ -135,20 +135,39 @@ def committed(engine: AsyncEngine, rows: list[OutboxRow]) -> None:
     _handed_over(_relays.get(engine.sync_engine), rows)
 
 
-def _columns(staged: list[StagedEvent]) -> tuple[list[str], list[str], list[bytes], list[str], list[dict[str, str]]]:
-    """topics, keys, payloads, headers as JSON (the statement's parameters), headers as dicts (the relay's)."""
-    topics = [topic_for(event) for event, _ in staged]
-    keys = [event.key for event, _ in staged]
-    payloads = [event.model_dump_json().encode() for event, _ in staged]
+class StagedColumns(NamedTuple):
+    """Staged events as the columns of their outbox rows."""
+
+    topics: list[str]
+    keys: list[str]
+    payloads: list[bytes]
+    headers_json: list[str]
+    headers: list[dict[str, str]]  # as the relay sends them
+
+    @property
+    def parameters(self) -> tuple[list[str], list[str], list[bytes], list[str]]:
+        """The arrays an INSERT … SELECT … FROM unnest(text[], text[], bytea[], text[]) of the rows takes."""
+        return self.topics, self.keys, self.payloads, self.headers_json
+
+    def only(self, indexes: list[int]) -> "StagedColumns":
+        """The columns of the events at `indexes`, in that order."""
+        return StagedColumns(*([column[i] for i in indexes] for column in self))
+
+
+def staged_columns(staged: list[StagedEvent]) -> StagedColumns:
+    """For a statement of the caller's own that writes outbox rows (`outbox_rows` makes the relay's rows
+    from the ids it returns); `add_to_outbox` and `insert_into_outbox` otherwise."""
     headers = [{"event-type": event.type, "event-id": str(event.event_id), **_labels(event), **trace_headers}
                for event, trace_headers in staged]
-    return topics, keys, payloads, [to_json(h).decode() for h in headers], headers
+    return StagedColumns(topics=[topic_for(event) for event, _ in staged], keys=[event.key for event, _ in staged],
+                         payloads=[event.model_dump_json().encode() for event, _ in staged],
+                         headers_json=[to_json(h).decode() for h in headers], headers=headers)
 
 
-def _rows(ids: list[int], columns) -> list[OutboxRow]:
-    # Identity values are drawn in insertion order (ORDER BY n): sorted ids pair with the rows.
-    topics, keys, payloads, _, headers = columns
-    return list(map(OutboxRow, sorted(ids), topics, keys, payloads, headers))
+def outbox_rows(ids: list[int], columns: StagedColumns) -> list[OutboxRow]:
+    """The rows written for `columns`, given their ids: drawn in insertion order (ORDER BY n), so sorted ids
+    pair with the columns in order."""
+    return list(map(OutboxRow, sorted(ids), columns.topics, columns.keys, columns.payloads, columns.headers))
 
 
 # Arrays, not a multi-row VALUES: one statement text whatever the number of events, so it is prepared

@@ -9,6 +9,7 @@ import contextlib
 import functools
 import gc
 import logging
+import os
 import signal
 import sys
 import time
@@ -320,6 +321,8 @@ def run(definition: ServiceDefinition, settings: ServiceSettings, argv: Sequence
         raise SystemExit(0)
     if args:
         raise SystemExit(f"usage: {prog} [migrate | alembic <command> …]")
+    if settings.cpu_niceness:
+        os.nice(settings.cpu_niceness)
 
     async def main() -> int:
         host = ServiceHost(definition, settings)

@@ -1,6 +1,9 @@
 """Storing received invoices by group commit: the invoices POSTed at about the same time share one
 transaction (one BEGIN … COMMIT and one statement per table for the group instead of per invoice).
-Each request still waits for the commit that holds its rows before it answers.
+Each request still waits for the commit that holds its rows before it answers. A group of nothing but
+invoices and their events (no Idempotency-Key, PDF or source document: the common case) is one
+statement, atomic on its own: one round trip instead of four (BEGIN, two INSERTs, COMMIT), which is
+most of what a group costs when the load is moderate and groups hold an invoice or two.
 
 An invoice whose duplicate key (or Idempotency-Key) is already taken, by a committed invoice or by
 another of the group, does not fail its neighbours: `ON CONFLICT DO NOTHING` leaves it out, and its
@@ -17,7 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from parcours_runtime.db import driver_connection
 from parcours_runtime.group_commit import GroupCommit
-from parcours_runtime.outbox import OutboxRow, StagedEvent, committed, insert_into_outbox
+from parcours_runtime.outbox import (
+    OutboxRow, StagedEvent, committed, insert_into_outbox, outbox_rows, staged_columns,
+)
 from parcours_ingest.store.invoices import InvoiceRows
 
 
@@ -52,6 +57,15 @@ _INSERT_INVOICES = (
     f"FROM unnest({', '.join(f'${i}::{kind}[]' for i, kind in enumerate(_INVOICE_COLUMNS.values(), 1))}) "
     f"WITH ORDINALITY AS row({', '.join(_INVOICE_COLUMNS)}, n) ORDER BY n "
     "ON CONFLICT DO NOTHING RETURNING id")
+_N = len(_INVOICE_COLUMNS)
+# The invoices, and the events of those inserted (an event's invoice id pairs them), in one statement.
+_INSERT_INVOICES_AND_EVENTS = (
+    f"WITH inserted AS ({_INSERT_INVOICES}), "
+    "staged AS (INSERT INTO outbox (topic, key, payload, headers) SELECT topic, key, payload, headers::jsonb "
+    f"FROM unnest(${_N + 1}::uuid[], ${_N + 2}::text[], ${_N + 3}::text[], ${_N + 4}::bytea[], ${_N + 5}::text[]) "
+    "WITH ORDINALITY AS event(invoice_id, topic, key, payload, headers, n) "
+    "WHERE invoice_id IN (SELECT id FROM inserted) ORDER BY n RETURNING id) "
+    "SELECT id AS invoice_id, NULL::bigint AS outbox_id FROM inserted UNION ALL SELECT NULL, id FROM staged")
 _INSERT_PDFS = "INSERT INTO invoice_pdfs (invoice_id, tenant_id, sha256, content) VALUES ($1, $2, $3, $4)"
 _INSERT_SOURCES = ("INSERT INTO invoice_sources (invoice_id, tenant_id, media_type, sha256, content) "
                    "VALUES ($1, $2, $3, $4, $5)")
@@ -90,8 +104,12 @@ class InvoiceWriter:
         retries = 0
         while True:  # once more without the receipts whose Idempotency-Key was taken meanwhile
             try:
-                async with driver_connection(self._engine) as connection, connection.transaction():
-                    stored, outbox_rows = await self._write_once(connection, receipts, refused)
+                if all(_plain(receipt) for receipt in receipts):
+                    async with driver_connection(self._engine) as connection:
+                        stored, rows = await _write_plain(connection, receipts)
+                else:
+                    async with driver_connection(self._engine) as connection, connection.transaction():
+                        stored, rows = await self._write_once(connection, receipts, refused)
             except _KeyTaken:
                 continue
             except asyncpg.PostgresError as exc:
@@ -100,7 +118,7 @@ class InvoiceWriter:
                 if exc.sqlstate not in _ROLLED_BACK or retries > _RETRIES:
                     raise
                 continue
-            committed(self._engine, outbox_rows)
+            committed(self._engine, rows)
             return stored
 
     async def _write_once(self, connection: asyncpg.Connection, receipts: list[Receipt],
@@ -128,6 +146,24 @@ class InvoiceWriter:
         outbox_rows = await insert_into_outbox(connection, [receipts[i].event for i in kept])
         kept_set = set(kept)
         return [i in kept_set for i in range(len(receipts))], outbox_rows
+
+
+def _plain(receipt: Receipt) -> bool:
+    return receipt.idempotency is None and not receipt.rows.pdf and not receipt.rows.source
+
+
+async def _write_plain(connection: asyncpg.Connection,
+                       receipts: list[Receipt]) -> tuple[list[bool], list[OutboxRow]]:
+    """A group of plain receipts in one autocommitted statement: whether each is stored, and the outbox rows."""
+    events = staged_columns([receipt.event for receipt in receipts])
+    invoice_ids = [receipt.rows.invoice["id"] for receipt in receipts]
+    written = await connection.fetch(_INSERT_INVOICES_AND_EVENTS,
+                                     *_columns([receipt.rows.invoice for receipt in receipts]),
+                                     invoice_ids, *events.parameters)
+    inserted = {row[0] for row in written if row[0] is not None}
+    kept = [i for i, invoice_id in enumerate(invoice_ids) if invoice_id in inserted]
+    rows = outbox_rows([row[1] for row in written if row[1] is not None], events.only(kept))
+    return [invoice_id in inserted for invoice_id in invoice_ids], rows
 
 
 def _columns(invoices: list[dict]) -> list[list]:

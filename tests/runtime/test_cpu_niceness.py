@@ -1,0 +1,28 @@
+"""The unhurried services (dunning, the portal) yield the CPU to the delivery path on a shared box."""
+
+import os
+
+from parcours_channels.config import Settings as ChannelsSettings
+from parcours_dunning.config import Settings as DunningSettings
+from parcours_ingest.config import Settings as IngestSettings
+from parcours_portal.config import Settings as PortalSettings
+from parcours_router.config import Settings as RouterSettings
+from parcours_tracker.config import Settings as TrackerSettings
+
+
+def test_only_the_unhurried_services_lower_their_priority_by_default():
+    defaults = {settings.__module__.split(".")[0]: settings.model_fields["cpu_niceness"].default
+                for settings in (IngestSettings, RouterSettings, ChannelsSettings, TrackerSettings, DunningSettings,
+                                 PortalSettings)}
+    assert defaults == {"parcours_ingest": 0, "parcours_router": 0, "parcours_channels": 0, "parcours_tracker": 0,
+                        "parcours_dunning": 10, "parcours_portal": 10}
+
+
+def test_a_service_process_starts_at_its_niceness(spawn_service):
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    router = spawn_service("router")
+    portal = spawn_service("portal", extra={"CPU_NICENESS": "3"})
+    for process in (router, portal):
+        process.wait_ready(90)
+    assert os.getpriority(os.PRIO_PROCESS, router.process.pid) == ours
+    assert os.getpriority(os.PRIO_PROCESS, portal.process.pid) == min(19, ours + 3)
