@@ -300,8 +300,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smtp-mode", choices=("pooled", "per-message"), default="pooled")
     parser.add_argument("--mail-bytes", type=int, default=3000)
     parser.add_argument("--fanout", action="store_true")
-    parser.add_argument("--fetch-max-wait-ms", type=int, default=500,
-                        help="consumer long-poll wait (aiokafka's default 500, which the services keep)")
+    parser.add_argument("--fetch-max-wait-ms", type=int, default=100,
+                        help="consumer long-poll wait (the delivery path's services' default; `bench.run` passes "
+                             "theirs)")
     parser.add_argument("--pace", type=float, default=None,
                         help="post one invoice at a time at this rate and measure each one's latency")
     parser.add_argument("--timeout", type=float, default=600)

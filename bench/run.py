@@ -72,7 +72,8 @@ async def run_bare(infra: Infra, monitor: ProcessMonitor, args, settings: dict, 
         sys.executable, "-m", "bench.bare", "--bootstrap", infra.bootstrap, "--dsn", dsn,
         "--smtp-port", str(infra.sink.smtp_port), "--invoices", str(invoices),
         "--partitions", str(settings["partitions"]), "--batch", str(settings["consumer_batch_size"]),
-        "--smtp-concurrency", str(settings["smtp_concurrency"]), *extra,
+        "--smtp-concurrency", str(settings["smtp_concurrency"]),
+        "--fetch-max-wait-ms", str(settings["fetch_max_wait_ms"]), *extra,
         cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     monitor.watch(role, proc.pid)
     monitor.mark(f"{role}-start")
@@ -280,6 +281,8 @@ async def main_async(args) -> dict:
         "partitions": _setting(overrides, "router", "topic_partitions", 4),
         "consumer_batch_size": _setting(overrides, "channels", "consumer_batch_size", 500),
         "smtp_concurrency": _setting(overrides, "channels", "smtp_concurrency", 8),
+        # the bare pipeline's consumers wait as long as the delivery path's (router, channels, tracker)
+        "fetch_max_wait_ms": _setting(overrides, "router", "consumer_fetch_max_wait_ms", 100),
     }
     commit, dirty = _git()
     result: dict = {"meta": {

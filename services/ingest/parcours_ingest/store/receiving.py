@@ -88,7 +88,7 @@ class InvoiceWriter:
     The hottest write of the platform, one per invoice received: on the driver connection
     (parcours_runtime.db.driver_connection), plain SQL, its outbox rows handed to the relay after the commit."""
 
-    def __init__(self, engine: AsyncEngine, *, window_seconds: float = 0.002, max_items: int = 200):
+    def __init__(self, engine: AsyncEngine, *, window_seconds: float, max_items: int = 200):
         self._engine = engine
         self._group = GroupCommit(self._write, window_seconds=window_seconds, max_items=max_items)
 
@@ -182,6 +182,7 @@ def invoice_writer(ctx) -> InvoiceWriter:
     """The process's writer (one per service host: tests run several hosts in one process)."""
     writer = ctx.extras.get("invoice_writer")
     if writer is None:
-        writer = ctx.extras["invoice_writer"] = InvoiceWriter(ctx.engine)
+        writer = ctx.extras["invoice_writer"] = InvoiceWriter(
+            ctx.engine, window_seconds=ctx.settings.group_commit_window_ms / 1000)
     return writer
 
