@@ -87,6 +87,26 @@ async def test_outbox_events_reach_the_consumer_once(host, eventually):
         assert await count(host, f"INV-{i}") == 1
 
 
+async def test_an_event_larger_than_a_partition_fetch_still_arrives(make_database, kafka, eventually):
+    """The per-partition fetch size bounds what is fetched ahead, not the size of an event."""
+    settings = ServiceSettings(environment="test", database_url=make_database("rec"), kafka_bootstrap_servers=kafka,
+                               http_port=free_port(), consumer_session_timeout_ms=2000,
+                               consumer_max_partition_fetch_bytes=1024)
+    attempts.clear()
+    host = ServiceHost(recorder(), settings)
+    await host.start()
+    try:
+        large = received("LARGE")
+        large = large.model_copy(update={"invoice": large.invoice.model_copy(update={"buyer_name": "B" * 20_000})})
+        async with UnitOfWork(host.ctx.sessions) as uow:
+            uow.publish(large, received("SMALL-AFTER"))
+            await uow.commit()
+        await eventually(lambda: _eq(count(host), 2))
+        assert await count(host, "LARGE") == 1 and await count(host, "SMALL-AFTER") == 1
+    finally:
+        await host.stop()
+
+
 async def test_rolled_back_unit_of_work_publishes_nothing(host, eventually):
     async with UnitOfWork(host.ctx.sessions) as uow:
         uow.publish(received("NEVER"))

@@ -110,6 +110,7 @@ class EventConsumer:
         session_timeout_ms: int = 10000,
         fetch_max_wait_ms: int = 100,
         fetch_min_bytes: int = 1,
+        max_partition_fetch_bytes: int = 262144,
         offset_commit_interval_seconds: float = 0.2,
     ):
         self.group_id = group_id
@@ -123,6 +124,7 @@ class EventConsumer:
         self._session_timeout_ms = session_timeout_ms
         self._fetch_max_wait_ms = fetch_max_wait_ms
         self._fetch_min_bytes = fetch_min_bytes
+        self._max_partition_fetch_bytes = max_partition_fetch_bytes
         self._commit_interval = offset_commit_interval_seconds
         self._pending: dict[TopicPartition, int] = {}  # applied and committed in the database, not yet to Kafka
         self._committed_at = 0.0
@@ -154,6 +156,7 @@ class EventConsumer:
             heartbeat_interval_ms=max(300, self._session_timeout_ms // 4),
             fetch_max_wait_ms=self._fetch_max_wait_ms,
             fetch_min_bytes=self._fetch_min_bytes,
+            max_partition_fetch_bytes=self._max_partition_fetch_bytes,
         )
         await self._consumer.start()
         self._consumer.subscribe(self._topics, listener=_CommitBeforeRevoke(self))

@@ -209,7 +209,7 @@ class ServiceHost:
             sessions=ctx.sessions, engine=engine, producer=producer, max_attempts=s.consumer_max_attempts,
             backoff_seconds=s.consumer_backoff_seconds, batch_size=s.consumer_batch_size,
             session_timeout_ms=s.consumer_session_timeout_ms, fetch_max_wait_ms=s.consumer_fetch_max_wait_ms,
-            fetch_min_bytes=s.consumer_fetch_min_bytes,
+            fetch_min_bytes=s.consumer_fetch_min_bytes, max_partition_fetch_bytes=s.consumer_max_partition_fetch_bytes,
         )
         await self.consumer.start()
         self._spawn(self.consumer.run(), "consumer")
