@@ -233,3 +233,24 @@ async def test_messages_composed_when_a_session_is_free_are_never_more_than_the_
         await pool.close()
     assert sorted(composed) == sorted(addresses) and len(sink.messages()) == 30
     assert most <= 3, f"{most} messages composed and waiting at once for 3 sessions"
+
+
+async def test_a_message_being_recorded_leaves_its_session_to_the_next(sink):
+    """Recording an acceptance (the send ledger's group commit) does not hold the session: with one session,
+    the second message goes while the first is still being recorded."""
+    pool = pool_for(sink, smtp_concurrency=1)
+    second_sent = asyncio.Event()
+
+    async def record_first() -> None:
+        await asyncio.wait_for(second_sent.wait(), timeout=10)
+
+    async def record_second() -> None:
+        second_sent.set()
+
+    try:
+        await asyncio.gather(
+            pool.send(mail("first@buyer.example"), tenant_id="acme", on_accepted=record_first),
+            pool.send(mail("second@buyer.example"), tenant_id="acme", on_accepted=record_second))
+    finally:
+        await pool.close()
+    assert len(sink.messages()) == 2 and sink.connections_opened == 1

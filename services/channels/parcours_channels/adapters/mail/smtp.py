@@ -71,8 +71,6 @@ class SmtpPool:
                 try:
                     await session.send(sender, recipients, wire)
                     reusable = True
-                    if on_accepted is not None:
-                        await on_accepted()
                 except SmtpReply as exc:
                     if exc.stage not in ("rcpt", "data"):  # MAIL FROM refused: our configuration, not theirs
                         raise TransientDeliveryError(f"SMTP relay answered {exc.code} {exc.text}") from exc
@@ -82,6 +80,10 @@ class SmtpPool:
                     raise TransientDeliveryError(f"SMTP relay unreachable: {type(exc).__name__}: {exc}") from exc
                 finally:
                     await self._checkin(session, reusable)
+        if on_accepted is not None:
+            # The session carries the next message meanwhile; a failure to record is the caller's own
+            # (a database away), never taken for the relay's.
+            await on_accepted()
 
     async def close(self) -> None:
         if self._reaper is not None:
