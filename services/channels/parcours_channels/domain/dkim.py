@@ -8,6 +8,7 @@ this machine, OpenSSL's well under one. dkimpy verifies what we sign in the test
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import secrets
 import time
@@ -15,16 +16,23 @@ from dataclasses import dataclass
 from datetime import date
 from functools import cached_property
 
-import dkim
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
-from dkim.canonicalization import CanonicalizationPolicy
 
 KEY_BITS = 2048  # RFC 8301: at least 1024, 2048 recommended; larger ones do not fit one TXT string
 # What the signature covers: the headers a forger or a forwarder's rewrite would change.
 SIGNED_HEADERS = (b"from", b"to", b"subject", b"date", b"message-id", b"mime-version", b"content-type")
-_RELAXED = CanonicalizationPolicy.from_c_value(b"relaxed/relaxed")
 _B64_LINE = 72
+
+
+@functools.cache
+def _dkimpy():
+    """dkimpy and its relaxed/relaxed policy, loaded with the first message signed: dkimpy imports dnspython,
+    which a channels process whose tenants sign nothing need not carry."""
+    import dkim
+    from dkim.canonicalization import CanonicalizationPolicy
+
+    return dkim, CanonicalizationPolicy.from_c_value(b"relaxed/relaxed")
 
 
 @dataclass(frozen=True)
@@ -71,14 +79,15 @@ def generate_key(domain: str, selector: str) -> DkimKey:
 
 def signature_header(message: bytes, key: DkimKey, *, now: float | None = None) -> str:
     """The DKIM-Signature field value (folded, CRLF line ends) for `message` as it goes on the wire."""
+    dkim, relaxed = _dkimpy()
     headers, body = dkim.rfc822_parse(message)
-    body_hash = base64.b64encode(hashlib.sha256(_RELAXED.canonicalize_body(body)).digest())
+    body_hash = base64.b64encode(hashlib.sha256(relaxed.canonicalize_body(body)).digest())
     tags = [(b"v", b"1"), (b"a", b"rsa-sha256"), (b"c", b"relaxed/relaxed"), (b"d", key.domain.encode()),
             (b"s", key.selector.encode()), (b"t", str(int(now if now is not None else time.time())).encode()),
             (b"h", b":".join(SIGNED_HEADERS)), (b"bh", body_hash)]
     unsigned = b"; ".join(b"=".join(tag) for tag in tags) + b"; b="
     digest = hashlib.sha256()
-    dkim.hash_headers(digest, _RELAXED, _RELAXED.canonicalize_headers(headers), SIGNED_HEADERS,
+    dkim.hash_headers(digest, relaxed, relaxed.canonicalize_headers(headers), SIGNED_HEADERS,
                       (b"DKIM-Signature", b" " + unsigned), None)
     signature = base64.b64encode(key._private_key.sign(digest.digest(), padding.PKCS1v15(),
                                                        utils.Prehashed(hashes.SHA256())))
