@@ -1,6 +1,8 @@
 """The unhurried services (dunning, the portal) yield the CPU to the delivery path on a shared box."""
 
 import os
+import subprocess
+import sys
 
 from parcours_channels.config import Settings as ChannelsSettings
 from parcours_dunning.config import Settings as DunningSettings
@@ -26,3 +28,31 @@ def test_a_service_process_starts_at_its_niceness(spawn_service):
         process.wait_ready(90)
     assert os.getpriority(os.PRIO_PROCESS, router.process.pid) == ours
     assert os.getpriority(os.PRIO_PROCESS, portal.process.pid) == min(19, ours + 3)
+
+
+def _autogroup_nice(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/autogroup") as f:  # "/autogroup-123 nice 0"
+            return int(f.read().split()[-1])
+    except FileNotFoundError:
+        return None  # a kernel without autogroups: niceness alone decides
+
+
+def test_a_service_leading_its_session_lowers_the_session_too(spawn_service):
+    """Under autogroup scheduling a niceness counts only inside the session; spawned services lead their own."""
+    router = spawn_service("router")
+    portal = spawn_service("portal", extra={"CPU_NICENESS": "3"})
+    for process in (router, portal):
+        process.wait_ready(90)
+    if _autogroup_nice(os.getpid()) is not None:
+        assert _autogroup_nice(router.process.pid) == 0
+        assert _autogroup_nice(portal.process.pid) == 3
+
+
+def test_a_process_in_someone_elses_session_leaves_that_session_alone():
+    ours = _autogroup_nice(os.getpid())
+    child = subprocess.run([sys.executable, "-c", "import os; from parcours_runtime.service import lower_cpu_priority; "
+                            "lower_cpu_priority(4); print(os.getpriority(os.PRIO_PROCESS, 0))"],
+                           capture_output=True, text=True, check=True)
+    assert int(child.stdout) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + 4)
+    assert _autogroup_nice(os.getpid()) == ours

@@ -46,9 +46,10 @@ class ServiceSettings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1)
     cpu_niceness: int = Field(
         default=0, ge=0, le=19,
-        description="Added to the process's niceness at start (`python -m parcours_<name>`): on a box the services "
-                    "share, a higher value yields the CPU to the others when they all want it. No effect between "
-                    "Kubernetes pods (each has its own CPU share: set that with requests).")
+        description="Added to the process's niceness at start (`python -m parcours_<name>`), and to its session's "
+                    "when the process leads one (Linux autogroups share the CPU between sessions first): on a box the "
+                    "services share, a higher value yields the CPU to the others when they all want it. No effect "
+                    "between Kubernetes pods (each has its own CPU share: set that with requests).")
     rate_limits: dict[str, str] = Field(
         default_factory=dict,
         description='Override the public routes\' rate limits by name: {"link": "600/60"} (a burst of 600 requests '
