@@ -222,13 +222,15 @@ class Observer:
         for conn in self._conns.values():
             await conn.close()
 
-    async def counts(self) -> tuple[int, int]:
+    async def counts(self, *, whole: bool = False) -> tuple[int, int]:
         """(sent, tracked as dispatched) so far. The journal is read incrementally by id (with a window
-        for rows committed out of order), so that watching does not cost a scan of it twice a second."""
+        for rows committed out of order), so that watching does not cost a scan of it twice a second;
+        `whole` reads all of it (a row committed further out of order than the window is then counted)."""
         self.queries += 1
         sent = await self._conns["channels"].fetchval("SELECT count(*) FROM sends WHERE state = 'sent'")
         rows = await self._conns["tracker"].fetch(
-            "SELECT id FROM journal WHERE id > $1 AND kind = 'dispatched'", max(0, self._journal_max - 200))
+            "SELECT id FROM journal WHERE id > $1 AND kind = 'dispatched'",
+            0 if whole else max(0, self._journal_max - 200))
         for row in rows:
             self._dispatched_ids.add(row["id"])
             self._journal_max = max(self._journal_max, row["id"])
@@ -241,7 +243,7 @@ class Observer:
         the POSTs that failed are known); False if nothing moved for `stall_seconds`."""
         last_progress, last = time.time(), (-1, -1)
         while True:
-            sent, tracked = await self.counts()
+            sent, tracked = await self.counts(whole=time.time() - last_progress > 2)
             now = time.time()
             self.series.append({"t": round(now, 3), "sent": sent, "tracked": tracked})
             if tracked >= (total() if callable(total) else total):

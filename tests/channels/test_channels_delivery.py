@@ -13,6 +13,7 @@ from email.utils import parsedate_to_datetime
 import httpx
 from sqlalchemy import select
 
+from parcours_channels.adapters.send_once import SEND_LEDGER
 from parcours_channels.domain.verp import read_verp_address, recipient_digest, verp_address
 from parcours_channels.domain.wording import message_id_for
 from parcours_channels.store.sends import Send
@@ -95,6 +96,20 @@ async def test_a_redelivered_dispatch_sends_nothing_twice_and_is_still_reported(
     rows = await ledger(channels, request.dispatch_id)
     assert {r.state for r in rows.values()} == {"sent"}
     assert {r.attempts for r in rows.values()} == {1}, "the resent dispatch found them sent and tried nothing"
+
+
+async def test_concurrent_acceptances_are_recorded_together(channels, sink, make_dispatch):
+    """The ledger writes an acceptance as soon as nothing else is being written, and those that arrive
+    meanwhile together after it: fewer transactions than messages, every message recorded sent once."""
+    requests = [make_dispatch() for _ in range(20)]
+    await channels.publish(*requests)
+    await channels.settle()
+
+    assert len(sink.messages()) == 40
+    for request in requests:
+        assert {r.state for r in (await ledger(channels, request.dispatch_id)).values()} == {"sent"}
+    acceptances = channels.host.ctx.extras[SEND_LEDGER].acceptances
+    assert 1 <= acceptances.groups_written < 40
 
 
 async def test_a_reminder_reads_as_a_reminder_of_its_step(channels, sink, make_dispatch):
