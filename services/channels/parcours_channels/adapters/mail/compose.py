@@ -7,6 +7,7 @@ from __future__ import annotations
 import binascii
 import random
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.contentmanager import ContentManager, raw_data_manager, set_text_content
@@ -234,9 +235,11 @@ def _ready_address(name: str, display: str, address: str) -> str | None:
     return _folded(name, words)
 
 
-def _set_header(message: EmailMessage, name: str, ready: str | None, value) -> None:
+def _set_header(message: EmailMessage, name: str, ready: str | None, value: Callable[[], object]) -> None:
+    """`ready` as is, else what `value()` makes of it through the stdlib (made only then: an Address
+    parses its addr-spec, a tenth of composing a message)."""
     if ready is None:
-        message[name] = value
+        message[name] = value()
     else:
         message.set_raw(name, ready)
 
@@ -249,8 +252,8 @@ def compose_message(*, rendered: RenderedEmail, sender: str | Address, recipient
     message["From"] = sender
     display = one_line(recipient.name or "")
     _set_header(message, "To", _ready_address("To", display, recipient.email),
-                Address(display_name=display, addr_spec=recipient.email))
-    _set_header(message, "Subject", _ready_text("Subject", rendered.subject), rendered.subject)
+                lambda: Address(display_name=display, addr_spec=recipient.email))
+    _set_header(message, "Subject", _ready_text("Subject", rendered.subject), lambda: rendered.subject)
     message.set_raw("Date", format_datetime(sent_at or datetime.now(timezone.utc)))
     message["Message-ID"] = message_id
     message["Content-Language"] = rendered.language
