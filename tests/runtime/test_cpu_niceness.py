@@ -17,7 +17,7 @@ def test_only_the_unhurried_services_lower_their_priority_by_default():
                 for settings in (IngestSettings, RouterSettings, ChannelsSettings, TrackerSettings, DunningSettings,
                                  PortalSettings)}
     assert defaults == {"parcours_ingest": 0, "parcours_router": 0, "parcours_channels": 0, "parcours_tracker": 0,
-                        "parcours_dunning": 10, "parcours_portal": 10}
+                        "parcours_dunning": 19, "parcours_portal": 19}
 
 
 def test_a_service_process_starts_at_its_niceness(spawn_service):
