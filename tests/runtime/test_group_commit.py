@@ -110,3 +110,47 @@ async def test_drain_writes_the_group_still_forming():
     assert groups == []
     await committer.drain()
     assert groups == [[0, 1, 2]] and [task.result() for task in waiting] == [0, 1, 2]
+
+
+async def test_a_window_paced_by_arrivals_closes_early_when_callers_come_close_together():
+    """With `window_gaps`, steady close submissions shrink the window to a few of their gaps: a 30 s
+    window would otherwise hold every group for 30 s."""
+    groups: list[list[int]] = []
+
+    async def write(items: list[int]) -> list[int]:
+        groups.append(items)
+        return items
+
+    committer = GroupCommit(write, window_seconds=30, window_gaps=2)
+    callers = []
+    for i in range(80):
+        callers.append(asyncio.create_task(committer.submit(i)))
+        await asyncio.sleep(0.001)
+    assert await asyncio.wait_for(asyncio.gather(*callers), timeout=10) == list(range(80))
+    assert sum(map(len, groups)) == 80 and len(groups) > 1
+
+
+async def test_a_window_paced_by_arrivals_still_waits_its_full_length_for_a_lone_caller():
+    written = asyncio.Event()
+
+    async def write(items: list[int]) -> list[int]:
+        written.set()
+        return items
+
+    committer = GroupCommit(write, window_seconds=0.3, window_gaps=2)
+    caller = asyncio.create_task(committer.submit(1))
+    await asyncio.sleep(0.1)
+    assert not written.is_set(), "nothing came close to it: the group waits for others as long as the window"
+    assert await caller == 1
+
+
+async def test_a_window_paced_by_arrivals_of_zero_takes_what_the_loop_turn_read():
+    groups: list[list[int]] = []
+
+    async def write(items: list[int]) -> list[int]:
+        groups.append(items)
+        return items
+
+    committer = GroupCommit(write, window_seconds=0, window_gaps=2)
+    assert await asyncio.gather(*(committer.submit(i) for i in range(5))) == list(range(5))
+    assert groups == [[0, 1, 2, 3, 4]]
