@@ -80,6 +80,14 @@ class Infra:
         self.sink = SinkProcess(self.logs / "smtp-sink.log").start()
         return self
 
+    def fresh_broker(self) -> None:
+        """A new, empty broker in place of the running one (Tansu keeps its topics in memory): the events the
+        component benchmarks published (ingest's InvoiceReceived, the clicks' seed) stay out of the pipeline
+        runs, whose services would otherwise consume them all first, on topics already tens of thousands long."""
+        if self.broker:
+            self.broker.stop()
+        self.broker = TansuBroker(log_path=self.logs / "broker.log").start()
+
     def database(self, name: str) -> str:
         """asyncpg/libpq DSN of a (created if missing) database on the embedded server."""
         create_database(self.pg_dsn, name)

@@ -322,6 +322,9 @@ async def main_async(args) -> dict:
         if args.mails:  # channels: emails rendered, DKIM-signed and accepted by a sink vs bare SMTP (goal ≥ 300/s)
             say(f"channels email: {args.mails} messages rendered, signed and handed to an SMTP sink")
             result["mail_sign"] = await asyncio.to_thread(mail_sign.measure, messages=args.mails, say=say)
+        if "tracker_clicks" in result or "ingest_json" in result:
+            await asyncio.to_thread(infra.fresh_broker)
+            monitor.watch("broker", infra.pids()["broker"])
         if not args.skip_bare:
             say(f"bare pipeline: {args.invoices} invoices, 3 hops, SMTP pooled ×{settings['smtp_concurrency']}")
             result["bare"] = await run_bare(infra, monitor, args, settings, role="bare", extra=[])
