@@ -20,16 +20,6 @@ def test_only_the_unhurried_services_lower_their_priority_by_default():
                         "parcours_dunning": 19, "parcours_portal": 19}
 
 
-def test_a_service_process_starts_at_its_niceness(spawn_service):
-    ours = os.getpriority(os.PRIO_PROCESS, 0)
-    router = spawn_service("router")
-    portal = spawn_service("portal", extra={"CPU_NICENESS": "3"})
-    for process in (router, portal):
-        process.wait_ready(90)
-    assert os.getpriority(os.PRIO_PROCESS, router.process.pid) == ours
-    assert os.getpriority(os.PRIO_PROCESS, portal.process.pid) == min(19, ours + 3)
-
-
 def _autogroup_nice(pid: int) -> int | None:
     try:
         with open(f"/proc/{pid}/autogroup") as f:  # "/autogroup-123 nice 0"
@@ -38,12 +28,15 @@ def _autogroup_nice(pid: int) -> int | None:
         return None  # a kernel without autogroups: niceness alone decides
 
 
-def test_a_service_leading_its_session_lowers_the_session_too(spawn_service):
+def test_a_service_process_starts_at_its_niceness_and_lowers_its_session_too(spawn_service):
     """Under autogroup scheduling a niceness counts only inside the session; spawned services lead their own."""
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
     router = spawn_service("router")
     portal = spawn_service("portal", extra={"CPU_NICENESS": "3"})
     for process in (router, portal):
         process.wait_ready(90)
+    assert os.getpriority(os.PRIO_PROCESS, router.process.pid) == ours
+    assert os.getpriority(os.PRIO_PROCESS, portal.process.pid) == min(19, ours + 3)
     if _autogroup_nice(os.getpid()) is not None:
         assert _autogroup_nice(router.process.pid) == 0
         assert _autogroup_nice(portal.process.pid) == 3
