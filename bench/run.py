@@ -170,8 +170,10 @@ async def idle_cost(monitor: ProcessMonitor, seconds: float) -> dict[str, float]
     return {role: round(1000 * s / seconds, 1) for role, s in monitor.cpu_between("idle-start", "idle-end").items()}
 
 
-async def latency(infra: Infra, monitor: ProcessMonitor, key: str, args, rate: float, base: int,
+async def latency(infra: Infra, monitor: ProcessMonitor, key: str, args, rate: float, base: int, per_post: int,
                   profiler: Profiler | None = None) -> tuple[dict, dict | None]:
+    """A paced (open loop) run at `rate` invoices/s, `per_post` invoices per POST (1: `/v1/invoices`; more: JSON
+    arrays to `/v1/batches`): each invoice's time from its POST's 202 to sent and to dispatched recorded."""
     urls = {name: p.url for name, p in infra.services.items()}
     count = int(min(args.invoices, max(200, rate * args.latency_seconds)))
     bodies = e2e.invoice_bodies(f"LAT-{int(time.time())}", count)
@@ -181,13 +183,13 @@ async def latency(infra: Infra, monitor: ProcessMonitor, key: str, args, rate: f
         if profiler:
             profiler.start({name: p.process.pid for name, p in infra.services.items()})
         posting = asyncio.create_task(e2e.post_paced(urls["ingest"], key, bodies, rate, max_in_flight=args.concurrency,
-                                                     batch_size=args.latency_batch))
+                                                     batch_size=per_post))
         # Once the POSTs are all answered, only the accepted ones are awaited (a refused one never arrives).
         done = await observer.wait_for(lambda: base + (len(posting.result().accepted) if posting.done() else count),
                                        stall_seconds=args.stall_seconds, alive=lambda: not infra.dead_services())
         posts = await posting
         monitor.mark("lat-end")
-        if args.latency_batch > 1:
+        if per_post > 1:
             await e2e.resolve_batches(urls["ingest"], key, posts)
         profile = profiler.stop() if profiler else None
         stats_after = await e2e.database_stats(infra.pg_dsn)
@@ -199,9 +201,9 @@ async def latency(infra: Infra, monitor: ProcessMonitor, key: str, args, rate: f
     start = posts.started_at
     cpu = monitor.cpu_between("lat-start", "lat-end")
     return {
-        "target_rate": round(rate, 1), "invoices": count, "invoices_per_post": args.latency_batch,
+        "target_rate": round(rate, 1), "invoices": count, "invoices_per_post": per_post,
         "accepted": len(accepted), "complete": done,
-        # The paced run's CPU per invoice (single POSTs, small polls) against the throughput run's.
+        # The paced run's CPU per invoice (small POSTs, small polls) against the throughput run's.
         "cpu_ms_per_invoice": {role: round(1000 * s / max(1, len(accepted)), 2) for role, s in cpu.items()},
         "box_busy": monitor.system_busy_between("lat-start", "lat-end"),
         "foreign_cpu_seconds": round(monitor.busy_cpu_seconds_between("lat-start", "lat-end") - sum(cpu.values()), 1),
@@ -282,14 +284,14 @@ async def main_async(args) -> dict:
         "consumer_batch_size": _setting(overrides, "channels", "consumer_batch_size", 500),
         "smtp_concurrency": _setting(overrides, "channels", "smtp_concurrency", 8),
         # the bare pipeline's consumers wait as long as the delivery path's (router, channels, tracker)
-        "fetch_max_wait_ms": _setting(overrides, "router", "consumer_fetch_max_wait_ms", 100),
+        "fetch_max_wait_ms": _setting(overrides, "router", "consumer_fetch_max_wait_ms", 50),
     }
     commit, dirty = _git()
     result: dict = {"meta": {
         "started": started.isoformat(timespec="seconds"), "commit": commit, "dirty": dirty,
         "host": platform.node(), "cpus": os.cpu_count(), "python": platform.python_version(),
         "pg_fast": pg_fast(), "invoices": args.invoices,
-        "concurrency": args.concurrency, "batch_size": args.batch_size, "service_env": overrides, **settings, "logs": str(run_dir / "logs"),
+        "concurrency": args.concurrency, "batch_size": args.batch_size, "replicas": args.replicas, "service_env": overrides, **settings, "logs": str(run_dir / "logs"),
         "argv": sys.argv[1:],
     }}
     console = report.Console()
@@ -336,7 +338,7 @@ async def main_async(args) -> dict:
                                                             extra=["--smtp-mode", "per-message"])
                 say(f"  SMTP connection per message → {result['bare_per_message']['rate']:.0f} invoices/s")
         say("starting the five services")
-        await asyncio.to_thread(infra.start_services, overrides)
+        await asyncio.to_thread(infra.start_services, overrides, args.replicas)
         for role, pid in infra.pids().items():
             monitor.watch(role, pid, tree=role == "postgres")
         urls = {name: p.url for name, p in infra.services.items()}
@@ -363,10 +365,18 @@ async def main_async(args) -> dict:
             rate = args.latency_rate or (e["sustained_rate"] or e["e2e_rate"]) / 2
             say(f"latency: posting at {rate:.0f}/s for ~{args.latency_seconds:.0f} s")
             profiler = Profiler(run_dir, name="latency") if args.profile_latency else None
-            result["latency"], profile = await latency(infra, monitor, key, args, rate, (await counts(infra))[1], profiler)
+            result["latency"], profile = await latency(infra, monitor, key, args, rate, (await counts(infra))[1],
+                                                       args.latency_batch, profiler)
             if profile:
                 result["latency_profile"] = profile
             say(f"  → p99 {result['latency']['to_tracked_ms']['p99'] or 0:.0f} ms")
+            if args.latency_batch > 1 and not args.skip_single_latency:
+                # The same rate as single invoices, each its own POST: the heavier shape of the same load.
+                await asyncio.to_thread(monitor.wait_idle, list(infra.services), timeout=120)
+                say(f"latency, one invoice per POST: posting at {rate:.0f}/s for ~{args.latency_seconds:.0f} s")
+                result["latency_single"], _ = await latency(infra, monitor, key, args, rate,
+                                                            (await counts(infra))[1], 1)
+                say(f"  → p99 {result['latency_single']['to_tracked_ms']['p99'] or 0:.0f} ms")
             if not args.skip_bare:
                 count = result["latency"]["invoices"]
                 await asyncio.to_thread(monitor.wait_idle, list(infra.services), timeout=120)
@@ -448,11 +458,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="a service setting for this run (repeatable)")
     parser.add_argument("--profile", action="store_true", help="py-spy the services during the throughput run")
     parser.add_argument("--profile-latency", action="store_true", help="py-spy the services during the paced run")
-    parser.add_argument("--latency-batch", type=int, default=1,
-                        help="invoices per POST in the paced run (default 1: single invoices to /v1/invoices; more: "
-                             "JSON arrays to /v1/batches, as an ERP's export run sends them)")
+    parser.add_argument("--latency-batch", type=int, default=None,
+                        help="invoices per POST in the paced run whose p99 is the goal's (default --batch-size: the "
+                             "throughput run's shape, whose max rate it halves; 1: single invoices to /v1/invoices)")
+    parser.add_argument("--skip-single-latency", action="store_true",
+                        help="no second paced run with one invoice per POST at the same rate")
     parser.add_argument("--latency-rate", type=float, default=None,
                         help="invoices/s of the paced run (default: half the throughput run's rate)")
+    parser.add_argument("--replicas", action="append", default=[], metavar="SERVICE=N",
+                        help="N processes of a service in the pipeline runs (same database and consumer group; "
+                             "repeatable). Default: channels=2, the rest one each (the one-box shape, see "
+                             "bench/README.md); --replicas channels=1 runs one of each")
     parser.add_argument("--keep-data", action="store_true", help="keep the PostgreSQL data directory")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
     args = parser.parse_args(argv)
@@ -466,6 +482,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.facturx_builds = min(args.invoices, 300)
     if args.mails is None:
         args.mails = min(args.invoices, 2000)
+    if args.latency_batch is None:
+        args.latency_batch = args.batch_size
+    replicas = {"channels": 2} if not args.replicas else {}
+    for kv in args.replicas:
+        name, _, count = kv.partition("=")
+        if name not in SERVICES or not count.isdigit() or int(count) < 1:
+            parser.error(f"--replicas {kv}: expected SERVICE=N, SERVICE one of {', '.join(SERVICES)}")
+        replicas[name] = int(count)
+    args.replicas = replicas
     for kv in args.service_env:
         if "=" not in kv or not kv.startswith("PARCOURS_"):
             parser.error(f"--service-env wants PARCOURS_<SERVICE>_<SETTING>=VALUE, got {kv!r}")

@@ -33,6 +33,9 @@ async def test_bench_runs_end_to_end_and_writes_its_results(tmp_path):
     assert result["bare"]["mails_sent"] == 20
     assert result["e2e"]["complete"] and result["e2e"]["missing"] == 0
     assert result["latency"]["to_tracked_ms"]["n"] == result["latency"]["invoices"]
+    # The goal's paced run posts as the throughput run did; the same rate one invoice per POST follows it.
+    assert result["latency"]["invoices_per_post"] == 8 and result["latency_single"]["invoices_per_post"] == 1
+    assert result["latency_single"]["to_tracked_ms"]["n"] == result["latency_single"]["invoices"]
     assert set(SERVICES) <= set(result["memory_peak_mb"])
     assert {g["status"] for g in result["goals"]} <= {"PASS", "MISS", "n/a"}
     assert result["ingest_json"]["ingest"]["flat_out"]["statuses"].keys() == {202}

@@ -15,6 +15,8 @@ class Settings(ServiceSettings):
 
     http_port: int = 8101
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/parcours_ingest"
+    # Ingest consumes only customer and branding changes: a fetch held longer costs less while idle.
+    consumer_fetch_max_wait_ms: int = Field(default=500, ge=1, le=10000)
     admin_token: str = Field(default=DEV_ADMIN_TOKEN, min_length=1,
                              description="Bearer token of the tenant administration API.")
     document_reader_token: SecretStr | None = Field(
