@@ -170,6 +170,11 @@ class BarePipeline:
         source_seconds = await (self._paced_source(producer) if a.pace else self._source(pool, producer))
         try:
             await asyncio.wait_for(self.finished.wait(), timeout=a.timeout)
+            result = self._result(source_seconds, template, mailer)
+            if a.hold:
+                # Everything stays open (this process, its database backends) while the caller reads their CPU.
+                print(json.dumps(result), flush=True)
+                await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
         finally:
             for task in tasks:
                 task.cancel()
@@ -179,6 +184,10 @@ class BarePipeline:
             await mailer.stop()
             await producer.stop()
             await pool.close()
+        return result
+
+    def _result(self, source_seconds: float, template: bytes, mailer: "Mailer") -> dict:
+        a = self.args
         end = max(s.last_commit for s in self.stages)
         last = self.stages[2]
         return {
@@ -300,15 +309,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smtp-mode", choices=("pooled", "per-message"), default="pooled")
     parser.add_argument("--mail-bytes", type=int, default=3000)
     parser.add_argument("--fanout", action="store_true")
-    parser.add_argument("--fetch-max-wait-ms", type=int, default=100,
+    parser.add_argument("--fetch-max-wait-ms", type=int, default=50,
                         help="consumer long-poll wait (the delivery path's services' default; `bench.run` passes "
                              "theirs)")
     parser.add_argument("--pace", type=float, default=None,
                         help="post one invoice at a time at this rate and measure each one's latency")
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--hold", action="store_true",
+                        help="print the result, then keep the connections open until a line arrives on stdin (a "
+                             "monitor then reads the CPU of this process and of its database backends, which exit "
+                             "with it)")
     args = parser.parse_args(argv)
     result = eventloop.run(BarePipeline(args).run())
-    print(json.dumps(result), flush=True)
+    if not args.hold:
+        print(json.dumps(result), flush=True)
     return 0
 
 

@@ -73,15 +73,21 @@ async def run_bare(infra: Infra, monitor: ProcessMonitor, args, settings: dict, 
         "--smtp-port", str(infra.sink.smtp_port), "--invoices", str(invoices),
         "--partitions", str(settings["partitions"]), "--batch", str(settings["consumer_batch_size"]),
         "--smtp-concurrency", str(settings["smtp_concurrency"]),
-        "--fetch-max-wait-ms", str(settings["fetch_max_wait_ms"]), *extra,
-        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        "--fetch-max-wait-ms", str(settings["fetch_max_wait_ms"]), "--hold", *extra,
+        cwd=ROOT, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     monitor.watch(role, proc.pid)
     monitor.mark(f"{role}-start")
-    stdout, stderr = await proc.communicate()
-    if proc.returncode != 0:
-        raise RuntimeError(f"the bare pipeline failed:\n{stderr.decode()[-3000:]}")
+    stderr = asyncio.create_task(proc.stderr.read())
+    line = b" "
+    while line and not line.startswith(b"{"):  # the result, printed while the process and its backends still run
+        line = await proc.stdout.readline()
     monitor.mark(f"{role}-end")
-    result = json.loads(stdout.decode().strip().splitlines()[-1])
+    if line.strip():  # empty: it failed before printing, and has exited
+        proc.stdin.write(b"\n")
+        await proc.stdin.drain()
+    if await proc.wait() != 0 or not line.strip():
+        raise RuntimeError(f"the bare pipeline failed:\n{(await stderr).decode()[-3000:]}")
+    result = json.loads(line)
     result["peak_rss_mb"] = monitor.peaks_mb()[role]
     cpu = {r: s for r, s in monitor.cpu_between(f"{role}-start", f"{role}-end").items()
            if r in (role, "broker", "postgres", "smtp-sink")}

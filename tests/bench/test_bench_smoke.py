@@ -31,6 +31,7 @@ async def test_bench_runs_end_to_end_and_writes_its_results(tmp_path):
     assert next(tmp_path.glob("*.png")).read_bytes().startswith(b"\x89PNG"), "the run's plot is drawn"
     assert written["meta"]["invoices"] == 20
     assert result["bare"]["mails_sent"] == 20
+    assert result["bare"]["cpu_ms_per_invoice"]["bare"] > 0, "its CPU is read while it still runs"
     assert result["e2e"]["complete"] and result["e2e"]["missing"] == 0
     assert result["latency"]["to_tracked_ms"]["n"] == result["latency"]["invoices"]
     # The goal's paced run posts as the throughput run did; the same rate one invoice per POST follows it.
