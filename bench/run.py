@@ -343,7 +343,7 @@ async def main_async(args) -> dict:
                 result["bare_per_message"] = await run_bare(infra, monitor, args, settings, role="bare-per-message",
                                                             extra=["--smtp-mode", "per-message"])
                 say(f"  SMTP connection per message → {result['bare_per_message']['rate']:.0f} invoices/s")
-        say("starting the five services")
+        say("starting the services")
         await asyncio.to_thread(infra.start_services, overrides, args.replicas)
         for role, pid in infra.pids().items():
             monitor.watch(role, pid, tree=role == "postgres")
@@ -490,7 +490,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.mails = min(args.invoices, 2000)
     if args.latency_batch is None:
         args.latency_batch = args.batch_size
-    replicas = {"channels": 2} if not args.replicas else {}
+    replicas = {"channels": 2}  # the one-box shape (bench/README.md), unless a --replicas says otherwise
     for kv in args.replicas:
         name, _, count = kv.partition("=")
         if name not in SERVICES or not count.isdigit() or int(count) < 1:
