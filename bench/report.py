@@ -63,6 +63,11 @@ def _posted(per_post: int) -> str:
     return "one POST per invoice" if per_post == 1 else f"POST /v1/batches of {per_post}"
 
 
+def _platform_cpu(paced_run: dict) -> float:
+    """A paced run's CPU ms per invoice, every process but the benchmark's own driver."""
+    return sum(ms for role, ms in paced_run["cpu_ms_per_invoice"].items() if role != "driver")
+
+
 def _fmt(value, fmt: str = "{:.0f}") -> str:
     return "—" if value is None else fmt.format(value)
 
@@ -111,21 +116,17 @@ def print_report(result: dict, console: Console | None = None) -> None:
                             f"posted at {latency['achieved_post_rate']:.0f}/s", title_justify="left")
         for col in ("from POST 202 to", "p50 ms", "p95 ms", "p99 ms", "max ms"):
             table.add_column(col, justify="left" if col.startswith("from") else "right")
-        for key, label in (("to_sent_ms", "SMTP accepted (channels sends.updated_at)"),
-                           ("to_tracked_ms", "dispatched recorded (tracker journal.recorded_at)"),
-                           ("post_ms", "(the POST itself, send → 202)")):
-            q = latency[key]
-            table.add_row(label, _fmt(q.get("p50")), _fmt(q.get("p95")), _fmt(q.get("p99")), _fmt(q.get("max")))
-        single = result.get("latency_single")
-        if single:
-            for key, label in (("to_tracked_ms", "one invoice per POST, same rate: dispatched recorded"),
-                               ("post_ms", "(one invoice per POST: the POST itself)")):
-                q = single[key]
+        single = result.get("latency_single") or {}
+        rows = [(latency.get("to_sent_ms"), "SMTP accepted (channels sends.updated_at)"),
+                (latency.get("to_tracked_ms"), "dispatched recorded (tracker journal.recorded_at)"),
+                (latency.get("post_ms"), "(the POST itself, send → 202)"),
+                (single.get("to_tracked_ms"), "one invoice per POST, same rate: dispatched recorded"),
+                (single.get("post_ms"), "(one invoice per POST: the POST itself)"),
+                ((result.get("bare_latency") or {}).get("latency_ms"),
+                 "bare pipeline, same rate: source INSERT+produce → tracker stage commit")]
+        for q, label in rows:
+            if q:
                 table.add_row(label, _fmt(q.get("p50")), _fmt(q.get("p95")), _fmt(q.get("p99")), _fmt(q.get("max")))
-        bare = (result.get("bare_latency") or {}).get("latency_ms")
-        if bare:
-            table.add_row("bare pipeline, same rate: source INSERT+produce → tracker stage commit",
-                          _fmt(bare.get("p50")), _fmt(bare.get("p95")), _fmt(bare.get("p99")), _fmt(bare.get("max")))
         console.print(table)
 
     memory, cpu = result.get("memory_peak_mb") or {}, (e2e or {}).get("cpu_ms_per_invoice") or {}
@@ -144,15 +145,13 @@ def print_report(result: dict, console: Console | None = None) -> None:
                           _fmt(paced.get(role), "{:.2f}"), _fmt(idle.get(role), "{:.1f}"))
         console.print(table)
         if paced:
-            platform = sum(v for r, v in paced.items() if r != "driver")
-            console.print(f"Paced run ({paced_shape}): box busy {latency['box_busy'] * 100:.0f} %, {platform:.1f} CPU ms "
-                          f"per invoice without the driver; foreign CPU {latency['foreign_cpu_seconds']:.0f} s in "
-                          f"{latency['wall_seconds']:.0f} s.")
+            console.print(f"Paced run ({paced_shape}): box busy {latency['box_busy'] * 100:.0f} %, "
+                          f"{_platform_cpu(latency):.1f} CPU ms per invoice without the driver; foreign CPU "
+                          f"{latency['foreign_cpu_seconds']:.0f} s in {latency['wall_seconds']:.0f} s.")
             single = result.get("latency_single")
             if single:
                 console.print(f"Paced run, one invoice per POST: box busy {single['box_busy'] * 100:.0f} %, "
-                              f"{sum(v for r, v in single['cpu_ms_per_invoice'].items() if r != 'driver'):.1f} CPU ms "
-                              f"per invoice without the driver.")
+                              f"{_platform_cpu(single):.1f} CPU ms per invoice without the driver.")
         if e2e:
             console.print(f"Box busy during the throughput run: {e2e['box_busy'] * 100:.0f} % of {meta['cpus']} cores; "
                           f"total {sum(cpu.values()):.1f} CPU ms per invoice.")
