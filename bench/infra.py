@@ -13,7 +13,7 @@ from pathlib import Path
 from parcours_devstack.broker import TansuBroker
 from parcours_devstack.orphans import die_with_parent
 from parcours_devstack.ports import free_port, wait_for_port
-from parcours_devstack.postgres import EmbeddedPostgres, create_database, server_url
+from parcours_devstack.postgres import EmbeddedPostgres, create_database, drop_database, server_url
 from parcours_devstack.services import SERVICES, ServiceProcess, service_env
 
 # Like `make run` (stack.DEV_SETTINGS): Tansu holds a first group join for half the session timeout.
@@ -119,6 +119,11 @@ class Infra:
         for process in self.services.values():
             process.wait_ready(120)
         return self.services
+
+    def drop_database(self, name: str) -> None:
+        """Drop a scratch database once its benchmark is done: its tables would keep autovacuum busy under the
+        benchmarks that follow."""
+        drop_database(self.pg_dsn, name)
 
     def service_db(self, name: str) -> str:
         return self.pg_dsn.rsplit("/", 1)[0] + f"/parcours_{name.split('-')[0]}"

@@ -136,8 +136,7 @@ class EmbeddedPostgres:
 def create_database(server_dsn: str, name: str) -> None:
     """Create database `name` on the server at `server_dsn` unless it exists (idempotent).
     Works for the embedded server and for an external one (the wheel's psql is the client)."""
-    if not name.replace("_", "").isalnum():
-        raise ValueError(f"unsafe database name {name!r}")
+    _check_name(name)
     psql = [_bin("psql"), server_dsn, "-v", "ON_ERROR_STOP=1", "-tAc"]
     exists = subprocess.run(psql + [f"SELECT 1 FROM pg_database WHERE datname = '{name}'"],
                             check=True, capture_output=True, text=True).stdout.strip()
@@ -145,6 +144,18 @@ def create_database(server_dsn: str, name: str) -> None:
         result = subprocess.run(psql + [f'CREATE DATABASE "{name}"'], capture_output=True, text=True)
         if result.returncode != 0 and "already exists" not in result.stderr:
             raise RuntimeError(f"could not create database {name}: {result.stderr.strip()}")
+
+
+def drop_database(server_dsn: str, name: str) -> None:
+    """Drop database `name` on the server at `server_dsn` if it exists, its connections closed first."""
+    _check_name(name)
+    subprocess.run([_bin("psql"), server_dsn, "-v", "ON_ERROR_STOP=1", "-c",
+                    f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'], check=True, capture_output=True)
+
+
+def _check_name(name: str) -> None:
+    if not name.replace("_", "").isalnum():  # it goes into SQL as an identifier
+        raise ValueError(f"unsafe database name {name!r}")
 
 
 def server_url(server_dsn: str, database: str) -> str:
