@@ -126,7 +126,7 @@ class Infra:
         drop_database(self.pg_dsn, name)
 
     def service_db(self, name: str) -> str:
-        return self.pg_dsn.rsplit("/", 1)[0] + f"/parcours_{name.split('-')[0]}"
+        return self.pg_dsn.rsplit("/", 1)[0] + f"/parcours_{service_of(name)}"
 
     def pids(self) -> dict[str, int]:
         """Processes worth watching, by role."""
@@ -159,6 +159,11 @@ class Infra:
                 shutil.copy(log, self.logs / "postgres.log")
         if not self.keep_data:
             shutil.rmtree(self.pg_dir, ignore_errors=True)
+
+
+def service_of(role: str) -> str:
+    """The service a process runs: `channels-2` (a replica `start_services` named) → `channels`."""
+    return role.split("-")[0]
 
 
 def pg_fast() -> bool:

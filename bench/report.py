@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from bench.infra import service_of
 from parcours_devstack.services import SERVICES
 
 GOALS = {
@@ -28,7 +29,7 @@ def evaluate(result: dict) -> list[dict]:
     e2e = result.get("e2e") or {}
     bare = result.get("bare") or {}
     latency = result.get("latency") or {}
-    rss = {name: mb for name, mb in (result.get("memory_peak_mb") or {}).items() if _service_of(name) in SERVICES}
+    rss = {name: mb for name, mb in (result.get("memory_peak_mb") or {}).items() if service_of(name) in SERVICES}
     figures = {
         "e2e_rate": (e2e.get("e2e_rate"), lambda v: v >= 500, "{:.0f}/s"),
         "ratio_to_bare": (e2e.get("e2e_rate") / bare["rate"] * 100 if e2e.get("e2e_rate") and bare.get("rate") else None,
@@ -52,11 +53,6 @@ def evaluate(result: dict) -> list[dict]:
                       "shown": "—" if value is None else fmt.format(value),
                       "status": "n/a" if value is None else ("PASS" if ok(value) else "MISS"), "detail": detail})
     return goals
-
-
-def _service_of(role: str) -> str:
-    """`channels-2` (a replica's process) → `channels`."""
-    return role.split("-")[0]
 
 
 def _posted(per_post: int) -> str:
@@ -138,8 +134,8 @@ def print_report(result: dict, console: Console | None = None) -> None:
                     "idle: CPU ms / s"):
             table.add_column(col, justify="left" if col == "process" else "right")
         total_cpu = sum(cpu.values()) or 1
-        for role in sorted(memory, key=lambda r: (_service_of(r) not in SERVICES, r)):
-            table.add_row(role + ("" if _service_of(role) in SERVICES else " (infra)" if role != "driver" else " (bench)"),
+        for role in sorted(memory, key=lambda r: (service_of(r) not in SERVICES, r)):
+            table.add_row(role + ("" if service_of(role) in SERVICES else " (infra)" if role != "driver" else " (bench)"),
                           _fmt(memory[role], "{:.1f}"), _fmt(cpu.get(role), "{:.2f}"),
                           _fmt(100 * cpu[role] / total_cpu if role in cpu else None, "{:.0f} %"),
                           _fmt(paced.get(role), "{:.2f}"), _fmt(idle.get(role), "{:.1f}"))
