@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 
 from parcours_runtime.group_commit import GroupCommit
+
+
+def _recording_writer() -> tuple[list[list[int]], Callable[[list[int]], Awaitable[list[int]]]]:
+    """A writer that keeps each group it is given and answers every item with itself."""
+    groups: list[list[int]] = []
+
+    async def write(items: list[int]) -> list[int]:
+        groups.append(items)
+        return items
+
+    return groups, write
 
 
 async def test_concurrent_items_are_written_together_and_answered_one_by_one():
@@ -98,12 +110,7 @@ async def test_two_in_flight_overlap_two_groups_never_three_and_the_rest_waits()
 
 
 async def test_drain_writes_the_group_still_forming():
-    groups: list[list[int]] = []
-
-    async def write(items: list[int]) -> list[int]:
-        groups.append(items)
-        return items
-
+    groups, write = _recording_writer()
     committer = GroupCommit(write, window_seconds=3600, max_in_flight=1)
     waiting = [asyncio.create_task(committer.submit(i)) for i in range(3)]
     await asyncio.sleep(0.01)
@@ -115,12 +122,7 @@ async def test_drain_writes_the_group_still_forming():
 async def test_a_window_paced_by_arrivals_closes_early_when_callers_come_close_together():
     """With `window_gaps`, steady close submissions shrink the window to a few of their gaps: a 30 s
     window would otherwise hold every group for 30 s."""
-    groups: list[list[int]] = []
-
-    async def write(items: list[int]) -> list[int]:
-        groups.append(items)
-        return items
-
+    groups, write = _recording_writer()
     committer = GroupCommit(write, window_seconds=30, window_gaps=2)
     callers = []
     for i in range(80):
@@ -145,12 +147,7 @@ async def test_a_window_paced_by_arrivals_still_waits_its_full_length_for_a_lone
 
 
 async def test_a_window_paced_by_arrivals_of_zero_takes_what_the_loop_turn_read():
-    groups: list[list[int]] = []
-
-    async def write(items: list[int]) -> list[int]:
-        groups.append(items)
-        return items
-
+    groups, write = _recording_writer()
     committer = GroupCommit(write, window_seconds=0, window_gaps=2)
     assert await asyncio.gather(*(committer.submit(i) for i in range(5))) == list(range(5))
     assert groups == [[0, 1, 2, 3, 4]]
