@@ -159,7 +159,7 @@ def test_a_signed_message_verifies_whatever_its_structure_and_headers():
                               message_id="<d1.abc@acme.example>", logo=InlineImage("image/png", b"\x89PNG\r\n\x1a\n0"),
                               attachment=Attachment(filename="F-2026-0042.pdf", content=b"%PDF-1.7\n" + bytes(range(256))))
     wire = to_wire(sign_message(message, key))
-    assert wire.startswith(b"DKIM-Signature: v=1;") and to_wire(message) == wire
+    assert wire.startswith(b"DKIM-Signature: v=1;") and wire.endswith(b"\r\n" + to_wire(message)), "on top, nothing else changed"
     assert dkim.verify(wire, dnsfunc=resolver_of({key.record_name: key.record_value}))
     assert not dkim.verify(wire.replace(b"F-2026-0042.pdf", b"F-2026-0043.pdf"),
                            dnsfunc=resolver_of({key.record_name: key.record_value}))

@@ -14,6 +14,7 @@ import pytest
 from pydantic import ValidationError
 
 from parcours_channels.adapters.mail.compose import Attachment, compose_message, to_wire
+from parcours_channels.adapters.mail.profile import InlineImage
 from parcours_channels.adapters.mail.render import render_email
 from parcours_channels.adapters.registry import load_adapters
 from parcours_channels.config import Settings
@@ -174,6 +175,44 @@ def test_an_attachment_wraps_the_alternative_in_multipart_mixed():
     (attached,) = parsed.iter_attachments()
     assert (attached.get_filename(), attached.get_content_type(), attached.get_content()) == (
         "INV-7.pdf", "application/pdf", pdf)
+
+
+def test_logo_and_attachment_nest_as_mixed_alternative_related_and_the_wire_stays_7bit_within_78_columns():
+    pdf, png = b"%PDF-1.7\n" + bytes(range(256)) * 3, b"\x89PNG\r\n\x1a\n" + bytes(200)
+    rendered = render_email(invoice=invoice(seller_name="Société Générale"), purpose="invoice", reminder=None,
+                            link=LINK, language="fr")
+    message = compose_message(rendered=rendered, sender="Société Générale <factures@sg.example>", message_id="<m@x>",
+                              recipient=Recipient(email="ann@contoso.example", name="Zoë"),
+                              attachment=Attachment(filename="Facture n° F-1 — échéance.pdf", content=pdf),
+                              logo=InlineImage("image/png", png))
+    assert (message.sender, message.recipient) == ("factures@sg.example", "ann@contoso.example")
+    wire = to_wire(message)
+    assert wire.isascii() and b"\n" not in wire.replace(b"\r\n", b"")
+    assert max(len(line) for line in wire.split(b"\r\n")) <= 78
+
+    parsed = email.message_from_bytes(wire, policy=email.policy.default)
+    assert not parsed.defects and all(not part.defects for part in parsed.walk())
+    assert [part.get_content_type() for part in parsed.walk()] == [
+        "multipart/mixed", "multipart/alternative", "text/plain", "multipart/related", "text/html", "image/png",
+        "application/pdf"]
+    assert (parsed["From"], parsed["To"], parsed["Content-Language"], parsed["MIME-Version"]) == (
+        "Société Générale <factures@sg.example>", "Zoë <ann@contoso.example>", "fr", "1.0")
+    assert parsed.get_body(("html",)).get_content().replace("\r\n", "\n") == "\n".join(rendered.html.splitlines()) + "\n"
+    logo = next(part for part in parsed.walk() if part.get_content_type() == "image/png")
+    assert (logo["Content-ID"], logo.get_content_disposition(), logo.get_content()) == ("<logo@parcours>", "inline", png)
+    (attached,) = parsed.iter_attachments()
+    assert (attached.get_filename(), attached.get_content()) == ("Facture n° F-1 — échéance.pdf", pdf)
+
+
+def test_a_message_reads_its_headers_back_and_a_bad_media_type_is_refused():
+    rendered = render_email(invoice=invoice(), purpose="invoice", reminder=None, link=LINK, language="en")
+    message = compose_message(rendered=rendered, sender="p@parcours.example", message_id="<m@x>",
+                              recipient=Recipient(email="ann@contoso.example"))
+    assert message["Subject"] == "Invoice INV-7 from Northwind Ltd" and message["Message-ID"] == "<m@x>"
+    with pytest.raises(ValueError, match="not a media type"):
+        compose_message(rendered=rendered, sender="p@parcours.example", message_id="<m@x>",
+                        recipient=Recipient(email="ann@contoso.example"),
+                        logo=InlineImage("image/png\r\nBcc: victim@evil.example", b"x"))
 
 
 def test_the_bodies_read_back_exactly_as_rendered_in_quoted_printable_lines_of_76_at_most():

@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from email.message import EmailMessage
 
 import pytest
 
 from parcours_channels.adapters import RecipientRefused, TransientDeliveryError
+from parcours_channels.adapters.mail.compose import ComposedMessage, compose_message
+from parcours_channels.adapters.mail.render import RenderedEmail
 from parcours_channels.adapters.mail.session import SmtpReply, SmtpSession
 from parcours_channels.adapters.mail.smtp import SmtpPool
 from parcours_channels.config import Settings
+from parcours_contracts import Recipient
 
 
 @pytest.fixture(params=[True, False], ids=["pipelining", "no-pipelining"])
@@ -27,13 +29,10 @@ def pool_for(sink, **settings) -> SmtpPool:
     return SmtpPool(Settings(smtp_port=sink.smtp_port, **settings))
 
 
-def mail(to: str) -> EmailMessage:
-    message = EmailMessage()
-    message["From"] = "Parcours <invoices@parcours.localhost>"
-    message["To"] = to
-    message["Subject"] = f"for {to}"
-    message.set_content("hello")
-    return message
+def mail(to: str) -> ComposedMessage:
+    return compose_message(rendered=RenderedEmail(subject=f"for {to}", text="hello", html="<p>hello</p>", language="en"),
+                           sender="Parcours <invoices@parcours.localhost>", recipient=Recipient(email=to),
+                           message_id=f"<{to}@parcours.localhost>")
 
 
 async def send_all(pool: SmtpPool, addresses: list[str], tenant_id: str = "acme") -> None:
@@ -211,7 +210,7 @@ async def test_messages_composed_when_a_session_is_free_are_never_more_than_the_
     composed, alive, most = [], 0, 0
 
     def later(to: str):
-        def compose() -> EmailMessage:
+        def compose() -> ComposedMessage:
             nonlocal alive, most
             alive += 1
             most = max(most, alive)

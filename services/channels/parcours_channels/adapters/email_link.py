@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from email.message import EmailMessage
 
-from parcours_channels.adapters.mail.compose import Attachment, invoice_message
+from parcours_channels.adapters.mail.compose import Attachment, ComposedMessage, invoice_message
 from parcours_channels.adapters.mail.profile import tenant_mail_cache
 from parcours_channels.adapters.mail.smtp import SMTP_POOL
 from parcours_channels.adapters.send_once import SendOne, deliver_once
@@ -35,7 +34,7 @@ class EmailLinkAdapter:
         tenant = await tenant_mail_cache(ctx).get(request.tenant_id)
 
         async def send_one(recipient: Recipient, message_id: str, record: Callable[[], Awaitable[None]]) -> None:
-            def compose() -> EmailMessage:  # once a session is free (see SmtpPool.send)
+            def compose() -> ComposedMessage:  # once a session is free (see SmtpPool.send)
                 return invoice_message(request, recipient, message_id=message_id, settings=settings,
                                        attachment=attachment, tenant=tenant)
 

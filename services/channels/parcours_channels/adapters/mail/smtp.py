@@ -17,10 +17,9 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from email.message import EmailMessage
 
 from parcours_channels.adapters import RecipientRefused, TransientDeliveryError
-from parcours_channels.adapters.mail.compose import to_wire
+from parcours_channels.adapters.mail.compose import ComposedMessage
 from parcours_channels.adapters.mail.session import SmtpReply, SmtpSession
 from parcours_channels.adapters.throttle import KeyedLimit, RatePacer
 from parcours_channels.config import Settings
@@ -41,11 +40,11 @@ class SmtpPool:
         self._reaper: asyncio.Task | None = None
         self.sessions_opened = 0
 
-    async def send(self, message: EmailMessage | Callable[[], EmailMessage], *, tenant_id: str,
+    async def send(self, message: ComposedMessage | Callable[[], ComposedMessage], *, tenant_id: str,
                    envelope_sender: str | None = None, recipients: list[str] | None = None,
                    on_accepted: Callable[[], Awaitable[None]] | None = None) -> None:
         """Hand `message` over (bounces go to `envelope_sender`, else to From; to `recipients`, else
-        to To: reading To parses it again); RecipientRefused on a permanent refusal,
+        to its recipient); RecipientRefused on a permanent refusal,
         TransientDeliveryError otherwise. `on_accepted` runs as soon as the relay has taken the
         message: the shorter the gap between the relay's 250 and our record of it, the smaller
         the window in which a crash makes a retry send it again.
@@ -56,7 +55,7 @@ class SmtpPool:
         if recipients is None:
             if callable(message):
                 raise TypeError("a message composed later needs its recipients")
-            recipients = [address.addr_spec for address in message["To"].addresses]
+            recipients = [message.recipient]
         domain = recipients[0].rpartition("@")[2].lower()
         async with self._per_domain.slot(domain):
             await self._tenant_pace.wait(tenant_id)
@@ -64,12 +63,11 @@ class SmtpPool:
             async with self._slots:
                 if callable(message):
                     message = message()
-                sender = envelope_sender or message["From"].addresses[0].addr_spec
-                wire = to_wire(message)
+                sender = envelope_sender or message.sender
                 session = await self._checkout()
                 reusable = False
                 try:
-                    await session.send(sender, recipients, wire)
+                    await session.send(sender, recipients, message.wire)
                     reusable = True
                 except SmtpReply as exc:
                     if exc.stage not in ("rcpt", "data"):  # MAIL FROM refused: our configuration, not theirs
