@@ -11,7 +11,8 @@ from decimal import Decimal
 import pytest
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
-from sqlalchemy import Column, Integer, MetaData, String, Table, func, select, text
+from sqlalchemy import Column, Integer, MetaData, String, Table, Uuid, func, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from parcours_contracts import InvoiceReceived, InvoiceSummary, topics
 from parcours_devstack.ports import free_port
@@ -24,6 +25,7 @@ from parcours_runtime.uow import UnitOfWork
 metadata = MetaData()
 seen = Table("seen", metadata, Column("id", Integer, primary_key=True, autoincrement=True),
              Column("invoice_number", String, nullable=False))
+applied = Table("applied", metadata, Column("event_id", Uuid, primary_key=True))
 
 
 def summary(number: str) -> InvoiceSummary:
@@ -314,3 +316,41 @@ async def test_a_batch_handlers_span_links_to_each_events_trace(make_database, k
     batch_spans = [s for s in spans.get_finished_spans() if s.name.startswith(f"consume {topics.INVOICE_RECEIVED} ×")]
     linked = {format(link.context.trace_id, "032x") for s in batch_spans for link in s.links}
     assert batch_spans and linked == set(traces)
+
+
+handed: list[uuid.UUID] = []
+
+
+async def record_new(events: list[InvoiceReceived], uow: UnitOfWork) -> None:
+    """Keeps its own record of the event ids it applied, in the same transaction, as the tracker's journal does."""
+    handed.extend(event.event_id for event in events)
+    new = set((await uow.session.execute(
+        pg_insert(applied).values([{"event_id": event.event_id} for event in events])
+        .on_conflict_do_nothing().returning(applied.c.event_id))).scalars())
+    for event in events:
+        if event.event_id in new:
+            new.discard(event.event_id)
+            await uow.session.execute(seen.insert().values(invoice_number=event.invoice.number))
+
+
+async def test_a_handler_that_deduplicates_gets_every_copy_and_no_inbox_row_yet_applies_each_event_once(
+        make_database, kafka):
+    duplicate, sentinel = received("DEDUP-1"), received("DEDUP-SENTINEL")
+    await waiting_on_one_partition(kafka, [duplicate, duplicate, received("DEDUP-2"), duplicate, sentinel])
+    handed.clear()
+    definition = ServiceDefinition(
+        name="dedup", metadata=metadata, create_app=lambda ctx: FastAPI(), migrations=None,
+        handlers=lambda ctx: {InvoiceReceived: BatchHandler(record_new, deduplicates=True)})
+    h = ServiceHost(definition, quick_settings(make_database("rec"), kafka, max_attempts=2))
+    await h.start()
+    try:
+        for _ in range(200):
+            if await count(h, "DEDUP-SENTINEL") == 1:
+                break
+            await asyncio.sleep(0.1)
+        assert await count(h) == 3 and await count(h, "DEDUP-1") == 1
+        assert handed.count(duplicate.event_id) == 3, "the consumer filtered nothing: the handler did"
+        async with h.ctx.sessions() as session:
+            assert (await session.execute(text("SELECT count(*) FROM inbox"))).scalar_one() == 0
+    finally:
+        await h.stop()

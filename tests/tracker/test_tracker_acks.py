@@ -84,7 +84,7 @@ async def test_a_valid_ack_is_published_once_and_shows_in_the_journey(
         "acme", f.invoice_id, "edi", "EDI-0001", "accepted")
     assert event.acked_at == event.occurred_at == acked_at
     assert event.correlation_id == f.correlation_id
-    await eventually(lambda: consumed(event.event_id), what="the tracker consumed its own DeliveryAcked")
+    await eventually(lambda: consumed(event), what="the tracker consumed its own DeliveryAcked")
     assert len(await acks_in_journal(tracker, f.invoice_id)) == 1
 
 

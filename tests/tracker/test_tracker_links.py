@@ -103,7 +103,7 @@ async def test_a_view_is_the_button_press_recorded_published_and_shown(
     assert event.event_id == click.event_id
 
     # The event comes back from the broker to our own consumer: the journal already has it.
-    await eventually(lambda: consumed(event.event_id), what="the tracker consumed its own LinkClicked")
+    await eventually(lambda: consumed(event), what="the tracker consumed its own LinkClicked")
     assert await journal_kinds(tracker, f.invoice_id) == ["received", "dispatched", "opened", "clicked"]
 
     # The same page submitted again (a refresh) is not another view; a forged nonce changes nothing.

@@ -18,8 +18,7 @@ async def test_time_to_ack_quantiles_come_from_the_invoices_acknowledged(client,
     events = [fast.received(), fast.dispatched(minute=2), fast.acked(minute=5),
               slow.received(), slow.dispatched(minute=2), slow.acked(minute=10)]
     await publish(*events)
-    for event in events:
-        await eventually(lambda: consumed(event.event_id), what=f"{event.type} consumed")
+    await eventually(lambda: consumed(*events), what="the six events consumed")
 
     gauges = await scrape(client)
     # 3 and 8 minutes: the median interpolates between them.

@@ -18,7 +18,8 @@ Handlers whose work is an outside effect (an SMTP send, a partner API call) are
 transaction (it must be idempotent on its own, e.g. through a send ledger), and their
 `record` runs inside the batch's unit of work with what `perform` returned. Handlers that can
 apply many events in one statement are `BatchHandler`s: they get the batch's events of their
-type together.
+type together; one that keeps its own record of the event ids it applied (`deduplicates`) gets no
+inbox rows.
 """
 
 from __future__ import annotations
@@ -273,10 +274,13 @@ class EventConsumer:
     async def _apply_batch(self, work: list[_Work]) -> None:
         performed = await self._perform_effects(work)
         async with UnitOfWork(self._sessions) as uow:
-            fresh = await inbox.claim_many(uow.session, self.group_id, [event.event_id for _, event, _ in work])
+            fresh = await inbox.claim_many(uow.session, self.group_id,
+                                           [event.event_id for _, event, handler in work if not _deduplicates(handler)])
             todo = []
             for index, (record, event, handler) in enumerate(work):
-                if event.event_id in fresh:  # else applied before, or twice in this batch
+                if _deduplicates(handler):
+                    todo.append((index, record, event, handler))
+                elif event.event_id in fresh:  # else applied before, or twice in this batch
                     fresh.discard(event.event_id)
                     todo.append((index, record, event, handler))
             position = 0
@@ -369,7 +373,7 @@ class EventConsumer:
                 return
             result = await handler.perform(event)
         async with UnitOfWork(self._sessions) as uow:
-            if not await inbox.claim(uow.session, self.group_id, event.event_id):
+            if not _deduplicates(handler) and not await inbox.claim(uow.session, self.group_id, event.event_id):
                 return
             if isinstance(handler, EffectHandler):
                 await handler.record(event, result, uow)
@@ -422,3 +426,8 @@ class EventConsumer:
             except KafkaError as exc:
                 log.warning("DLQ publish failed, retrying: %s", exc)
                 await asyncio.sleep(1)
+
+
+def _deduplicates(handler: Handler) -> bool:
+    """Whether `handler` drops redeliveries itself (see BatchHandler.deduplicates): no inbox row then."""
+    return isinstance(handler, BatchHandler) and handler.deduplicates

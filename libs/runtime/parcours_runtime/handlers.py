@@ -30,6 +30,11 @@ class BatchHandler:
     call (set-based SQL: one statement for N events). Its span links to each event's trace."""
 
     handle: Callable[[list[EventEnvelope], UnitOfWork], Awaitable[None]]
+    # True when `handle` itself drops the events it applied before, in the same transaction (a table of
+    # its own with a unique event id, as the tracker's journal): the consumer then claims no inbox row
+    # for them (an insert per event that would only repeat that check). Redeliveries, and the same
+    # event twice in one batch, reach `handle`.
+    deduplicates: bool = False
 
 
 Handler = PlainHandler | EffectHandler | BatchHandler

@@ -82,7 +82,8 @@ def build(ctx: ServiceContext) -> dict[type, Handler]:
                                 correlation_id=invoice.correlation_id, incident_id=event.incident_id,
                                 resolution=f"{event.resolution} ({event.actor})", now=tracking().clock.now())
 
-    facts = BatchHandler(handle=on_facts)
+    # The journal's unique event id drops a redelivered fact in the same transaction: no inbox row needed.
+    facts = BatchHandler(handle=on_facts, deduplicates=True)
     return {
         RecipientActionRequested: on_recipient_action,
         IncidentResolutionRequested: on_incident_resolution,
