@@ -8,7 +8,7 @@ import email
 import email.policy
 import uuid
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 from pydantic import ValidationError
@@ -94,6 +94,26 @@ def test_amounts_and_dates_read_naturally_in_the_customer_locale():
     assert format_date(date(2026, 12, 1), "fr") == "1 décembre 2026"
     assert format_date(date(2026, 8, 15), "fr") == "15 août 2026"
     assert format_date(date(2026, 8, 15), "en") == "15 August 2026"
+
+
+@pytest.mark.parametrize("currency", ["EUR", "USD", "GBP", "JPY", "CHF", "KWD", "XOF", "CLP", "XYZ"])
+@pytest.mark.parametrize("language", ["fr", "en"])
+def test_amounts_read_exactly_as_babels_format_currency_writes_them(currency, language):
+    """format_amount keeps the locale's pattern set to the currency's digits instead of calling format_currency:
+    the same text, every sign, size and rounding edge (half up)."""
+    import random
+
+    from babel.numbers import format_currency, get_currency_precision
+
+    from parcours_channels.domain.wording import LOCALES
+
+    draw = random.Random(f"{currency}-{language}")
+    amounts = [Decimal("0"), Decimal("-0.005"), Decimal("0.005"), Decimal("0.5"), Decimal("999999.995"),
+               *(Decimal(draw.randint(-10**12, 10**12)).scaleb(-draw.randint(0, 6)) for _ in range(300))]
+    unit = Decimal(1).scaleb(-get_currency_precision(currency))
+    for amount in amounts:
+        rounded = amount.quantize(unit, rounding=ROUND_HALF_UP)
+        assert format_amount(amount, currency, language) == format_currency(rounded, currency, locale=LOCALES[language])
 
 
 @pytest.mark.parametrize(("step", "sequence", "tone"), [

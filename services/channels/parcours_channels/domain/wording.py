@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
@@ -12,7 +13,7 @@ from uuid import UUID
 
 from babel import Locale
 from babel.dates import format_date as babel_date
-from babel.numbers import format_currency, format_decimal, get_currency_precision
+from babel.numbers import NumberPattern, format_decimal, get_currency_precision, get_currency_symbol
 
 from parcours_contracts import ReminderInfo
 
@@ -35,10 +36,21 @@ def language_or_default(language: str | None) -> Language:
 
 
 def format_amount(amount: Decimal, currency: str, language: Language) -> str:
-    """`1 234,50 €` in French, `€1,234.50` in English; half-up to the currency's minor unit."""
+    """`1 234,50 €` in French, `€1,234.50` in English; half-up to the currency's minor unit. What Babel's
+    format_currency writes, from the locale's pattern set to the currency's digits once per currency:
+    format_currency looks the currency's symbol and plural name up again on every call (half its time)."""
+    pattern, symbol, step = _currency_pattern(currency, language)
+    rounded = amount.quantize(step, rounding=ROUND_HALF_UP)
+    return pattern.apply(rounded, _LOCALES[language]).replace("¤", symbol)
+
+
+@lru_cache(maxsize=256)
+def _currency_pattern(currency: str, language: Language) -> tuple[NumberPattern, str, Decimal]:
+    """The locale's standard currency pattern with the currency's minor unit, its symbol there, and that unit."""
     digits = get_currency_precision(currency)
-    rounded = amount.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
-    return format_currency(rounded, currency, locale=_LOCALES[language])
+    pattern = copy.copy(_LOCALES[language].currency_formats["standard"])
+    pattern.frac_prec = (digits, digits)
+    return pattern, get_currency_symbol(currency, _LOCALES[language]), Decimal(1).scaleb(-digits)
 
 
 def format_rate(rate: Decimal, language: Language) -> str:
