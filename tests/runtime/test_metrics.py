@@ -23,14 +23,15 @@ async def test_services_expose_their_flow_in_prometheus_format(run_service, even
     await post_routed_invoice(ingest.url, router.url, "metrics", "MET-1")
     async with httpx.AsyncClient(timeout=30) as client:
 
-        async def router_published() -> dict | None:
+        async def router_settled() -> dict | None:
+            """Published, and the relay's delete of the published row committed (it follows the publish)."""
             found = samples((await client.get(f"{router.url}/metrics")).text)
             if value(found, "parcours_events_published_total", type="dispatch.requested", channel="email_link",
-                     purpose="invoice"):
+                     purpose="invoice") and value(found, "parcours_outbox_backlog") == 0:
                 return found
             return None
 
-        router_metrics = await eventually(router_published, what="router's dispatch request counted")
+        router_metrics = await eventually(router_settled, what="router's dispatch request counted, its outbox empty")
         ingest_metrics = samples((await client.get(f"{ingest.url}/metrics")).text)
 
     assert value(ingest_metrics, "parcours_events_published_total", type="invoice.received", channel="",
