@@ -53,7 +53,7 @@ class Channels:
 
     async def settle(self, timeout: float = 20.0) -> None:
         """Wait until every published event was handled or dead-lettered and the outbox is empty."""
-        consumer, loop = self.host.consumer, asyncio.get_running_loop()
+        consumer, loop = self.host.consumer_of(DispatchRequested), asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
             done = consumer.processed + consumer.dead_lettered >= self._published

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from parcours_channels.store.deferrals import DeferredDispatch
 from parcours_channels.store.sends import Send
-from parcours_contracts import DispatchFailed, InvoiceDispatched, Recipient
+from parcours_contracts import DispatchFailed, DispatchRequested, InvoiceDispatched, Recipient
 
 QUICK_RETRIES = {"smtp_retry_first_seconds": 0.2, "smtp_retry_poll_seconds": 0.1, "smtp_retry_attempts": 3}
 
@@ -46,7 +46,7 @@ async def test_a_greylisted_recipient_is_retried_later_and_delivered_exactly_onc
     sink.reject_next(2, code, "4.7.1 Greylisted, try again later")  # the first attempt and the first retry
     await channels.publish(request)
     await channels.settle()
-    assert channels.host.consumer.dead_lettered == 0, "the event is recorded, not dead-lettered"
+    assert channels.host.consumer_of(DispatchRequested).dead_lettered == 0, "the event is recorded, not dead-lettered"
 
     outcome = await outcome_of(channels, eventually)
     (message,) = sink.messages()

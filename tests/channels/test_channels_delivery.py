@@ -17,7 +17,7 @@ from parcours_channels.adapters.send_once import SEND_LEDGER
 from parcours_channels.domain.verp import read_verp_address, recipient_digest, verp_address
 from parcours_channels.domain.wording import message_id_for
 from parcours_channels.store.sends import Send
-from parcours_contracts import DispatchFailed, InvoiceDispatched, Penalties, Recipient, ReminderInfo
+from parcours_contracts import DispatchFailed, DispatchRequested, InvoiceDispatched, Penalties, Recipient, ReminderInfo
 from parcours_runtime.links import verify_link_token
 
 LINK_SECRET = "test-link-secret"
@@ -200,7 +200,7 @@ async def test_a_temporary_refusal_is_retried_later_without_resending_to_the_oth
     assert {m.message_id for m in outcome.messages} == {m["message_id"] for m in received}
     rows = await ledger(channels, request.dispatch_id)
     assert sorted(r.attempts for r in rows.values()) == [1, 2], "only the refused recipient was tried again"
-    assert channels.host.consumer.dead_lettered == 0
+    assert channels.host.consumer_of(DispatchRequested).dead_lettered == 0
 
 
 async def test_an_unreachable_relay_puts_the_dispatch_off_until_it_is_back(start_channels, sink, make_dispatch,
@@ -219,7 +219,7 @@ async def test_an_unreachable_relay_puts_the_dispatch_off_until_it_is_back(start
     (outcome,) = await eventually(channels.outcomes, what="the outcome once the relay is back")
     assert isinstance(outcome, InvoiceDispatched) and len(outcome.messages) == 2
     assert len(sink.messages()) == 2
-    assert channels.host.consumer.dead_lettered == 0
+    assert channels.host.consumer_of(DispatchRequested).dead_lettered == 0
 
 
 async def test_a_channel_without_adapter_fails_permanently(channels, sink, make_dispatch):

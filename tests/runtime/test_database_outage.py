@@ -81,7 +81,7 @@ async def test_events_wait_for_the_database_and_none_is_dead_lettered(tmp_path, 
 
         await wait_for(6)
         assert await dlq.peek(kafka, topics.INVOICE_RECEIVED) == [], "an outage is nobody's poison"
-        assert host.consumer.dead_lettered == 0
+        assert host.consumer_of(InvoiceReceived).dead_lettered == 0
     finally:
         await producer.stop()
         await host.stop()

@@ -14,11 +14,11 @@ from fastapi import FastAPI
 from sqlalchemy import Column, Integer, MetaData, String, Table, Uuid, func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from parcours_contracts import InvoiceReceived, InvoiceSummary, topics
+from parcours_contracts import InvoiceReceived, InvoiceSummary, ReminderDue, ReminderInfo, topics
 from parcours_devstack.ports import free_port
 from parcours_runtime import dlq
 from parcours_runtime.handlers import BatchHandler
-from parcours_runtime.service import ServiceDefinition, ServiceHost
+from parcours_runtime.service import ServiceDefinition, ServiceHost, consumer_lanes
 from parcours_runtime.settings import ServiceSettings
 from parcours_runtime.uow import UnitOfWork
 
@@ -352,5 +352,42 @@ async def test_a_handler_that_deduplicates_gets_every_copy_and_no_inbox_row_yet_
         assert handed.count(duplicate.event_id) == 3, "the consumer filtered nothing: the handler did"
         async with h.ctx.sessions() as session:
             assert (await session.execute(text("SELECT count(*) FROM inbox"))).scalar_one() == 0
+    finally:
+        await h.stop()
+
+
+def test_urgent_topics_get_a_consumer_of_their_own_fetching_more_often():
+    settings = ServiceSettings(environment="test", consumer_fetch_max_wait_ms=50, consumer_quiet_fetch_max_wait_ms=500)
+    handlers = {InvoiceReceived: record, ReminderDue: record}
+    [(urgent, urgent_wait), (quiet, quiet_wait)] = consumer_lanes(handlers, frozenset({InvoiceReceived}), settings)
+    assert (set(urgent), urgent_wait, set(quiet), quiet_wait) == ({InvoiceReceived}, 50, {ReminderDue}, 500)
+    assert consumer_lanes(handlers, frozenset(), settings) == [(handlers, 50)], "nothing urgent: one consumer"
+    assert consumer_lanes(handlers, frozenset(handlers), settings) == [(handlers, 50)], "all urgent: one consumer"
+
+
+async def test_two_consumers_of_one_service_share_its_group_and_each_applies_its_own_topics(
+        make_database, kafka, eventually):
+    async def record_reminder(event: ReminderDue, uow: UnitOfWork) -> None:
+        await uow.session.execute(seen.insert().values(invoice_number=f"reminded {event.invoice.number}"))
+
+    definition = ServiceDefinition(name="lanes", metadata=metadata, create_app=lambda ctx: FastAPI(), migrations=None,
+                                   handlers=lambda ctx: {InvoiceReceived: record, ReminderDue: record_reminder},
+                                   urgent=frozenset({InvoiceReceived}))
+    h = ServiceHost(definition, quick_settings(make_database("rec"), kafka, max_attempts=2))
+    await h.start()
+    try:
+        assert [consumer.group_id for consumer in h.consumers] == ["lanes", "lanes"]
+        assert topics.INVOICE_RECEIVED in h.consumer_of(InvoiceReceived).topics
+        assert h.consumer_of(ReminderDue).topics == sorted(set(h.consumers[1].topics))
+        assert not set(h.consumers[0].topics) & set(h.consumers[1].topics)
+        invoices = [received(f"LANE-{i}") for i in range(10)]
+        async with UnitOfWork(h.ctx.sessions) as uow:
+            uow.publish(*invoices, *(ReminderDue(tenant_id="t1", invoice_id=e.invoice_id, correlation_id=e.correlation_id,
+                                                 reminder=ReminderInfo(strategy="s", step="first", sequence=1),
+                                                 reason="due", invoice=e.invoice) for e in invoices))
+            await uow.commit()
+        await eventually(lambda: _eq(count(h), 20), what="both consumers applied their events")
+        assert await count(h, "reminded LANE-3") == 1 and await count(h, "LANE-3") == 1
+        assert h.consumer_of(InvoiceReceived).processed == 10 and h.consumer_of(ReminderDue).processed == 10
     finally:
         await h.stop()

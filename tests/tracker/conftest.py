@@ -110,7 +110,8 @@ def consumed(tracker):
     facts leave no inbox row: the journal drops their redeliveries)."""
 
     async def check(*events) -> bool:
-        wanted = Counter((topic_for(event), event.type) for event in events)
-        return all(tracker.consumer.handled_by[key] >= n for key, n in wanted.items())
+        wanted = Counter((topic_for(event), event.type, type(event)) for event in events)
+        return all(tracker.consumer_of(event_type).handled_by[(topic, name)] >= n
+                   for (topic, name, event_type), n in wanted.items())
 
     return check

@@ -62,14 +62,14 @@ class _RuntimeCollector:
 
     def collect(self):
         host = self._metrics._host
-        consumer, relay = host.consumer, host.relay
+        relay = host.relay
         consumed = CounterMetricFamily("parcours_events_consumed", "Events applied by this service's consumer",
                                        labels=["topic", "type"])
         dead = CounterMetricFamily("parcours_dead_letters", "Events sent to <topic>.dlq by this service",
                                    labels=["topic"])
         lag = GaugeMetricFamily("parcours_consumer_lag", "Records not yet committed behind the partition's end",
                                 labels=["topic", "partition"])
-        if consumer is not None:
+        for consumer in host.consumers:  # their topics are their own
             for (topic, event_type), count in sorted(consumer.handled_by.items()):
                 consumed.add_metric([topic, event_type], count)
             for topic, count in sorted(consumer.dead_lettered_by.items()):

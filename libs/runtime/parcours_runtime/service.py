@@ -27,7 +27,7 @@ from opentelemetry.propagate import extract, get_global_textmap
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from parcours_contracts import topics
+from parcours_contracts import TOPIC_OF, topics
 from parcours_contracts.events import EventEnvelope
 from parcours_runtime import eventloop
 from parcours_runtime.body_limit import limit_bodies
@@ -82,11 +82,30 @@ class ServiceDefinition:
     migrations: str | None = "store/migrations"
     gauges: Gauges = field(default_factory=dict)  # the service's own metrics, read at each scrape
     rate_limits: Sequence[RateLimit] = ()  # its public routes' limits (rate_limit.py), overridable by settings
+    # The event types on the delivery path (their topics, rather): fetched every `consumer_fetch_max_wait_ms`. The
+    # service's other topics go to a second consumer in the same group, fetching every
+    # `consumer_quiet_fetch_max_wait_ms`: a fetch on a broker that holds it (Tansu) costs by the partitions it
+    # covers, and the tracker's eleven topics fetched every 50 ms cost ≈ 120 CPU ms a second, idle. Empty: one
+    # consumer takes every topic at `consumer_fetch_max_wait_ms`.
+    urgent: frozenset[type[EventEnvelope]] = frozenset()
 
     def script_location(self) -> str:
         if self.migrations is None:
             raise ValueError(f"{self.name} has no migrations")
         return script_location(f"parcours_{self.name}", self.migrations)
+
+
+def consumer_lanes(handlers: dict[type[EventEnvelope], Handler], urgent: frozenset[type[EventEnvelope]],
+                   settings: ServiceSettings) -> list[tuple[dict[type[EventEnvelope], Handler], int]]:
+    """The handlers each of the service's consumers takes, with its fetch wait: the urgent types' topics (every
+    type on them goes along: a topic is read by one consumer), then the other topics; one consumer for all when
+    nothing, or everything, is urgent."""
+    urgent_topics = {TOPIC_OF[event_type] for event_type in urgent}
+    fast = {event_type: h for event_type, h in handlers.items() if TOPIC_OF[event_type] in urgent_topics}
+    quiet = {event_type: h for event_type, h in handlers.items() if event_type not in fast}
+    if not fast or not quiet:
+        return [(handlers, settings.consumer_fetch_max_wait_ms)]
+    return [(fast, settings.consumer_fetch_max_wait_ms), (quiet, settings.consumer_quiet_fetch_max_wait_ms)]
 
 
 async def prepare_database(definition: ServiceDefinition, database_url: str) -> None:
@@ -174,7 +193,7 @@ class ServiceHost:
         self.definition = definition
         self.settings = settings
         self.ctx: ServiceContext | None = None
-        self.consumer: EventConsumer | None = None
+        self.consumers: list[EventConsumer] = []  # the urgent topics' consumer first (ServiceDefinition.urgent)
         self.relay: OutboxRelay | None = None
         self.jobs: list[BackgroundJob] = []
         self.app: FastAPI | None = None
@@ -204,15 +223,18 @@ class ServiceHost:
         self.relay = OutboxRelay(engine, producer, batch_size=s.outbox_batch_size)
         self._spawn(self.relay.run(), "outbox-relay")
         handlers = {**tenancy_handlers(ctx), **self.definition.handlers(ctx)}
-        self.consumer = EventConsumer(
-            group_id=name, bootstrap_servers=s.kafka_bootstrap_servers, handlers=handlers,
-            sessions=ctx.sessions, engine=engine, producer=producer, max_attempts=s.consumer_max_attempts,
-            backoff_seconds=s.consumer_backoff_seconds, batch_size=s.consumer_batch_size,
-            session_timeout_ms=s.consumer_session_timeout_ms, fetch_max_wait_ms=s.consumer_fetch_max_wait_ms,
-            fetch_min_bytes=s.consumer_fetch_min_bytes, max_partition_fetch_bytes=s.consumer_max_partition_fetch_bytes,
-        )
-        await self.consumer.start()
-        self._spawn(self.consumer.run(), "consumer")
+        for lane, (lane_handlers, fetch_max_wait_ms) in enumerate(consumer_lanes(handlers, self.definition.urgent, s)):
+            consumer = EventConsumer(
+                group_id=name, bootstrap_servers=s.kafka_bootstrap_servers, handlers=lane_handlers,
+                sessions=ctx.sessions, engine=engine, producer=producer, max_attempts=s.consumer_max_attempts,
+                backoff_seconds=s.consumer_backoff_seconds, batch_size=s.consumer_batch_size,
+                session_timeout_ms=s.consumer_session_timeout_ms, fetch_max_wait_ms=fetch_max_wait_ms,
+                fetch_min_bytes=s.consumer_fetch_min_bytes,
+                max_partition_fetch_bytes=s.consumer_max_partition_fetch_bytes,
+            )
+            await consumer.start()
+            self.consumers.append(consumer)
+            self._spawn(consumer.run(), "consumer" if lane == 0 else "consumer-quiet")
         self.jobs = self.definition.background(ctx)
         for job in self.jobs:
             self._spawn(job.run(), type(job).__name__)
@@ -239,6 +261,10 @@ class ServiceHost:
         # sight, a full collection walks only what came since (≈ 150k objects took it 100 ms, a stall of every request).
         gc.freeze()
         log.info("%s ready on %s", name, self.url)
+
+    def consumer_of(self, event_type: type[EventEnvelope]) -> EventConsumer:
+        """The consumer that reads `event_type`'s topic (a service may have two: ServiceDefinition.urgent)."""
+        return next(consumer for consumer in self.consumers if TOPIC_OF[event_type] in consumer.topics)
 
     def _spawn(self, coro, name: str) -> None:
         self._tasks.append(asyncio.create_task(coro, name=name))
@@ -273,8 +299,8 @@ class ServiceHost:
         """Graceful: stop HTTP, finish in-flight events, stop jobs, flush the outbox."""
         if self._server is not None:
             self._server.should_exit = True
-        if self.consumer is not None:
-            await self.consumer.stop()
+        for consumer in self.consumers:
+            await consumer.stop()
         for job in self.jobs:
             await job.stop()
         if self.relay is not None:

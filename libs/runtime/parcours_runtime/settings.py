@@ -29,6 +29,10 @@ class ServiceSettings(BaseSettings):
                     "the fetch, so this bounds the latency each hop adds there (idle cost: a fetch per interval). "
                     "50 rather than 100 ms: p99 POST → dispatched 468 against 556 ms in batches at 260 invoices/s, "
                     "≈ 50 CPU ms per second more idle, box-wide (docs/performance.md).")
+    consumer_quiet_fetch_max_wait_ms: int = Field(
+        default=500, ge=1, le=10000,
+        description="The same for the topics off the delivery path (acknowledgements, clicks, configuration…) of a "
+                    "service that names its urgent ones (ServiceDefinition.urgent): read by a second consumer.")
     consumer_fetch_min_bytes: int = Field(
         default=1, ge=1,
         description="Data a fetch waits for (up to consumer_fetch_max_wait_ms): above 1, a hop at a moderate rate "

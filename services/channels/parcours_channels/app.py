@@ -10,6 +10,7 @@ from parcours_channels.adapters.mail.smtp import SMTP_POOL, SmtpPool
 from parcours_channels.adapters.registry import ADAPTERS, adapter_jobs, load_adapters
 from parcours_channels.bounces.server import BOUNCE_ENDPOINT, BounceEndpoint
 from parcours_channels.store import Base
+from parcours_contracts import DispatchRequested
 from parcours_runtime.rate_limit import RateLimit
 from parcours_runtime.service import ServiceContext, ServiceDefinition
 from parcours_runtime.table_stats import FirstStatistics
@@ -52,4 +53,4 @@ def definition() -> ServiceDefinition:
                              handlers=handlers.build, on_start=_on_start, on_stop=_on_stop,
                              background=lambda ctx: [*adapter_jobs(ctx), *deferred_jobs(ctx),
                                                      FirstStatistics(ctx.engine, ("sends",))],
-                             rate_limits=RATE_LIMITS)
+                             rate_limits=RATE_LIMITS, urgent=frozenset({DispatchRequested}))

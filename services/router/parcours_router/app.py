@@ -2,6 +2,7 @@
 
 from fastapi import FastAPI
 
+from parcours_contracts import InvoiceReceived
 from parcours_router import api, handlers
 from parcours_router.store import metadata
 from parcours_runtime.service import ServiceContext, ServiceDefinition
@@ -21,4 +22,6 @@ def create_app(ctx: ServiceContext) -> FastAPI:
 
 
 def definition() -> ServiceDefinition:
-    return ServiceDefinition(name="router", metadata=metadata, create_app=create_app, handlers=handlers.build)
+    # A received invoice goes out now; reminders, failures and bounces wait half a second more.
+    return ServiceDefinition(name="router", metadata=metadata, create_app=create_app, handlers=handlers.build,
+                             urgent=frozenset({InvoiceReceived}))

@@ -6,6 +6,7 @@ import logging
 
 from fastapi import FastAPI
 
+from parcours_contracts import DispatchFailed, DispatchRequested, InvoiceDispatched, InvoiceReceived
 from parcours_runtime.plain_routes import serve_plainly
 from parcours_runtime.rate_limit import RateLimit
 from parcours_runtime.service import BackgroundJob, ServiceContext, ServiceDefinition
@@ -86,6 +87,9 @@ RATE_LIMITS = (
 def definition() -> ServiceDefinition:
     return ServiceDefinition(name="tracker", metadata=Base.metadata, create_app=create_app, handlers=handlers.build,
                              background=background, on_start=on_start, rate_limits=RATE_LIMITS,
+                             # the delivery path, read together so that its facts keep their order; acks, clicks,
+                             # reminders and the rest arrive on people's and partners' time
+                             urgent=frozenset({InvoiceReceived, DispatchRequested, InvoiceDispatched, DispatchFailed}),
                              gauges={"parcours_incidents_open": ("Open incidents by kind", _open_incidents),
                                      "parcours_time_to_ack_seconds": (
                                          "First dispatch to acknowledgement, invoices acked in the last 24 h, "
