@@ -26,7 +26,7 @@ if __package__ in (None, ""):  # `python bench/mail_sign.py`
 
 import aiosmtplib  # noqa: E402
 
-from parcours_channels.adapters.mail.compose import invoice_message, to_wire  # noqa: E402
+from parcours_channels.adapters.mail.compose import invoice_message  # noqa: E402
 from parcours_channels.adapters.mail.profile import Sender, TenantMail  # noqa: E402
 from parcours_channels.adapters.mail.render import Brand  # noqa: E402
 from parcours_channels.config import Settings  # noqa: E402
@@ -65,8 +65,8 @@ def step_rates(messages: int, settings: Settings) -> dict[str, float]:
         requests = [_request(i) for i in range(messages)]
         started = time.process_time()
         for request in requests:
-            to_wire(invoice_message(request, request.recipients[0], message_id=f"<{request.dispatch_id}@acme.example>",
-                                    settings=settings, tenant=tenant))
+            invoice_message(request, request.recipients[0], message_id=f"<{request.dispatch_id}@acme.example>",
+                            settings=settings, tenant=tenant).wire
         rates[label] = _per_second(messages, time.process_time() - started)
     return rates
 
@@ -78,8 +78,8 @@ async def end_to_end(messages: int, connections: int, settings: Settings, smtp_p
     for i in range(messages):
         queue.put_nowait(_request(i))
     first = _request(0)
-    prebuilt = to_wire(invoice_message(first, first.recipients[0], settings=settings, tenant=tenant,
-                                       message_id=f"<{first.dispatch_id}@acme.example>"))
+    prebuilt = invoice_message(first, first.recipients[0], settings=settings, tenant=tenant,
+                               message_id=f"<{first.dispatch_id}@acme.example>").wire
 
     async def worker() -> None:
         async with aiosmtplib.SMTP(hostname="127.0.0.1", port=smtp_port, local_hostname="bench.localhost") as smtp:
@@ -88,8 +88,8 @@ async def end_to_end(messages: int, connections: int, settings: Settings, smtp_p
                 if bare:
                     wire = prebuilt
                 else:
-                    wire = to_wire(invoice_message(request, request.recipients[0], settings=settings, tenant=tenant,
-                                                   message_id=f"<{request.dispatch_id}@acme.example>"))
+                    wire = invoice_message(request, request.recipients[0], settings=settings, tenant=tenant,
+                                           message_id=f"<{request.dispatch_id}@acme.example>").wire
                 await smtp.sendmail("bounce@bounces.parcours.localhost", [request.recipients[0].email], wire)
 
     started = time.perf_counter()

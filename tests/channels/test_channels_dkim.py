@@ -144,7 +144,7 @@ async def test_a_tenant_without_a_sender_domain_sends_from_the_platform_unsigned
 
 def test_a_signed_message_verifies_whatever_its_structure_and_headers():
     """Long non-ASCII subjects (encoded words, folded), a logo related to the HTML, a PDF attached."""
-    from parcours_channels.adapters.mail.compose import Attachment, compose_message, sign_message, to_wire
+    from parcours_channels.adapters.mail.compose import Attachment, compose_message, sign_message
     from parcours_channels.adapters.mail.profile import InlineImage
     from parcours_channels.adapters.mail.render import RenderedEmail
     from parcours_channels.domain.dkim import generate_key
@@ -158,8 +158,8 @@ def test_a_signed_message_verifies_whatever_its_structure_and_headers():
                               recipient=Recipient(email="jeanne@buyer.example", name="Jeanne Ébène"),
                               message_id="<d1.abc@acme.example>", logo=InlineImage("image/png", b"\x89PNG\r\n\x1a\n0"),
                               attachment=Attachment(filename="F-2026-0042.pdf", content=b"%PDF-1.7\n" + bytes(range(256))))
-    wire = to_wire(sign_message(message, key))
-    assert wire.startswith(b"DKIM-Signature: v=1;") and wire.endswith(b"\r\n" + to_wire(message)), "on top, nothing else changed"
+    wire = sign_message(message, key).wire
+    assert wire.startswith(b"DKIM-Signature: v=1;") and wire.endswith(b"\r\n" + message.wire), "on top, nothing else changed"
     assert dkim.verify(wire, dnsfunc=resolver_of({key.record_name: key.record_value}))
     assert not dkim.verify(wire.replace(b"F-2026-0042.pdf", b"F-2026-0043.pdf"),
                            dnsfunc=resolver_of({key.record_name: key.record_value}))
@@ -168,17 +168,17 @@ def test_a_signed_message_verifies_whatever_its_structure_and_headers():
 def test_mail_from_the_platform_is_signed_with_the_platform_key_when_one_is_configured(make_dispatch):
     from pydantic import ValidationError
 
-    from parcours_channels.adapters.mail.compose import invoice_message, to_wire
+    from parcours_channels.adapters.mail.compose import invoice_message
     from parcours_channels.config import Settings
     from parcours_channels.domain.dkim import generate_key
 
     key = generate_key("parcours.localhost", "platform")
     settings = Settings(dkim_selector="platform", dkim_private_key=key.private_pem.decode())
     request = make_dispatch()
-    wire = to_wire(invoice_message(request, request.recipients[0], message_id="<m@parcours.localhost>",
-                                   settings=settings))
+    wire = invoice_message(request, request.recipients[0], message_id="<m@parcours.localhost>",
+                           settings=settings).wire
     assert dkim.verify(wire, dnsfunc=resolver_of({key.record_name: key.record_value}))
-    assert b"DKIM-Signature" not in to_wire(invoice_message(request, request.recipients[0], settings=Settings(),
-                                                            message_id="<m@parcours.localhost>"))
+    assert b"DKIM-Signature" not in invoice_message(request, request.recipients[0], settings=Settings(),
+                                                    message_id="<m@parcours.localhost>").wire
     with pytest.raises(ValidationError, match="go together"):
         Settings(dkim_selector="platform")

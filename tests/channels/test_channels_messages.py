@@ -13,7 +13,7 @@ from decimal import ROUND_HALF_UP, Decimal
 import pytest
 from pydantic import ValidationError
 
-from parcours_channels.adapters.mail.compose import Attachment, compose_message, to_wire
+from parcours_channels.adapters.mail.compose import Attachment, compose_message
 from parcours_channels.adapters.mail.profile import InlineImage
 from parcours_channels.adapters.mail.render import render_email
 from parcours_channels.adapters.registry import load_adapters
@@ -76,8 +76,8 @@ def test_a_hostile_seller_name_is_escaped_in_html_and_cannot_inject_headers():
     assert "<script>" not in rendered.html
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in rendered.html
     assert "\n" not in rendered.subject and "\r" not in rendered.subject
-    wire = to_wire(compose_message(rendered=rendered, sender="Parcours <p@parcours.example>",
-                                   recipient=Recipient(email="ann@contoso.example"), message_id="<m@x>"))
+    wire = compose_message(rendered=rendered, sender="Parcours <p@parcours.example>",
+                           recipient=Recipient(email="ann@contoso.example"), message_id="<m@x>").wire
     parsed = email.message_from_bytes(wire, policy=email.policy.default)
     assert parsed["Bcc"] is None and parsed["To"] == "ann@contoso.example"
     headers = wire.split(b"\r\n\r\n", 1)[0]
@@ -176,8 +176,8 @@ def test_message_ids_are_stable_per_dispatch_and_mailbox_and_never_folded():
 
     long_id = message_id_for(dispatch, "ann@contoso.example", "mail.a-rather-long-subdomain.parcours.example.com")
     rendered = render_email(invoice=invoice(), purpose="invoice", reminder=None, link=LINK)
-    wire = to_wire(compose_message(rendered=rendered, sender="p@parcours.example",
-                                   recipient=Recipient(email="ann@contoso.example"), message_id=long_id))
+    wire = compose_message(rendered=rendered, sender="p@parcours.example",
+                           recipient=Recipient(email="ann@contoso.example"), message_id=long_id).wire
     assert f"\r\nMessage-ID: {long_id}\r\n".encode() in wire
     others = [line for line in wire.split(b"\r\n") if not line.startswith(b"Message-ID:")]
     assert max(len(line) for line in others) <= 78, "everything else stays within 78 columns"
@@ -189,7 +189,7 @@ def test_an_attachment_wraps_the_alternative_in_multipart_mixed():
     message = compose_message(rendered=rendered, sender="p@parcours.example", message_id="<m@x>",
                               recipient=Recipient(email="ann@contoso.example"),
                               attachment=Attachment(filename="INV-7.pdf", content=pdf))
-    parsed = email.message_from_bytes(to_wire(message), policy=email.policy.default)
+    parsed = email.message_from_bytes(message.wire, policy=email.policy.default)
     assert parsed.get_content_type() == "multipart/mixed"
     assert LINK in parsed.get_body(("plain",)).get_content()
     (attached,) = parsed.iter_attachments()
@@ -206,7 +206,7 @@ def test_logo_and_attachment_nest_as_mixed_alternative_related_and_the_wire_stay
                               attachment=Attachment(filename="Facture n° F-1 — échéance.pdf", content=pdf),
                               logo=InlineImage("image/png", png))
     assert (message.sender, message.recipient) == ("factures@sg.example", "ann@contoso.example")
-    wire = to_wire(message)
+    wire = message.wire
     assert wire.isascii() and b"\n" not in wire.replace(b"\r\n", b"")
     assert max(len(line) for line in wire.split(b"\r\n")) <= 78
 
@@ -241,8 +241,8 @@ def test_the_bodies_read_back_exactly_as_rendered_in_quoted_printable_lines_of_7
                      reminder=None, link=LINK),
         text="Bonjour,\n\nMontant : 1 234,56 € = total. \t\n" + "é" * 120 + "\n. point\nFrom ici\n" + " " * 90,
     )
-    wire = to_wire(compose_message(rendered=rendered, sender="p@parcours.example", message_id="<m@x>",
-                                   recipient=Recipient(email="ann@contoso.example")))
+    wire = compose_message(rendered=rendered, sender="p@parcours.example", message_id="<m@x>",
+                           recipient=Recipient(email="ann@contoso.example")).wire
     parsed = email.message_from_bytes(wire, policy=email.policy.default)
     for subtype, expected in (("plain", rendered.text), ("html", rendered.html)):
         part = parsed.get_body((subtype,))
@@ -297,8 +297,8 @@ def test_the_message_speaks_the_customer_language_carried_by_the_request():
 def test_headers_written_for_the_wire_read_back_as_given_within_78_columns(name, subject):
     rendered = render_email(invoice=invoice(), purpose="invoice", reminder=None, link=LINK)
     rendered = dataclasses.replace(rendered, subject=subject)
-    wire = to_wire(compose_message(rendered=rendered, sender="p@parcours.example", message_id="<m@x>",
-                                   recipient=Recipient(email="ann@contoso.example", name=name)))
+    wire = compose_message(rendered=rendered, sender="p@parcours.example", message_id="<m@x>",
+                           recipient=Recipient(email="ann@contoso.example", name=name)).wire
     head = wire.split(b"\r\n\r\n", 1)[0]
     assert max(len(line) for line in head.split(b"\r\n")) <= 78
     parsed = email.message_from_bytes(wire, policy=email.policy.default)

@@ -71,11 +71,6 @@ def _boundary() -> str:
 _BOUNDARIES = {kind: _boundary().encode("ascii") for kind in ("mixed", "alternative", "related")}
 
 
-def to_wire(message: ComposedMessage) -> bytes:
-    """The bytes handed to SMTP."""
-    return message.wire
-
-
 def _quoted_printable(text: str) -> bytes:
     """`text` as a quoted-printable UTF-8 body, every line ended by CRLF (the last one too), lines of 76
     at most; binascii's encoder is C (the stdlib's quoprimime is Python)."""
