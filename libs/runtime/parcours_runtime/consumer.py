@@ -278,9 +278,8 @@ class EventConsumer:
                                            [event.event_id for _, event, handler in work if not _deduplicates(handler)])
             todo = []
             for index, (record, event, handler) in enumerate(work):
-                if _deduplicates(handler):
-                    todo.append((index, record, event, handler))
-                elif event.event_id in fresh:  # else applied before, or twice in this batch
+                # else applied before, or twice in this batch (a handler that deduplicates gets every copy)
+                if _deduplicates(handler) or event.event_id in fresh:
                     fresh.discard(event.event_id)
                     todo.append((index, record, event, handler))
             position = 0
