@@ -6,8 +6,13 @@ from __future__ import annotations
 
 from datetime import date, datetime, timezone
 
+from sqlalchemy import func, select
+
 from parcours_contracts import LifecycleStatus
+from parcours_dunning.store.invoices import InvoiceSignal
+from parcours_dunning.store.journal import AuditEntry, Task
 from parcours_runtime.clock import SettableClock
+from parcours_runtime.inbox import inbox_table
 
 UTC = timezone.utc
 ISSUE, DUE = date(2026, 12, 1), date(2026, 12, 31)
@@ -31,11 +36,12 @@ async def test_a_batch_of_events_leaves_each_invoice_where_one_at_a_time_would(
         await wait_for_plan(acme, invoice.invoice_id, lambda p: p["dispatched_at"] is not None)
 
     at = datetime(2026, 12, 2, 10, tzinfo=UTC)
+    refusal, payment = build.lifecycle(refused, LifecycleStatus.REFUSEE, at), build.payment(paid, "1200.00", "0", at)
     await publish(build.lifecycle(resolved, LifecycleStatus.EN_LITIGE, DISPUTED_AT),
                   build.lifecycle(disputed, LifecycleStatus.EN_LITIGE, DISPUTED_AT),
-                  build.lifecycle(refused, LifecycleStatus.REFUSEE, at),
+                  refusal, refusal,  # the same event twice in a batch
                   build.lifecycle(resolved, LifecycleStatus.APPROUVEE, APPROVED_AT),
-                  build.payment(paid, "1200.00", "0", at),
+                  payment,
                   build.payment(early, "1200.00", "0", at),  # before dunning knows the invoice
                   build.delivery_bounced(bounced, at))
 
@@ -65,3 +71,26 @@ async def test_a_batch_of_events_leaves_each_invoice_where_one_at_a_time_would(
     plan = await wait_for_plan(acme, early.invoice_id, lambda p: p["steps"])
     assert plan["status"] == "stopped: paid in full", "the payment stored before the invoice counts"
     assert [t["invoice_id"] for t in (await acme.get("/v1/tasks")).json()] == [str(refused.invoice_id)]
+
+
+    async def recorded():
+        async with host.ctx.sessions() as db:
+            facts = await db.scalar(select(func.count()).select_from(InvoiceSignal).where(
+                InvoiceSignal.event_id.in_([refusal.event_id, payment.event_id])))
+            claimed = {row.event_id for row in await db.execute(select(inbox_table.c.event_id))}
+            audit = await db.scalar(select(func.count()).select_from(AuditEntry))
+            tasks = await db.scalar(select(func.count()).select_from(Task))
+            return facts, claimed, audit, tasks
+
+    facts, claimed, audit, tasks = await recorded()
+    assert facts == 2 and tasks == 1
+    assert {i.event_id for i in invoices} <= claimed, "received invoices still go through the inbox"
+    assert not {refusal.event_id, payment.event_id} & claimed
+    consumer = host.consumer_of(type(payment))
+    seen = sum(consumer.handled_by.values())
+    await publish(refusal, payment)  # redelivered later
+
+    async def redelivered():
+        return sum(consumer.handled_by.values()) >= seen + 2
+    await build.eventually(redelivered, what="the redeliveries consumed")
+    assert await recorded() == (facts, claimed, audit, tasks)

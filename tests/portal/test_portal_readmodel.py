@@ -1,5 +1,6 @@
 """The read model built from batches of events (all the events of a polled batch recorded together):
-each invoice ends as if its events had been applied one at a time, in order; redeliveries change nothing."""
+each invoice ends as if its events had been applied one at a time, in order; redeliveries change nothing,
+with the timeline's unique event id alone dropping them (the consumer claims no inbox rows for these events)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from sqlalchemy import func, select
 
 from parcours_contracts import IncidentResolved, PaymentPromised, PaymentRecorded
 from parcours_portal.store.models import Invoice, Recipient, TimelineEntry
+from parcours_runtime.inbox import inbox_table
 
 
 async def test_batches_fold_each_invoices_events_in_order(portal, journey, publish, eventually):
@@ -31,10 +33,12 @@ async def test_batches_fold_each_invoices_events_in_order(portal, journey, publi
                 return None
             invoices = {i.number: i for i in (await db.scalars(select(Invoice))).all()}
             recipients = sorted((await db.scalars(select(Recipient.email))).all())
-            return entries, invoices, recipients
+            claimed = await db.scalar(select(func.count()).select_from(inbox_table).where(
+                inbox_table.c.event_id.in_([event.event_id for event in events])))
+            return entries, invoices, recipients, claimed
 
-    entries, invoices, recipients = await eventually(rows, what="every event recorded")
-    assert entries == len(events) - 2
+    entries, invoices, recipients, claimed = await eventually(rows, what="every event recorded")
+    assert entries == len(events) - 2 and claimed == 0
     assert recipients == ["ap@cust-1.example", "ap@cust-2.example"]
     done, pending = invoices["F-PAID"], invoices["F-OPEN"]
     assert (done.status, done.code, done.channel, done.customer_ref) == ("approved", 205, "email_link", "CUST-1")

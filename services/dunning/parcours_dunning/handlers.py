@@ -75,14 +75,18 @@ def build(ctx: ServiceContext) -> dict:
                                 reason=f"the customer refused the invoice{': ' + event.reason if event.reason else ''}")
 
     def facts(table: type[Base], row_of: Callable[..., dict], then=None) -> BatchHandler:
-        """Store each event's fact (then `then`), and re-plan the invoices they concern."""
+        """Store each event's fact (then `then`), and re-plan the invoices they concern. The fact's
+        unique event id drops a redelivery in the same transaction, so these claim no inbox rows."""
         async def handle(events: list, uow: UnitOfWork) -> None:
-            await add_facts(uow.session, table, [row_of(event) for event in events])
+            fresh = await add_facts(uow.session, table, [row_of(event) for event in events])
+            events = list({event.event_id: event for event in events if event.event_id in fresh}.values())  # one copy each
+            if not events:
+                return
             if then is not None:
                 await then(events, uow)
             await refresh_many(uow.session, keys=[(e.tenant_id, e.invoice_id) for e in events],
                                policy=ctx.extras["policy"], now=now())
-        return BatchHandler(handle=handle)
+        return BatchHandler(handle=handle, deduplicates=True)
 
     async def on_invoices_received(events: list[InvoiceReceived], uow: UnitOfWork) -> None:
         await plan_invoices(uow.session, events=events, policy=ctx.extras["policy"], now=now())

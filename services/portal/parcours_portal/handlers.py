@@ -133,5 +133,7 @@ def build(ctx: ServiceContext) -> dict[type, Handler]:
     async def on_customer_changed(event: CustomerChanged, uow: UnitOfWork) -> None:
         await readmodel.upsert_customer(uow.session, event)
 
-    timeline = BatchHandler(handle=record)  # one handler object: a batch's events of all these types go together
+    # One handler object: a batch's events of all these types go together. The timeline's unique event
+    # id drops a redelivery in the same transaction, so no inbox rows for these.
+    timeline = BatchHandler(handle=record, deduplicates=True)
     return {event_type: timeline for event_type in ENTRIES} | {CustomerChanged: on_customer_changed}

@@ -115,11 +115,15 @@ def signal(*, event_id: UUID, tenant_id: str, invoice_id: UUID, kind: str, at: d
                 data={k: v for k, v in data.items() if v is not None})
 
 
-async def add_facts(session: AsyncSession, table: type[Base], rows: list[dict]) -> None:
+async def add_facts(session: AsyncSession, table: type[Base], rows: list[dict]) -> set[UUID]:
     """Record facts (evidence, dispatch outcomes, signals) once per event, whether or not their
-    invoice is known yet: one statement executed for all rows."""
-    if rows:
-        await session.execute(insert(table.__table__).on_conflict_do_nothing(), rows)
+    invoice is known yet: one statement executed for all rows. The event ids recorded now (not
+    those recorded before, nor an id's second row here)."""
+    if not rows:
+        return set()
+    columns = table.__table__.c
+    recorded = await session.execute(insert(table.__table__).on_conflict_do_nothing().returning(columns.event_id), rows)
+    return set(recorded.scalars())
 
 
 async def add_invoices(session: AsyncSession, received: list[tuple[InvoiceReceived, str, int]]) -> set[InvoiceKey]:
