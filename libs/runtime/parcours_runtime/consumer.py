@@ -389,8 +389,8 @@ class EventConsumer:
 
     @contextmanager
     def _batch_span(self, items: list[tuple[ConsumerRecord, EventEnvelope]]):
-        """One span for events handled together, linked to each producer's trace."""
-        topic = items[0][0].topic
+        """One span for events handled together (from one topic or several), linked to each producer's trace."""
+        topic = ", ".join(sorted({record.topic for record, _ in items}))
         with tracer().start_as_current_span(
             f"consume {topic} ×{len(items)}", kind=trace.SpanKind.CONSUMER,
             attributes={"messaging.system": "kafka", "messaging.destination.name": topic,

@@ -1,8 +1,8 @@
 """One function per consumed event type: store the facts they bring, then bring their invoices'
 pending steps in line with everything known (pause, resume, defer, stop, recompute).
 
-The facts-bearing ones are BatchHandlers: the events of a type standing together in a polled
-batch are stored in one statement and their invoices re-planned together (locked in key
+The facts-bearing ones share one BatchHandler: the facts standing together in a polled batch are
+stored in one statement per table and their invoices re-planned once together (locked in key
 order, loaded in a few statements for all), which is what one event at a time cost per event."""
 
 from __future__ import annotations
@@ -62,6 +62,19 @@ def _promise(event: PaymentPromised) -> dict:
                   at=event.occurred_at, promised_on=event.promised_on.isoformat(), detail=event.source)
 
 
+# The table each fact-bearing event is stored in, and its row there.
+FACTS: dict[type, tuple[type[Base], Callable[..., dict]]] = {
+    DeliveryAcked: (Evidence, _evidence),
+    LinkClicked: (Evidence, _evidence),
+    InvoiceDispatched: (DispatchOutcome, _outcome),
+    DispatchFailed: (DispatchOutcome, _outcome),
+    DeliveryBounced: (DispatchOutcome, _outcome),
+    InvoiceLifecycleChanged: (InvoiceSignal, _lifecycle),
+    PaymentRecorded: (InvoiceSignal, _payment),
+    PaymentPromised: (InvoiceSignal, _promise),
+}
+
+
 def build(ctx: ServiceContext) -> dict:
     def now():
         return ctx.extras["clock"].now()  # looked up each time: tests and the admin route may swap it
@@ -74,19 +87,23 @@ def build(ctx: ServiceContext) -> dict:
                                 source=f"lifecycle:{event.event_id}", at=now(),
                                 reason=f"the customer refused the invoice{': ' + event.reason if event.reason else ''}")
 
-    def facts(table: type[Base], row_of: Callable[..., dict], then=None) -> BatchHandler:
-        """Store each event's fact (then `then`), and re-plan the invoices they concern. The fact's
-        unique event id drops a redelivery in the same transaction, so these claim no inbox rows."""
-        async def handle(events: list, uow: UnitOfWork) -> None:
-            fresh = await add_facts(uow.session, table, [row_of(event) for event in events])
-            events = list({event.event_id: event for event in events if event.event_id in fresh}.values())  # one copy each
-            if not events:
-                return
-            if then is not None:
-                await then(events, uow)
-            await refresh_many(uow.session, keys=[(e.tenant_id, e.invoice_id) for e in events],
-                               policy=ctx.extras["policy"], now=now())
-        return BatchHandler(handle=handle, deduplicates=True)
+    async def on_facts(events: list, uow: UnitOfWork) -> None:
+        """Store each event's fact in its table, open the review tasks refusals call for, and re-plan the
+        invoices concerned once for the batch (an invoice's dispatch and its statuses often come in one
+        poll). A fact's unique event id drops a redelivery in the same transaction: no inbox rows."""
+        rows: dict[type[Base], list[dict]] = {}
+        for event in events:
+            table, row_of = FACTS[type(event)]
+            rows.setdefault(table, []).append(row_of(event))
+        fresh: set = set()
+        for table, table_rows in rows.items():
+            fresh |= await add_facts(uow.session, table, table_rows)
+        events = list({event.event_id: event for event in events if event.event_id in fresh}.values())  # one copy each
+        if not events:
+            return
+        await open_review_tasks([event for event in events if isinstance(event, InvoiceLifecycleChanged)], uow)
+        await refresh_many(uow.session, keys=[(e.tenant_id, e.invoice_id) for e in events],
+                           policy=ctx.extras["policy"], now=now())
 
     async def on_invoices_received(events: list[InvoiceReceived], uow: UnitOfWork) -> None:
         await plan_invoices(uow.session, events=events, policy=ctx.extras["policy"], now=now())
@@ -94,17 +111,6 @@ def build(ctx: ServiceContext) -> dict:
     async def on_customer_changed(event: CustomerChanged, uow: UnitOfWork) -> None:
         await apply_customer_change(uow.session, event=event)
 
-    outcomes = facts(DispatchOutcome, _outcome)
-    evidence = facts(Evidence, _evidence)
-    return {
-        InvoiceReceived: BatchHandler(handle=on_invoices_received),
-        DeliveryAcked: evidence,
-        LinkClicked: evidence,
-        InvoiceDispatched: outcomes,
-        DispatchFailed: outcomes,
-        DeliveryBounced: outcomes,
-        InvoiceLifecycleChanged: facts(InvoiceSignal, _lifecycle, then=open_review_tasks),
-        PaymentRecorded: facts(InvoiceSignal, _payment),
-        PaymentPromised: facts(InvoiceSignal, _promise),
-        CustomerChanged: on_customer_changed,
-    }
+    facts = BatchHandler(handle=on_facts, deduplicates=True)  # one object: a batch's facts of every kind go together
+    return {InvoiceReceived: BatchHandler(handle=on_invoices_received), CustomerChanged: on_customer_changed} \
+        | dict.fromkeys(FACTS, facts)
