@@ -33,6 +33,9 @@ async def test_bench_runs_end_to_end_and_writes_its_results(tmp_path):
     assert result["bare"]["mails_sent"] == 20
     assert result["bare"]["cpu_ms_per_invoice"]["bare"] > 0, "its CPU is read while it still runs"
     assert result["e2e"]["complete"] and result["e2e"]["missing"] == 0
+    during, all_told = result["e2e"]["cpu_ms_per_invoice"], result["e2e"]["cpu_ms_per_invoice_with_catch_up"]
+    assert all_told.keys() == during.keys() and all(all_told[role] >= during[role] for role in during), \
+        "the work done after the run (less the idle cost) adds to each process's CPU per invoice"
     assert result["latency"]["to_tracked_ms"]["n"] == result["latency"]["invoices"]
     # The goal's paced run posts as the throughput run did; the same rate one invoice per POST follows it.
     assert result["latency"]["invoices_per_post"] == 8 and result["latency_single"]["invoices_per_post"] == 1
