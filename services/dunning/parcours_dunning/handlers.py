@@ -1,9 +1,10 @@
 """One function per consumed event type: store the facts they bring, then bring their invoices'
 pending steps in line with everything known (pause, resume, defer, stop, recompute).
 
-The facts-bearing ones share one BatchHandler: the facts standing together in a polled batch are
-stored in one statement per table and their invoices re-planned once together (locked in key
-order, loaded in a few statements for all), which is what one event at a time cost per event."""
+Received invoices and the facts-bearing events share one BatchHandler: the facts standing together in
+a polled batch are stored in one statement per table, the new invoices planned from them, and the
+other invoices re-planned once together (locked in key order, loaded in a few statements for all),
+which is what one event at a time cost per event."""
 
 from __future__ import annotations
 
@@ -87,30 +88,31 @@ def build(ctx: ServiceContext) -> dict:
                                 source=f"lifecycle:{event.event_id}", at=now(),
                                 reason=f"the customer refused the invoice{': ' + event.reason if event.reason else ''}")
 
-    async def on_facts(events: list, uow: UnitOfWork) -> None:
-        """Store each event's fact in its table, open the review tasks refusals call for, and re-plan the
-        invoices concerned once for the batch (an invoice's dispatch and its statuses often come in one
-        poll). A fact's unique event id drops a redelivery in the same transaction: no inbox rows."""
+    async def on_invoice_events(events: list, uow: UnitOfWork) -> None:
+        """A poll's received invoices and facts together: each fact stored in its table (then the review tasks
+        refusals call for), the new invoices planned from every fact stored so far, and the other invoices the
+        facts concern re-planned once. An invoice's first reception and each fact's event id are unique, so a
+        redelivery changes nothing in the same transaction: no inbox rows for these."""
         rows: dict[type[Base], list[dict]] = {}
         for event in events:
-            table, row_of = FACTS[type(event)]
-            rows.setdefault(table, []).append(row_of(event))
+            if type(event) in FACTS:
+                table, row_of = FACTS[type(event)]
+                rows.setdefault(table, []).append(row_of(event))
         fresh: set = set()
         for table, table_rows in rows.items():
             fresh |= await add_facts(uow.session, table, table_rows)
-        events = list({event.event_id: event for event in events if event.event_id in fresh}.values())  # one copy each
-        if not events:
-            return
-        await open_review_tasks([event for event in events if isinstance(event, InvoiceLifecycleChanged)], uow)
-        await refresh_many(uow.session, keys=[(e.tenant_id, e.invoice_id) for e in events],
-                           policy=ctx.extras["policy"], now=now())
-
-    async def on_invoices_received(events: list[InvoiceReceived], uow: UnitOfWork) -> None:
-        await plan_invoices(uow.session, events=events, policy=ctx.extras["policy"], now=now())
+        facts = list({event.event_id: event for event in events if event.event_id in fresh}.values())  # one copy each
+        await open_review_tasks([event for event in facts if isinstance(event, InvoiceLifecycleChanged)], uow)
+        received = [event for event in events if isinstance(event, InvoiceReceived)]
+        planned = await plan_invoices(uow.session, events=received, policy=ctx.extras["policy"], now=now()) \
+            if received else set()
+        keys = [key for event in facts if (key := (event.tenant_id, event.invoice_id)) not in planned]
+        if keys:
+            await refresh_many(uow.session, keys=keys, policy=ctx.extras["policy"], now=now())
 
     async def on_customer_changed(event: CustomerChanged, uow: UnitOfWork) -> None:
         await apply_customer_change(uow.session, event=event)
 
-    facts = BatchHandler(handle=on_facts, deduplicates=True)  # one object: a batch's facts of every kind go together
-    return {InvoiceReceived: BatchHandler(handle=on_invoices_received), CustomerChanged: on_customer_changed} \
-        | dict.fromkeys(FACTS, facts)
+    # One object: a poll's received invoices and facts of every kind go together.
+    invoice_events = BatchHandler(handle=on_invoice_events, deduplicates=True)
+    return {CustomerChanged: on_customer_changed} | dict.fromkeys((InvoiceReceived, *FACTS), invoice_events)

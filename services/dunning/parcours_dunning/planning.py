@@ -114,8 +114,10 @@ async def load(session: AsyncSession, invoices: list[Invoice], *, plain: bool = 
     return [Loaded(invoice, strategies[invoice.key], facts[invoice.key], rows[invoice.key]) for invoice in invoices]
 
 
-async def plan_invoices(session: AsyncSession, *, events: list[InvoiceReceived], policy: Policy, now: datetime) -> None:
-    """Store received invoices with the strategy version each will follow, and schedule them."""
+async def plan_invoices(session: AsyncSession, *, events: list[InvoiceReceived], policy: Policy,
+                        now: datetime) -> set[InvoiceKey]:
+    """Store received invoices with the strategy version each will follow, and schedule them from the facts
+    stored so far; the keys of those planned now (an invoice received before is left as it is)."""
     strategies = await choose_strategies(session, invoices=[(e.tenant_id, e.invoice_id, e.invoice.customer_ref)
                                                             for e in events])
     new = await add_invoices(session, [(e, (s := strategies[(e.tenant_id, e.invoice_id)]).id, s.version)
@@ -137,6 +139,7 @@ async def plan_invoices(session: AsyncSession, *, events: list[InvoiceReceived],
               created=steps, entries=entries)
     await add_steps(session, steps)
     await add_audit_entries(session, entries)
+    return new
 
 
 def is_credit_note(invoice: Invoice) -> bool:
