@@ -161,9 +161,10 @@ def with_catch_up(monitor: ProcessMonitor, e2e_run: dict, idle_ms_per_second: di
     seconds = monitor.seconds_between("tp-end", "catch-up-end")
     after = monitor.cpu_between("tp-end", "catch-up-end")
     n = max(1, e2e_run["accepted"])
-    return {role: round(1000 * (during + max(0.0, after.get(role, 0.0) - idle_ms_per_second.get(role, 0.0) * seconds / 1000))
-                        / n, 2)
-            for role, during in e2e_run["cpu_seconds"].items()}
+
+    def caught_up(role: str) -> float:
+        return max(0.0, after.get(role, 0.0) - idle_ms_per_second.get(role, 0.0) * seconds / 1000)
+    return {role: round(1000 * (during + caught_up(role)) / n, 2) for role, during in e2e_run["cpu_seconds"].items()}
 
 
 def _cumulative(offsets: list[float], step: float = 1.0) -> list[list[float]]:

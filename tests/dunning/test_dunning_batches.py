@@ -75,7 +75,6 @@ async def test_a_batch_of_events_leaves_each_invoice_where_one_at_a_time_would(
     assert plan["status"] == "stopped: paid in full", "the payment stored before the invoice counts"
     assert [t["invoice_id"] for t in (await acme.get("/v1/tasks")).json()] == [str(refused.invoice_id)]
 
-
     async def recorded():
         async with host.ctx.sessions() as db:
             facts = await db.scalar(select(func.count()).select_from(InvoiceSignal).where(

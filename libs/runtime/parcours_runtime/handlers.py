@@ -5,9 +5,10 @@ and `PermanentError`, by which a handler says an event can never succeed (dead-l
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+from uuid import UUID
 
 from parcours_contracts.events import EventEnvelope
 from parcours_runtime.uow import UnitOfWork
@@ -38,6 +39,20 @@ class BatchHandler:
 
 
 Handler = PlainHandler | EffectHandler | BatchHandler
+
+T = TypeVar("T")
+
+
+def recorded_once(items: Iterable[T], recorded: set[UUID], event_id: Callable[[T], UUID]) -> list[T]:
+    """For a BatchHandler that deduplicates: the items whose event id its own table took just now
+    (`recorded`, from an INSERT … ON CONFLICT DO NOTHING RETURNING), each id once (its first copy), in
+    order. Redeliveries, and a second copy in the same batch, drop out."""
+    pending, once = set(recorded), []
+    for item in items:
+        if (key := event_id(item)) in pending:
+            pending.discard(key)
+            once.append(item)
+    return once
 
 
 class PermanentError(Exception):

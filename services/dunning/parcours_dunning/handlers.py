@@ -14,7 +14,7 @@ from parcours_contracts import (
     CustomerChanged, DeliveryAcked, DeliveryBounced, DispatchFailed, InvoiceDispatched, InvoiceLifecycleChanged,
     InvoiceReceived, LifecycleStatus, LinkClicked, PaymentPromised, PaymentRecorded,
 )
-from parcours_runtime.handlers import BatchHandler
+from parcours_runtime.handlers import BatchHandler, recorded_once
 from parcours_runtime.service import ServiceContext
 from parcours_runtime.uow import UnitOfWork
 
@@ -101,7 +101,7 @@ def build(ctx: ServiceContext) -> dict:
         fresh: set = set()
         for table, table_rows in rows.items():
             fresh |= await add_facts(uow.session, table, table_rows)
-        facts = list({event.event_id: event for event in events if event.event_id in fresh}.values())  # one copy each
+        facts = recorded_once(events, fresh, lambda event: event.event_id)
         await open_review_tasks([event for event in facts if isinstance(event, InvoiceLifecycleChanged)], uow)
         received = [event for event in events if isinstance(event, InvoiceReceived)]
         planned = await plan_invoices(uow.session, events=received, policy=ctx.extras["policy"], now=now()) \

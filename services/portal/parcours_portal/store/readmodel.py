@@ -2,10 +2,10 @@
 updates its invoice's row, in the consumer's transaction. A redelivered event changes nothing.
 
 The consumer hands over the events of a polled batch together (`apply`): their timeline rows go in
-one INSERT (redeliveries drop out there, so the consumer keeps no inbox rows for them), each invoice's changes are folded in event order in Python,
-new invoices are inserted with their folded state in one INSERT, and the known ones are locked in
-key order and those that changed written by one UPDATE … FROM unnest(arrays): a fixed number of
-statements per batch, whatever its size."""
+one INSERT (redeliveries drop out there, so the consumer keeps no inbox rows for them), each
+invoice's changes are folded in event order in Python, new invoices are inserted with their folded
+state in one INSERT, and the known ones are locked in key order and those that changed written by
+one UPDATE … FROM unnest(arrays): a fixed number of statements per batch, whatever its size."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from parcours_contracts import InvoiceSummary
 from parcours_contracts.events import InvoiceEvent
 from parcours_portal.store.models import Customer, Incident, Invoice, Recipient, TimelineEntry
+from parcours_runtime.handlers import recorded_once
 
 InvoiceKey = tuple[str, uuid.UUID]
 
@@ -68,15 +69,8 @@ async def append(session: AsyncSession, *, tenant_id: str, invoice_id: uuid.UUID
 
 async def apply(session: AsyncSession, entries: list[Entry]) -> None:
     """Record a batch of events (in the order they were consumed); those already recorded change nothing."""
-    fresh = await _add_timeline(session, entries)
-    # Recorded before, or twice in this batch: the timeline's unique event id is the consumer's
-    # inbox here (the handler claims no inbox rows), so only an event's first copy counts.
-    firsts = []
-    for entry in entries:
-        if entry.event.event_id in fresh:
-            fresh.discard(entry.event.event_id)
-            firsts.append(entry)
-    entries = firsts
+    # The timeline's unique event id is the consumer's inbox here (the handler claims no inbox rows).
+    entries = recorded_once(entries, await _add_timeline(session, entries), lambda entry: entry.event.event_id)
     if not entries:
         return
     await _add_recipients(session, entries)
