@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from parcours_contracts import InvoiceReceived, InvoiceSummary, ReminderDue, ReminderInfo, topics
 from parcours_devstack.ports import free_port
 from parcours_runtime import dlq
-from parcours_runtime.handlers import BatchHandler
+from parcours_runtime.handlers import BatchHandler, recorded_once
 from parcours_runtime.service import ServiceDefinition, ServiceHost, consumer_lanes
 from parcours_runtime.settings import ServiceSettings
 from parcours_runtime.uow import UnitOfWork
@@ -327,10 +327,8 @@ async def record_new(events: list[InvoiceReceived], uow: UnitOfWork) -> None:
     new = set((await uow.session.execute(
         pg_insert(applied).values([{"event_id": event.event_id} for event in events])
         .on_conflict_do_nothing().returning(applied.c.event_id))).scalars())
-    for event in events:
-        if event.event_id in new:
-            new.discard(event.event_id)
-            await uow.session.execute(seen.insert().values(invoice_number=event.invoice.number))
+    for event in recorded_once(events, new, lambda event: event.event_id):
+        await uow.session.execute(seen.insert().values(invoice_number=event.invoice.number))
 
 
 async def test_a_handler_that_deduplicates_gets_every_copy_and_no_inbox_row_yet_applies_each_event_once(
