@@ -18,6 +18,17 @@ With `--fanout` the consumers that the real flow also feeds hang off the same to
 (tracker ← invoice.received and dispatch.requested, dunning ← invoice.received and
 invoice.dispatched), each doing one INSERT transaction per batch.
 
+With `--floor` every hop also does what the architecture fixes for each service, whatever its
+business: the messages are the contract events (`parcours_contracts`: InvoiceReceived →
+DispatchRequested → InvoiceDispatched, parsed and validated by each consumer, built and
+serialised by each producer); each stage has a schema of its own (a service's database) with
+the runtime's inbox and outbox tables; its transaction claims the batch's event ids in the inbox
+and writes the events it raises to the outbox, which are produced once it commits and then
+deleted (the runtime's own statements, `parcours_runtime.inbox` / `.outbox`). The source does
+the same as ingest: its invoices and their events in one transaction. Nothing else: no routing,
+rendering, ledger, journal or projection. The gap between this and the plain pipeline is the
+architecture's own cost; the gap between this and Parcours is the business logic's.
+
 `python -m bench.bare --bootstrap H:P --dsn postgresql://… --smtp-port P --invoices N` prints one
 JSON line with the result.
 """
@@ -35,9 +46,18 @@ from dataclasses import dataclass, field
 import aiosmtplib
 import asyncpg
 from aiokafka import AIOKafkaConsumer
+import sqlalchemy
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.schema import CreateTable
 
-from parcours_runtime.kafka import ensure_topics, make_producer
+from parcours_contracts import (
+    DispatchRequested, InvoiceDispatched, InvoiceReceived, InvoiceSummary, Recipient, SentMessage,
+)
+from parcours_contracts.events import InvoiceEvent, parse_event
 from parcours_runtime import eventloop
+from parcours_runtime.inbox import claim_many_on, inbox_table
+from parcours_runtime.kafka import ensure_topics, make_producer
+from parcours_runtime.outbox import OutboxRow, delete_rows, insert_into_outbox, outbox_table, stage as staged
 
 HOPS = ("invoice.received", "dispatch.requested", "invoice.dispatched")
 PAYLOAD_FILLER = "x" * 700  # a real InvoiceReceived / DispatchRequested is 0.7–1.2 kB of JSON
@@ -145,6 +165,8 @@ class BarePipeline:
                 await conn.execute(f'CREATE TABLE IF NOT EXISTS "bare_{stage}" (id text PRIMARY KEY, '
                                    f'at timestamptz NOT NULL DEFAULT now())')
                 await conn.execute(f'TRUNCATE "bare_{stage}"')
+                if a.floor:
+                    await _floor_schema(conn, stage)
         producer = make_producer(a.bootstrap, "bench-bare")
         await producer.start()
         template = mail_template(a.mail_bytes)
@@ -194,6 +216,7 @@ class BarePipeline:
             "invoices": a.invoices,
             "hops": list(HOPS),
             "fanout": a.fanout,
+            "floor": a.floor,
             "partitions": a.partitions,
             "batch": a.batch,
             "smtp_concurrency": a.smtp_concurrency,
@@ -217,12 +240,18 @@ class BarePipeline:
         topic = self.topics["invoice.received"]
         started = time.time()
         async with pool.acquire() as conn:
+            if a.floor:
+                await _enter_schema(conn, "source")
             for start in range(0, a.invoices, a.batch):
-                ids = [uuid.uuid4().hex for _ in range(start, min(start + a.batch, a.invoices))]
+                ids = [uuid.uuid4() for _ in range(start, min(start + a.batch, a.invoices))]
                 async with conn.transaction():
-                    await conn.execute('INSERT INTO "bare_source"(id) SELECT unnest($1::text[])', ids)
-                futures = [await producer.send(topic, _payload(i), key=i.encode()) for i in ids]
-                await asyncio.gather(*futures)
+                    await conn.execute('INSERT INTO "bare_source"(id) SELECT unnest($1::text[])', [str(i) for i in ids])
+                    rows = await insert_into_outbox(conn, [staged(_received(i)) for i in ids]) if a.floor else None
+                if rows is None:
+                    futures = [await producer.send(topic, _payload(str(i)), key=str(i).encode()) for i in ids]
+                    await asyncio.gather(*futures)
+                else:
+                    await _publish(conn, producer, topic, rows)
         return time.time() - started
 
     async def _paced_source(self, producer) -> float:
@@ -247,7 +276,10 @@ class BarePipeline:
                        mailer: Mailer) -> None:
         table = f'"bare_{stage.name}"'
         clock = time.perf_counter
+        floor = self.args.floor
         async with pool.acquire() as conn:
+            if floor:
+                await _enter_schema(conn, stage.name)
             while True:
                 t = clock()
                 batch = await consumer.getmany(timeout_ms=500, max_records=self.args.batch)
@@ -256,19 +288,28 @@ class BarePipeline:
                 if not records:
                     continue
                 ids = [r.key for r in records]
+                events = [parse_event(r.value) for r in records] if floor else []
                 if stage.smtp:
                     t = clock()
                     await mailer.send_all(ids)
                     stage.seconds["smtp"] += clock() - t
                 t = clock()
                 async with conn.transaction():
+                    if floor:
+                        fresh = await claim_many_on(conn, stage.name, [e.event_id for e in events])
+                        events = [e for e in events if e.event_id in fresh]
                     await conn.execute(f"INSERT INTO {table}(id) SELECT unnest($1::text[])",
                                        [i.decode() for i in ids])
+                    rows = await insert_into_outbox(conn, [staged(_next(e)) for e in events]) \
+                        if floor and stage.sink else None
                 stage.seconds["db"] += clock() - t
                 if stage.sink:
                     t = clock()
-                    futures = [await producer.send(stage.sink, r.value, key=r.key) for r in records]
-                    await asyncio.gather(*futures)
+                    if rows is None:
+                        futures = [await producer.send(stage.sink, r.value, key=r.key) for r in records]
+                        await asyncio.gather(*futures)
+                    else:
+                        await _publish(conn, producer, stage.sink, rows)
                     stage.seconds["produce"] += clock() - t
                 t = clock()
                 await consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batch.items()})
@@ -280,6 +321,52 @@ class BarePipeline:
                     self.latencies_ms += [1000 * (stage.last_commit - json.loads(r.value)["sent_at"]) for r in records]
                 if all(s.done >= self.args.invoices for s in self.stages):
                     self.finished.set()
+
+
+async def _floor_schema(conn: asyncpg.Connection, stage: str) -> None:
+    """A stage's own schema (as a service's own database) with the runtime's inbox and outbox tables."""
+    schema = f"bare_{stage}"
+    await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    await conn.execute(f'CREATE SCHEMA "{schema}"')
+    for table in (inbox_table, outbox_table):
+        await conn.execute(str(CreateTable(table.to_metadata(_FLOOR_METADATA, schema=schema))
+                               .compile(dialect=postgresql.dialect())))
+
+
+async def _enter_schema(conn: asyncpg.Connection, stage: str) -> None:
+    """The runtime's statements name `inbox` and `outbox` unqualified: this stage's are found first."""
+    await conn.execute(f'SET search_path TO "bare_{stage}", public')
+
+
+async def _publish(conn: asyncpg.Connection, producer, topic: str, rows: list[OutboxRow]) -> None:
+    """As the relay does once the transaction committed: produce the rows, wait for the acks, delete them
+    (to this run's topic, not the contract's)."""
+    futures = [await producer.send(topic, row.payload, key=row.key.encode(),
+                                   headers=[(k, str(v).encode()) for k, v in row.headers.items()]) for row in rows]
+    await asyncio.gather(*futures)
+    await delete_rows(conn, [row.id for row in rows])
+
+
+def _received(invoice_id: uuid.UUID) -> InvoiceReceived:
+    return InvoiceReceived(tenant_id="bench", invoice_id=invoice_id, correlation_id=f"bare-{invoice_id.hex[:12]}",
+                           invoice=_SUMMARY)
+
+
+def _next(event: InvoiceEvent) -> InvoiceEvent:
+    """What a stage raises for the event it consumed: what the router and channels raise, with nothing decided."""
+    if isinstance(event, InvoiceReceived):
+        return DispatchRequested.following(event, channel="email_link", recipients=[_RECIPIENT], invoice=event.invoice)
+    assert isinstance(event, DispatchRequested)
+    return InvoiceDispatched.following(event, dispatch_id=event.dispatch_id, channel=event.channel, messages=[
+        SentMessage(recipient=_RECIPIENT.email, message_id=f"<{event.dispatch_id}@parcours.localhost>")])
+
+
+_FLOOR_METADATA = sqlalchemy.MetaData()
+_RECIPIENT = Recipient(email="compta@bench.example", name="Comptabilité")
+_SUMMARY = InvoiceSummary(number="F-2026-000001", issue_date="2026-11-02", due_date="2026-12-02", currency="EUR",
+                          total_excl_tax="1000.00", total_tax="200.00", total_incl_tax="1200.00",
+                          seller_name="Bench SARL", buyer_name="Client Bench SAS", customer_ref="CUST-0001",
+                          source_format="json")
 
 
 def _quantiles(values: list[float]) -> dict:
@@ -297,7 +384,7 @@ def _payload(invoice_id: str) -> bytes:
                        "filler": PAYLOAD_FILLER}).encode()
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.bare", description=__doc__.split("\n\n")[0])
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--dsn", required=True, help="postgresql://… of a scratch database")
@@ -309,6 +396,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smtp-mode", choices=("pooled", "per-message"), default="pooled")
     parser.add_argument("--mail-bytes", type=int, default=3000)
     parser.add_argument("--fanout", action="store_true")
+    parser.add_argument("--floor", action="store_true",
+                        help="contract events, inbox and outbox at every hop, a schema per stage (see above)")
     parser.add_argument("--fetch-max-wait-ms", type=int, default=50,
                         help="consumer long-poll wait (the delivery path's services' default; `bench.run` passes "
                              "theirs)")
@@ -320,6 +409,13 @@ def main(argv: list[str] | None = None) -> int:
                              "monitor then reads the CPU of this process and of its database backends, which exit "
                              "with it)")
     args = parser.parse_args(argv)
+    if args.floor and args.pace:
+        parser.error("--floor measures throughput only (the paced run times the plain payload)")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     result = eventloop.run(BarePipeline(args).run())
     if not args.hold:
         print(json.dumps(result), flush=True)

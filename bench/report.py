@@ -45,6 +45,10 @@ def evaluate(result: dict) -> list[dict]:
             single = ((result.get("latency_single") or {}).get("to_tracked_ms") or {}).get("p99")
             detail = _posted(latency.get("invoices_per_post", 1)) + (
                 f"; one invoice per POST at the same rate: {single:.0f} ms" if single is not None else "")
+        floor = (result.get("bare_floor") or {}).get("rate")
+        if key == "ratio_to_bare" and floor and bare.get("rate"):
+            detail = f"the pipeline with contract events, inbox and outbox alone: {floor / bare['rate']:.0%}" + (
+                f"; E2E is {e2e['e2e_rate'] / floor:.0%} of that" if e2e.get("e2e_rate") else "")
         if key == "max_rss_mb" and rss:
             worst = max(rss, key=rss.get)
             over = [n for n, mb in rss.items() if mb > 150]
@@ -86,7 +90,10 @@ def print_report(result: dict, console: Console | None = None) -> None:
     table = Table(title="Throughput", title_justify="left")
     for col in ("run", "invoices/s", "seconds", "notes"):
         table.add_column(col, justify="right" if col in ("invoices/s", "seconds") else "left")
-    for key, label in (("bare", "bare pipeline, 3 hops"), ("bare_fanout", "bare pipeline + fan-out consumers"),
+    for key, label in (("bare", "bare pipeline, 3 hops"),
+                       ("bare_floor", "bare pipeline + contract events, inbox, outbox"),
+                       ("bare_fanout", "bare pipeline + fan-out consumers"),
+                       ("bare_floor_fanout", "bare pipeline + contract events, inbox, outbox, fan-out"),
                        ("bare_per_message", "bare pipeline, SMTP connection per message")):
         bare = result.get(key)
         if bare:

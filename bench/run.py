@@ -355,9 +355,15 @@ async def main_async(args) -> dict:
             say(f"bare pipeline: {args.invoices} invoices, 3 hops, SMTP pooled ×{settings['smtp_concurrency']}")
             result["bare"] = await run_bare(infra, monitor, args, settings, role="bare", extra=[])
             say(f"  → {result['bare']['rate']:.0f} invoices/s")
+            say("the same with the architecture's own mechanics: contract events, inbox and outbox at every hop")
+            result["bare_floor"] = await run_bare(infra, monitor, args, settings, role="bare-floor", extra=["--floor"])
+            say(f"  → {result['bare_floor']['rate']:.0f} invoices/s")
             if args.bare_variants:
                 result["bare_fanout"] = await run_bare(infra, monitor, args, settings, role="bare-fanout", extra=["--fanout"])
                 say(f"  with fan-out consumers → {result['bare_fanout']['rate']:.0f} invoices/s")
+                result["bare_floor_fanout"] = await run_bare(infra, monitor, args, settings, role="bare-floor-fanout",
+                                                             extra=["--floor", "--fanout"])
+                say(f"  with the mechanics and fan-out consumers → {result['bare_floor_fanout']['rate']:.0f} invoices/s")
                 result["bare_per_message"] = await run_bare(infra, monitor, args, settings, role="bare-per-message",
                                                             extra=["--smtp-mode", "per-message"])
                 say(f"  SMTP connection per message → {result['bare_per_message']['rate']:.0f} invoices/s")

@@ -30,3 +30,11 @@ def test_the_latency_goal_says_how_the_paced_run_posted_and_shows_the_single_pos
     goal = _goal(result, "latency p99 at ½ max rate")
     assert (goal["status"], goal["shown"]) == ("PASS", "480 ms")
     assert goal["detail"] == "POST /v1/batches of 100; one invoice per POST at the same rate: 1013 ms"
+
+
+def test_the_ratio_goal_says_how_far_the_architectures_own_mechanics_go_and_where_parcours_stands_against_them():
+    result = {"bare": {"rate": 1000.0}, "bare_floor": {"rate": 800.0}, "e2e": {"e2e_rate": 300.0}}
+    goal = _goal(result, "E2E / bare pipeline")
+    assert (goal["status"], goal["shown"]) == ("MISS", "30.0 %")
+    assert goal["detail"] == "the pipeline with contract events, inbox and outbox alone: 80%; E2E is 38% of that"
+    assert _goal({"bare": {"rate": 1000.0}, "e2e": {"e2e_rate": 600.0}}, "E2E / bare pipeline")["detail"] == ""

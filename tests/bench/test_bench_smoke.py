@@ -32,6 +32,7 @@ async def test_bench_runs_end_to_end_and_writes_its_results(tmp_path):
     assert written["meta"]["invoices"] == 20
     assert result["bare"]["mails_sent"] == 20
     assert result["bare"]["cpu_ms_per_invoice"]["bare"] > 0, "its CPU is read while it still runs"
+    assert result["bare_floor"]["floor"] and result["bare_floor"]["mails_sent"] == 20
     assert result["e2e"]["complete"] and result["e2e"]["missing"] == 0
     during, all_told = result["e2e"]["cpu_ms_per_invoice"], result["e2e"]["cpu_ms_per_invoice_with_catch_up"]
     assert all_told.keys() == during.keys() and all(all_told[role] >= during[role] for role in during), \

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from sqlalchemy import Column, DateTime, String, Table, bindparam, func, select, text
+import asyncpg
+from sqlalchemy import Column, DateTime, String, Table, func, select
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from parcours_runtime.db import runtime_metadata
@@ -30,15 +30,21 @@ async def claim_many(session: AsyncSession, consumer: str, event_ids: list[UUID]
     """The ids among `event_ids` that `consumer` sees for the first time, claimed in one statement."""
     if not event_ids:
         return set()
-    result = await session.execute(_CLAIM_MANY, {"consumer": consumer, "event_ids": list(set(event_ids))})
+    result = await (await session.connection()).exec_driver_sql(_CLAIM_MANY, (consumer, list(set(event_ids))))
     return set(result.scalars())
 
 
-# One statement text whatever the batch size (a multi-row VALUES would be compiled per size).
-_CLAIM_MANY = text(
-    "INSERT INTO inbox (consumer, event_id) SELECT :consumer, unnest(:event_ids) "
-    "ON CONFLICT DO NOTHING RETURNING event_id"
-).bindparams(bindparam("event_ids", type_=ARRAY(PG_UUID(as_uuid=True)))).columns(event_id=PG_UUID(as_uuid=True))
+async def claim_many_on(connection: asyncpg.Connection, consumer: str, event_ids: list[UUID]) -> set[UUID]:
+    """claim_many on a driver connection, in the transaction the caller opened on it."""
+    if not event_ids:
+        return set()
+    return {row[0] for row in await connection.fetch(_CLAIM_MANY, consumer, list(set(event_ids)))}
+
+
+# One statement text whatever the batch size (a multi-row VALUES would be compiled per size), in the
+# driver's $n style so that a session (exec_driver_sql) and a driver connection run the same text.
+_CLAIM_MANY = ("INSERT INTO inbox (consumer, event_id) SELECT $1, unnest($2::uuid[]) "
+               "ON CONFLICT DO NOTHING RETURNING event_id")
 
 
 async def already_processed(session: AsyncSession | AsyncConnection, consumer: str, event_ids: list[UUID]) -> set[UUID]:

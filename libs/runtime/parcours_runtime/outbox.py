@@ -182,6 +182,11 @@ _INSERT_ROWS = (
 _DELETE_ROWS = "DELETE FROM outbox WHERE id = ANY($1::bigint[])"
 
 
+async def delete_rows(connection: asyncpg.Connection, ids: list[int]) -> None:
+    """Delete published rows by id, in one statement."""
+    await connection.execute(_DELETE_ROWS, ids)
+
+
 def _labels(event: EventEnvelope) -> dict[str, str]:
     """What operators count events by (channel, purpose), as headers: consumers and metrics read
     them without parsing the payload."""
@@ -289,7 +294,7 @@ class OutboxRelay:
         if not self._published_ids:
             return
         async with driver_connection(self._engine) as connection:  # autocommitted
-            await connection.execute(_DELETE_ROWS, self._published_ids)
+            await delete_rows(connection, self._published_ids)
         self._published_ids, self._delete_due = [], None
 
     async def _publish(self, rows) -> None:
