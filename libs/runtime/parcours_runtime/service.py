@@ -47,6 +47,13 @@ from parcours_runtime.tracing import setup_tracing, tracer
 
 log = logging.getLogger(__name__)
 
+# A polled batch keeps its hundreds of events, models and rows alive until it commits, so with the default
+# young-generation threshold (700 more container objects than freed) the collector ran every few events and
+# walked the same live batch again and again: 2–7 % of each service's CPU (750 young collections for 10 000
+# invoices in one channels process). What a batch leaves behind is mostly freed by reference counting; the
+# collector is for cycles, and 10 000 keeps it to a few runs per thousand invoices (peak RSS unchanged).
+GC_THRESHOLDS = (10_000, 10, 10)
+
 
 class BackgroundJob(Protocol):
     async def run(self) -> None: ...
@@ -260,6 +267,7 @@ class ServiceHost:
         # What start-up made (modules, routes, metadata, pools) lives as long as the process: out of the collector's
         # sight, a full collection walks only what came since (≈ 150k objects took it 100 ms, a stall of every request).
         gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
         log.info("%s ready on %s", name, self.url)
 
     def consumer_of(self, event_type: type[EventEnvelope]) -> EventConsumer:
