@@ -57,7 +57,9 @@ from parcours_contracts.events import InvoiceEvent, parse_event
 from parcours_runtime import eventloop
 from parcours_runtime.inbox import claim_many_on, inbox_table
 from parcours_runtime.kafka import ensure_topics, make_producer
-from parcours_runtime.outbox import OutboxRow, delete_rows, insert_into_outbox, outbox_table, stage as staged
+from parcours_runtime.outbox import (
+    OutboxRow, delete_rows, insert_into_outbox, outbox_table, produce, stage as staged,
+)
 
 HOPS = ("invoice.received", "dispatch.requested", "invoice.dispatched")
 PAYLOAD_FILLER = "x" * 700  # a real InvoiceReceived / DispatchRequested is 0.7–1.2 kB of JSON
@@ -245,7 +247,8 @@ class BarePipeline:
             for start in range(0, a.invoices, a.batch):
                 ids = [uuid.uuid4() for _ in range(start, min(start + a.batch, a.invoices))]
                 async with conn.transaction():
-                    await conn.execute('INSERT INTO "bare_source"(id) SELECT unnest($1::text[])', [str(i) for i in ids])
+                    await conn.execute('INSERT INTO "bare_source"(id) SELECT unnest($1::text[])',
+                                       [str(i) for i in ids])
                     rows = await insert_into_outbox(conn, [staged(_received(i)) for i in ids]) if a.floor else None
                 if rows is None:
                     futures = [await producer.send(topic, _payload(str(i)), key=str(i).encode()) for i in ids]
@@ -341,9 +344,7 @@ async def _enter_schema(conn: asyncpg.Connection, stage: str) -> None:
 async def _publish(conn: asyncpg.Connection, producer, topic: str, rows: list[OutboxRow]) -> None:
     """As the relay does once the transaction committed: produce the rows, wait for the acks, delete them
     (to this run's topic, not the contract's)."""
-    futures = [await producer.send(topic, row.payload, key=row.key.encode(),
-                                   headers=[(k, str(v).encode()) for k, v in row.headers.items()]) for row in rows]
-    await asyncio.gather(*futures)
+    await produce(producer, rows, topic=topic)
     await delete_rows(conn, [row.id for row in rows])
 
 

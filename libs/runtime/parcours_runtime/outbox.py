@@ -182,6 +182,14 @@ _INSERT_ROWS = (
 _DELETE_ROWS = "DELETE FROM outbox WHERE id = ANY($1::bigint[])"
 
 
+async def produce(producer: AIOKafkaProducer, rows: list[OutboxRow], *, topic: str | None = None) -> None:
+    """Produce outbox rows (to `topic` instead of their own when given) and wait until the broker acked each."""
+    sends = [await producer.send(topic or row.topic, row.payload, key=row.key.encode(),
+                                 headers=[(k, str(v).encode()) for k, v in row.headers.items()])
+             for row in rows]
+    await asyncio.gather(*sends)
+
+
 async def delete_rows(connection: asyncpg.Connection, ids: list[int]) -> None:
     """Delete published rows by id, in one statement."""
     await connection.execute(_DELETE_ROWS, ids)
@@ -298,14 +306,7 @@ class OutboxRelay:
         self._published_ids, self._delete_due = [], None
 
     async def _publish(self, rows) -> None:
-        sends = [
-            await self._producer.send(
-                row.topic, row.payload, key=row.key.encode(),
-                headers=[(k, str(v).encode()) for k, v in row.headers.items()],
-            )
-            for row in rows
-        ]
-        await asyncio.gather(*sends)  # all acked by the broker before we delete
+        await produce(self._producer, rows)  # all acked by the broker before we delete
 
     def _count(self, rows) -> None:
         """Published (the backlog gauge leaves them out while they wait to be deleted)."""
