@@ -127,8 +127,9 @@ def normalised(response: httpx.Response) -> tuple[int, str]:
 
 
 class Harness:
-    def __init__(self, scenario: Scenario, host, key_a: str, key_b: str, publish, eventually):
+    def __init__(self, scenario: Scenario, host, key_a: str, key_b: str, publish, eventually, neighbours=()):
         self.scenario, self.host, self.publish, self.eventually = scenario, host, publish, eventually
+        self.neighbours = list(neighbours)  # the services this one calls, which consume the setup's events too
         self.keys = {MARK_A: key_a, MARK_B: key_b}
         self.auth = {mark: {"Authorization": f"Bearer {key}"} for mark, key in self.keys.items()}
         self.client = httpx.AsyncClient(base_url=host.url, timeout=60)
@@ -174,7 +175,8 @@ class Harness:
                         and f"{m} {p}" not in scenario.requests and f"{m} {p}" not in scenario.exempt}
         assert not without_body, f"give these routes a valid request body (or exempt them): {without_body}"
 
-        await quiet(self.host)  # what the setup's events cause is all applied before the "before" views
+        for host in (self.host, *self.neighbours):  # the setup's events applied everywhere before the "before" views
+            await quiet(host)
         before = await self.snapshot(routes)
         assert any(status == 200 for status, _ in before.values())
         leaks, wrong = [], []
@@ -234,11 +236,17 @@ async def isolation(run_service, tenant_key, publish, eventually):
     harnesses: list[Harness] = []
 
     async def run(scenario: Scenario) -> Harness:
-        wiring = await scenario.neighbours(run_service) if scenario.neighbours else {}
+        neighbours = []
+
+        async def start_neighbour(name: str, **overrides):
+            neighbours.append(await run_service(name, **overrides))
+            return neighbours[-1]
+
+        wiring = await scenario.neighbours(start_neighbour) if scenario.neighbours else {}
         host = await run_service(scenario.service, **scenario.settings, **wiring)
         key_a = await tenant_key(host, MARK_A, "Alpha SAS")
         key_b = await tenant_key(host, MARK_B, "Beta SAS")
-        harness = Harness(scenario, host, key_a, key_b, publish, eventually)
+        harness = Harness(scenario, host, key_a, key_b, publish, eventually, neighbours)
         harnesses.append(harness)
         harness.ids.update(tenant_id=MARK_A, key_id=key_a.split("_")[1])
         await harness.run()

@@ -301,6 +301,11 @@ async def portal_setup(env):
         return "ALPHASECRET-P1" in page.text
     await env.eventually(shown, what="A's invoice and incident in the console")
 
+    async def planned():  # dunning, which the console asks, consumes the same events on its own time
+        page = await env.api("GET", f"/console/invoices/{journey.invoice_id}/dunning")
+        return 'id="plan-status"' in page.text
+    await env.eventually(planned, what="A's invoice planned by dunning")
+
 
 FORM = {"form_token": "{form_token}"}
 CONSOLE_TOKEN = "bola-console-token"
