@@ -265,7 +265,7 @@ class OutboxRelay:
                 )).all()
                 if not rows:
                     return 0
-                await self._publish(rows)
+                await produce(self._producer, rows)  # all acked by the broker before they are deleted
                 await conn.execute(delete(outbox_table).where(outbox_table.c.id.in_([r.id for r in rows])))
             self._count(rows)
             self.published_from["table"] += len(rows)
@@ -282,7 +282,7 @@ class OutboxRelay:
             if not rows:
                 return 0
             try:
-                await self._publish(rows)
+                await produce(self._producer, rows)
             except BaseException:
                 self._handed.clear()  # all of them are in the table: read from there, in order
                 self._from_table = True
@@ -304,9 +304,6 @@ class OutboxRelay:
         async with driver_connection(self._engine) as connection:  # autocommitted
             await delete_rows(connection, self._published_ids)
         self._published_ids, self._delete_due = [], None
-
-    async def _publish(self, rows) -> None:
-        await produce(self._producer, rows)  # all acked by the broker before we delete
 
     def _count(self, rows) -> None:
         """Published (the backlog gauge leaves them out while they wait to be deleted)."""
