@@ -130,6 +130,8 @@ async def invoices_page(
 @router.get("/console/invoices/{invoice_id}")
 async def invoice_page(invoice_id: uuid.UUID, request: Request, user: User = Depends(console_user)) -> Response:
     async with request.app.state.ctx.sessions() as db:
+        # One snapshot for the page's reads: a batch committed between them showed a timeline ahead of its invoice.
+        await db.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         invoice = await queries.invoice(db, tenant_id=user.tenant_id, invoice_id=invoice_id)
         if invoice is None:
             return refuse(request, 404, "invoice.unknown")
